@@ -1,0 +1,18 @@
+# The targets .ci/run uses. PYTHON may point at a virtual environment's interpreter.
+PYTHON ?= python
+
+.PHONY: test lint typecheck check fuzz bench
+
+test:
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check evtrack tests benchmarks
+
+typecheck:
+	$(PYTHON) -m mypy
+
+check: lint typecheck test
+
+bench:
+	$(PYTHON) benchmarks/run.py --quick

@@ -1,0 +1,248 @@
+"""From input paths to the normalised event table: expand, detect by content, read, normalise, cover.
+
+The unit of work is one file (:func:`read_file`), a pure function of its arguments whose result pickles, so the
+same code runs in-process, in a process pool, or on a remote worker.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evtrack.coverage import ChannelSpan, CoverageBuilder
+from evtrack.errors import SourceError
+from evtrack.events import BatchBuilder, normalise
+from evtrack.sources.base import FileStats, InputKind, RawEvent, Reader, ReadIssue
+from evtrack.sources.xmlfile import looks_like_xml_events
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+EVTX_MAGIC = b"ElfFile\x00"
+
+#: Engine name → (module, function). Imported lazily so `evtrack --help` never loads a parser.
+ENGINES: dict[str, tuple[str, str]] = {
+    "evtx": ("evtrack.sources.rust", "read_rust"),
+    "python-evtx": ("evtrack.sources.pyevtx", "read_python_evtx"),
+}
+DEFAULT_ENGINE = "evtx"
+_GLOB_CHARS = frozenset("*?[")
+
+
+def get_reader(kind: InputKind, engine: str) -> Reader:
+    if kind is InputKind.XML:
+        module, name = "evtrack.sources.xmlfile", "read_xml"
+    else:
+        try:
+            module, name = ENGINES[engine]
+        except KeyError:
+            raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})") from None
+    reader: Reader = getattr(importlib.import_module(module), name)
+    return reader
+
+
+def detect_kind(path: Path) -> InputKind:
+    """Tell an .evtx from an XML export by its first bytes, never by its name."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except IsADirectoryError:
+        raise SourceError(path, "is a directory, not a file") from None
+    except PermissionError:
+        raise SourceError(path, "permission denied") from None
+    except FileNotFoundError:
+        raise SourceError(path, "no such file") from None
+    except OSError as exc:
+        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not head:
+        raise SourceError(path, "not an event log: the file is empty")
+    if head.startswith(EVTX_MAGIC):
+        return InputKind.EVTX
+    if looks_like_xml_events(head):
+        return InputKind.XML
+    raise SourceError(path, f"not an event log (starts with {head[:16]!r})")
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    """Every file below ``directory``, sorted, without following symlinked directories (no loops)."""
+    for root, dirs, files in os.walk(directory, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(root) / name
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    files: tuple[Path, ...]
+    """Distinct files to read, in a stable order."""
+    errors: tuple[ReadIssue, ...]
+    """Arguments that named nothing readable."""
+    from_directories: frozenset[Path]
+    """Files found by scanning a directory (a non-log there is ignored with a note, not an error)."""
+
+
+def expand_inputs(arguments: Iterable[str | Path]) -> Inputs:
+    """Files, directories (recursive) and globs, mixed; duplicates (same resolved path) read once."""
+    files: list[Path] = []
+    errors: list[ReadIssue] = []
+    scanned: set[Path] = set()
+    seen: set[Path] = set()
+
+    def add(path: Path, from_directory: bool) -> None:
+        key = path.resolve()
+        if key in seen:
+            return
+        seen.add(key)
+        files.append(path)
+        if from_directory:
+            scanned.add(path)
+
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            for found in _walk(path):
+                add(found, True)
+        elif path.exists():
+            add(path, False)
+        elif _GLOB_CHARS & set(str(argument)):
+            matches = sorted(glob.glob(str(argument), recursive=True))
+            if not matches:
+                errors.append(ReadIssue(path, "input", "no file matches this pattern", 0))
+            for match in matches:
+                found_path = Path(match)
+                if found_path.is_dir():
+                    for found in _walk(found_path):
+                        add(found, True)
+                else:
+                    add(found_path, False)
+        else:
+            errors.append(ReadIssue(path, "input", "no such file or directory", 0))
+    return Inputs(tuple(files), tuple(errors), frozenset(scanned))
+
+
+@dataclass(slots=True)
+class FileResult:
+    """Everything reading one file produced: rows (as Arrow batches), what could not be read, coverage."""
+
+    stats: FileStats
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    coverage: CoverageBuilder = field(default_factory=CoverageBuilder)
+    error: str | None = None
+    """Set when the file could not be read at all (not an event log, unreadable)."""
+
+
+def iter_raw(path: Path, stats: FileStats, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True) -> Iterator[
+    RawEvent
+]:
+    """The raw records of one file, by content-detected kind and the chosen engine."""
+    kind = detect_kind(path)
+    stats.kind = kind
+    try:
+        stats.size = path.stat().st_size
+    except OSError:
+        stats.size = 0
+    yield from get_reader(kind, engine)(path, stats, verify_checksums=verify_checksums)
+
+
+def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
+              batch_rows: int = 65_536) -> FileResult:
+    """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result."""
+    stats = FileStats(path)
+    result = FileResult(stats)
+    source = str(path)
+    builder = BatchBuilder(batch_rows)
+    try:
+        for raw in iter_raw(path, stats, engine, verify_checksums):
+            result.coverage.add(raw)
+            row = normalise(raw, source)
+            if row is not None:
+                builder.add(row)
+                if builder.full():
+                    result.batches.append(builder.flush())
+    except SourceError as exc:
+        result.error = exc.reason
+    if builder.rows:
+        result.batches.append(builder.flush())
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """The event table over all inputs, with per-file stats and merged coverage."""
+
+    table: pa.Table
+    files: tuple[FileStats, ...]
+    file_errors: tuple[ReadIssue, ...]
+    """Inputs that could not be read at all, with why."""
+    ignored: tuple[ReadIssue, ...]
+    """Files found in a directory scan that are not event logs (noted, not errors)."""
+    coverage: tuple[ChannelSpan, ...]
+    engine: str
+
+    @property
+    def records(self) -> int:
+        return sum(stats.records for stats in self.files)
+
+    @property
+    def skipped(self) -> int:
+        return sum(stats.skipped for stats in self.files)
+
+    @property
+    def issues(self) -> list[ReadIssue]:
+        return [issue for stats in self.files for issue in stats.issues]
+
+
+ProgressCallback = Callable[[FileResult], None]
+
+
+def default_jobs() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
+                jobs: int = 1, progress: ProgressCallback | None = None) -> ReadResult:
+    """Read every input; the result does not depend on ``jobs`` or on the order files finish in."""
+    import pyarrow as pa
+
+    from evtrack.events import logon_schema
+
+    if engine not in ENGINES:
+        raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})")
+    inputs = expand_inputs(arguments)
+    results: list[FileResult] = []
+    if jobs > 1 and len(inputs.files) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(inputs.files))) as pool:
+            futures = [pool.submit(read_file, path, engine, verify_checksums) for path in inputs.files]
+            for future in futures:
+                result = future.result()
+                results.append(result)
+                if progress:
+                    progress(result)
+    else:
+        for path in inputs.files:
+            result = read_file(path, engine, verify_checksums)
+            results.append(result)
+            if progress:
+                progress(result)
+    coverage = CoverageBuilder()
+    batches: list[pa.RecordBatch] = []
+    files: list[FileStats] = []
+    errors = list(inputs.errors)
+    ignored: list[ReadIssue] = []
+    for result in results:
+        if result.error is not None:
+            issue = ReadIssue(result.stats.path, "file", result.error, 0)
+            is_noise = result.stats.path in inputs.from_directories and result.error.startswith("not an event log")
+            (ignored if is_noise else errors).append(issue)
+            continue
+        files.append(result.stats)
+        batches.extend(result.batches)
+        coverage.merge(result.coverage)
+    table = pa.Table.from_batches(batches, schema=logon_schema())
+    return ReadResult(table, tuple(files), tuple(errors), tuple(ignored), tuple(coverage.spans()), engine)

@@ -1,0 +1,112 @@
+"""What every reader hands on: raw records, read issues and per-file counts.
+
+Readers are the only modules that import a parser library. Each turns one input file into a stream of
+:class:`RawEvent` (every record it could read, in file order) and fills a :class:`FileStats` with what it
+could not read. Nothing here applies an RDP rule: that is :mod:`evtrack.events`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+#: Seconds between the FILETIME epoch (1601-01-01) and the Unix epoch, in 100 ns ticks.
+FILETIME_UNIX_OFFSET = 116_444_736_000_000_000
+
+#: Event ids whose payload a reader must decode. For any other id a reader may leave ``data`` empty:
+#: those records count towards coverage (time, host, channel, record id) only.
+WANTED_EVENT_IDS: frozenset[int] = frozenset(
+    {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149}
+)
+
+
+def filetime_to_us(filetime: int) -> int:
+    """FILETIME (100 ns ticks since 1601) to microseconds since the Unix epoch, truncating like pyevtx-rs."""
+    return (filetime - FILETIME_UNIX_OFFSET) // 10
+
+
+def us_to_datetime(time_us: int) -> datetime:
+    """Microseconds since the Unix epoch to an aware UTC datetime (exact: integer arithmetic only)."""
+    seconds, micros = divmod(time_us, 1_000_000)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One record as read from a file, before any rule is applied.
+
+    Everything comes from the event's XML (``System/TimeCreated``, ``System/EventRecordID``), never from the
+    record header, which exported logs renumber.
+    """
+
+    time_us: int | None
+    """``System/TimeCreated/@SystemTime`` in microseconds since the Unix epoch (UTC), truncated; None if absent."""
+    event_id: int
+    """``System/EventID`` (the Qualifiers attribute, if any, is dropped)."""
+    record_id: int | None
+    """``System/EventRecordID``."""
+    channel: str
+    computer: str
+    provider: str
+    data: dict[str, str | None] = field(default_factory=dict)
+    """The payload, flattened: ``EventData/Data[@Name]`` or the children of ``UserData/<Element>``, as text
+    (integers in decimal, hex integers as ``0x...``). Empty for event ids outside :data:`WANTED_EVENT_IDS`."""
+
+
+class InputKind(str, Enum):
+    EVTX = "evtx"
+    XML = "xml"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIssue:
+    """Something a reader could not read, and where. Collected, never fatal unless the caller is strict."""
+
+    path: Path
+    where: str
+    """e.g. ``chunk 6``, ``record 463011``, ``file``."""
+    reason: str
+    skipped: int = 1
+    """How many records this issue cost, as far as the reader can tell (0 if unknown or none)."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.where}: {self.reason}"
+
+
+@dataclass(slots=True)
+class FileStats:
+    """What reading one file produced, filled in by the reader as it goes."""
+
+    path: Path
+    kind: InputKind | None = None
+    engine: str = ""
+    size: int = 0
+    records: int = 0
+    """Records read successfully (wanted or not)."""
+    fallbacks: int = 0
+    """Records a fast path could not decode and that were read by the slow, full path instead."""
+    issues: list[ReadIssue] = field(default_factory=list)
+    per_channel: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped(self) -> int:
+        return sum(issue.skipped for issue in self.issues)
+
+    def add_issue(self, where: str, reason: str, skipped: int = 1) -> None:
+        self.issues.append(ReadIssue(self.path, where, reason, skipped))
+
+
+class Reader(Protocol):
+    """A parsing engine: yields every record it can read from ``path`` and records what it cannot in ``stats``.
+
+    Must be streaming (never hold a whole file's records), must visit every chunk whatever the file header says,
+    and must not raise for a bad chunk or record: it counts it in ``stats`` and goes on. It raises
+    :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened.
+    """
+
+    def __call__(self, path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]: ...
