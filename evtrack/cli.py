@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from evtrack import __version__
-from evtrack.errors import EvtrackError
+from evtrack.errors import ConfigError, EvtrackError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from evtrack.config import FileConfig
     from evtrack.reading import ReadResult
+    from evtrack.report import Report
+    from evtrack.usage import ReportSettings
 
 app = typer.Typer(
     name="evtrack",
@@ -186,6 +189,223 @@ def events(
     _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
     if strict and (result.skipped or result.file_errors or result.issues):
         raise typer.Exit(EXIT_ERROR)
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Per(str, Enum):
+    user = "user"
+    window = "window"
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="EVTRACK_CONFIG", help="TOML config file (default: ./evtrack.toml if present)."),
+]
+InstalledOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--installed", min=0, envvar="EVTRACK_INSTALLED", help="Per User CALs installed on the licence server."
+    ),
+]
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", envvar="EVTRACK_TZ", help="IANA time zone for window boundaries (default UTC)."),
+]
+WindowOpt = Annotated[
+    str | None, typer.Option("--window", help="month (default), week, rolling:30d, or range (one window).")
+]
+FromOpt = Annotated[str | None, typer.Option("--from", help="First day of the period (YYYY-MM-DD, local).")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Last day of the period, inclusive (YYYY-MM-DD, local).")]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Date or time for the licence-server view (default: end of data).")
+]
+DomainOpt = Annotated[
+    list[str] | None, typer.Option("--domain", help="Scope: count only users of this domain (repeatable).")
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Do not count this account: DOMAIN\\sam, sam, a SID, or a glob like 'svc_*'."),
+]
+AliasOpt = Annotated[
+    list[str] | None, typer.Option("--alias", help="Map an FQDN or UPN suffix to a NetBIOS domain: fqdn=NETBIOS.")
+]
+
+
+def _settings(
+    config: Path | None, installed: int | None, tz: str | None, window: str | None, start: str | None,
+    end: str | None, as_of: str | None, domains: list[str] | None, excludes: list[str] | None,
+    aliases: list[str] | None, created_at: str | None,
+) -> tuple[ReportSettings, FileConfig]:
+    import os
+    from datetime import datetime, timezone
+
+    from evtrack.config import load_config
+    from evtrack.identity import Exclusions
+    from evtrack.usage import ReportSettings
+    from evtrack.windows import WindowSpec, parse_date, parse_moment, zone
+
+    file = load_config(config)
+    tz_name = tz or file.tz or "UTC"
+    tzinfo = zone(tz_name)
+    window_name = window or file.window or "month"
+    WindowSpec.parse(window_name)
+    alias_map = dict(file.aliases)
+    for item in aliases or []:
+        if "=" not in item:
+            raise ConfigError(f"--alias {item!r}: use fqdn=NETBIOS, e.g. contoso.local=CONTOSO")
+        key, value = item.split("=", 1)
+        alias_map[key.strip()] = value.strip()
+    names, sids, patterns = list(file.exclude_names), list(file.exclude_sids), list(file.exclude_patterns)
+    for item in excludes or []:
+        if item.upper().startswith("S-1-"):
+            sids.append(item)
+        elif set("*?[") & set(item):
+            patterns.append(item)
+        else:
+            names.append(item)
+    created: datetime | None = None
+    if created_at:
+        created = parse_moment(created_at, zone("UTC"))
+    elif os.environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit():
+        created = datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), tz=timezone.utc)
+    settings = ReportSettings(
+        installed=installed if installed is not None else file.installed,
+        tz=tz_name,
+        window=window_name,
+        start=parse_date(start) if start else None,
+        end=parse_date(end) if end else None,
+        as_of=parse_moment(as_of, tzinfo) if as_of else None,
+        aliases=alias_map,
+        exclusions=Exclusions.build(names, sids, patterns),
+        domains=tuple(domains or file.domains),
+        created_at=created,
+    )
+    return settings, file
+
+
+def _ascii_console() -> bool:
+    encoding = (getattr(sys.stdout, "encoding", None) or "ascii").lower()
+    try:
+        "─—".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return True
+    return False
+
+
+def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = True, bom: bool = False) -> bytes:
+    from evtrack.render.csv import users_csv, windows_csv
+    from evtrack.render.json import report_json
+    from evtrack.render.table import report_table
+
+    if fmt is ReportFormat.json:
+        return report_json(report).encode("utf-8")
+    if fmt is ReportFormat.csv:
+        text = windows_csv(report, safe=safe, bom=bom) if per is Per.window else users_csv(report, safe=safe, bom=bom)
+        return text.encode("utf-8")
+    return report_table(report, ascii_only=_ascii_console()).encode(sys.stdout.encoding or "utf-8", "replace")
+
+
+def _check_code(report: Report) -> int:
+    if report.over_by > 0:
+        return EXIT_OVER
+    if not report.coverage_complete or report.verdict == "unknown":
+        return EXIT_INCOMPLETE
+    return 0
+
+
+@app.command()
+def report(
+    paths: PathsArg,
+    installed: InstalledOpt = None,
+    window: WindowOpt = None,
+    tz: TzOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    as_of: AsOfOpt = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
+    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 3 when over the installed count, 4 when log coverage is incomplete.")
+    ] = False,
+    config: ConfigOpt = None,
+    domain: DomainOpt = None,
+    exclude: ExcludeOpt = None,
+    alias: AliasOpt = None,
+    engine: EngineOpt = Engine.evtx,
+    verify_checksums: ChecksumOpt = True,
+    jobs: JobsOpt = None,
+    strict: StrictOpt = False,
+    bom: Annotated[bool, typer.Option("--bom", help="Start CSV with a UTF-8 BOM (for Excel).")] = False,
+    unsafe_csv: Annotated[
+        bool, typer.Option("--raw-csv", help="Do not neutralise cells that spreadsheets would run as formulas.")
+    ] = False,
+    created_at: Annotated[
+        str | None, typer.Option("--created-at", help="Pin the report's creation time (also SOURCE_DATE_EPOCH).")
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every read issue.")] = False,
+) -> None:
+    """Estimate Per User CALs in use: distinct RDP users per window against the installed count."""
+    from evtrack.pipeline import source_from_read
+    from evtrack.usage import build_report
+
+    try:
+        settings, _file = _settings(config, installed, tz, window, start, end, as_of, domain, exclude, alias,
+                                    created_at)
+        result = _read(paths, engine, verify_checksums, jobs, quiet)
+        built = build_report(source_from_read(result), settings)
+        data = render_report(built, fmt, per, safe=not unsafe_csv, bom=bom)
+        _write_or_print(data, output, [stats.path for stats in result.files])
+    except EvtrackError as exc:
+        _fail(str(exc))
+    _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
+    if strict and (result.skipped or result.file_errors or result.issues):
+        raise typer.Exit(EXIT_ERROR)
+    if check:
+        raise typer.Exit(_check_code(built))
+
+
+config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOpt = None,
+    installed: InstalledOpt = None,
+    tz: TzOpt = None,
+    window: WindowOpt = None,
+    domain: DomainOpt = None,
+    exclude: ExcludeOpt = None,
+    alias: AliasOpt = None,
+) -> None:
+    """Print the settings a report would use: config file merged with flags and environment."""
+    try:
+        settings, file = _settings(config, installed, tz, window, None, None, None, domain, exclude, alias, None)
+    except EvtrackError as exc:
+        _fail(str(exc))
+    lines = [
+        f"# config file: {file.path if file.path else '(none)'}",
+        f"installed = {settings.installed if settings.installed is not None else '# not set'}",
+        f'tz = "{settings.tz}"',
+        f'window = "{settings.window}"',
+        "domains = [" + ", ".join(f'"{d}"' for d in settings.domains) + "]  # empty: all trusted domains",
+        "",
+        "[aliases]",
+        *(f'"{k}" = "{v}"' for k, v in sorted(settings.aliases.items())),
+        "",
+        "[exclude]",
+        "names = [" + ", ".join(f'"{n}"' for n in sorted(settings.exclusions.names)) + "]",
+        "sids = [" + ", ".join(f'"{n}"' for n in sorted(settings.exclusions.sids)) + "]",
+        "patterns = [" + ", ".join(f'"{n}"' for n in settings.exclusions.patterns) + "]",
+    ]
+    typer.echo("\n".join(line.replace("\\", "\\\\") if "=" in line and "\\" in line else line for line in lines))
 
 
 def main() -> None:

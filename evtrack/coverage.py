@@ -43,6 +43,9 @@ class ChannelSpan:
     gaps: tuple[Gap, ...]
     cleared_us: tuple[int, ...]
     """Times of log-cleared events (1102 in Security, System 104 naming this channel)."""
+    intervals: tuple[tuple[int, int], ...] = ()
+    """Covered time: each input file's first..last, merged where they overlap or touch. A hole between two
+    exports stays a hole, whatever the envelope ``first_us``..``last_us`` says."""
 
     @property
     def missing_records(self) -> int:
@@ -55,7 +58,21 @@ class _Acc:
     times: array[int] = field(default_factory=lambda: array("q"))
     untimed_ids: int = 0
     no_id_times: set[int] = field(default_factory=set)
+    direct_min: int | None = None
+    direct_max: int | None = None
+    intervals: list[tuple[int, int]] = field(default_factory=list)
 
+    def envelope(self) -> list[tuple[int, int]]:
+        if self.direct_min is None or self.direct_max is None:
+            return list(self.intervals)
+        return [*self.intervals, (self.direct_min, self.direct_max)]
+
+
+#: The logs whose coverage matters: the evidence channels, RCM (context) and System (log-cleared 104).
+COVERED_CHANNELS = frozenset({
+    "security", "system", "microsoft-windows-terminalservices-localsessionmanager/operational",
+    "microsoft-windows-terminalservices-remoteconnectionmanager/operational",
+})
 
 #: Gaps this small are left out: exports filtered by XPath or merged logs skip ids on purpose. One record of
 #: slack is not worth an alarm; a real roll-over or clear loses far more.
@@ -70,6 +87,8 @@ class CoverageBuilder:
         self._cleared: dict[tuple[str, str], set[int]] = {}
 
     def add(self, event: RawEvent) -> None:
+        if event.channel.lower() not in COVERED_CHANNELS:
+            return
         key = (event.computer, event.channel)
         acc = self._acc.get(key)
         if acc is None:
@@ -77,6 +96,10 @@ class CoverageBuilder:
         if event.time_us is None:
             acc.untimed_ids += 1
             return
+        if acc.direct_min is None or event.time_us < acc.direct_min:
+            acc.direct_min = event.time_us
+        if acc.direct_max is None or event.time_us > acc.direct_max:
+            acc.direct_max = event.time_us
         if event.record_id is None:
             acc.no_id_times.add(event.time_us)
         else:
@@ -90,8 +113,10 @@ class CoverageBuilder:
                 self._cleared.setdefault((event.computer, cleared), set()).add(event.time_us)
 
     def merge(self, other: CoverageBuilder) -> None:
+        """Add another builder's records; its records' time envelope per channel becomes one covered interval."""
         for key, acc in other._acc.items():
             mine = self._acc.setdefault(key, _Acc())
+            mine.intervals.extend(acc.envelope())
             mine.ids.extend(acc.ids)
             mine.times.extend(acc.times)
             mine.untimed_ids += acc.untimed_ids
@@ -124,9 +149,21 @@ class CoverageBuilder:
                     last_record_id=unique_ids[-1] if unique_ids else None,
                     gaps=tuple(gaps),
                     cleared_us=tuple(sorted(self._cleared.get((host, channel), ()))),
+                    intervals=merge_intervals(acc.envelope()),
                 )
             )
         return result
+
+
+def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Union of closed intervals, sorted; overlapping or touching ones become one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def build_coverage(events: Iterable[RawEvent]) -> list[ChannelSpan]:

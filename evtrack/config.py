@@ -1,0 +1,101 @@
+"""Settings from an optional TOML file (``evtrack.toml`` in the working directory, or ``--config``).
+
+Flags override the file; the CLI merges them. Example::
+
+    installed = 25
+    tz = "Europe/Berlin"
+    window = "month"
+    domains = ["CONTOSO"]          # scope; empty or absent = all trusted domains
+
+    [aliases]                      # FQDN or UPN suffix -> NetBIOS domain
+    "contoso.local" = "CONTOSO"
+    "contoso.com" = "CONTOSO"
+
+    [exclude]                      # accounts not counted (reported as excluded, with the reason)
+    names = ["CONTOSO\\\\adm-alice"]
+    sids = ["S-1-5-21-1-2-3-500"]
+    patterns = ["*\\\\svc_*"]
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evtrack.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEFAULT_CONFIG_NAME = "evtrack.toml"
+_KNOWN = {"installed", "tz", "window", "domains", "aliases", "exclude", "engine"}
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """What a config file says; None where it says nothing."""
+
+    path: Path | None = None
+    installed: int | None = None
+    tz: str | None = None
+    window: str | None = None
+    engine: str | None = None
+    domains: tuple[str, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+    exclude_names: tuple[str, ...] = ()
+    exclude_sids: tuple[str, ...] = ()
+    exclude_patterns: tuple[str, ...] = ()
+
+
+def _strings(value: Any, where: str, path: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {where} must be a list of strings")
+    return tuple(value)
+
+
+def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
+    """Read ``path``, or ``evtrack.toml`` in ``cwd`` when it exists; an empty config otherwise."""
+    if path is None:
+        candidate = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+        if not candidate.is_file():
+            return FileConfig()
+        path = candidate
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN))})")
+    installed = data.get("installed")
+    if installed is not None and (not isinstance(installed, int) or isinstance(installed, bool) or installed < 0):
+        raise ConfigError(f"{path}: installed must be a whole number >= 0")
+    for key in ("tz", "window", "engine"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{path}: {key} must be a string")
+    aliases = data.get("aliases", {})
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise ConfigError(f"{path}: [aliases] must map names to NetBIOS domain strings")
+    exclude = data.get("exclude", {})
+    if not isinstance(exclude, dict) or set(exclude) - {"names", "sids", "patterns"}:
+        raise ConfigError(f"{path}: [exclude] takes names, sids and patterns")
+    return FileConfig(
+        path=path,
+        installed=installed,
+        tz=data.get("tz"),
+        window=data.get("window"),
+        engine=data.get("engine"),
+        domains=_strings(data.get("domains", []), "domains", path),
+        aliases=dict(aliases),
+        exclude_names=_strings(exclude.get("names", []), "exclude.names", path),
+        exclude_sids=_strings(exclude.get("sids", []), "exclude.sids", path),
+        exclude_patterns=_strings(exclude.get("patterns", []), "exclude.patterns", path),
+    )

@@ -1,0 +1,275 @@
+"""One key per person, whatever form the logs use: SID, ``DOMAIN\\sam``, ``fqdn\\sam``, UPN, any case.
+
+Pure functions over observations (user, domain, SID, host) taken from the event table:
+
+1. Domains are canonicalised to the NetBIOS name: an FQDN (``contoso.local``) or UPN suffix maps to it through the
+   alias map from the config, through pairs observed in the logs (the same SID, or the same domain SID, seen with
+   both forms), or through its first label when that NetBIOS name is seen.
+2. Names and SIDs are linked (union-find): a name seen with a SID belongs to that SID's person.
+3. A name without a domain (RCM 1149, some LSM events) is attached to the one domain-qualified person with that
+   sam account name, and only when there is exactly one; otherwise it stays apart, flagged unresolved.
+4. Machine accounts, built-in principals and configured exclusions are never counted; configured exclusions are
+   reported with their reason.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+#: Built-in principals that are never a person (names compared case-insensitively).
+BUILTIN_NAMES = frozenset({"system", "local service", "network service", "anonymous logon", "-", ""})
+BUILTIN_DOMAINS = frozenset({"nt authority", "window manager", "font driver host", "nt service", "nt virtual machine"})
+_SERVICE_SESSION_RE = re.compile(r"^(dwm|umfd)-\d+$", re.IGNORECASE)
+_WELL_KNOWN_SID_RE = re.compile(r"^S-1-(0-0|5-(7|18|19|20)|5-(90|96)-.*)$", re.IGNORECASE)
+_DOMAIN_SID_RE = re.compile(r"^(S-1-5-21-\d+-\d+-\d+)-\d+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusions:
+    """Accounts the admin chose not to count (admins, service accounts), with a reason shown in the report."""
+
+    names: frozenset[str] = frozenset()
+    """Exact names, case-insensitive: ``DOMAIN\\sam``, ``sam`` or a UPN."""
+    sids: frozenset[str] = frozenset()
+    patterns: tuple[str, ...] = ()
+    """Glob patterns matched against ``domain\\sam`` and ``sam`` (lower case), e.g. ``*\\svc_*``."""
+
+    @staticmethod
+    def build(names: Iterable[str] = (), sids: Iterable[str] = (), patterns: Iterable[str] = ()) -> Exclusions:
+        return Exclusions(
+            frozenset(n.strip().lower() for n in names if n.strip()),
+            frozenset(s.strip().upper() for s in sids if s.strip()),
+            tuple(p.strip().lower() for p in patterns if p.strip()),
+        )
+
+
+def builtin_reason(user: str | None, domain: str | None, sid: str | None) -> str | None:
+    """Why an account is never counted (machine, built-in, service session), or None for a possible person."""
+    name = (user or "").strip().lower()
+    if name in BUILTIN_NAMES:
+        return "built-in account" if name not in ("-", "") else "no user name"
+    if name.endswith("$"):
+        return "machine account"
+    if _SERVICE_SESSION_RE.match(name):
+        return "window manager / font driver session"
+    if (domain or "").strip().lower() in BUILTIN_DOMAINS:
+        return "built-in account"
+    if sid and _WELL_KNOWN_SID_RE.match(sid.strip()):
+        return "built-in account"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One sighting of an account in one event."""
+
+    user: str
+    domain: str | None
+    sid: str | None
+    host: str
+    """Short host name, lower case (for local-account detection)."""
+
+
+def host_key(computer: str) -> str:
+    """A host's key: its short name in lower case (``RDSH01.contoso.local`` and ``RDSH01`` are one host)."""
+    return computer.strip().split(".", 1)[0].lower()
+
+
+@dataclass(slots=True)
+class _UnionFind:
+    parent: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+
+    def find(self, node: tuple[str, ...]) -> tuple[str, ...]:
+        self.parent.setdefault(node, node)
+        root = node
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[node] != root:
+            self.parent[node], node = root, self.parent[node]
+        return root
+
+    def union(self, a: tuple[str, ...], b: tuple[str, ...]) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            # deterministic: the smaller node becomes the root
+            if rb < ra:
+                ra, rb = rb, ra
+            self.parent[rb] = ra
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A resolved person."""
+
+    key: str
+    """The SID when any event for this person carries one, else ``domain\\sam`` in lower case."""
+    display: str
+    """``DOMAIN\\sam`` as most often written (NetBIOS domain upper case)."""
+    sid: str | None
+    domain: str | None
+    """Canonical (NetBIOS, upper case) domain, None when it could not be resolved."""
+    aliases: tuple[str, ...]
+    """Every raw form seen: ``CONTOSO\\alice``, ``contoso.local\\Alice``, ``alice``, SIDs..."""
+    local_account: bool
+    """The domain is a session host's own name: a local account, which Per User CALs do not cover."""
+    domain_resolved: bool
+    excluded: str | None
+    """Why this person is not counted (configured exclusion or built-in), or None."""
+
+
+class IdentityResolver:
+    """Resolves observations to :class:`Identity` keys. Build it once over all rows, then look up."""
+
+    def __init__(self, observations: Iterable[Observation], *, aliases: Mapping[str, str] | None = None,
+                 exclusions: Exclusions | None = None) -> None:
+        self._exclusions = exclusions or Exclusions()
+        obs = [o for o in observations if builtin_reason(o.user, o.domain, o.sid) is None]
+        self._hosts = {o.host for o in obs}
+        self._domain_map = self._domain_aliases(obs, aliases or {})
+        self._netbios = {d.strip().upper() for o in obs if (d := o.domain) and "." not in d and "@" not in o.user}
+        self._netbios |= set(self._domain_map.values())
+        self._uf = _UnionFind()
+        self._forms: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+        named: list[tuple[tuple[str, ...], Observation]] = []
+        for o in obs:
+            node = self._name_node(o.user, o.domain)
+            self._uf.find(node)
+            named.append((node, o))
+            if o.sid and not _WELL_KNOWN_SID_RE.match(o.sid):
+                self._uf.union(node, ("sid", o.sid.upper()))
+        # attach names without a domain when exactly one domain-qualified person has that sam name
+        by_sam: dict[str, set[str]] = defaultdict(set)
+        for node in list(self._uf.parent):
+            if node[0] == "name" and node[1] != "":
+                by_sam[node[2]].add(node[1])
+        self._unresolved: set[tuple[str, ...]] = set()
+        for node in list(self._uf.parent):
+            if node[0] == "name" and node[1] == "":
+                domains = by_sam.get(node[2], set())
+                if len(domains) == 1:
+                    self._uf.union(node, ("name", next(iter(domains)), node[2]))
+                else:
+                    self._unresolved.add(node)
+        for node, o in named:
+            raw = f"{o.domain}\\{o.user}" if o.domain else o.user
+            self._forms[self._uf.find(node)][raw] += 1
+        self._members: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
+        for node in self._uf.parent:
+            self._members[self._uf.find(node)].append(node)
+        self._cache: dict[tuple[str, ...], Identity] = {}
+
+    # -- domains -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _domain_aliases(obs: list[Observation], configured: Mapping[str, str]) -> dict[str, str]:
+        """Lower-case domain form → canonical upper-case NetBIOS name."""
+        mapping = {k.strip().lower(): v.strip().upper() for k, v in configured.items()}
+        by_domain_sid: dict[str, set[str]] = defaultdict(set)
+        by_sid: dict[str, set[str]] = defaultdict(set)
+        for o in obs:
+            if not o.domain or not o.sid:
+                continue
+            by_sid[o.sid.upper()].add(o.domain.strip().lower())
+            match = _DOMAIN_SID_RE.match(o.sid.strip())
+            if match:
+                by_domain_sid[match.group(1).upper()].add(o.domain.strip().lower())
+        for group in [*by_sid.values(), *by_domain_sid.values()]:
+            netbios = sorted(d for d in group if "." not in d)
+            if len(netbios) == 1:
+                for form in group:
+                    if "." in form:
+                        mapping.setdefault(form, netbios[0].upper())
+        netbios_seen = {o.domain.strip().lower() for o in obs if o.domain and "." not in o.domain}
+        for o in obs:
+            if o.domain and "." in o.domain:
+                form = o.domain.strip().lower()
+                first = form.split(".", 1)[0]
+                if form not in mapping and first in netbios_seen:
+                    mapping[form] = first.upper()
+        return mapping
+
+    def canonical_domain(self, domain: str | None) -> str:
+        """``contoso.local`` → ``CONTOSO`` (when known), ``contoso`` → ``CONTOSO``; "" for no domain."""
+        if not domain or not domain.strip():
+            return ""
+        form = domain.strip().lower()
+        return self._domain_map.get(form, form.upper() if "." not in form else form)
+
+    def _name_node(self, user: str, domain: str | None) -> tuple[str, ...]:
+        user = user.strip()
+        if "@" in user and not domain:
+            sam, _, suffix = user.partition("@")
+            canonical = self._domain_map.get(suffix.lower())
+            first = suffix.lower().split(".", 1)[0].upper()
+            if canonical is None and first in self._netbios:
+                canonical = first
+            if canonical is not None:
+                return ("name", canonical, sam.lower())
+            return ("upn", user.lower(), "")
+        if "@" in user and domain:
+            user = user.partition("@")[0]
+        return ("name", self.canonical_domain(domain), user.lower())
+
+    # -- lookups -------------------------------------------------------------------------------------------------
+    def resolve(self, user: str | None, domain: str | None, sid: str | None, host: str = "") -> Identity | None:
+        """The person behind one sighting; None for accounts that are never a person (machine, built-in)."""
+        if builtin_reason(user, domain, sid) is not None or user is None:
+            return None
+        node = self._name_node(user, domain)
+        root = self._uf.find(node)
+        identity = self._cache.get(root)
+        if identity is None:
+            identity = self._cache[root] = self._identity(root)
+        return identity
+
+    def _identity(self, root: tuple[str, ...]) -> Identity:
+        members = self._members.get(root) or [root]
+        sids = sorted(n[1] for n in members if n[0] == "sid")
+        names = sorted(n for n in members if n[0] == "name" and n[1] != "")
+        forms = self._forms.get(root, Counter())
+        if names:
+            counts = Counter({n: sum(c for f, c in forms.items() if f.lower().endswith("\\" + n[2])) for n in names})
+            best = max(names, key=lambda n: (counts[n], [-ord(ch) for ch in n[1] + n[2]]))
+            domain = best[1]
+            sam_forms = Counter(f.rsplit("\\", 1)[-1] for f in forms if f.lower().rsplit("\\", 1)[-1] == best[2])
+            sam = min(sam_forms, key=lambda s: (-sam_forms[s], s)) if sam_forms else best[2]
+            display = f"{domain}\\{sam}"
+            key = sids[0] if sids else f"{domain.lower()}\\{best[2]}"
+        else:
+            domain = ""
+            other = sorted(n for n in members if n[0] in ("name", "upn"))
+            raw = other[0][2] if other and other[0][0] == "name" else (other[0][1] if other else root[-1])
+            display = raw
+            key = sids[0] if sids else (f"?\\{raw}" if other and other[0][0] == "name" else raw)
+        aliases = tuple(sorted(set(forms) | set(sids)))
+        local = bool(domain) and domain.lower() in self._hosts
+        resolved = bool(domain) and not (root in self._unresolved and not sids)
+        return Identity(
+            key=key,
+            display=display,
+            sid=sids[0] if sids else None,
+            domain=domain or None,
+            aliases=aliases,
+            local_account=local,
+            domain_resolved=resolved,
+            excluded=self._excluded(display, aliases, sids),
+        )
+
+    def _excluded(self, display: str, aliases: tuple[str, ...], sids: list[str]) -> str | None:
+        ex = self._exclusions
+        for sid in sids:
+            if sid.upper() in ex.sids:
+                return f"excluded by SID {sid}"
+        candidates = {display.lower(), display.rsplit("\\", 1)[-1].lower()} | {a.lower() for a in aliases}
+        candidates |= {a.rsplit("\\", 1)[-1] for a in list(candidates)}
+        for name in sorted(candidates):
+            if name in ex.names:
+                return f"excluded by name {name}"
+        for pattern in ex.patterns:
+            for name in sorted(candidates):
+                if fnmatch.fnmatchcase(name, pattern):
+                    return f"excluded by pattern {pattern}"
+        return None

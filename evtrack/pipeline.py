@@ -1,0 +1,41 @@
+"""Wires the stages: read inputs → event table + coverage → report. What the CLI and tests call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from evtrack.reading import DEFAULT_ENGINE, ProgressCallback, ReadResult, read_inputs
+from evtrack.report import InputFile, Report
+from evtrack.usage import ReportSettings, ReportSource, build_report
+
+
+def input_files(result: ReadResult) -> tuple[InputFile, ...]:
+    """The inputs' story for the report: every file read, and every one that could not be."""
+    rows = [
+        InputFile(
+            path=str(stats.path), kind=stats.kind.value if stats.kind else "", engine=stats.engine,
+            records=stats.records, skipped=stats.skipped, issues=tuple(str(i) for i in stats.issues), error=None,
+        )
+        for stats in result.files
+    ]
+    rows += [
+        InputFile(path=str(issue.path), kind="", engine="", records=0, skipped=0, issues=(), error=issue.reason)
+        for issue in result.file_errors
+    ]
+    return tuple(sorted(rows, key=lambda row: row.path))
+
+
+def source_from_read(result: ReadResult) -> ReportSource:
+    return ReportSource(
+        table=result.table, coverage=result.coverage, inputs=input_files(result), engine=result.engine,
+        records_read=result.records, records_skipped=result.skipped,
+    )
+
+
+def run_report(paths: Sequence[str | Path], settings: ReportSettings, *, engine: str = DEFAULT_ENGINE,
+               verify_checksums: bool = True, jobs: int = 1,
+               progress: ProgressCallback | None = None) -> tuple[Report, ReadResult]:
+    """Read ``paths`` and build the report; returns the read result too (for the summary)."""
+    result = read_inputs(paths, engine=engine, verify_checksums=verify_checksums, jobs=jobs, progress=progress)
+    return build_report(source_from_read(result), settings), result

@@ -1,0 +1,114 @@
+"""The report as a plain-text table that reads well in an 80-column terminal (rich, rendered to a string).
+
+Every value from the logs goes in as :class:`rich.text.Text`, never as markup, so a user name such as
+``[bold]x`` or ``<script>`` is shown as it is. With ``ascii_only`` (a legacy Windows console code page) boxes and
+symbols are plain ASCII.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from evtrack.report import Report
+from evtrack.windows import zone
+
+WIDTH = 80
+
+
+def _day(moment: object) -> str:
+    from datetime import datetime
+
+    return moment.strftime("%Y-%m-%d") if isinstance(moment, datetime) else "-"
+
+
+def _t(value: object, style: str = "") -> Text:
+    return Text("-" if value is None else str(value), style=style)
+
+
+def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH, max_users: int | None = None) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None, legacy_windows=False,
+                      emoji=False, highlight=False, markup=False)
+    frame = box.ASCII if ascii_only else box.SIMPLE
+    dash = "-" if ascii_only else "—"
+
+    console.print(Text(f"evtrack {dash} RDS Per User CAL usage (estimate from logon events)", style="bold"))
+    created = report.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    console.print(Text(f"Created: {created}   Scope: {report.scope}"))
+    console.print(Text(f"Time zone: {report.tz}   Windows: {report.window}"))
+    installed = "not set" if report.installed is None else str(report.installed)
+    as_of = _day(report.as_of.astimezone(zone(report.tz))) if report.as_of else "-"
+    estimated = "unknown" if report.estimated is None else str(report.estimated)
+    console.print(Text(f"Per User CALs installed: {installed}"))
+    console.print(Text(f"Estimated issued as of {as_of}: {estimated} (users seen in the 60 days before)"))
+    peak = f"{report.peak_estimated} on {report.peak_day}" if report.peak_estimated is not None else "-"
+    busiest = "-" if report.max_window_users is None else str(report.max_window_users)
+    console.print(Text(f"Peak of that view: {peak}   Busiest window: {busiest} users"))
+    utilisation = "" if report.utilisation is None else f"   Utilisation: {report.utilisation:.0%}"
+    coverage = "complete" if report.coverage_complete else "INCOMPLETE"
+    console.print(Text(f"Verdict: {report.verdict.upper()}{utilisation}   Log coverage: {coverage}", style="bold"))
+
+    windows = Table(title="Distinct RDP users per window", box=frame, title_justify="left", pad_edge=False)
+    for name, justify in (("Window", "left"), ("Status", "left"), ("Users", "right"), ("New", "right"),
+                          ("Sessions", "right"), ("Reconn.", "right"), ("Verdict", "left")):
+        windows.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for w in report.windows:
+        windows.add_row(_t(w.label), _t(w.status), _t("unknown" if w.users is None else w.users),
+                        _t(w.new_users), _t(w.sessions), _t(w.reconnects), _t(w.verdict))
+    console.print(windows)
+
+    shown = report.users if max_users is None else report.users[:max_users]
+    users = Table(title=f"Users ({len(report.users)})", box=frame, title_justify="left", pad_edge=False)
+    for name, justify in (("User", "left"), ("First seen", "left"), ("Last seen", "left"), ("Sess.", "right"),
+                          ("Hosts", "right"), ("CAL expiry", "left")):
+        users.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for u in shown:
+        flags = (" (local)" if u.local_account else "") + ("" if u.domain_resolved else " (domain?)")
+        users.add_row(_t(u.display_name + flags), _t(_day(u.first_seen)), _t(_day(u.last_seen)), _t(u.sessions),
+                      _t(len(u.hosts)), _t(_day(u.cal_expiry)))
+    console.print(users)
+    if len(shown) < len(report.users):
+        console.print(Text(f"... {len(report.users) - len(shown)} more users (use --format csv for all)"))
+
+    if report.excluded:
+        excluded = Table(title=f"Not counted ({len(report.excluded)})", box=frame, title_justify="left",
+                         pad_edge=False)
+        for name in ("Account", "Reason", "Events", "Last seen"):
+            excluded.add_column(name, overflow="fold")
+        for e in report.excluded:
+            excluded.add_row(_t(e.name), _t(e.reason), _t(e.events), _t(_day(e.last_seen)))
+        console.print(excluded)
+
+    coverage_table = Table(title="Log coverage", box=frame, title_justify="left", pad_edge=False)
+    for name in ("Host", "Log", "First", "Last", "Records", "Holes", "Clr"):
+        coverage_table.add_column(name, overflow="ellipsis", no_wrap=True, max_width=18 if name == "Host" else None,
+                                  min_width=10 if name in ("First", "Last") else len(name) if name != "Host" else None)
+    for c in report.coverage:
+        holes = max(len(c.intervals) - 1, 0)
+        coverage_table.add_row(_t(c.host), _t(_short_channel(c.channel)), _t(_day(c.first)), _t(_day(c.last)),
+                               _t(c.records), _t(holes), _t(len(c.cleared)))
+    console.print(coverage_table)
+
+    failed = [i for i in report.inputs if i.error]
+    console.print(Text(
+        f"Inputs: {len(report.inputs) - len(failed)} files read ({report.engine}), {len(failed)} failed; "
+        f"records read {report.records_read:,}, skipped {report.records_skipped:,}"
+    ))
+    for item in failed:
+        console.print(Text(f"  failed: {item.path}: {item.error}"))
+    for note in report.notes:
+        console.print(Text(f"Note: {note}"))
+    return buffer.getvalue()
+
+
+def _short_channel(channel: str) -> str:
+    if "LocalSessionManager" in channel:
+        return "LSM"
+    if "RemoteConnectionManager" in channel:
+        return "RCM"
+    return channel.rsplit("/", 1)[0].rsplit("-", 1)[-1][:8]

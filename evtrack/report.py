@@ -1,0 +1,211 @@
+"""The CAL usage report: frozen dataclasses, JSON-serialisable with a schema version.
+
+It mirrors the RD Licensing Manager's *CAL Usage* report (date and time created, scope, Per User CALs installed,
+Per User CALs issued within the scope) and goes beyond it: per window distinct users with a verdict, per user the
+evidence and an estimated CAL expiry, what was excluded and why, and how complete the logs were. A window the
+logs do not cover has ``users = None`` ("unknown"), never 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, TypeVar, Union
+
+SCHEMA_VERSION = 1
+CAL_VALIDITY_DAYS = 60
+"""Per User CALs show as valid 60 days after issue and are extended at sign-in (Microsoft, RDS CAL page)."""
+
+STATUS_COMPLETE = "complete"
+STATUS_PARTIAL = "partial"
+STATUS_UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class WindowUsage:
+    """Usage in one window ``[start, end)`` (local time of the report's zone)."""
+
+    label: str
+    start: datetime
+    end: datetime
+    users: int | None
+    """Distinct users with RDP evidence in the window; None when no log covers any of it (unknown)."""
+    new_users: int | None
+    """Users first seen (in this report's data) in this window."""
+    sessions: int
+    """Session starts (a 4624 type 10/12 and an LSM 21 a few seconds apart are one start)."""
+    reconnects: int
+    status: str
+    """complete (every known host's logs cover the whole window), partial (some), unknown (none)."""
+    verdict: str
+    """within / over by N / unknown."""
+    user_keys: tuple[str, ...]
+    hosts_complete: tuple[str, ...]
+    hosts_partial: tuple[str, ...]
+    hosts_unknown: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    """One person who used RDP, with the evidence."""
+
+    key: str
+    display_name: str
+    sid: str | None
+    aliases: tuple[str, ...]
+    first_seen: datetime
+    last_seen: datetime
+    sessions: int
+    reconnects: int
+    hosts: tuple[str, ...]
+    evidence: tuple[str, ...]
+    """Reason codes of the rules that matched (e.g. 4624_lt10, lsm25_ip)."""
+    events: int
+    cal_expiry: datetime
+    """Estimated Per User CAL expiry: last seen + 60 days."""
+    windows: tuple[str, ...]
+    local_account: bool
+    """The domain is a session host's own name: Per User CALs cover domain users; check this account."""
+    domain_resolved: bool
+
+
+@dataclass(frozen=True)
+class ExcludedUser:
+    """An account with RDP evidence that is not counted, and why."""
+
+    name: str
+    key: str
+    reason: str
+    events: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The licence-server view at the end of one local day: users with RDP evidence in the previous 60 days."""
+
+    day: date
+    users: int
+
+
+@dataclass(frozen=True)
+class ChannelCoverage:
+    host: str
+    channel: str
+    first: datetime
+    last: datetime
+    records: int
+    intervals: tuple[tuple[datetime, datetime], ...]
+    """Covered time, merged across input files (a hole between two exports is not covered)."""
+    record_id_gaps: int
+    missing_record_ids: int
+    cleared: tuple[datetime, ...]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    kind: str
+    engine: str
+    records: int
+    skipped: int
+    issues: tuple[str, ...]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything ``evtrack report`` found, in one value that renderers turn into text."""
+
+    schema_version: int
+    created_at: datetime
+    scope: str
+    """Like the Licensing Manager's: "All trusted domains", "Domain: CONTOSO"."""
+    installed: int | None
+    estimated: int | None
+    """Estimated Per User CALs issued as of ``as_of``: distinct users with RDP evidence in the 60 days before."""
+    as_of: datetime | None
+    peak_estimated: int | None
+    peak_day: date | None
+    max_window_users: int | None
+    verdict: str
+    """within / over by N / unknown; "over" when the estimate or any window exceeds the installed count."""
+    over_by: int
+    utilisation: float | None
+    coverage_complete: bool
+    tz: str
+    window: str
+    period_start: datetime | None
+    period_end: datetime | None
+    windows: tuple[WindowUsage, ...]
+    users: tuple[UserUsage, ...]
+    excluded: tuple[ExcludedUser, ...]
+    curve: tuple[CurvePoint, ...]
+    coverage: tuple[ChannelCoverage, ...]
+    inputs: tuple[InputFile, ...]
+    engine: str
+    records_read: int
+    records_skipped: int
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _encode(self)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"unsupported report schema version {version!r} (this evtrack reads {SCHEMA_VERSION})")
+        report: Report = _decode(Report, data)
+        return report
+
+
+# -- (de)serialisation ------------------------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 with offset (``Z`` for UTC), seconds or microseconds as needed."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (tuple, list)):
+        return [_encode(item) for item in value]
+    return value
+
+
+T = TypeVar("T")
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _decode(options[0], value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], item) for item in value)
+        return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp)
+        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)})
+    if tp is datetime:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if tp is date:
+        return date.fromisoformat(value)
+    if tp is float and isinstance(value, int):
+        return float(value)
+    return value

@@ -1,0 +1,960 @@
+"""The pure-Python engine: python-evtx (``Evtx``) for the file layout and the slow path, ``struct`` for the rest.
+
+python-evtx renders every record to XML through a tree of node objects (about 12 ms per Security record) and,
+through ``Evtx.records()``, only visits the chunks the file header names, which silently loses records in
+"dirty" logs copied from a running system. This engine therefore:
+
+- walks every 64 KiB chunk slot up to the end of the file, whatever the file header says, reading the file one
+  chunk at a time (no mmap, no whole-file read); all-zero slots are unused and skipped silently, a chunk with a
+  bad magic or (when asked) a failing header or data CRC32 is skipped and reported, as pyevtx-rs does;
+- walks every record of a chunk like pyevtx-rs: from offset 512 up to the free-space offset, stopping at a bad
+  record header or after the record the chunk header names as its last;
+- never renders on the fast path: each template is turned *once per chunk* into a plan (which substitution
+  holds EventID, TimeCreated/@SystemTime, EventRecordID, Channel, Computer, Provider/@Name, and the
+  ``EventData/Data[@Name]`` or ``UserData/*/*`` payload), then each record only reads its substitution
+  descriptor array and decodes the values it needs; payloads are decoded only for :data:`WANTED_EVENT_IDS`;
+- records without a template instance (raw BinXML) or with an unexpected layout go through a generic BinXML
+  evaluator (still ``struct`` only) and, failing that, through python-evtx's full XML rendering and
+  :func:`evtrack.sources.xmlfile.event_from_xml`; both count as ``stats.fallbacks``.
+
+Value text matches pyevtx-rs's JSON as :mod:`evtrack.sources.rust` turns it into text: integers in decimal,
+HexInt32/64 and SizeT as lowercase ``0x...`` without padding, GUIDs upper case without braces, SIDs
+``S-1-5-...``, binary as upper-case hex, booleans ``true``/``false``, times ``YYYY-MM-DDTHH:MM:SS.ffffffZ``,
+arrays comma-joined, UTF-16 strings cut at the first NUL.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from itertools import accumulate
+from pathlib import Path
+from typing import Any, BinaryIO, TypeAlias
+
+from evtrack.errors import SourceError
+from evtrack.sources.base import WANTED_EVENT_IDS, FileStats, InputKind, RawEvent, filetime_to_us
+from evtrack.sources.xmlfile import event_from_xml, parse_system_time
+
+ENGINE = "python-evtx"
+
+FILE_HEADER_SIZE = 0x1000
+CHUNK_SIZE = 0x10000
+CHUNK_HEADER_SIZE = 0x200
+RECORD_HEADER_SIZE = 24
+_FILE_MAGIC = b"ElfFile\x00"
+_CHUNK_MAGIC = b"ElfChnk\x00"
+_RECORD_MAGIC = 0x00002A2A
+_ZERO_CHUNK = bytes(CHUNK_SIZE)
+_MAX_DEPTH = 64
+#: Tokens that may carry an attribute's value (an Attribute token starts one; any other token ends it).
+_VALUE_TOKENS = frozenset({0x05, 0x06, 0x07, 0x08, 0x09, 0x0D, 0x0E})
+
+_U8 = struct.Struct("<B").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_RECORD_HEADER = struct.Struct("<IIQQ").unpack_from
+_CHUNK_HEADER = struct.Struct("<QQQQIIII").unpack_from
+_NAME_HEADER = struct.Struct("<IHH").unpack_from
+
+_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
+#: Tokens a nested BinXML value can start with (fragment header, template instance, element).
+_BINXML_STARTS = frozenset({0x0F, 0x0C, 0x01, 0x41})
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+# BinXML value types.
+T_NULL = 0x00
+T_WSTRING = 0x01
+T_ANSI = 0x02
+T_FILETIME = 0x11
+T_SYSTIME = 0x12
+T_BINXML = 0x21
+_INT_TYPES: dict[int, struct.Struct] = {
+    0x03: struct.Struct("<b"),
+    0x04: struct.Struct("<B"),
+    0x05: struct.Struct("<h"),
+    0x06: struct.Struct("<H"),
+    0x07: struct.Struct("<i"),
+    0x08: struct.Struct("<I"),
+    0x09: struct.Struct("<q"),
+    0x0A: struct.Struct("<Q"),
+}
+_FIXED_SIZES = {
+    0x03: 1, 0x04: 1, 0x05: 2, 0x06: 2, 0x07: 4, 0x08: 4, 0x09: 8, 0x0A: 8, 0x0B: 4, 0x0C: 8, 0x0D: 4,
+    0x0F: 16, 0x11: 8, 0x12: 16, 0x14: 4, 0x15: 8,
+}  # fmt: skip
+
+
+class _Unsupported(Exception):
+    """The fast path cannot decode this record (or template): let a slower path try."""
+
+
+class _Corrupt(_Unsupported):
+    """The record's bytes are inconsistent (pyevtx-rs refuses it too): report it, do not try a lenient path."""
+
+
+class _Sub:
+    """A substitution slot in a template, while the template is evaluated symbolically."""
+
+    __slots__ = ("index", "optional")
+
+    def __init__(self, index: int, optional: bool) -> None:
+        self.index = index
+        self.optional = optional
+
+
+#: Text of an element or attribute: literal pieces and (in templates) substitution slots.
+_Part: TypeAlias = str | _Sub
+
+
+class _Element:
+    __slots__ = ("attrs", "children", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.attrs: dict[str, list[_Part]] = {}
+        self.children: list[_Element | _Part] = []
+
+    def elements(self) -> Iterator[_Element]:
+        return (child for child in self.children if isinstance(child, _Element))
+
+    def parts(self) -> list[_Part]:
+        return [child for child in self.children if not isinstance(child, _Element)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Value decoding (text as pyevtx-rs writes it)
+
+
+def _utf16(raw: bytes) -> str:
+    text = raw.decode("utf-16-le", errors="replace")
+    cut = text.find("\x00")
+    return text if cut < 0 else text[:cut]
+
+
+def _iso(time_us: int) -> str:
+    moment = _EPOCH + timedelta(microseconds=time_us)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").rjust(27, "0")
+
+
+def _filetime_text(value: int) -> str:
+    return _iso(value // 10)
+
+
+def _systime_text(raw: bytes) -> str:
+    year, month, _weekday, day, hour, minute, second, millis = struct.unpack_from("<8H", raw)
+    if year == 0 and month == 0 and day == 0:
+        return _iso(0)
+    moment = datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sid_text(raw: bytes) -> str:
+    if len(raw) < 8:
+        return "S-?"
+    revision, count = raw[0], raw[1]
+    authority = int.from_bytes(raw[2:8], "big")
+    subs = struct.unpack_from(f"<{min(count, (len(raw) - 8) // 4)}I", raw, 8)
+    return "-".join(["S", str(revision), str(authority), *map(str, subs)])
+
+
+def _guid_text(raw: bytes) -> str:
+    d1, d2, d3 = struct.unpack_from("<IHH", raw)
+    tail = raw[8:16].hex().upper()
+    return f"{d1:08X}-{d2:04X}-{d3:04X}-{tail[:4]}-{tail[4:]}"
+
+
+def _float32_text(value: float) -> str:
+    """Shortest text that reads back as the same float32 (as Rust prints an f32), through Python's float."""
+    packed = struct.pack("<f", value)
+    for digits in range(1, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack("<f", candidate) == packed:
+            return str(candidate)
+    return str(value)
+
+
+def _scalar_text(vtype: int, raw: bytes) -> str:
+    """One value of a fixed-size or string type as text; raises _Unsupported for anything else."""
+    if vtype in _INT_TYPES:
+        return str(_INT_TYPES[vtype].unpack_from(raw)[0])
+    if vtype == T_WSTRING:
+        return _utf16(raw)
+    if vtype == T_ANSI:
+        text = raw.decode("cp1252", errors="replace")
+        cut = text.find("\x00")
+        return text if cut < 0 else text[:cut]
+    if vtype == 0x14:
+        return f"0x{_U32(raw)[0]:x}"
+    if vtype == 0x15:
+        return f"0x{_U64(raw)[0]:x}"
+    if vtype == 0x10:
+        return f"0x{_U32(raw)[0]:x}" if len(raw) == 4 else f"0x{_U64(raw)[0]:x}"
+    if vtype == 0x13:
+        return _sid_text(raw)
+    if vtype == 0x0F:
+        return _guid_text(raw)
+    if vtype == T_FILETIME:
+        return _filetime_text(_U64(raw)[0])
+    if vtype == T_SYSTIME:
+        return _systime_text(raw)
+    if vtype == 0x0D:
+        return "true" if struct.unpack_from("<i", raw)[0] != 0 else "false"
+    if vtype == 0x0E:
+        return raw.hex().upper()
+    if vtype == 0x0B:
+        return _float32_text(struct.unpack_from("<f", raw)[0])
+    if vtype == 0x0C:
+        return str(struct.unpack_from("<d", raw)[0])
+    raise _Unsupported(f"value type 0x{vtype:02x}")
+
+
+def _value_text(buf: bytes, offset: int, size: int, vtype: int) -> str | None:
+    """A substitution value as text (None for a null value). BinXML values raise _Unsupported."""
+    if vtype == T_WSTRING:
+        return _utf16(buf[offset : offset + size])
+    if vtype == T_NULL or size == 0:
+        return None
+    raw = buf[offset : offset + size]
+    if vtype & 0x80:
+        base = vtype & 0x7F
+        if base == T_WSTRING:
+            items = raw.decode("utf-16-le", errors="replace").split("\x00")
+            if items and items[-1] == "":
+                items.pop()
+            return ",".join(items)
+        width = 4 if base == 0x10 and size % 8 else _FIXED_SIZES.get(base, 8 if base == 0x10 else 0)
+        if not width or base == T_ANSI:
+            raise _Unsupported(f"array type 0x{vtype:02x}")
+        return ",".join(_scalar_text(base, raw[i : i + width]) for i in range(0, size - width + 1, width))
+    if vtype in _FIXED_SIZES and size < _FIXED_SIZES[vtype]:
+        raise _Unsupported(f"value of type 0x{vtype:02x} too short ({size} bytes)")
+    if vtype == T_BINXML:
+        raise _Unsupported("nested BinXML value")
+    return _scalar_text(vtype, raw)
+
+
+_DESCRIPTOR_ARRAYS: dict[int, struct.Struct] = {}
+
+
+def _descriptors(buf: bytes, pos: int, end: int) -> tuple[list[int], list[int], list[int], int]:
+    """Read a substitution array at ``pos``: (offsets, sizes, types, end of the values)."""
+    if pos + 4 > end:
+        raise _Unsupported("substitution array past the record")
+    count = _U32(buf, pos)[0]
+    pos += 4
+    if count > 4096 or pos + 4 * count > end:
+        raise _Corrupt(f"implausible substitution count {count}")
+    layout = _DESCRIPTOR_ARRAYS.get(count)
+    if layout is None:
+        layout = _DESCRIPTOR_ARRAYS[count] = struct.Struct("<" + "HBx" * count)
+    spec = layout.unpack_from(buf, pos)
+    sizes = list(spec[0::2])
+    types = list(spec[1::2])
+    start = pos + 4 * count
+    offsets = list(accumulate(sizes, initial=start))
+    stop = offsets.pop()
+    if stop > end:
+        raise _Corrupt(f"substitution values end at 0x{stop:x}, past the BinXML end 0x{end:x}")
+    return offsets, sizes, types, stop
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generic BinXML evaluation (templates, symbolically; raw BinXML and nested values, with real values)
+
+
+class _Evaluator:
+    """Evaluates a BinXML token stream of one chunk into a small element tree.
+
+    With ``values`` None (a template body), substitutions become :class:`_Sub` slots; otherwise they are
+    replaced by the text of the given values (nested BinXML values are evaluated in place).
+    """
+
+    def __init__(self, chunk: bytes, names: dict[int, str]) -> None:
+        self.chunk = chunk
+        self.names = names
+
+    def name(self, pos: int) -> tuple[str, int]:
+        """Read a name reference at ``pos``; returns the name and the position after the reference."""
+        offset = _U32(self.chunk, pos)[0]
+        pos += 4
+        inline_end = pos
+        if offset == pos:
+            _next, _hash, length = _NAME_HEADER(self.chunk, offset)
+            inline_end = offset + 8 + 2 * length + 2
+        cached = self.names.get(offset)
+        if cached is None:
+            if offset + 8 > CHUNK_SIZE:
+                raise _Unsupported(f"name offset 0x{offset:x} outside the chunk")
+            _next, _hash, length = _NAME_HEADER(self.chunk, offset)
+            if offset + 8 + 2 * length > CHUNK_SIZE:
+                raise _Unsupported("name past the chunk")
+            cached = self.chunk[offset + 8 : offset + 8 + 2 * length].decode("utf-16-le", errors="replace")
+            self.names[offset] = cached
+        return cached, inline_end
+
+    def fragment(
+        self,
+        pos: int,
+        end: int,
+        values: tuple[list[int], list[int], list[int]] | None,
+        depth: int = 0,
+    ) -> list[_Element | _Part]:
+        """Evaluate tokens from ``pos`` to ``end`` (or an end-of-stream token); returns the top-level nodes."""
+        if depth > _MAX_DEPTH:
+            raise _Unsupported("BinXML nested too deep")
+        chunk = self.chunk
+        top: list[_Element | _Part] = []
+        stack: list[_Element] = []
+        attr_target: list[_Part] | None = None
+        while pos < end:
+            token = chunk[pos]
+            kind = token & 0x0F
+            if kind not in _VALUE_TOKENS:
+                attr_target = None
+            if kind == 0x00:  # end of stream
+                break
+            if kind == 0x0F:  # fragment header
+                pos += 4
+            elif kind == 0x0C:  # template instance
+                nodes, pos = self.template_instance(pos, end, depth)
+                (stack[-1].children if stack else top).extend(nodes)
+            elif kind == 0x01:  # open start element
+                pos += self.element_header_size(pos)
+                name, pos = self.name(pos)
+                if token & 0x40:
+                    pos += 4  # attribute list size
+                element = _Element(name)
+                (stack[-1].children if stack else top).append(element)
+                stack.append(element)
+            elif kind == 0x02:  # close start element
+                pos += 1
+            elif kind in (0x03, 0x04):  # close empty element, end element
+                pos += 1
+                if not stack:
+                    raise _Unsupported("end element without an open element")
+                stack.pop()
+            elif kind == 0x06:  # attribute
+                if not stack:
+                    raise _Unsupported("attribute outside an element")
+                name, pos = self.name(pos + 1)
+                attr_target = stack[-1].attrs.setdefault(name, [])
+            elif kind in (0x05, 0x07):  # value, CDATA
+                if kind == 0x05:
+                    vtype = chunk[pos + 1]
+                    pos += 2
+                else:
+                    vtype = T_WSTRING
+                    pos += 1
+                if vtype not in (T_WSTRING, T_ANSI):
+                    raise _Unsupported(f"value token of type 0x{vtype:02x}")
+                length = _U16(chunk, pos)[0]
+                pos += 2
+                width = 2 if vtype == T_WSTRING else 1
+                raw = chunk[pos : pos + width * length]
+                pos += width * length
+                self.add_text(stack, top, attr_target, _scalar_text(vtype, raw))
+            elif kind == 0x08:  # character reference
+                self.add_text(stack, top, attr_target, chr(_U16(chunk, pos + 1)[0]))
+                pos += 3
+            elif kind == 0x09:  # entity reference
+                name, pos = self.name(pos + 1)
+                self.add_text(stack, top, attr_target, _ENTITIES.get(name, f"&{name};"))
+            elif kind == 0x0A:  # processing instruction target
+                _name, pos = self.name(pos + 1)
+            elif kind == 0x0B:  # processing instruction data
+                pos += 3 + 2 * _U16(chunk, pos + 1)[0]
+            elif kind in (0x0D, 0x0E):  # normal / optional substitution
+                index = _U16(chunk, pos + 1)[0]
+                pos += 4
+                target = attr_target if attr_target is not None else (stack[-1].children if stack else top)
+                if values is None:
+                    target.append(_Sub(index, kind == 0x0E))
+                else:
+                    self.substitute(target, values, index, depth)
+            else:
+                raise _Unsupported(f"BinXML token 0x{token:02x} at 0x{pos:x}")
+        return top
+
+    def element_header_size(self, pos: int) -> int:
+        """Bytes before an element's name reference: token, dependency id (absent in some files), data size.
+
+        Records written by some exporters leave the 2-byte dependency id out; the name reference then sits two
+        bytes earlier. A name reference either points just past itself (an inline name) or back into the chunk.
+        """
+        with_id = _U32(self.chunk, pos + 7)[0]
+        if with_id == pos + 11 or (pos + 11 <= CHUNK_SIZE and with_id in self.names):
+            return 7
+        without_id = _U32(self.chunk, pos + 5)[0]
+        if without_id == pos + 9 or without_id in self.names:
+            return 5
+        if CHUNK_HEADER_SIZE <= with_id < pos:
+            return 7
+        if CHUNK_HEADER_SIZE <= without_id < pos:
+            return 5
+        raise _Unsupported(f"element name reference at 0x{pos:x} points nowhere")
+
+    @staticmethod
+    def add_text(stack: list[_Element], top: list[_Element | _Part], attr: list[_Part] | None, text: str) -> None:
+        if attr is not None:
+            attr.append(text)
+        else:
+            (stack[-1].children if stack else top).append(text)
+
+    def substitute(
+        self,
+        target: list[Any],
+        values: tuple[list[int], list[int], list[int]],
+        index: int,
+        depth: int,
+    ) -> None:
+        offsets, sizes, types = values
+        if index >= len(types):
+            return
+        vtype = types[index]
+        if vtype == T_BINXML:
+            if sizes[index]:
+                start = offsets[index]
+                target.extend(self.fragment(start, start + sizes[index], ([], [], []), depth + 1))
+            return
+        text = _value_text(self.chunk, offsets[index], sizes[index], vtype)
+        if text is not None:
+            target.append(text)
+
+    def template_instance(self, pos: int, end: int, depth: int) -> tuple[list[_Element | _Part], int]:
+        chunk = self.chunk
+        template = _U32(chunk, pos + 6)[0]
+        pos += 10
+        if template == pos:
+            pos += 24 + _U32(chunk, template + 20)[0]
+        elif template > pos or template < CHUNK_HEADER_SIZE:
+            raise _Unsupported("template definition not where expected")
+        offsets, sizes, types, after = _descriptors(chunk, pos, end)
+        body = template + 24
+        body_end = body + _U32(chunk, template + 20)[0]
+        if body_end > CHUNK_SIZE:
+            raise _Unsupported("template body past the chunk")
+        nodes = self.fragment(body, body_end, (offsets, sizes, types), depth + 1)
+        return nodes, after
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Templates to plans; trees to events
+
+
+def _find(element: _Element, name: str) -> _Element | None:
+    for child in element.elements():
+        if child.name == name:
+            return child
+    return None
+
+
+def _resolved(parts: list[_Part]) -> str | None:
+    """The text of fully resolved parts (no slots), None when there is none (as pyevtx-rs gives null)."""
+    if not parts:
+        return None
+    return "".join(part for part in parts if isinstance(part, str))
+
+
+def _payload_from_tree(event: _Element) -> dict[str, str | None]:
+    data: dict[str, str | None] = {}
+    event_data = _find(event, "EventData")
+    if event_data is not None:
+        for item in event_data.elements():
+            if item.name == "Data" and "Name" in item.attrs:
+                data[_resolved(item.attrs["Name"]) or ""] = _resolved(item.parts())
+        return data
+    user_data = _find(event, "UserData")
+    if user_data is not None:
+        for payload in user_data.elements():
+            for item in payload.elements():
+                data[item.name] = _resolved(item.parts()) or None  # pyevtx-rs: an empty element is null
+            break
+    return data
+
+
+def _event_from_tree(nodes: list[_Element | _Part]) -> RawEvent:
+    event = next((node for node in nodes if isinstance(node, _Element) and node.name == "Event"), None)
+    if event is None:
+        raise _Unsupported("no Event element")
+    system = _find(event, "System") or _Element("System")
+
+    def text(name: str) -> str | None:
+        element = _find(system, name)
+        return _resolved(element.parts()) if element is not None else None
+
+    def attr(name: str, attribute: str) -> str | None:
+        element = _find(system, name)
+        return _resolved(element.attrs.get(attribute, [])) if element is not None else None
+
+    event_id = int(text("EventID") or 0)
+    record_id = text("EventRecordID")
+    return RawEvent(
+        time_us=parse_system_time(attr("TimeCreated", "SystemTime")),
+        event_id=event_id,
+        record_id=int(record_id) if record_id else None,
+        channel=text("Channel") or "",
+        computer=text("Computer") or "",
+        provider=attr("Provider", "Name") or "",
+        data=_payload_from_tree(event) if event_id in WANTED_EVENT_IDS else {},
+    )
+
+
+#: How a field is found: ("lit", text-or-None) or ("sub", index).
+_Spec = tuple[str, Any]
+
+
+def _spec(parts: list[_Part] | None) -> _Spec:
+    if not parts:
+        return ("lit", None)
+    if len(parts) == 1:
+        part = parts[0]
+        return ("sub", part.index) if isinstance(part, _Sub) else ("lit", part)
+    if all(isinstance(part, str) for part in parts):
+        return ("lit", "".join(part for part in parts if isinstance(part, str)))
+    raise _Unsupported("field mixes text and substitutions")
+
+
+class _Plan:
+    """What one template needs per record: where each System field and payload value sits."""
+
+    __slots__ = (
+        "channel", "computer", "event_id", "payload", "payload_parent", "payload_sub", "provider", "record_id", "time",
+    )  # fmt: skip
+
+    def __init__(self, root: list[_Element | _Part]) -> None:
+        events = [node for node in root if isinstance(node, _Element)]
+        if len(events) != 1 or events[0].name != "Event":
+            raise _Unsupported("template root is not one Event element")
+        event = events[0]
+        system = _find(event, "System")
+        if system is None:
+            raise _Unsupported("template without System")
+
+        def field(name: str, attribute: str | None = None) -> _Spec:
+            element = _find(system, name)
+            if element is None:
+                return ("lit", None)
+            return _spec(element.attrs.get(attribute) if attribute else element.parts())
+
+        self.event_id = field("EventID")
+        self.time = field("TimeCreated", "SystemTime")
+        self.record_id = field("EventRecordID")
+        self.channel = field("Channel")
+        self.computer = field("Computer")
+        self.provider = field("Provider", "Name")
+        if self.event_id[0] != "sub" and self.event_id[1] is None:
+            raise _Unsupported("template without EventID")
+        self.payload = _PayloadPlan(event)
+
+
+class _PayloadPlan:
+    """Where an event's payload values sit: ``EventData/Data[@Name]`` or ``UserData/*/*`` keys, plus at most one
+    substitution holding a nested BinXML payload (``parent`` says under which element it sits)."""
+
+    __slots__ = ("fields", "parent", "sub")
+
+    def __init__(self, event: _Element) -> None:
+        #: (key, where its value is, whether an empty value reads as null: UserData elements, not EventData/Data)
+        self.fields: list[tuple[str, _Spec, bool]] = []
+        self.sub: int | None = None
+        self.parent = "Event"
+        for part in event.children:
+            if isinstance(part, _Sub):
+                self._dynamic(part, "Event")
+        event_data = _find(event, "EventData")
+        user_data = _find(event, "UserData")
+        if event_data is not None:
+            for item in event_data.children:
+                if isinstance(item, _Element):
+                    if item.name == "Data" and "Name" in item.attrs:
+                        name = _spec(item.attrs["Name"])
+                        if name[0] != "lit":
+                            raise _Unsupported("Data Name is a substitution")
+                        self.fields.append((name[1] or "", _spec(item.parts()), False))
+                elif isinstance(item, _Sub):
+                    self._dynamic(item, "EventData")
+        elif user_data is not None:
+            for item in user_data.children:
+                if isinstance(item, _Sub):
+                    self._dynamic(item, "UserData")
+                    break
+                if isinstance(item, _Element):
+                    for child in item.children:
+                        if isinstance(child, _Element):
+                            self.fields.append((child.name, _spec(child.parts()), True))
+                        elif isinstance(child, _Sub):
+                            raise _Unsupported("substitution inside the UserData payload element")
+                    break
+
+    def _dynamic(self, sub: _Sub, parent: str) -> None:
+        if self.sub is not None:
+            raise _Unsupported("several dynamic payload substitutions")
+        self.sub = sub.index
+        self.parent = parent
+
+
+def _wrap(nodes: list[_Element | _Part], parent: str) -> _Element:
+    """Put a nested payload's nodes where they sit in the event: under Event, EventData or UserData."""
+    wrapper = _Element(parent)
+    wrapper.children.extend(nodes)
+    if parent == "Event":
+        return wrapper
+    event = _Element("Event")
+    event.children.append(wrapper)
+    return event
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+class _Chunk:
+    """One chunk's bytes plus the per-chunk caches (names and template plans)."""
+
+    def __init__(self, data: bytes, index: int, limit: int = CHUNK_SIZE) -> None:
+        self.data = data
+        self.index = index
+        self.limit = limit
+        """Bytes of the chunk actually in the file (less than 64 KiB only for a truncated last chunk)."""
+        self.names: dict[int, str] = {}
+        self.plans: dict[int, _Plan | None] = {}
+        self.payload_plans: dict[tuple[int, str], _PayloadPlan | None] = {}
+        self.evaluator = _Evaluator(data, self.names)
+        self._pyevtx_chunk: Any = None
+
+    def plan(self, template: int) -> _Plan | None:
+        if template in self.plans:
+            return self.plans[template]
+        plan: _Plan | None
+        try:
+            size = _U32(self.data, template + 20)[0]
+            if template + 24 + size > CHUNK_SIZE:
+                raise _Unsupported("template body past the chunk")
+            plan = _Plan(self.evaluator.fragment(template + 24, template + 24 + size, None))
+        except (_Unsupported, struct.error, IndexError, ValueError):
+            plan = None
+        self.plans[template] = plan
+        return plan
+
+    def payload_plan(self, template: int, parent: str) -> _PayloadPlan | None:
+        """The plan of a template used inside a nested BinXML payload value (cached per chunk)."""
+        key = (template, parent)
+        if key in self.payload_plans:
+            return self.payload_plans[key]
+        plan: _PayloadPlan | None
+        try:
+            size = _U32(self.data, template + 20)[0]
+            if template + 24 + size > CHUNK_SIZE:
+                raise _Unsupported("template body past the chunk")
+            plan = _PayloadPlan(_wrap(self.evaluator.fragment(template + 24, template + 24 + size, None), parent))
+        except (_Unsupported, struct.error, IndexError, ValueError):
+            plan = None
+        self.payload_plans[key] = plan
+        return plan
+
+    def pyevtx_chunk(self) -> Any:
+        if self._pyevtx_chunk is None:
+            from Evtx.Evtx import ChunkHeader
+
+            self._pyevtx_chunk = ChunkHeader(self.data, 0)
+        return self._pyevtx_chunk
+
+
+def _field_text(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], types: list[int]) -> str | None:
+    if spec[0] == "lit":
+        return spec[1]  # type: ignore[no-any-return]
+    index: int = spec[1]
+    if index >= len(types):
+        return None
+    return _value_text(buf, offsets[index], sizes[index], types[index])
+
+
+def _field_int(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], types: list[int]) -> int | None:
+    if spec[0] == "sub":
+        index: int = spec[1]
+        if index >= len(types):
+            return None
+        vtype = types[index]
+        if vtype in _INT_TYPES and sizes[index] >= _INT_TYPES[vtype].size:
+            return int(_INT_TYPES[vtype].unpack_from(buf, offsets[index])[0])
+    text = _field_text(buf, spec, offsets, sizes, types)
+    if text is None or text == "":
+        return None
+    return int(text, 16) if text.lower().startswith("0x") else int(text)
+
+
+def _field_time(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], types: list[int]) -> int | None:
+    if spec[0] == "sub":
+        index: int = spec[1]
+        if index >= len(types):
+            return None
+        if types[index] == T_FILETIME and sizes[index] == 8:
+            return filetime_to_us(_U64(buf, offsets[index])[0])
+    return parse_system_time(_field_text(buf, spec, offsets, sizes, types))
+
+
+def _payload(
+    chunk: _Chunk, plan: _PayloadPlan, offsets: list[int], sizes: list[int], types: list[int], depth: int
+) -> dict[str, str | None]:
+    buf = chunk.data
+    data: dict[str, str | None] = {}
+    count = len(types)
+    value: str | None
+    for name, spec, empty_is_null in plan.fields:
+        if spec[0] == "sub":
+            index = spec[1]
+            if index >= count:
+                value = None
+            elif types[index] == T_WSTRING:  # most payload values: inline the common case
+                start = offsets[index]
+                value = buf[start : start + sizes[index]].decode("utf-16-le", errors="replace")
+                cut = value.find("\x00")
+                if cut >= 0:
+                    value = value[:cut]
+            else:
+                value = _value_text(buf, offsets[index], sizes[index], types[index])
+        else:
+            value = spec[1]
+        data[name] = (value or None) if empty_is_null else value
+    index = plan.sub
+    if index is not None and index < len(types) and sizes[index]:
+        if types[index] == T_BINXML:
+            data.update(_nested_payload(chunk, offsets[index], offsets[index] + sizes[index], plan.parent, depth + 1))
+        elif types[index] != T_NULL:
+            raise _Unsupported("payload substitution is not BinXML")
+    return data
+
+
+def _nested_payload(chunk: _Chunk, pos: int, end: int, parent: str, depth: int) -> dict[str, str | None]:
+    """The payload held in a nested BinXML value: through a cached plan when it is a template instance."""
+    if depth > _MAX_DEPTH:
+        raise _Unsupported("BinXML nested too deep")
+    buf = chunk.data
+    start = pos
+    if buf[pos] == 0x0F:
+        pos += 4
+    if buf[pos] == 0x0C:
+        template = _U32(buf, pos + 6)[0]
+        pos += 10
+        if template == pos:
+            pos += 24 + _U32(buf, pos + 20)[0]
+        if CHUNK_HEADER_SIZE <= template < pos:
+            plan = chunk.payload_plan(template, parent)
+            if plan is not None:
+                offsets, sizes, types, _stop = _descriptors(buf, pos, end)
+                return _payload(chunk, plan, offsets, sizes, types, depth)
+    return _payload_from_tree(_wrap(chunk.evaluator.fragment(start, end, ([], [], [])), parent))
+
+
+def _fast_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
+    """Decode one record's BinXML (from ``pos`` to ``end``) through its template's plan, without rendering."""
+    buf = chunk.data
+    if buf[pos] == 0x0F:
+        pos += 4
+    if buf[pos] != 0x0C:
+        raise _Unsupported("no template instance")
+    template = _U32(buf, pos + 6)[0]
+    pos += 10
+    if template == pos:
+        pos += 24 + _U32(buf, pos + 20)[0]
+    elif template > pos or template < CHUNK_HEADER_SIZE:
+        raise _Unsupported("template definition not where expected")
+    plan = chunk.plan(template)
+    if plan is None:
+        raise _Unsupported("template without a plan")
+    offsets, sizes, types, stop = _descriptors(buf, pos, end)
+    if stop < end and buf[stop] != 0x00:
+        raise _Corrupt(f"invalid BinXML token 0x{buf[stop]:02x} at 0x{stop:x} after the substitution values")
+    if T_BINXML in types:
+        for index, vtype in enumerate(types):
+            if vtype == T_BINXML and sizes[index] and buf[offsets[index]] not in _BINXML_STARTS:
+                raise _Corrupt(f"BinXML value {index} starts with invalid token 0x{buf[offsets[index]]:02x}")
+    event_id = _field_int(buf, plan.event_id, offsets, sizes, types) or 0
+    data = _payload(chunk, plan.payload, offsets, sizes, types, 0) if event_id in WANTED_EVENT_IDS else {}
+    return RawEvent(
+        time_us=_field_time(buf, plan.time, offsets, sizes, types),
+        event_id=event_id,
+        record_id=_field_int(buf, plan.record_id, offsets, sizes, types),
+        channel=_field_text(buf, plan.channel, offsets, sizes, types) or "",
+        computer=_field_text(buf, plan.computer, offsets, sizes, types) or "",
+        provider=_field_text(buf, plan.provider, offsets, sizes, types) or "",
+        data=data,
+    )
+
+
+def _tree_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
+    """Decode one record by evaluating its whole BinXML (raw elements or a template instance)."""
+    return _event_from_tree(chunk.evaluator.fragment(pos, end, ([], [], [])))
+
+
+def _exact_time(record: Any, rendered_us: int | None) -> int | None:
+    """python-evtx renders FILETIMEs through a float (up to 2 µs off): take the exact value of the FILETIME
+    substitution the rendered time came from, when there is one."""
+    if rendered_us is None:
+        return None
+    from Evtx.Nodes import FiletimeTypeNode
+
+    try:
+        for value in record.root().substitutions():
+            if isinstance(value, FiletimeTypeNode):
+                exact = filetime_to_us(value.unpack_qword(0))
+                if abs(exact - rendered_us) <= 2:
+                    return exact
+    except Exception:  # no substitutions to read: keep the rendered time
+        pass
+    return rendered_us
+
+
+def _rendered_event(chunk: _Chunk, offset: int) -> RawEvent:
+    """Decode one record the slow way: python-evtx renders it to XML."""
+    from Evtx.Evtx import Record
+
+    record = Record(chunk.data, offset, chunk.pyevtx_chunk())
+    event = event_from_xml(record.xml())
+    data = event.data if event.event_id in WANTED_EVENT_IDS else {}
+    time_us = _exact_time(record, event.time_us)
+    return RawEvent(time_us, event.event_id, event.record_id, event.channel, event.computer, event.provider, data)
+
+
+def _record_event(chunk: _Chunk, offset: int, size: int, stats: FileStats, number: int) -> RawEvent | None:
+    pos, end = offset + RECORD_HEADER_SIZE, offset + size - 4
+    try:
+        return _fast_event(chunk, pos, end)
+    except _Corrupt as exc:
+        stats.add_issue(f"record {number}", f"corrupt record: {exc}", 1)
+        return None
+    except Exception:  # anything unexpected in the fast path: the slower paths decide
+        pass
+    stats.fallbacks += 1
+    errors: list[str] = []
+    try:
+        return _tree_event(chunk, pos, end)
+    except Exception as exc:  # the evaluator gives up on any inconsistency: python-evtx may still render it
+        errors.append(f"{type(exc).__name__}: {exc}")
+    try:
+        return _rendered_event(chunk, offset)
+    except Exception as exc:  # python-evtx raises anything here (AttributeError, OverrunBufferException...)
+        errors.append(f"{type(exc).__name__}: {exc}")
+    stats.add_issue(f"record {number}", "cannot decode record: " + "; ".join(errors)[:300], 1)
+    return None
+
+
+def _chunk_record_count(data: bytes) -> int:
+    first, last = struct.unpack_from("<QQ", data, 8)
+    return int(last - first + 1) if 0 <= last - first < CHUNK_SIZE else 0
+
+
+def _chunk_problem(data: bytes, verify_checksums: bool) -> str | None:
+    """Why a chunk cannot be read (None when it can)."""
+    if data[:8] != _CHUNK_MAGIC:
+        return "bad chunk header magic"
+    free_space = _U32(data, 48)[0]
+    if free_space > CHUNK_SIZE or free_space < CHUNK_HEADER_SIZE:
+        return f"free-space offset 0x{free_space:x} outside the chunk"
+    if verify_checksums:
+        header_crc = binascii.crc32(data[128:512], binascii.crc32(data[:120]))
+        if header_crc != _U32(data, 124)[0]:
+            return "chunk header CRC32 invalid"
+        if binascii.crc32(data[CHUNK_HEADER_SIZE:free_space]) != _U32(data, 52)[0]:
+            return "chunk data CRC32 invalid"
+    return None
+
+
+def _chunk_events(chunk: _Chunk, stats: FileStats) -> Iterator[RawEvent]:
+    data = chunk.data
+    _first, _last, _first_id, last_id, _hsize, _last_off, free_space, _crc = _CHUNK_HEADER(data, 8)
+    offset = CHUNK_HEADER_SIZE
+    read = 0
+    while offset < free_space:
+        if offset + RECORD_HEADER_SIZE > chunk.limit:
+            skipped = max(_chunk_record_count(data) - read, 1)
+            stats.add_issue(f"chunk {chunk.index}", f"file ends inside the chunk, at offset 0x{chunk.limit:x}", skipped)
+            return
+        if offset + RECORD_HEADER_SIZE > CHUNK_SIZE:
+            stats.add_issue(f"chunk {chunk.index}", f"record header at 0x{offset:x} past the chunk", 1)
+            return
+        magic, size, number, _timestamp = _RECORD_HEADER(data, offset)
+        if magic == 0:
+            # Zeroed space before the free-space offset (a partly wiped chunk): the records end here.
+            stats.add_issue(f"chunk {chunk.index}", f"records end early at zeroed offset 0x{offset:x}", 0)
+            return
+        if magic != _RECORD_MAGIC:
+            stats.add_issue(f"chunk {chunk.index}", f"bad record magic 0x{magic:08x} at offset 0x{offset:x}", 1)
+            return
+        if size < 28 or offset + size > CHUNK_SIZE:
+            stats.add_issue(f"record {number}", f"invalid record size {size} at chunk offset 0x{offset:x}", 1)
+            return
+        if offset + size > chunk.limit:
+            skipped = max(_chunk_record_count(data) - read, 1)
+            stats.add_issue(f"chunk {chunk.index}", f"file ends inside record {number}", skipped)
+            return
+        event = _record_event(chunk, offset, size, stats, number)
+        read += 1
+        if event is not None:
+            yield event
+        offset += size
+        if number == last_id:
+            return
+
+
+def _open(path: Path) -> tuple[BinaryIO, int]:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise SourceError(path, f"cannot open: {exc.strerror or exc}") from exc
+    try:
+        size = path.stat().st_size
+        header = handle.read(FILE_HEADER_SIZE)
+    except OSError as exc:
+        handle.close()
+        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if len(header) < 128 or header[:8] != _FILE_MAGIC:
+        handle.close()
+        raise SourceError(path, "cannot open as .evtx: bad file header magic")
+    return handle, size
+
+
+def read_python_evtx(path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]:
+    """Yield every record python-evtx's layout plus our fast decoder can read; bad chunks/records go to ``stats``."""
+    stats.kind = InputKind.EVTX
+    stats.engine = ENGINE
+    handle, size = _open(path)
+    stats.size = size
+    with handle:
+        handle.seek(FILE_HEADER_SIZE)
+        index = -1
+        while True:
+            index += 1
+            try:
+                data = handle.read(CHUNK_SIZE)
+            except OSError as exc:
+                stats.add_issue(f"chunk {index}", f"cannot read: {exc}", 0)
+                return
+            if not data:
+                return
+            limit = len(data)
+            if limit < CHUNK_SIZE:
+                # The file ends inside this chunk. Its checksums cannot hold; without verification, the records
+                # that are wholly in the file are still read.
+                if not any(data):
+                    return
+                if limit < CHUNK_HEADER_SIZE or data[:8] != _CHUNK_MAGIC or verify_checksums:
+                    skipped = _chunk_record_count(data) if limit >= 24 and data[:8] == _CHUNK_MAGIC else 0
+                    stats.add_issue(f"chunk {index}", f"truncated chunk ({limit} of {CHUNK_SIZE} bytes)", skipped)
+                    return
+                data += bytes(CHUNK_SIZE - limit)
+            elif data == _ZERO_CHUNK:
+                continue
+            problem = _chunk_problem(data, verify_checksums)
+            if problem is not None:
+                skipped = _chunk_record_count(data) if data[:8] == _CHUNK_MAGIC else 0
+                stats.add_issue(f"chunk {index}", problem, skipped)
+                continue
+            chunk = _Chunk(data, index, limit)
+            for event in _chunk_events(chunk, stats):
+                stats.records += 1
+                stats.per_channel[event.channel] += 1
+                yield event

@@ -1,0 +1,377 @@
+"""From the event table and coverage to the :class:`~evtrack.report.Report`: who used RDP, when, how sure we are.
+
+Steps: link identities over every row that names an account; keep the rows that are RDP evidence; merge one
+logon seen twice (4624 type 10 + LSM 21, UAC split-token pairs) into one session start; cut the period into
+windows in the report's time zone; mark each window complete / partial / unknown from what the logs cover; and
+compute the licence-server view (distinct users with evidence in the 60 days before a date).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from evtrack.coverage import ChannelSpan, merge_intervals
+from evtrack.events import LSM, SECURITY
+from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
+from evtrack.report import (
+    CAL_VALIDITY_DAYS,
+    SCHEMA_VERSION,
+    STATUS_COMPLETE,
+    STATUS_PARTIAL,
+    STATUS_UNKNOWN,
+    ChannelCoverage,
+    CurvePoint,
+    ExcludedUser,
+    InputFile,
+    Report,
+    UserUsage,
+    WindowUsage,
+)
+from evtrack.sources.base import us_to_datetime
+from evtrack.windows import Window, WindowSpec, local_date, local_midnight, windows_between, zone
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: A 4624 type 10 and the LSM 21 of the same logon, or the two 4624 of a UAC split token, land within this.
+SESSION_MERGE = timedelta(seconds=10)
+#: Channels whose records prove a host was logging RDP evidence at a time.
+EVIDENCE_CHANNELS = frozenset({SECURITY, LSM})
+ALL_DOMAINS = "All trusted domains"
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the user asked for (flags and config file, already merged)."""
+
+    installed: int | None = None
+    tz: str = "UTC"
+    window: str = "month"
+    start: date | None = None
+    """First local day of the period (``--from``); default: the first day the logs cover."""
+    end: date | None = None
+    """Last local day of the period, inclusive (``--to``); default: the last day the logs cover."""
+    as_of: datetime | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    exclusions: Exclusions = field(default_factory=Exclusions)
+    domains: tuple[str, ...] = ()
+    """Scope: only users of these (NetBIOS or FQDN) domains; empty = all trusted domains."""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReportSource:
+    """What a report is computed from: the event table, coverage and the inputs' story (files or the store)."""
+
+    table: pa.Table
+    coverage: Sequence[ChannelSpan]
+    inputs: Sequence[InputFile]
+    engine: str
+    records_read: int
+    records_skipped: int
+
+
+@dataclass
+class _Person:
+    identity: Identity
+    times: list[int] = field(default_factory=list)
+    starts: list[tuple[str, int]] = field(default_factory=list)
+    reconnects: list[tuple[str, int]] = field(default_factory=list)
+    hosts: set[str] = field(default_factory=set)
+    reasons: set[str] = field(default_factory=set)
+
+
+def _observations(table: pa.Table) -> list[Observation]:
+    import pyarrow.compute as pc
+
+    named = table.filter(pc.is_valid(table["user"])).select(["user", "domain", "sid", "host"])
+    unique = named.group_by(["user", "domain", "sid", "host"], use_threads=False).aggregate([])
+    return [
+        Observation(r["user"], r["domain"], r["sid"], host_key(r["host"] or ""))
+        for r in unique.sort_by([(c, "ascending") for c in ("user", "domain", "sid", "host")]).to_pylist()
+    ]
+
+
+def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
+    import pyarrow.compute as pc
+
+    evidence = table.filter(pc.equal(table["rdp"], True)).select(
+        ["time", "host", "user", "domain", "sid", "kind", "reason", "event_id", "channel", "record_id"]
+    )
+    evidence = evidence.sort_by([("time", "ascending"), ("host", "ascending"), ("channel", "ascending"),
+                                 ("record_id", "ascending")])
+    rows = evidence.to_pylist()
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for row in rows:  # the same record from overlapping exports counts once
+        key = (row["host"], row["channel"], row["record_id"], row["time"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
+def _cluster(times: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Merge starts on one host closer than SESSION_MERGE into the first of them."""
+    merged: list[tuple[str, int]] = []
+    last: dict[str, int] = {}
+    gap = int(SESSION_MERGE.total_seconds() * 1_000_000)
+    for host, moment in sorted(times, key=lambda item: (item[1], item[0])):
+        previous = last.get(host)
+        last[host] = moment
+        if previous is not None and moment - previous <= gap:
+            continue
+        merged.append((host, moment))
+    return merged
+
+
+def _host_intervals(coverage: Sequence[ChannelSpan]) -> dict[str, tuple[tuple[int, int], ...]]:
+    per_host: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for span in coverage:
+        if span.channel.lower() in EVIDENCE_CHANNELS:
+            per_host[host_key(span.host)].extend(span.intervals or ((span.first_us, span.last_us),))
+    return {host: merge_intervals(intervals) for host, intervals in sorted(per_host.items())}
+
+
+def _covered(intervals: tuple[tuple[int, int], ...], start: int, end: int) -> int:
+    """Microseconds of ``[start, end)`` inside the (closed) intervals; touching the end counts as covering it."""
+    total = 0
+    for first, last in intervals:
+        lo, hi = max(first, start), min(last + 1, end)
+        if hi > lo:
+            total += hi - lo
+    return total
+
+
+def _us(moment: datetime) -> int:
+    delta = moment.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _verdict(users: int | None, installed: int | None) -> str:
+    if users is None:
+        return "unknown"
+    if installed is None:
+        return "no installed count"
+    return f"over by {users - installed}" if users > installed else "within"
+
+
+def _in_scope(identity: Identity, resolver: IdentityResolver, domains: tuple[str, ...]) -> bool:
+    if not domains:
+        return True
+    wanted = {resolver.canonical_domain(d) for d in domains}
+    return identity.domain is not None and identity.domain in wanted
+
+
+def scope_label(domains: tuple[str, ...]) -> str:
+    if not domains:
+        return ALL_DOMAINS
+    return "Domain: " + ", ".join(d.upper() for d in domains)
+
+
+def build_report(source: ReportSource, settings: ReportSettings) -> Report:
+    tz = zone(settings.tz)
+    spec = WindowSpec.parse(settings.window)
+    table = source.table
+    resolver = IdentityResolver(_observations(table), aliases=settings.aliases, exclusions=settings.exclusions)
+    people: dict[str, _Person] = {}
+    excluded: dict[str, list[int]] = defaultdict(list)
+    excluded_identity: dict[str, Identity] = {}
+    out_of_scope: set[str] = set()
+    for row in _evidence_rows(table):
+        identity = resolver.resolve(row["user"], row["domain"], row["sid"], host_key(row["host"] or ""))
+        if identity is None:
+            continue
+        moment = _us(row["time"])
+        if identity.excluded is not None:
+            excluded[identity.key].append(moment)
+            excluded_identity[identity.key] = identity
+            continue
+        if not _in_scope(identity, resolver, settings.domains):
+            out_of_scope.add(identity.key)
+            continue
+        person = people.get(identity.key)
+        if person is None:
+            person = people[identity.key] = _Person(identity)
+        host = host_key(row["host"] or "")
+        person.times.append(moment)
+        person.hosts.add(host)
+        person.reasons.add(row["reason"])
+        if row["kind"] == "logon":
+            person.starts.append((host, moment))
+        elif row["kind"] == "reconnect":
+            person.reconnects.append((host, moment))
+    for person in people.values():
+        person.times.sort()
+        person.starts = _cluster(person.starts)
+        person.reconnects = _cluster(person.reconnects)
+
+    host_cover = _host_intervals(source.coverage)
+    evidence_times = [t for p in people.values() for t in p.times]
+    cover_edges = [t for intervals in host_cover.values() for iv in intervals for t in iv]
+    all_times = evidence_times + cover_edges
+    notes: list[str] = []
+    windows: list[Window] = []
+    if settings.start or settings.end or all_times:
+        first_day = settings.start or local_date(us_to_datetime(min(all_times)), tz)
+        last_day = settings.end or local_date(us_to_datetime(max(all_times)), tz)
+        windows = windows_between(spec, first_day, last_day, tz)
+    else:
+        notes.append("The inputs hold no RDP evidence and no Security or LocalSessionManager records: "
+                     "nothing can be estimated.")
+
+    first_seen = {key: p.times[0] for key, p in people.items()}
+    window_rows: list[WindowUsage] = []
+    user_windows: dict[str, list[str]] = defaultdict(list)
+    seen_before: set[str] = set()
+    all_complete = bool(windows)
+    for window in windows:
+        start, end = _us(window.start), _us(window.end)
+        complete: list[str] = []
+        partial: list[str] = []
+        unknown: list[str] = []
+        for host, intervals in host_cover.items():
+            covered = _covered(intervals, start, end)
+            (complete if covered >= end - start else partial if covered > 0 else unknown).append(host)
+        keys = sorted(k for k, p in people.items() if _any_between(p.times, start, end))
+        for key in keys:
+            user_windows[key].append(window.label)
+        has_evidence = bool(keys)
+        if complete and not partial and not unknown:
+            status = STATUS_COMPLETE
+        elif complete or partial or has_evidence:
+            status = STATUS_PARTIAL
+        else:
+            status = STATUS_UNKNOWN
+        if status != STATUS_COMPLETE:
+            all_complete = False
+        users = None if status == STATUS_UNKNOWN else len(keys)
+        new = [k for k in keys if k not in seen_before and start <= first_seen[k] < end]
+        seen_before.update(keys)
+        sessions = sum(1 for p in people.values() for _, t in p.starts if start <= t < end)
+        reconnects = sum(1 for p in people.values() for _, t in p.reconnects if start <= t < end)
+        window_rows.append(WindowUsage(
+            label=window.label, start=window.start, end=window.end, users=users,
+            new_users=None if users is None else len(new), sessions=sessions, reconnects=reconnects, status=status,
+            verdict=_verdict(users, settings.installed), user_keys=tuple(keys), hosts_complete=tuple(complete),
+            hosts_partial=tuple(partial), hosts_unknown=tuple(unknown),
+        ))
+
+    # licence-server view: distinct users with evidence in (D - 60 days, D]
+    end_of_data = max(all_times) if all_times else None
+    as_of = settings.as_of
+    if as_of is None and end_of_data is not None:
+        as_of = us_to_datetime(end_of_data)
+    validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
+    estimated = None if as_of is None else _active(people, _us(as_of), validity)
+    curve: list[CurvePoint] = []
+    if windows and as_of is not None:
+        day = windows[0].start.date()
+        last_day = min(local_date(as_of, tz), windows[-1].end.date() - timedelta(days=1))
+        while day <= last_day:
+            moment = _us(local_midnight(day + timedelta(days=1), tz)) - 1
+            curve.append(CurvePoint(day, _active(people, moment, validity)))
+            day += timedelta(days=1)
+    peak = max(curve, key=lambda point: (point.users, -point.day.toordinal()), default=None)
+    known_windows = [w.users for w in window_rows if w.users is not None]
+    max_window = max(known_windows) if known_windows else None
+    candidates = [v for v in (estimated, max_window) if v is not None]
+    over_by = 0
+    if not known_windows and not people:
+        verdict = "unknown"
+    elif settings.installed is None:
+        verdict = "no installed count"
+    else:
+        over_by = max([*candidates, 0]) - settings.installed
+        verdict = f"over by {over_by}" if over_by > 0 else "within"
+        over_by = max(over_by, 0)
+    utilisation = (
+        round(estimated / settings.installed, 4)
+        if estimated is not None and settings.installed else None
+    )
+    if out_of_scope:
+        notes.append(f"{len(out_of_scope)} user(s) with RDP evidence are outside the scope and not counted.")
+    if any(w.status != STATUS_COMPLETE for w in window_rows):
+        notes.append("Some windows are not fully covered by the logs: their counts are lower bounds "
+                     "(partial) or unknown.")
+
+    user_rows: list[UserUsage] = []
+    for key in sorted(people, key=lambda k: (people[k].identity.display.lower(), k)):
+        p = people[key]
+        last = us_to_datetime(p.times[-1])
+        user_rows.append(UserUsage(
+            key=key, display_name=p.identity.display, sid=p.identity.sid, aliases=p.identity.aliases,
+            first_seen=us_to_datetime(p.times[0]), last_seen=last, sessions=len(p.starts),
+            reconnects=len(p.reconnects), hosts=tuple(sorted(p.hosts)), evidence=tuple(sorted(p.reasons)),
+            events=len(p.times), cal_expiry=last + timedelta(days=CAL_VALIDITY_DAYS),
+            windows=tuple(user_windows.get(key, ())), local_account=p.identity.local_account,
+            domain_resolved=p.identity.domain_resolved,
+        ))
+    excluded_rows = []
+    for key in sorted(excluded, key=lambda k: (excluded_identity[k].display.lower(), k)):
+        times = sorted(excluded[key])
+        identity = excluded_identity[key]
+        excluded_rows.append(ExcludedUser(
+            name=identity.display, key=key, reason=identity.excluded or "", events=len(times),
+            first_seen=us_to_datetime(times[0]), last_seen=us_to_datetime(times[-1]),
+        ))
+    coverage_rows = tuple(
+        ChannelCoverage(
+            host=span.host, channel=span.channel, first=us_to_datetime(span.first_us),
+            last=us_to_datetime(span.last_us), records=span.records,
+            intervals=tuple((us_to_datetime(a), us_to_datetime(b)) for a, b in span.intervals),
+            record_id_gaps=len(span.gaps), missing_record_ids=span.missing_records,
+            cleared=tuple(us_to_datetime(t) for t in span.cleared_us),
+        )
+        for span in source.coverage
+    )
+    created = settings.created_at or datetime.now(timezone.utc)
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        created_at=created.astimezone(timezone.utc).replace(microsecond=0),
+        scope=scope_label(settings.domains),
+        installed=settings.installed,
+        estimated=estimated,
+        as_of=as_of,
+        peak_estimated=peak.users if peak else None,
+        peak_day=peak.day if peak else None,
+        max_window_users=max_window,
+        verdict=verdict,
+        over_by=over_by,
+        utilisation=utilisation,
+        coverage_complete=all_complete,
+        tz=settings.tz,
+        window=str(spec),
+        period_start=windows[0].start if windows else None,
+        period_end=windows[-1].end if windows else None,
+        windows=tuple(window_rows),
+        users=tuple(user_rows),
+        excluded=tuple(excluded_rows),
+        curve=tuple(curve),
+        coverage=coverage_rows,
+        inputs=tuple(source.inputs),
+        engine=source.engine,
+        records_read=source.records_read,
+        records_skipped=source.records_skipped,
+        notes=tuple(notes),
+    )
+
+
+def _any_between(times: list[int], start: int, end: int) -> bool:
+    index = bisect.bisect_left(times, start)
+    return index < len(times) and times[index] < end
+
+
+def _active(people: Mapping[str, _Person], moment: int, validity: int) -> int:
+    """Users with evidence in ``(moment - validity, moment]``."""
+    count = 0
+    for person in people.values():
+        index = bisect.bisect_right(person.times, moment)
+        if index and person.times[index - 1] > moment - validity:
+            count += 1
+    return count

@@ -1,0 +1,126 @@
+"""Time windows: calendar months (default), ISO weeks, rolling N-day blocks or one custom range.
+
+Boundaries are local midnights in an explicit IANA time zone (DST handled by zoneinfo + tzdata), stored as aware
+datetimes; windows are half-open ``[start, end)`` and tile the period without gap or overlap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from evtrack.errors import ConfigError
+
+_ROLLING_RE = re.compile(r"^rolling:(\d+)d$")
+
+
+def zone(name: str) -> ZoneInfo:
+    """An IANA time zone by name (``Europe/Berlin``, ``UTC``), with a clear error for a wrong one."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin or UTC)") from None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """How the period is cut: ``month``, ``week``, ``rolling:Nd`` or ``range`` (one window from --from/--to)."""
+
+    kind: str
+    days: int = 0
+
+    @staticmethod
+    def parse(text: str) -> WindowSpec:
+        text = text.strip().lower()
+        if text in ("month", "week", "range"):
+            return WindowSpec(text)
+        match = _ROLLING_RE.match(text)
+        if match and int(match.group(1)) > 0:
+            return WindowSpec("rolling", int(match.group(1)))
+        raise ConfigError(f"unknown window {text!r} (use month, week, rolling:30d or range)")
+
+    def __str__(self) -> str:
+        return f"rolling:{self.days}d" if self.kind == "rolling" else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open interval ``[start, end)`` of local time in the report's zone."""
+
+    label: str
+    start: datetime
+    end: datetime
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of ``day`` in ``tz`` (a DST gap at midnight moves it forward, as clocks do)."""
+    moment = datetime(day.year, day.month, day.day, tzinfo=tz)
+    # round-trip through UTC normalises a non-existent local time
+    return moment.astimezone(timezone.utc).astimezone(tz)
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+def windows_between(spec: WindowSpec, first: date, last: date, tz: ZoneInfo) -> list[Window]:
+    """Windows in ``tz`` covering the local dates ``first`` .. ``last`` (inclusive), tiled without gaps."""
+    if last < first:
+        raise ConfigError(f"the period ends ({last}) before it starts ({first})")
+    days: list[tuple[str, date, date]] = []
+    if spec.kind == "month":
+        cursor = _month_start(first)
+        while cursor <= last:
+            following = _next_month(cursor)
+            days.append((cursor.strftime("%Y-%m"), cursor, following))
+            cursor = following
+    elif spec.kind == "week":
+        cursor = first - timedelta(days=first.weekday())
+        while cursor <= last:
+            year, week, _ = cursor.isocalendar()
+            days.append((f"{year}-W{week:02d}", cursor, cursor + timedelta(days=7)))
+            cursor += timedelta(days=7)
+    elif spec.kind == "rolling":
+        cursor = first
+        while cursor <= last:
+            end = cursor + timedelta(days=spec.days)
+            days.append((f"{cursor.isoformat()}/{(end - timedelta(days=1)).isoformat()}", cursor, end))
+            cursor = end
+    elif spec.kind == "range":
+        end = last + timedelta(days=1)
+        days.append((f"{first.isoformat()}/{last.isoformat()}", first, end))
+    else:  # pragma: no cover - WindowSpec.parse admits no other kind
+        raise ConfigError(f"unknown window kind {spec.kind!r}")
+    return [Window(label, local_midnight(start, tz), local_midnight(end, tz)) for label, start, end in days]
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> date:
+    return moment.astimezone(tz).date()
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+
+
+def parse_moment(text: str, tz: ZoneInfo) -> datetime:
+    """``YYYY-MM-DD`` (the end of that local day) or an ISO date-time (local to ``tz`` unless it has an offset)."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            return local_midnight(date.fromisoformat(text) + timedelta(days=1), tz) - timedelta(microseconds=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"not a date or time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
