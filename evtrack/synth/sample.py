@@ -1,0 +1,263 @@
+"""``write_sample``: write a synthetic fleet's .evtx files plus ``ground_truth.json`` computed from the model."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from evtrack.synth.evtx_writer import EventSpec, EvtxWriter, WriteStats
+from evtrack.synth.workload import (
+    CHANNELS,
+    LSM,
+    RCM,
+    SEC,
+    HostPlan,
+    ModelEvent,
+    Workload,
+    build_workload,
+    clear_event,
+    ft_to_datetime,
+    host_streams,
+    month_key,
+)
+
+SCHEMA_VERSION = 1
+#: Rough bytes one record takes in a file (measured), used only to size ``size_mb`` samples.
+_BYTES_PER_RDP_RECORD = 560
+_BYTES_PER_NOISE_RECORD = 640
+_MAX_NOISE_RATIO = 40.0
+_MAX_USERS = 5000
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """What :func:`write_sample` wrote: every file (evtx and ground truth), records per evtx file, bytes, time."""
+
+    out_dir: Path
+    files: tuple[Path, ...]
+    records: dict[str, int]
+    bytes: int
+    seconds: float
+    ground_truth: Path
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+def _iso(ft: int | None) -> str | None:
+    if ft is None:
+        return None
+    return ft_to_datetime(ft).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _months(wl: Workload) -> list[str]:
+    out = []
+    y, m = wl.start.year, wl.start.month
+    while (y, m) <= (wl.end.year, wl.end.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def _spec(ev: ModelEvent, rid: int, computer: str) -> EventSpec:
+    return EventSpec(ev.etype, ev.ft, rid, computer, ev.values, ev.pid, ev.tid, ev.activity, ev.user_sid)
+
+
+def _plan_noise(wl: Workload, noise_ratio: float) -> None:
+    total = round(noise_ratio * wl.rdp_event_count())
+    n = len(wl.plans)
+    for i, plan in enumerate(wl.plans):
+        plan.noise_count = total // n + (1 if i < total % n else 0)
+
+
+def _write_host(
+    wl: Workload, plan: HostPlan, out_dir: Path, evidence: dict[str, set[int]], tzinfo: ZoneInfo
+) -> list[WriteStats]:
+    host = plan.host
+    rng = random.Random(f"evtrack-synth/{wl.seed}/ids/{host.index}")
+    first_ids = {SEC: rng.randrange(10_000, 900_000), LSM: rng.randrange(100, 5000), RCM: rng.randrange(10, 2000)}
+    stats: list[WriteStats] = []
+    streams = host_streams(wl, plan)
+    for channel in CHANNELS:
+        path = out_dir / f"{host.name}-{channel}.evtx"
+        writer = EvtxWriter(path)
+        re_writer = None
+        if channel == SEC and plan.reexport is not None:
+            re_writer = EvtxWriter(out_dir / f"{host.name}-{channel}-reexport.evtx")
+        rid = first_ids[channel]
+        start = plan.security_start if channel == SEC else None
+        pending_clear = plan.clear_ft if channel == SEC else None
+        events: Iterator[ModelEvent] = streams[channel]
+        for ev in events:
+            if pending_clear is not None and ev.ft >= pending_clear:
+                clear = clear_event(wl, plan, pending_clear)
+                spec = _spec(clear, rid, host.fqdn)
+                writer.add(spec)
+                if re_writer is not None and plan.reexport and plan.reexport[0] <= clear.ft <= plan.reexport[1]:
+                    re_writer.add(spec)
+                rid += 1
+                pending_clear = None
+            if start is None or ev.ft >= start:
+                spec = _spec(ev, rid, host.fqdn)
+                writer.add(spec)
+                if ev.evidence >= 0:
+                    evidence.setdefault(month_key(ev.ft, tzinfo), set()).add(ev.evidence)
+                if re_writer is not None and plan.reexport and plan.reexport[0] <= ev.ft <= plan.reexport[1]:
+                    re_writer.add(spec)
+            rid += 1
+        stats.append(writer.close())
+        if re_writer is not None:
+            stats.append(re_writer.close())
+    return stats
+
+
+def write_sample(
+    out_dir: Path,
+    *,
+    users: int = 12,
+    hosts: int = 2,
+    start: date,
+    end: date,
+    tz: str = "UTC",
+    seed: int = 1,
+    noise_ratio: float = 3.0,
+    size_mb: float | None = None,
+    rollover: bool = True,
+    clear_log: bool = True,
+    reexport: bool = True,
+) -> SampleResult:
+    """Write one Security, LocalSessionManager and RemoteConnectionManager .evtx per host (plus a Security
+    re-export when ``reexport``) and ``ground_truth.json`` into ``out_dir``. Same arguments, same bytes."""
+    began = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tzinfo = ZoneInfo(tz)
+    params = {
+        "users": users,
+        "hosts": hosts,
+        "start": start,
+        "end": end,
+        "tz": tz,
+        "seed": seed,
+        "noise_ratio": noise_ratio,
+        "rollover": rollover,
+        "clear_log": clear_log,
+        "reexport": reexport,
+    }
+    wl = build_workload(**params)  # type: ignore[arg-type]
+    if size_mb is not None:
+        target = size_mb * 1e6
+        rdp = max(wl.rdp_event_count(), 1)
+        needed = (target - rdp * _BYTES_PER_RDP_RECORD) / (rdp * _BYTES_PER_NOISE_RECORD)
+        if needed > _MAX_NOISE_RATIO and users < _MAX_USERS:
+            factor = needed / _MAX_NOISE_RATIO
+            params["users"] = min(_MAX_USERS, max(users, math.ceil(users * factor)))
+            wl = build_workload(**params)  # type: ignore[arg-type]
+            rdp = max(wl.rdp_event_count(), 1)
+            needed = (target - rdp * _BYTES_PER_RDP_RECORD) / (rdp * _BYTES_PER_NOISE_RECORD)
+        noise_ratio = max(0.0, needed)
+    _plan_noise(wl, noise_ratio)
+
+    evidence: dict[str, set[int]] = {}
+    stats: list[WriteStats] = []
+    for plan in wl.plans:
+        stats.extend(_write_host(wl, plan, out_dir, evidence, tzinfo))
+
+    gt = _ground_truth(wl, stats, evidence, tzinfo, noise_ratio, size_mb)
+    gt_path = out_dir / "ground_truth.json"
+    gt_path.write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    files = (*(s.path for s in stats), gt_path)
+    return SampleResult(
+        out_dir=out_dir,
+        files=files,
+        records={s.path.name: s.records for s in stats},
+        bytes=sum(s.bytes for s in stats),
+        seconds=time.perf_counter() - began,
+        ground_truth=gt_path,
+    )
+
+
+def _ground_truth(
+    wl: Workload,
+    stats: list[WriteStats],
+    evidence: dict[str, set[int]],
+    tzinfo: ZoneInfo,
+    noise_ratio: float,
+    size_mb: float | None,
+) -> dict[str, object]:
+    dom = wl.domain
+    sessions_per_month: dict[str, int] = {}
+    for s in wl.sessions:
+        key = month_key(s.start_ft, tzinfo)
+        sessions_per_month[key] = sessions_per_month.get(key, 0) + 1
+    months: dict[str, object] = {}
+    for key in _months(wl):
+        members = sorted((wl.users[i] for i in evidence.get(key, set())), key=lambda u: u.account(dom))
+        months[key] = {
+            "users": [{"sid": u.sid, "account": u.account(dom)} for u in members],
+            "user_count": len(members),
+            "sessions": sessions_per_month.get(key, 0),
+        }
+    files: dict[str, object] = {}
+    for st in stats:
+        host_name, _, rest = st.path.stem.partition("-")
+        channel = rest.removesuffix("-reexport")
+        files[st.path.name] = {
+            "host": next(h.fqdn for h in wl.hosts if h.name == host_name),
+            "channel": {"Security": "Security", LSM: _LSM_CH, RCM: _RCM_CH}[channel],
+            "reexport": rest.endswith("-reexport"),
+            "records": st.records,
+            "chunks": st.chunks,
+            "bytes": st.bytes,
+            "first_record_id": st.first_record_id,
+            "last_record_id": st.last_record_id,
+            "first_time": _iso(st.first_time),
+            "last_time": _iso(st.last_time),
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": "evtrack.synth",
+        "parameters": {
+            "seed": wl.seed,
+            "users": len(wl.users),
+            "hosts": len(wl.hosts),
+            "from": wl.start.isoformat(),
+            "to": wl.end.isoformat(),
+            "tz": wl.tz,
+            "noise_ratio": round(noise_ratio, 4),
+            "size_mb": size_mb,
+        },
+        "domain": {"netbios": dom.netbios, "fqdn": dom.fqdn, "sid": dom.sid},
+        "evidence_rule": (
+            "4624 LogonType 10/12; 4624 type 7 with a non-loopback IP; LSM 21/24/25 with an IP Address; "
+            "4778/4779 with SessionName RDP-Tcp#* or an IP ClientAddress; 4634 LogonType 10"
+        ),
+        "months": months,
+        "users": [
+            {"sid": u.sid, "account": u.account(dom), "sam": u.sam, "upn": u.upn, "admin": u.admin} for u in wl.users
+        ],
+        "hosts": [
+            {
+                "name": p.host.name,
+                "fqdn": p.host.fqdn,
+                "console_address": p.host.console_word,
+                "security_starts_at": _iso(p.security_start),
+                "security_cleared_at": _iso(p.clear_ft),
+                "reexport_window": [_iso(p.reexport[0]), _iso(p.reexport[1])] if p.reexport else None,
+            }
+            for p in wl.plans
+        ],
+        "files": files,
+    }
+
+
+_LSM_CH = "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational"
+_RCM_CH = "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational"
