@@ -125,12 +125,13 @@ def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quie
 
 def _summary(result: ReadResult, kept: int, verbose: bool) -> list[str]:
     lines = [
-        f"files: {len(result.files)} read, {len(result.file_errors)} failed, {len(result.ignored)} ignored; "
+        f"files: {len(result.files)} read, {len(result.file_errors)} failed, "
+        f"{len(result.ignored)} ignored (not event logs{', -v lists them' if result.ignored and not verbose else ''}); "
         f"records: {result.records:,} read, {result.skipped:,} skipped; events kept: {kept:,} (engine {result.engine})"
     ]
     for issue in result.file_errors:
         lines.append(f"  failed: {issue.path}: {issue.reason}")
-    for issue in result.ignored:
+    for issue in result.ignored if verbose else ():
         lines.append(f"  ignored: {issue.path}: {issue.reason}")
     issues = result.issues
     shown = issues if verbose else issues[:5]
