@@ -7,7 +7,7 @@ test:
 	$(PYTHON) -m pytest
 
 lint:
-	$(PYTHON) -m ruff check evtrack tests benchmarks
+	$(PYTHON) -m ruff check evtrack tests $(wildcard benchmarks)
 
 typecheck:
 	$(PYTHON) -m mypy

@@ -90,8 +90,8 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
                                   min_width=10 if name in ("First", "Last") else len(name) if name != "Host" else None)
     for c in report.coverage:
         holes = max(len(c.intervals) - 1, 0)
-        coverage_table.add_row(_t(c.host.split(".", 1)[0]), _t(_short_channel(c.channel)), _t(_day(c.first)), _t(_day(c.last)),
-                               _t(c.records), _t(holes), _t(len(c.cleared)))
+        coverage_table.add_row(_t(c.host.split(".", 1)[0]), _t(_short_channel(c.channel)), _t(_day(c.first)),
+                               _t(_day(c.last)), _t(c.records), _t(holes), _t(len(c.cleared)))
     console.print(coverage_table)
 
     failed = [i for i in report.inputs if i.error]
