@@ -24,6 +24,15 @@ WANTED_EVENT_IDS: frozenset[int] = frozenset(
     {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149}
 )
 
+#: The payload fields evtrack reads (see evtrack.events.normalise). Readers decode only these, for speed; both
+#: engines must give them identical text.
+PAYLOAD_KEYS: frozenset[str] = frozenset({
+    "TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId", "LogonType", "IpAddress", "IpPort",
+    "WorkstationName", "ElevatedToken", "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId",
+    "AccountName", "AccountDomain", "LogonID", "SessionName", "ClientName", "ClientAddress", "User", "SessionID",
+    "Address", "Param1", "Param2", "Param3", "Channel", "BackupPath",
+})
+
 
 def filetime_to_us(filetime: int) -> int:
     """FILETIME (100 ns ticks since 1601) to microseconds since the Unix epoch, truncating like pyevtx-rs."""
@@ -55,7 +64,8 @@ class RawEvent:
     provider: str
     data: dict[str, str | None] = field(default_factory=dict)
     """The payload, flattened: ``EventData/Data[@Name]`` or the children of ``UserData/<Element>``, as text
-    (integers in decimal, hex integers as ``0x...``). Empty for event ids outside :data:`WANTED_EVENT_IDS`."""
+    (integers in decimal, hex integers as ``0x...``). Empty for event ids outside :data:`WANTED_EVENT_IDS`; the
+    fast readers keep only :data:`PAYLOAD_KEYS`."""
 
 
 class InputKind(str, Enum):
