@@ -16,3 +16,6 @@ check: lint typecheck test
 
 bench:
 	$(PYTHON) benchmarks/run.py --quick
+
+fuzz:
+	$(PYTHON) benchmarks/fuzz.py --runs 100000

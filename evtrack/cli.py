@@ -319,9 +319,20 @@ def _check_code(report: Report) -> int:
     return 0
 
 
+OptionalPathsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Event log files, folders and glob patterns (or none, with --store)."),
+]
+
+
 @app.command()
 def report(
-    paths: PathsArg,
+    paths: OptionalPathsArg = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Report from this evtrack store (see `evtrack ingest`) instead of files."),
+    ] = None,
+    save: Annotated[bool, typer.Option("--save", help="Keep the report in the store (`evtrack reports`).")] = False,
     installed: InstalledOpt = None,
     window: WindowOpt = None,
     tz: TzOpt = None,
@@ -353,20 +364,44 @@ def report(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every read issue.")] = False,
 ) -> None:
     """Estimate Per User CALs in use: distinct RDP users per window against the installed count."""
+    import os
+
     from evtrack.pipeline import source_from_read
     from evtrack.usage import build_report
 
+    store_path = store or (Path(os.environ["EVTRACK_STORE"]) if save and os.environ.get("EVTRACK_STORE") else None)
+    if not paths and store_path is None:
+        _fail("give event log files or folders, or --store PATH")
+    if paths and store_path is not None and not save:
+        _fail("give either files or --store, not both (to add files to a store: evtrack ingest)")
+    if save and store_path is None:
+        _fail("--save needs --store PATH (or EVTRACK_STORE)")
+    result = None
     try:
         settings, _file = _settings(config, installed, tz, window, start, end, as_of, domain, exclude, alias,
                                     created_at)
-        result = _read(paths, engine, verify_checksums, jobs, quiet)
-        built = build_report(source_from_read(result), settings)
+        if paths:
+            result = _read(paths, engine, verify_checksums, jobs, quiet)
+            built = build_report(source_from_read(result), settings)
+        else:
+            from evtrack.store import Store
+
+            with Store.open(store_path, create=False) as opened:
+                built = build_report(opened.report_source(), settings)
+        if save:
+            from evtrack.store import Store
+
+            with Store.open(store_path) as opened:
+                saved_id = opened.save_report(built)
         data = render_report(built, fmt, per, safe=not unsafe_csv, bom=bom)
-        _write_or_print(data, output, [stats.path for stats in result.files])
+        _write_or_print(data, output, [stats.path for stats in result.files] if result else [])
     except EvtrackError as exc:
         _fail(str(exc))
-    _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
-    if strict and (result.skipped or result.file_errors or result.issues):
+    if result is not None:
+        _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
+    if save and not quiet:
+        _stderr().print(f"saved as report {saved_id} in {store_path}")
+    if strict and result is not None and (result.skipped or result.file_errors or result.issues):
         raise typer.Exit(EXIT_ERROR)
     if check:
         raise typer.Exit(_check_code(built))
@@ -445,6 +480,15 @@ def sample(
             f"wrote {len(result.files)} files ({result.bytes / 1e6:.1f} MB) to {output} "
             f"in {result.seconds:.1f} s; ground truth: {result.ground_truth}"
         ))
+
+
+def _register_store_commands() -> None:
+    from evtrack.cli_store import register
+
+    register(app)
+
+
+_register_store_commands()
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
+from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
 from evtrack.sources.xmlfile import parse_system_time
 
 ENGINE = "evtx"
@@ -77,7 +77,7 @@ def _payload(event: dict[str, Any]) -> dict[str, str | None]:
     event_data = event.get("EventData")
     if isinstance(event_data, dict):
         for name, value in event_data.items():
-            if name != "#attributes":
+            if name in PAYLOAD_KEYS:
                 data[name] = _value(value)
         return data
     user_data = event.get("UserData")
@@ -87,7 +87,7 @@ def _payload(event: dict[str, Any]) -> dict[str, str | None]:
                 continue
             if isinstance(payload, dict):
                 for key, value in payload.items():
-                    if key != "#attributes":
+                    if key in PAYLOAD_KEYS:
                         data[key] = _value(value)
             break
     return data
@@ -110,6 +110,15 @@ def _event_from_json(text: str) -> RawEvent:
     )
 
 
+def _json_string(token: str) -> str:
+    """A JSON string token (or ``null``) from the regex, unescaped only when it needs to be."""
+    if token == "null":
+        return ""
+    if "\\" in token:
+        return str(json.loads(token))
+    return token[1:-1]
+
+
 def _event(text: str) -> RawEvent:
     match = _SYSTEM_RE.search(text)
     if match is None:
@@ -123,9 +132,9 @@ def _event(text: str) -> RawEvent:
         time_us=parse_system_time(match.group(2)),
         event_id=event_id,
         record_id=int(match.group(3)),
-        channel=json.loads(channel) or "",
-        computer=json.loads(computer) or "",
-        provider=json.loads(provider.group(1)) if provider else "",
+        channel=_json_string(channel),
+        computer=_json_string(computer),
+        provider=_json_string(provider.group(1)) if provider else "",
     )
 
 

@@ -1,0 +1,362 @@
+"""The store's commands: ``evtrack ingest``, ``evtrack reports ...`` and ``evtrack store ...``.
+
+Registered on the main app by :func:`register`. Imports stay lazy (no pyarrow, no parser at import time) so that
+``evtrack reports list`` starts fast; helpers shared with :mod:`evtrack.cli` are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from evtrack.store import FileOutcome, IngestResult, Store, StoreInfo
+
+
+class StoreEngine(str, Enum):
+    """Mirrors :data:`evtrack.reading.ENGINES` (a test checks they match)."""
+
+    evtx = "evtx"
+    python_evtx = "python-evtx"
+
+
+class ShowFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+class PerRow(str, Enum):
+    user = "user"
+    window = "window"
+
+
+class StoredEventFormat(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", envvar="EVTRACK_STORE",
+                 help="The store's SQLite file (default: evtrack.sqlite3 in the user data folder)."),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _open(path: Path | None, *, create: bool) -> Store:
+    from evtrack.store import Store
+
+    return Store.open(path, create=create)
+
+
+def _fail(message: str) -> NoReturn:
+    from evtrack.cli import _fail as fail
+
+    fail(message)
+
+
+def _fmt_us(value: int | None) -> str:
+    if value is None:
+        return "-"
+    from evtrack.render.events import iso_utc
+    from evtrack.sources.base import us_to_datetime
+
+    return iso_utc(us_to_datetime(value))[:19] + "Z"
+
+
+def ingest_summary(result: IngestResult, store_path: Path) -> list[str]:
+    """The lines ``evtrack ingest`` prints to stderr."""
+    lines = [
+        f"files: {len(result.ingested)} ingested, {len(result.already)} already ingested, "
+        f"{len(result.failed)} failed, {len(result.ignored)} ignored; events: {result.events_added:,} added, "
+        f"{result.events_present:,} already present (store {store_path})"
+    ]
+    for outcome in result.failed:
+        lines.append(f"  failed: {outcome.path}: {outcome.error}")
+    for issue in result.ignored:
+        lines.append(f"  ignored: {issue.path}: {issue.reason}")
+    skipped = [o for o in result.ingested if o.skipped]
+    for outcome in skipped:
+        lines.append(f"  skipped {outcome.skipped:,} of {outcome.records + outcome.skipped:,} records in "
+                     f"{outcome.path}")
+    return lines
+
+
+def ingest(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Event log files (.evtx, XML exports), folders (searched recursively) and glob patterns."),
+    ],
+    store: StoreOpt = None,
+    engine: Annotated[
+        StoreEngine,
+        typer.Option("--engine", help="Parser for .evtx files: evtx (pyevtx-rs, fast) or python-evtx (pure Python)."),
+    ] = StoreEngine.evtx,
+    verify_checksums: Annotated[
+        bool,
+        typer.Option("--verify-checksums/--no-verify-checksums",
+                     help="Check chunk CRC32s and skip (and report) chunks that fail, rather than trusting them."),
+    ] = True,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Files read in parallel (default: number of cores).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any file could not be read.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
+) -> None:
+    """Add event logs to the store; files and events already there are skipped (safe to re-run)."""
+    from evtrack.cli import _escape, _stderr
+    from evtrack.errors import EvtrackError
+    from evtrack.reading import default_jobs
+
+    console = _stderr()
+    try:
+        with _open(store, create=True) as opened:
+            if quiet or not console.is_terminal:
+                result = opened.ingest(paths, engine=engine.value, verify_checksums=verify_checksums,
+                                       jobs=jobs or default_jobs())
+            else:
+                result = _ingest_with_progress(opened, paths, engine.value, verify_checksums, jobs or default_jobs())
+            where = opened.path
+    except EvtrackError as exc:
+        _fail(str(exc))
+    if not quiet:
+        for line in ingest_summary(result, where):
+            console.print(_escape(line))
+    if strict and (result.failed or any(o.skipped for o in result.files)):
+        raise typer.Exit(1)
+
+
+def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: bool, jobs: int) -> IngestResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from evtrack.cli import _stderr
+    from evtrack.reading import expand_inputs
+
+    inputs = expand_inputs(paths)
+    with Progress(
+        TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"), TimeRemainingColumn(),
+        console=_stderr(), transient=True,
+    ) as progress:
+        task = progress.add_task("ingest", total=len(inputs.files) + len(inputs.errors))
+
+        def advance(_outcome: FileOutcome) -> None:
+            progress.advance(task)
+
+        return store.ingest(paths, engine=engine, verify_checksums=verify, jobs=jobs, progress=advance)
+
+
+# -- reports ------------------------------------------------------------------------------------------------------
+
+reports_app = typer.Typer(help="Saved reports: list, show, export, delete.", no_args_is_help=True)
+
+
+@reports_app.command("list")
+def reports_list(store: StoreOpt = None) -> None:
+    """List saved reports: id, created, scope, window, installed, estimated, verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evtrack.errors import EvtrackError
+
+    try:
+        with _open(store, create=False) as opened:
+            saved = opened.list_reports()
+    except EvtrackError as exc:
+        _fail(str(exc))
+    if not saved:
+        from evtrack.cli import _stderr
+
+        _stderr().print("no saved reports")
+        return
+    table = Table("id", "created", "scope", "window", "period", "installed", "estimated", "verdict")
+    for row in saved:
+        period = "-"
+        if row.period_start and row.period_end:
+            period = f"{row.period_start.date().isoformat()} .. {row.period_end.date().isoformat()}"
+        table.add_row(
+            str(row.id), row.created_at.strftime("%Y-%m-%d %H:%M:%SZ"), row.scope, f"{row.window} ({row.tz})", period,
+            "-" if row.installed is None else str(row.installed), "-" if row.estimated is None else str(row.estimated),
+            row.verdict,
+        )
+    Console(highlight=False).print(table)
+
+
+@reports_app.command("show")
+def reports_show(
+    report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
+    per: Annotated[PerRow, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = PerRow.user,
+    store: StoreOpt = None,
+) -> None:
+    """Print a saved report (as `evtrack report` would have)."""
+    from evtrack.cli import Per, ReportFormat, _write_or_print, render_report
+    from evtrack.errors import EvtrackError
+
+    try:
+        with _open(store, create=False) as opened:
+            report = opened.get_report(report_id)
+        _write_or_print(render_report(report, ReportFormat(fmt.value), Per(per.value)), None, [])
+    except EvtrackError as exc:
+        _fail(str(exc))
+
+
+@reports_app.command("export")
+def reports_export(
+    report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file ('-' for stdout).")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = ExportFormat.json,
+    per: Annotated[PerRow, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = PerRow.user,
+    bom: Annotated[bool, typer.Option("--bom", help="Start CSV with a UTF-8 BOM (for Excel).")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Write a saved report to a file as CSV or JSON."""
+    from evtrack.cli import Per, ReportFormat, _write_or_print, render_report
+    from evtrack.errors import EvtrackError
+
+    try:
+        with _open(store, create=False) as opened:
+            report = opened.get_report(report_id)
+            store_path = opened.path
+        data = render_report(report, ReportFormat(fmt.value), Per(per.value), bom=bom)
+        _write_or_print(data, output, [store_path])
+    except EvtrackError as exc:
+        _fail(str(exc))
+
+
+@reports_app.command("delete")
+def reports_delete(
+    report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
+    yes: YesOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Delete a saved report (the stored events stay)."""
+    from evtrack.cli import _stderr
+    from evtrack.errors import EvtrackError
+
+    try:
+        with _open(store, create=False) as opened:
+            opened.get_report(report_id)  # unknown id: say so before asking
+            if not yes and not typer.confirm(f"Delete report {report_id}?"):
+                _fail("not deleted")
+            opened.delete_report(report_id)
+    except EvtrackError as exc:
+        _fail(str(exc))
+    _stderr().print(f"deleted report {report_id}")
+
+
+# -- store ---------------------------------------------------------------------------------------------------------
+
+store_app = typer.Typer(help="The store itself: info, vacuum, prune, events.", no_args_is_help=True)
+
+
+def info_lines(info: StoreInfo) -> list[str]:
+    lines = [
+        f"store: {info.path}",
+        f"size: {info.size_bytes:,} bytes (schema {info.schema_version})",
+        f"files: {info.files:,}; events: {info.events:,}; saved reports: {info.reports:,}",
+        "last ingest: " + (info.last_ingest.strftime("%Y-%m-%d %H:%M:%SZ") if info.last_ingest else "never"),
+        f"hosts: {', '.join(info.hosts) if info.hosts else '-'}",
+    ]
+    for span in info.coverage:
+        holes = len(span.intervals) - 1 if span.intervals else 0
+        lines.append(
+            f"  {span.host} {span.channel}: {_fmt_us(span.first_us)} .. {_fmt_us(span.last_us)}, "
+            f"{span.records:,} records, {len(span.gaps)} record-id gaps, {holes} holes, {len(span.cleared_us)} clears"
+        )
+    return lines
+
+
+@store_app.command("info")
+def store_info(store: StoreOpt = None) -> None:
+    """Where the store is, how big, what it holds and what the logs in it cover."""
+    from evtrack.errors import EvtrackError
+
+    try:
+        with _open(store, create=False) as opened:
+            info = opened.info()
+    except EvtrackError as exc:
+        _fail(str(exc))
+    typer.echo("\n".join(info_lines(info)))
+
+
+@store_app.command("vacuum")
+def store_vacuum(store: StoreOpt = None) -> None:
+    """Reclaim free space (after deletes or prune)."""
+    from evtrack.cli import _stderr
+    from evtrack.errors import EvtrackError
+
+    try:
+        with _open(store, create=False) as opened:
+            before, after = opened.vacuum()
+    except EvtrackError as exc:
+        _fail(str(exc))
+    _stderr().print(f"vacuumed: {before:,} -> {after:,} bytes")
+
+
+@store_app.command("prune")
+def store_prune(
+    before: Annotated[str, typer.Option("--before", help="Delete events before this UTC day or time (YYYY-MM-DD).")],
+    yes: YesOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Delete events older than a date; coverage before it is clipped (saved reports are kept)."""
+    from evtrack.cli import _escape, _stderr
+    from evtrack.errors import EvtrackError
+    from evtrack.windows import local_midnight, parse_date, parse_moment, zone
+
+    try:
+        utc = zone("UTC")
+        text = before.strip()
+        moment = local_midnight(parse_date(text), utc) if len(text) == 10 else parse_moment(text, utc)
+        with _open(store, create=False) as opened:
+            if not yes and not typer.confirm(f"Delete every stored event before {moment.isoformat()}?"):
+                _fail("nothing pruned")
+            result = opened.prune(moment)
+    except EvtrackError as exc:
+        _fail(str(exc))
+    _stderr().print(_escape(
+        f"pruned before {result.before.isoformat()}: {result.events_removed:,} events, "
+        f"{result.clears_removed:,} log clears; coverage spans: {result.spans_clipped:,} clipped, "
+        f"{result.spans_removed:,} removed (run `evtrack store vacuum` to reclaim space)"
+    ))
+
+
+@store_app.command("events")
+def store_events(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
+    fmt: Annotated[StoredEventFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        StoredEventFormat.parquet
+    ),
+    store: StoreOpt = None,
+) -> None:
+    """Export the stored events (the normalised table, `source` = the file each came from)."""
+    from evtrack.cli import _write_or_print
+    from evtrack.errors import EvtrackError
+    from evtrack.render.events import render_events
+
+    if fmt is StoredEventFormat.parquet and output is None:
+        _fail("--format parquet needs --output FILE (it is binary)")
+    try:
+        with _open(store, create=False) as opened:
+            table = opened.events_table()
+            store_path = opened.path
+        _write_or_print(render_events(table, fmt.value), output, [store_path])
+    except EvtrackError as exc:
+        _fail(str(exc))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest``, ``reports`` and ``store`` to the main app."""
+    app.command("ingest")(ingest)
+    app.add_typer(reports_app, name="reports")
+    app.add_typer(store_app, name="store")

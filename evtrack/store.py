@@ -1,0 +1,790 @@
+"""The SQLite store: ingested events (idempotent, month after month) and saved reports.
+
+One file (default ``platformdirs.user_data_dir("evtrack")/evtrack.sqlite3``) holds:
+
+- ``files``: one row per ingested input, keyed by its SHA-256 (a file already stored is skipped);
+- ``events``: the normalised rows (:func:`evtrack.events.logon_schema` minus ``source``, which is the file's
+  path), unique by identity ``(host, channel, EventRecordID, TimeCreated µs)`` so overlapping exports add nothing;
+- ``spans``: per file, host and channel what the file covered, with the (record id, time) pairs packed into
+  blobs, so that :meth:`Store.report_source` rebuilds coverage with :class:`~evtrack.coverage.CoverageBuilder`
+  itself and gets exactly what reading the same files together gives (a hole between two exports stays a hole);
+- ``clears``: log-cleared times per file, host and channel;
+- ``reports``: saved reports as ``Report.to_dict()`` JSON plus a few columns for listing.
+
+Every write is one transaction (``BEGIN IMMEDIATE``; one per ingested file), the journal is WAL, and a second
+writer waits ``busy_timeout`` seconds for the first, then fails with :class:`~evtrack.errors.StoreError`.
+The file is marked with ``PRAGMA application_id`` and versioned with ``PRAGMA user_version`` (mirrored in the
+``meta`` table); :func:`migrate` brings an older store up to date. See docs/store.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import sys
+import zlib
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import accumulate, pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evtrack.coverage import ChannelSpan, CoverageBuilder, _Acc
+from evtrack.errors import StoreError
+from evtrack.report import InputFile, Report
+from evtrack.sources.base import ReadIssue
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from evtrack.reading import FileResult
+    from evtrack.usage import ReportSource
+
+#: ``PRAGMA application_id``: "EvTr". Tells an evtrack store from any other SQLite database.
+APPLICATION_ID = 0x45765472
+SCHEMA_VERSION = 1
+STORE_FILENAME = "evtrack.sqlite3"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+DEFAULT_BUSY_TIMEOUT = 30.0
+#: Stands in for a missing record id or time in the identity index (SQLite's UNIQUE lets NULLs repeat).
+_MISSING = -(2**63)
+
+STATUS_INGESTED = "ingested"
+STATUS_ALREADY = "already ingested"
+STATUS_FAILED = "failed"
+
+#: Event columns as stored, in :func:`evtrack.events.logon_schema` order without ``source``.
+_EVENT_COLUMNS: tuple[str, ...] = (
+    "time", "host", "channel", "provider", "event_id", "record_id", "kind", "logon_type", "user", "domain", "sid",
+    "address", "client_name", "session_id", "logon_id", "session_name", "elevated", "rdp", "reason", "detail",
+)  # fmt: skip
+
+#: Schema steps: ``_MIGRATIONS[n]`` takes a store from version n to n + 1. Append, never edit.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            engine TEXT NOT NULL,
+            reader TEXT NOT NULL,
+            first_us INTEGER,
+            last_us INTEGER,
+            records INTEGER NOT NULL,
+            events INTEGER NOT NULL,
+            events_added INTEGER NOT NULL,
+            skipped INTEGER NOT NULL,
+            issues TEXT NOT NULL,
+            ingested_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files(id),
+            time INTEGER, host TEXT, channel TEXT, provider TEXT, event_id INTEGER, record_id INTEGER, kind TEXT,
+            logon_type INTEGER, user TEXT, domain TEXT, sid TEXT, address TEXT, client_name TEXT,
+            session_id INTEGER, logon_id TEXT, session_name TEXT, elevated INTEGER, rdp INTEGER, reason TEXT,
+            detail TEXT
+        )""",
+        f"""CREATE UNIQUE INDEX events_identity ON events
+            (host, channel, ifnull(record_id, {_MISSING}), ifnull(time, {_MISSING}))""",
+        "CREATE INDEX events_time ON events(time)",
+        "CREATE INDEX events_file ON events(file_id)",
+        """CREATE TABLE spans (
+            file_id INTEGER NOT NULL REFERENCES files(id),
+            host TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            first_us INTEGER,
+            last_us INTEGER,
+            records INTEGER NOT NULL,
+            first_record_id INTEGER,
+            last_record_id INTEGER,
+            gaps INTEGER NOT NULL,
+            missing_records INTEGER NOT NULL,
+            untimed INTEGER NOT NULL,
+            envelope_first_us INTEGER,
+            envelope_last_us INTEGER,
+            record_ids BLOB NOT NULL,
+            record_times BLOB NOT NULL,
+            no_id_times BLOB NOT NULL,
+            PRIMARY KEY (file_id, host, channel)
+        )""",
+        """CREATE TABLE clears (
+            file_id INTEGER NOT NULL REFERENCES files(id),
+            host TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            time_us INTEGER NOT NULL,
+            PRIMARY KEY (file_id, host, channel, time_us)
+        )""",
+        """CREATE TABLE reports (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            saved_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            window_spec TEXT NOT NULL,
+            tz TEXT NOT NULL,
+            period_start TEXT,
+            period_end TEXT,
+            installed INTEGER,
+            estimated INTEGER,
+            verdict TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+    ),
+)
+
+
+def default_store_path() -> Path:
+    """``user_data_dir("evtrack")/evtrack.sqlite3`` (platformdirs: XDG, ~/Library, %LOCALAPPDATA%)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("evtrack", appauthor=False)) / STORE_FILENAME
+
+
+# -- results ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What ingesting one input did."""
+
+    path: Path
+    status: str
+    """ingested / already ingested / failed."""
+    sha256: str | None
+    records: int = 0
+    events: int = 0
+    """Rows the file yields (events kept)."""
+    events_added: int = 0
+    """Rows new to the store (the others were already there from an overlapping export)."""
+    skipped: int = 0
+    issues: tuple[str, ...] = ()
+    error: str | None = None
+    stored_as: str | None = None
+    """For an already ingested file: the path it was first ingested from."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    files: tuple[FileOutcome, ...]
+    ignored: tuple[ReadIssue, ...]
+    """Files found in a directory scan that are not event logs (noted, not errors)."""
+
+    def _with(self, status: str) -> list[FileOutcome]:
+        return [f for f in self.files if f.status == status]
+
+    @property
+    def ingested(self) -> list[FileOutcome]:
+        return self._with(STATUS_INGESTED)
+
+    @property
+    def already(self) -> list[FileOutcome]:
+        return self._with(STATUS_ALREADY)
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return self._with(STATUS_FAILED)
+
+    @property
+    def events_added(self) -> int:
+        return sum(f.events_added for f in self.files)
+
+    @property
+    def events_present(self) -> int:
+        """Rows of newly ingested files that the store already held."""
+        return sum(f.events - f.events_added for f in self.ingested)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedReport:
+    """One row of :meth:`Store.list_reports`."""
+
+    id: int
+    saved_at: datetime
+    created_at: datetime
+    scope: str
+    window: str
+    tz: str
+    period_start: datetime | None
+    period_end: datetime | None
+    installed: int | None
+    estimated: int | None
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    path: Path
+    size_bytes: int
+    """The database file plus its WAL."""
+    schema_version: int
+    files: int
+    events: int
+    reports: int
+    hosts: tuple[str, ...]
+    coverage: tuple[ChannelSpan, ...]
+    last_ingest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    before: datetime
+    events_removed: int
+    spans_clipped: int
+    spans_removed: int
+    clears_removed: int
+
+
+ProgressCallback = Callable[[FileOutcome], None]
+
+
+# -- coverage (de)serialisation -----------------------------------------------------------------------------------
+# These read and build CoverageBuilder's private accumulators so the store reuses its merge and spans() exactly.
+# Better home: CoverageBuilder.export_channels() / CoverageBuilder.from_channels() in coverage.py.
+
+
+@dataclass(frozen=True, slots=True)
+class _ChannelRecords:
+    host: str
+    channel: str
+    pairs: list[tuple[int, int]]
+    """Distinct (record id, time µs), sorted."""
+    no_id_times: list[int]
+    untimed: int
+    envelope: tuple[int, int] | None
+
+
+def _export_coverage(builder: CoverageBuilder) -> tuple[list[_ChannelRecords], list[tuple[str, str, int]]]:
+    channels = [
+        _ChannelRecords(
+            host, channel, sorted(set(zip(acc.ids, acc.times, strict=True))), sorted(acc.no_id_times),
+            acc.untimed_ids,
+            None if acc.direct_min is None or acc.direct_max is None else (acc.direct_min, acc.direct_max),
+        )
+        for (host, channel), acc in sorted(builder._acc.items())
+    ]
+    clears = sorted((host, channel, t) for (host, channel), times in builder._cleared.items() for t in times)
+    return channels, clears
+
+
+def _import_coverage(channels: Iterable[_ChannelRecords], clears: Iterable[tuple[str, str, int]]) -> CoverageBuilder:
+    """A builder in the state reading one file leaves it in (no merged intervals, only the file's envelope)."""
+    builder = CoverageBuilder()
+    for item in channels:
+        acc = builder._acc[(item.host, item.channel)] = _Acc()
+        acc.ids.extend(record_id for record_id, _ in item.pairs)
+        acc.times.extend(time for _, time in item.pairs)
+        acc.untimed_ids = item.untimed
+        acc.no_id_times = set(item.no_id_times)
+        if item.envelope is not None:
+            acc.direct_min, acc.direct_max = item.envelope
+    for host, channel, time in clears:
+        builder._cleared.setdefault((host, channel), set()).add(time)
+    return builder
+
+
+def _pack(values: Sequence[int]) -> bytes:
+    """Sorted-ish integers as zlib'd little-endian int64 deltas (record ids step by 1: a few bytes per 1000)."""
+    deltas = array("q", values[:1])
+    deltas.extend(b - a for a, b in pairwise(values))
+    if sys.byteorder == "big":
+        deltas.byteswap()
+    return zlib.compress(deltas.tobytes(), 6)
+
+
+def _unpack(blob: bytes) -> list[int]:
+    deltas = array("q")
+    deltas.frombytes(zlib.decompress(blob))
+    if sys.byteorder == "big":
+        deltas.byteswap()
+    return list(accumulate(deltas))
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _us(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise StoreError(f"a time without a zone is ambiguous: {moment.isoformat()}")
+    delta = moment.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _batch_rows(batch: pa.RecordBatch, file_id: int) -> Iterator[tuple[Any, ...]]:
+    import pyarrow as pa
+
+    columns: list[list[Any]] = [[file_id] * batch.num_rows]
+    for name in _EVENT_COLUMNS:
+        column = batch.column(name)
+        if name == "time":
+            column = column.cast(pa.int64())
+        columns.append(column.to_pylist())
+    return zip(*columns, strict=True)
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+# -- the store ----------------------------------------------------------------------------------------------------
+
+
+class Store:
+    """An open evtrack store. Use :meth:`open` (or ``with Store.open(path) as store:``)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    # opening ---------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str | None = None, *, create: bool = True,
+             busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
+        """Open (and with ``create``, make or upgrade) the store at ``path`` (default :func:`default_store_path`).
+
+        Raises :class:`StoreError` for a file that is not an evtrack store, one written by a newer evtrack, or
+        (without ``create``) a missing store.
+        """
+        target = Path(path) if path is not None else default_store_path()
+        if target.is_dir():
+            raise StoreError(f"not an evtrack store: {target} (is a directory)")
+        exists = target.exists() and target.stat().st_size > 0
+        if exists:
+            try:
+                with target.open("rb") as handle:
+                    head = handle.read(len(SQLITE_MAGIC))
+            except OSError as exc:
+                raise StoreError(f"cannot read store {target}: {exc.strerror or exc}") from None
+            if head != SQLITE_MAGIC:
+                raise StoreError(f"not an evtrack store: {target}")
+        elif not create:
+            raise StoreError(f"no evtrack store at {target} (run `evtrack ingest` to create one)")
+        else:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create store folder {target.parent}: {exc.strerror or exc}") from None
+        try:
+            connection = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {target}: {exc}") from None
+        store = cls(target, connection)
+        try:
+            store._prepare(create)
+        except BaseException:
+            connection.close()
+            raise
+        return store
+
+    def _prepare(self, create: bool) -> None:
+        db = self._db
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError:
+            raise StoreError(f"not an evtrack store: {self.path}") from None
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise StoreError(f"not an evtrack store: {self.path}")
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            if create:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: store schema version {version} is newer than this evtrack "
+                                 f"understands ({SCHEMA_VERSION}); upgrade evtrack")
+            if version < SCHEMA_VERSION:
+                if not create:
+                    raise StoreError(f"{self.path}: store schema version {version} needs an upgrade "
+                                     "(run `evtrack ingest` or any writing command once)")
+                migrate(db)
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise self._busy() from None
+            raise StoreError(f"{self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"not an evtrack store: {self.path} ({exc})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _busy(self) -> StoreError:
+        return StoreError(f"{self.path}: the store is busy (another evtrack is writing to it); try again later")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception (a killed process leaves no trace)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise self._busy() from None
+            raise StoreError(f"{self.path}: {exc}") from None
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot commit: {exc}") from None
+
+    # ingest -------------------------------------------------------------------------------------------------------
+
+    def stored_path(self, sha256: str) -> str | None:
+        row = self._db.execute("SELECT path FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def ingest(self, paths: Sequence[str | Path], *, engine: str | None = None, verify_checksums: bool = True,
+               jobs: int = 1, progress: ProgressCallback | None = None) -> IngestResult:
+        """Add the events and coverage of ``paths`` (files, folders, globs); files already stored are skipped.
+
+        Idempotent: an event already in the store (same host, channel, record id and time) is not added again.
+        Each file is written in one transaction, so an interrupted ingest leaves whole files or nothing of one.
+        """
+        from concurrent.futures import Executor, ProcessPoolExecutor
+
+        from evtrack.errors import SourceError
+        from evtrack.reading import DEFAULT_ENGINE, ENGINES, expand_inputs, read_file
+
+        engine = engine or DEFAULT_ENGINE
+        if engine not in ENGINES:
+            raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})")
+        inputs = expand_inputs(paths)
+        outcomes: list[FileOutcome] = []
+        ignored: list[ReadIssue] = []
+
+        def report(outcome: FileOutcome) -> None:
+            outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+
+        for issue in inputs.errors:
+            report(FileOutcome(issue.path, STATUS_FAILED, None, error=issue.reason))
+        todo: list[tuple[Path, str]] = []
+        for path in inputs.files:
+            try:
+                digest = file_sha256(path)
+            except OSError as exc:
+                report(FileOutcome(path, STATUS_FAILED, None, error=f"cannot read: {exc.strerror or exc}"))
+                continue
+            stored = self.stored_path(digest)
+            if stored is not None:
+                report(FileOutcome(path, STATUS_ALREADY, digest, stored_as=stored))
+            else:
+                todo.append((path, digest))
+
+        pool: Executor | None = None
+        if jobs > 1 and len(todo) > 1:
+            pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)))
+        try:
+            if pool is not None:
+                futures = [pool.submit(read_file, path, engine, verify_checksums) for path, _ in todo]
+                results: Iterator[FileResult] = (future.result() for future in futures)
+            else:
+                results = (read_file(path, engine, verify_checksums) for path, _ in todo)
+            for (path, digest), result in zip(todo, results, strict=True):
+                if result.error is not None:
+                    if path in inputs.from_directories and result.error.startswith("not an event log"):
+                        ignored.append(ReadIssue(path, "file", result.error, 0))
+                        continue
+                    report(FileOutcome(path, STATUS_FAILED, digest, error=result.error))
+                    continue
+                report(self._add_file(result, digest, engine))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        return IngestResult(tuple(outcomes), tuple(ignored))
+
+    def _add_file(self, result: FileResult, digest: str, engine: str) -> FileOutcome:
+        stats = result.stats
+        issues = tuple(str(issue) for issue in stats.issues)
+        events = sum(batch.num_rows for batch in result.batches)
+        channels, clears = _export_coverage(result.coverage)
+        spans = {(s.host, s.channel): s for s in result.coverage.spans()}
+        envelopes = [c.envelope for c in channels if c.envelope is not None]
+        first_us = min((e[0] for e in envelopes), default=None)
+        last_us = max((e[1] for e in envelopes), default=None)
+        with self._transaction() as db:
+            stored = self.stored_path(digest)
+            if stored is not None:  # another process got there while we were reading
+                return FileOutcome(stats.path, STATUS_ALREADY, digest, stored_as=stored)
+            cursor = db.execute(
+                "INSERT INTO files (sha256, path, size, kind, engine, reader, first_us, last_us, records, events, "
+                "events_added, skipped, issues, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (digest, str(stats.path), stats.size, stats.kind.value if stats.kind else "", engine, stats.engine,
+                 first_us, last_us, stats.records, events, stats.skipped, json.dumps(list(issues)), _iso(_now())),
+            )
+            file_id = cursor.lastrowid
+            assert file_id is not None
+            before = db.total_changes
+            placeholders = ", ".join("?" * (len(_EVENT_COLUMNS) + 1))
+            insert = f"INSERT OR IGNORE INTO events (file_id, {', '.join(_EVENT_COLUMNS)}) VALUES ({placeholders})"
+            for batch in result.batches:
+                db.executemany(insert, _batch_rows(batch, file_id))
+            added = db.total_changes - before
+            db.execute("UPDATE files SET events_added = ? WHERE id = ?", (added, file_id))
+            self._insert_spans(db, file_id, channels, spans)
+            db.executemany("INSERT OR IGNORE INTO clears (file_id, host, channel, time_us) VALUES (?, ?, ?, ?)",
+                           [(file_id, *clear) for clear in clears])
+        return FileOutcome(stats.path, STATUS_INGESTED, digest, stats.records, events, added, stats.skipped, issues)
+
+    def _insert_spans(self, db: sqlite3.Connection, file_id: int, channels: Sequence[_ChannelRecords],
+                      spans: dict[tuple[str, str], ChannelSpan]) -> None:
+        rows = []
+        for item in channels:
+            span = spans.get((item.host, item.channel))
+            rows.append((
+                file_id, item.host, item.channel,
+                span.first_us if span else None, span.last_us if span else None, span.records if span else 0,
+                span.first_record_id if span else None, span.last_record_id if span else None,
+                len(span.gaps) if span else 0, span.missing_records if span else 0, item.untimed,
+                item.envelope[0] if item.envelope else None, item.envelope[1] if item.envelope else None,
+                _pack([record_id for record_id, _ in item.pairs]), _pack([time for _, time in item.pairs]),
+                _pack(item.no_id_times),
+            ))
+        db.executemany(
+            "INSERT INTO spans (file_id, host, channel, first_us, last_us, records, first_record_id, last_record_id, "
+            "gaps, missing_records, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
+            "no_id_times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    # reading back -------------------------------------------------------------------------------------------------
+
+    def events_table(self) -> pa.Table:
+        """Every stored event as the normalised table (``source`` = the path the row was first ingested from)."""
+        import pyarrow as pa
+
+        from evtrack.events import logon_schema
+
+        schema = logon_schema()
+        columns = ", ".join(f"e.{name}" for name in _EVENT_COLUMNS)
+        rows = self._db.execute(
+            f"SELECT {columns}, f.path FROM events e JOIN files f ON f.id = e.file_id ORDER BY e.id"
+        ).fetchall()
+        if not rows:
+            return schema.empty_table()
+        arrays = []
+        for field, values in zip(schema, zip(*rows, strict=True), strict=True):
+            if pa.types.is_boolean(field.type):
+                arrays.append(pa.array(values, type=pa.int8()).cast(pa.bool_()))
+            else:
+                arrays.append(pa.array(values, type=field.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def coverage(self) -> list[ChannelSpan]:
+        """Coverage merged over every stored file, exactly as :func:`evtrack.reading.read_inputs` merges it."""
+        total = CoverageBuilder()
+        per_file: dict[int, list[_ChannelRecords]] = {}
+        for row in self._db.execute(
+            "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
+            "no_id_times FROM spans ORDER BY file_id, host, channel"
+        ):
+            file_id, host, channel, untimed, env_first, env_last, ids, times, no_id = row
+            envelope = None if env_first is None or env_last is None else (env_first, env_last)
+            pairs = list(zip(_unpack(ids), _unpack(times), strict=True))
+            per_file.setdefault(file_id, []).append(
+                _ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope)
+            )
+        clears: dict[int, list[tuple[str, str, int]]] = {}
+        for file_id, host, channel, time in self._db.execute("SELECT file_id, host, channel, time_us FROM clears"):
+            clears.setdefault(file_id, []).append((host, channel, time))
+        for file_id in sorted(set(per_file) | set(clears)):
+            total.merge(_import_coverage(per_file.get(file_id, ()), clears.get(file_id, ())))
+        return total.spans()
+
+    def inputs(self) -> tuple[InputFile, ...]:
+        rows = [
+            InputFile(path=path, kind=kind, engine=reader, records=records, skipped=skipped,
+                      issues=tuple(json.loads(issues)), error=None)
+            for path, kind, reader, records, skipped, issues in self._db.execute(
+                "SELECT path, kind, reader, records, skipped, issues FROM files"
+            )
+        ]
+        return tuple(sorted(rows, key=lambda row: row.path))
+
+    def report_source(self) -> ReportSource:
+        """What :func:`evtrack.usage.build_report` needs, from the store instead of the files."""
+        from evtrack.reading import DEFAULT_ENGINE
+        from evtrack.usage import ReportSource
+
+        engines = sorted(row[0] for row in self._db.execute("SELECT DISTINCT engine FROM files"))
+        records, skipped = self._db.execute("SELECT ifnull(sum(records), 0), ifnull(sum(skipped), 0) FROM files"
+                                            ).fetchone()
+        return ReportSource(
+            table=self.events_table(), coverage=tuple(self.coverage()), inputs=self.inputs(),
+            engine=", ".join(engines) if engines else DEFAULT_ENGINE, records_read=records, records_skipped=skipped,
+        )
+
+    # saved reports ------------------------------------------------------------------------------------------------
+
+    def save_report(self, report: Report) -> int:
+        data = json.dumps(report.to_dict(), ensure_ascii=False, sort_keys=True)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO reports (saved_at, created_at, scope, window_spec, tz, period_start, period_end, "
+                "installed, estimated, verdict, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_iso(_now()), _iso(report.created_at), report.scope, report.window, report.tz,
+                 _iso(report.period_start) if report.period_start else None,
+                 _iso(report.period_end) if report.period_end else None,
+                 report.installed, report.estimated, report.verdict, data),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def list_reports(self) -> list[SavedReport]:
+        rows = self._db.execute(
+            "SELECT id, saved_at, created_at, scope, window_spec, tz, period_start, period_end, installed, "
+            "estimated, verdict FROM reports ORDER BY id"
+        ).fetchall()
+        result = []
+        for row in rows:
+            saved, created = _parse_iso(row[1]), _parse_iso(row[2])
+            assert saved is not None and created is not None
+            result.append(SavedReport(row[0], saved, created, row[3], row[4], row[5], _parse_iso(row[6]),
+                                      _parse_iso(row[7]), row[8], row[9], row[10]))
+        return result
+
+    def get_report(self, report_id: int) -> Report:
+        row = self._db.execute("SELECT data FROM reports WHERE id = ?", (report_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no report with id {report_id}")
+        try:
+            return Report.from_dict(json.loads(row[0]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"report {report_id} cannot be read: {exc}") from None
+
+    def delete_report(self, report_id: int) -> None:
+        """Forget a saved report (the events it was computed from stay)."""
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM reports WHERE id = ?", (report_id,))
+            if cursor.rowcount == 0:
+                raise StoreError(f"no report with id {report_id}")
+
+    # housekeeping -------------------------------------------------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += Path(str(self.path) + suffix).stat().st_size
+        return total
+
+    def info(self) -> StoreInfo:
+        db = self._db
+        files, last = db.execute("SELECT count(*), max(ingested_at) FROM files").fetchone()
+        coverage = tuple(self.coverage())
+        hosts = {row[0] for row in db.execute("SELECT DISTINCT host FROM events WHERE host IS NOT NULL")}
+        hosts |= {span.host for span in coverage}
+        return StoreInfo(
+            path=self.path, size_bytes=self.size_bytes(),
+            schema_version=db.execute("PRAGMA user_version").fetchone()[0], files=files,
+            events=db.execute("SELECT count(*) FROM events").fetchone()[0],
+            reports=db.execute("SELECT count(*) FROM reports").fetchone()[0],
+            hosts=tuple(sorted(hosts)), coverage=coverage, last_ingest=_parse_iso(last),
+        )
+
+    def vacuum(self) -> tuple[int, int]:
+        """Reclaim free pages and fold the WAL back in; returns the size before and after, in bytes."""
+        before = self.size_bytes()
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise self._busy() from None
+            raise StoreError(f"{self.path}: {exc}") from None
+        return before, self.size_bytes()
+
+    def prune(self, before: datetime) -> PruneResult:
+        """Delete events older than ``before``; clip the coverage that reaches past it, drop what does not.
+
+        File rows stay, so a pruned file is still "already ingested" and is not added back by a later ingest.
+        """
+        cutoff = _us(before)
+        clipped = removed = 0
+        with self._transaction() as db:
+            events = db.execute("DELETE FROM events WHERE time < ?", (cutoff,)).rowcount
+            clears = db.execute("DELETE FROM clears WHERE time_us < ?", (cutoff,)).rowcount
+            rows = db.execute(
+                "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, "
+                "record_times, no_id_times FROM spans WHERE envelope_first_us < ?", (cutoff,)
+            ).fetchall()
+            for file_id, host, channel, untimed, _first, env_last, ids, times, no_id in rows:
+                key = (file_id, host, channel)
+                if env_last < cutoff:
+                    db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
+                    removed += 1
+                    continue
+                pairs = [(i, t) for i, t in zip(_unpack(ids), _unpack(times), strict=True) if t >= cutoff]
+                item = _ChannelRecords(host, channel, pairs, [t for t in _unpack(no_id) if t >= cutoff], untimed,
+                                       (cutoff, env_last))
+                db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
+                spans = {(s.host, s.channel): s for s in _import_coverage([item], ()).spans()}
+                self._insert_spans(db, file_id, [item], spans)
+                clipped += 1
+        return PruneResult(before, events, clipped, removed, clears)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the store's schema to :data:`SCHEMA_VERSION`, one transaction per step; returns the new version."""
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # re-read: another process may have won
+            if version >= SCHEMA_VERSION:
+                db.execute("COMMIT")
+                return int(version)
+            for statement in _MIGRATIONS[version]:
+                db.execute(statement)
+            if version == 0:
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (_iso(_now()),))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version + 1),))
+            db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
