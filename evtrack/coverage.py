@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from evtrack.sources.base import RawEvent
+from evtrack.sources.base import RawEvent, plausible_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,9 @@ class CoverageBuilder:
     """Accumulates coverage while records stream past; merge builders from several files or workers."""
 
     def __init__(self) -> None:
+        import time
+
+        self._now_us = time.time_ns() // 1000
         self._acc: dict[tuple[str, str], _Acc] = {}
         self._cleared: dict[tuple[str, str], set[int]] = {}
 
@@ -93,9 +96,10 @@ class CoverageBuilder:
         acc = self._acc.get(key)
         if acc is None:
             acc = self._acc[key] = _Acc()
-        if event.time_us is None:
-            acc.untimed_ids += 1
+        if not plausible_time(event.time_us, self._now_us):
+            acc.untimed_ids += 1  # missing or impossible time: counted, never stretches the span
             return
+        assert event.time_us is not None
         if acc.direct_min is None or event.time_us < acc.direct_min:
             acc.direct_min = event.time_us
         if acc.direct_max is None or event.time_us > acc.direct_max:

@@ -32,7 +32,7 @@ from evtrack.report import (
     UserUsage,
     WindowUsage,
 )
-from evtrack.sources.base import us_to_datetime
+from evtrack.sources.base import plausible_time, us_to_datetime
 from evtrack.windows import Window, WindowSpec, local_date, local_midnight, windows_between, zone
 
 if TYPE_CHECKING:
@@ -183,7 +183,13 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     excluded: dict[str, list[int]] = defaultdict(list)
     excluded_identity: dict[str, Identity] = {}
     out_of_scope: set[str] = set()
+    created = settings.created_at or datetime.now(timezone.utc)
+    now_us = max(_us(created), _us(datetime.now(timezone.utc)))
+    suspicious = 0
     for row in _evidence_rows(table):
+        if row["time"] is None or not plausible_time(_us(row["time"]), now_us):
+            suspicious += 1
+            continue
         identity = resolver.resolve(row["user"], row["domain"], row["sid"], host_key(row["host"] or ""))
         if identity is None:
             continue
@@ -330,7 +336,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         )
         for span in source.coverage
     )
-    created = settings.created_at or datetime.now(timezone.utc)
+    if suspicious:
+        notes.append(f"{suspicious} RDP event(s) with a missing or impossible time (before 2000, or after now + 1 day) "
+                     "were not counted; `evtrack events` lists them.")
     return Report(
         schema_version=SCHEMA_VERSION,
         created_at=created.astimezone(timezone.utc).replace(microsecond=0),

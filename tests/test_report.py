@@ -266,3 +266,24 @@ def test_splitting_inputs_across_files_and_engines_gives_the_same_users(tmp_path
     assert window_users(reversed_) == window_users(together)
     assert window_users(python_engine) == window_users(together)
     assert [u.key for u in python_engine.users] == [u.key for u in together.users]
+
+
+def test_impossible_times_are_counted_as_suspicious_never_bucketed() -> None:
+    rows = [ev(utc(2024, 2, 1, 9)), ev(datetime(1601, 1, 1, tzinfo=timezone.utc), "bob", sid=SID_B, record_id=5),
+            ev(utc(2099, 1, 1), "carol", sid=None, record_id=6),
+            {**ev(utc(2024, 2, 2), "dave", sid=None), "time": None}]
+    report = build_report(source(rows, [span(utc(2024, 2, 1), utc(2024, 2, 28))]), ReportSettings(created_at=CREATED))
+    assert [u.key for u in report.users] == [SID_A]
+    assert [w.label for w in report.windows] == ["2024-02"]
+    assert any(note.startswith("3 RDP event(s) with a missing or impossible time") for note in report.notes)
+
+
+def test_coverage_ignores_impossible_times() -> None:
+    from evtrack.coverage import CoverageBuilder
+    from evtrack.sources.base import RawEvent
+
+    builder = CoverageBuilder()
+    for time_us in (us(utc(2024, 1, 5)), 0, -11_644_473_600_000_000, None, us(utc(2024, 1, 9))):
+        builder.add(RawEvent(time_us, 4624, 1, "Security", "RDSH01", "p"))
+    (only,) = builder.spans()
+    assert (only.first_us, only.last_us) == (us(utc(2024, 1, 5)), us(utc(2024, 1, 9)))

@@ -39,6 +39,22 @@ def filetime_to_us(filetime: int) -> int:
     return (filetime - FILETIME_UNIX_OFFSET) // 10
 
 
+#: 2000-01-01T00:00:00Z: no RDS event log is older; 1601 (FILETIME 0) and other wild values are damage.
+MIN_PLAUSIBLE_US = 946_684_800_000_000
+_DAY_US = 86_400_000_000
+
+
+def plausible_time(time_us: int | None, now_us: int | None = None) -> bool:
+    """A timestamp worth counting: present, not before 2000, not after now + 1 day (clock or file damage)."""
+    if time_us is None:
+        return False
+    if now_us is None:
+        import time
+
+        now_us = time.time_ns() // 1000
+    return MIN_PLAUSIBLE_US <= time_us <= now_us + _DAY_US
+
+
 def us_to_datetime(time_us: int) -> datetime:
     """Microseconds since the Unix epoch to an aware UTC datetime (exact: integer arithmetic only)."""
     seconds, micros = divmod(time_us, 1_000_000)
