@@ -289,6 +289,13 @@ def _settings(
     return settings, file
 
 
+def _config_engine(file: FileConfig) -> Engine:
+    try:
+        return Engine(file.engine or Engine.evtx.value)
+    except ValueError:
+        raise ConfigError(f"{file.path}: engine must be one of {', '.join(e.value for e in Engine)}") from None
+
+
 def _ascii_console() -> bool:
     encoding = (getattr(sys.stdout, "encoding", None) or "ascii").lower()
     try:
@@ -349,7 +356,7 @@ def report(
     domain: DomainOpt = None,
     exclude: ExcludeOpt = None,
     alias: AliasOpt = None,
-    engine: EngineOpt = Engine.evtx,
+    engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
     verify_checksums: ChecksumOpt = True,
     jobs: JobsOpt = None,
     strict: StrictOpt = False,
@@ -381,7 +388,7 @@ def report(
         settings, _file = _settings(config, installed, tz, window, start, end, as_of, domain, exclude, alias,
                                     created_at)
         if paths:
-            result = _read(paths, engine, verify_checksums, jobs, quiet)
+            result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet)
             built = build_report(source_from_read(result), settings)
         else:
             from evtrack.store import Store

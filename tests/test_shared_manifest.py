@@ -119,3 +119,28 @@ def test_default_verification_reports_failing_chunks(shared_evtx: Path) -> None:
 def test_every_chunk_is_read_despite_a_stale_header(shared_evtx: Path, name: str) -> None:
     expected = {r.file: r.records for r in ROWS}[name]
     assert read_file(shared_evtx / name).stats.records == expected
+
+
+def test_both_engines_give_identical_tables_on_every_shared_file(shared_evtx: Path) -> None:
+    from evtrack.reading import read_inputs
+
+    tables = []
+    for engine in ("evtx", "python-evtx"):
+        table = read_inputs([shared_evtx], engine=engine).table
+        tables.append(table.sort_by([(c, "ascending") for c in ("source", "host", "channel", "record_id", "time")]))
+    assert tables[0].num_rows == 6366
+    assert tables[0].equals(tables[1])
+
+
+def test_report_over_all_shared_files_is_the_union_with_no_one_twice(shared_evtx: Path) -> None:
+    from evtrack.pipeline import run_report
+    from evtrack.usage import ReportSettings
+
+    expected: set[str] = set()
+    for row in ROWS:
+        for label in ("LT10", "4778/4779", "LSM 21/25 (IP)"):
+            expected |= row.users.get(label, set())
+    report, _ = run_report([shared_evtx], ReportSettings())
+    names = [u.display_name.lower() for u in report.users]
+    assert sorted(names) == sorted(expected)
+    assert len(set(names)) == len(names) == len({u.key for u in report.users})
