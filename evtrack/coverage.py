@@ -10,8 +10,9 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
-from evtrack.sources.base import RawEvent, plausible_time
+from evtrack.sources.base import MIN_PLAUSIBLE_US, RawEvent, plausible_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,35 @@ class CoverageBuilder:
         else:
             acc.ids.append(event.record_id)
             acc.times.append(event.time_us)
+        self.note_clear(event)
+
+    def add_block(self, computer: str, channel: str, ids: Any, times: Any, untimed: int = 0) -> None:
+        """Add many records of one host and channel at once: ``ids`` and ``times`` are equal-length int64 numpy
+        arrays (µs), already without nulls; implausible times are dropped here and counted like missing ones."""
+        if channel.lower() not in COVERED_CHANNELS:
+            return
+        import numpy as np
+
+        key = (computer, channel)
+        acc = self._acc.get(key)
+        if acc is None:
+            acc = self._acc[key] = _Acc()
+        ok = (times >= MIN_PLAUSIBLE_US) & (times <= self._now_us + 86_400_000_000)
+        acc.untimed_ids += untimed + int(len(times) - np.count_nonzero(ok))
+        ids, times = ids[ok], times[ok]
+        if not len(times):
+            return
+        low, high = int(times.min()), int(times.max())
+        acc.direct_min = low if acc.direct_min is None else min(acc.direct_min, low)
+        acc.direct_max = high if acc.direct_max is None else max(acc.direct_max, high)
+        acc.ids.frombytes(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
+        acc.times.frombytes(np.ascontiguousarray(times, dtype=np.int64).tobytes())
+
+    def note_clear(self, event: RawEvent) -> None:
+        """Record a log-cleared event (Security 1102, or System 104 naming the log it cleared)."""
+        if event.time_us is None:
+            return
+        key = (event.computer, event.channel)
         if event.event_id == 1102 and event.channel.lower() == "security":
             self._cleared.setdefault(key, set()).add(event.time_us)
         elif event.event_id == 104 and event.channel.lower() == "system":

@@ -6,6 +6,7 @@ same code runs in-process, in a process pool, or on a remote worker.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib
 import os
@@ -150,6 +151,12 @@ def iter_raw(path: Path, stats: FileStats, engine: str = DEFAULT_ENGINE, verify_
     yield from get_reader(kind, engine)(path, stats, verify_checksums=verify_checksums)
 
 
+def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder) -> Iterator[RawEvent]:
+    for event in events:
+        coverage.add(event)
+        yield event
+
+
 def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
               batch_rows: int = 65_536) -> FileResult:
     """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result."""
@@ -158,8 +165,16 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
     source = str(path)
     builder = BatchBuilder(batch_rows)
     try:
-        for raw in iter_raw(path, stats, engine, verify_checksums):
-            result.coverage.add(raw)
+        kind = detect_kind(path)
+        stats.kind = kind
+        with contextlib.suppress(OSError):
+            stats.size = path.stat().st_size
+        reader = get_reader(kind, engine)
+        if getattr(reader, "fills_coverage", False):
+            raws = reader(path, stats, verify_checksums=verify_checksums, coverage=result.coverage)  # type: ignore[call-arg]
+        else:
+            raws = _with_coverage(reader(path, stats, verify_checksums=verify_checksums), result.coverage)
+        for raw in raws:
             row = normalise(raw, source)
             if row is not None:
                 builder.add(row)
