@@ -196,6 +196,7 @@ class ReportFormat(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
+    html = "html"
 
 
 class Per(str, Enum):
@@ -225,8 +226,30 @@ ToOpt = Annotated[str | None, typer.Option("--to", help="Last day of the period,
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="Date or time for the licence-server view (default: end of data).")
 ]
-DomainOpt = Annotated[
-    list[str] | None, typer.Option("--domain", help="Scope: count only users of this domain (repeatable).")
+ScopeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        help="all (default), domain:CONTOSO (NetBIOS or FQDN), or ou:OU=Sales,DC=contoso,DC=com (needs "
+        "--directory; child OUs included). Repeatable.",
+    ),
+]
+DirectoryOpt = Annotated[
+    Path | None,
+    typer.Option("--directory", envvar="EVTRACK_DIRECTORY",
+                 help="User export (Get-ADUser | Export-Csv, or Entra 'Download users' CSV): links identities, "
+                 "display names, OU scope."),
+]
+NetbiosOpt = Annotated[
+    str | None, typer.Option("--netbios", help="NetBIOS name of the directory export's domain (e.g. CONTOSO).")
+]
+KeypacksOpt = Annotated[
+    Path | None,
+    typer.Option("--keypacks", envvar="EVTRACK_KEYPACKS",
+                 help="Win32_TSLicenseKeyPack CSV export: installed = its Per User CALs (unless --installed)."),
+]
+ProductVersionOpt = Annotated[
+    str | None, typer.Option("--product-version", help="With --keypacks: count only this version's packs (2019).")
 ]
 ExcludeOpt = Annotated[
     list[str] | None,
@@ -239,8 +262,9 @@ AliasOpt = Annotated[
 
 def _settings(
     config: Path | None, installed: int | None, tz: str | None, window: str | None, start: str | None,
-    end: str | None, as_of: str | None, domains: list[str] | None, excludes: list[str] | None,
-    aliases: list[str] | None, created_at: str | None,
+    end: str | None, as_of: str | None, scopes: list[str] | None, excludes: list[str] | None,
+    aliases: list[str] | None, created_at: str | None, directory: Path | None = None, netbios: str | None = None,
+    keypacks: Path | None = None, product_version: str | None = None,
 ) -> tuple[ReportSettings, FileConfig]:
     import os
     from datetime import datetime, timezone
@@ -274,6 +298,18 @@ def _settings(
         created = parse_moment(created_at, zone("UTC"))
     elif os.environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit():
         created = datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), tz=timezone.utc)
+    domains, ous = _scopes(scopes or list(file.scope) or [f"domain:{d}" for d in file.domains])
+    if ous and directory is None:
+        raise ConfigError("an OU scope needs --directory (logon events carry no OU)")
+    loaded_directory = None
+    if directory is not None:
+        from evtrack.directory import load_directory
+
+        loaded_directory = load_directory(directory, netbios=netbios)
+    if installed is None and file.installed is None and keypacks is not None:
+        from evtrack.keypacks import load_keypacks
+
+        installed = load_keypacks(keypacks).per_user_installed(product_version)
     settings = ReportSettings(
         installed=installed if installed is not None else file.installed,
         tz=tz_name,
@@ -283,7 +319,9 @@ def _settings(
         as_of=parse_moment(as_of, tzinfo) if as_of else None,
         aliases=alias_map,
         exclusions=Exclusions.build(names, sids, patterns),
-        domains=tuple(domains or file.domains),
+        domains=domains,
+        ous=ous,
+        directory=loaded_directory,
         created_at=created,
     )
     return settings, file
@@ -294,6 +332,24 @@ def _config_engine(file: FileConfig) -> Engine:
         return Engine(file.engine or Engine.evtx.value)
     except ValueError:
         raise ConfigError(f"{file.path}: engine must be one of {', '.join(e.value for e in Engine)}") from None
+
+
+def _scopes(items: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``all`` / ``domain:X`` / ``ou:DN`` → (domains, OUs); ``all`` alone means no filter."""
+    domains: list[str] = []
+    ous: list[str] = []
+    for item in items:
+        kind, _, value = item.partition(":")
+        kind = kind.strip().lower()
+        if kind == "all" and not value:
+            continue
+        if kind == "domain" and value.strip():
+            domains.append(value.strip())
+        elif kind == "ou" and value.strip():
+            ous.append(value.strip())
+        else:
+            raise ConfigError(f"--scope {item!r}: use all, domain:NAME or ou:OU=...,DC=...")
+    return tuple(domains), tuple(ous)
 
 
 def _ascii_console() -> bool:
@@ -312,6 +368,10 @@ def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = T
 
     if fmt is ReportFormat.json:
         return report_json(report).encode("utf-8")
+    if fmt is ReportFormat.html:
+        from evtrack.render.html import report_html
+
+        return report_html(report).encode("utf-8")
     if fmt is ReportFormat.csv:
         text = windows_csv(report, safe=safe, bom=bom) if per is Per.window else users_csv(report, safe=safe, bom=bom)
         return text.encode("utf-8")
@@ -353,7 +413,11 @@ def report(
         bool, typer.Option("--check", help="Exit 3 when over the installed count, 4 when log coverage is incomplete.")
     ] = False,
     config: ConfigOpt = None,
-    domain: DomainOpt = None,
+    scope: ScopeOpt = None,
+    directory: DirectoryOpt = None,
+    netbios: NetbiosOpt = None,
+    keypacks: KeypacksOpt = None,
+    product_version: ProductVersionOpt = None,
     exclude: ExcludeOpt = None,
     alias: AliasOpt = None,
     engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
@@ -385,8 +449,8 @@ def report(
         _fail("--save needs --store PATH (or EVTRACK_STORE)")
     result = None
     try:
-        settings, _file = _settings(config, installed, tz, window, start, end, as_of, domain, exclude, alias,
-                                    created_at)
+        settings, _file = _settings(config, installed, tz, window, start, end, as_of, scope, exclude, alias,
+                                    created_at, directory, netbios, keypacks, product_version)
         if paths:
             result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet)
             built = build_report(source_from_read(result), settings)
@@ -424,13 +488,13 @@ def config_show(
     installed: InstalledOpt = None,
     tz: TzOpt = None,
     window: WindowOpt = None,
-    domain: DomainOpt = None,
+    scope: ScopeOpt = None,
     exclude: ExcludeOpt = None,
     alias: AliasOpt = None,
 ) -> None:
     """Print the settings a report would use: config file merged with flags and environment."""
     try:
-        settings, file = _settings(config, installed, tz, window, None, None, None, domain, exclude, alias, None)
+        settings, file = _settings(config, installed, tz, window, None, None, None, scope, exclude, alias, None)
     except EvtrackError as exc:
         _fail(str(exc))
     lines = [
@@ -438,7 +502,8 @@ def config_show(
         f"installed = {settings.installed if settings.installed is not None else '# not set'}",
         f'tz = "{settings.tz}"',
         f'window = "{settings.window}"',
-        "domains = [" + ", ".join(f'"{d}"' for d in settings.domains) + "]  # empty: all trusted domains",
+        "scope = [" + ", ".join([f'"domain:{d}"' for d in settings.domains] + [f'"ou:{o}"' for o in settings.ous])
+        + "]  # empty: all trusted domains",
         "",
         "[aliases]",
         *(f'"{k}" = "{v}"' for k, v in sorted(settings.aliases.items())),

@@ -5,7 +5,7 @@ Flags override the file; the CLI merges them. Example::
     installed = 25
     tz = "Europe/Berlin"
     window = "month"
-    domains = ["CONTOSO"]          # scope; empty or absent = all trusted domains
+    scope = ["domain:CONTOSO"]     # or "ou:OU=Sales,DC=contoso,DC=com" (with --directory); absent = all
 
     [aliases]                      # FQDN or UPN suffix -> NetBIOS domain
     "contoso.local" = "CONTOSO"
@@ -32,7 +32,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DEFAULT_CONFIG_NAME = "evtrack.toml"
-_KNOWN = {"installed", "tz", "window", "domains", "aliases", "exclude", "engine"}
+_KNOWN = {"installed", "tz", "window", "domains", "scope", "aliases", "exclude", "engine"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class FileConfig:
     window: str | None = None
     engine: str | None = None
     domains: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
     exclude_names: tuple[str, ...] = ()
     exclude_sids: tuple[str, ...] = ()
@@ -94,6 +95,7 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
         window=data.get("window"),
         engine=data.get("engine"),
         domains=_strings(data.get("domains", []), "domains", path),
+        scope=_strings(data.get("scope", []), "scope", path),
         aliases=dict(aliases),
         exclude_names=_strings(exclude.get("names", []), "exclude.names", path),
         exclude_sids=_strings(exclude.get("sids", []), "exclude.sids", path),

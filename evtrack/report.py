@@ -46,6 +46,10 @@ class WindowUsage:
     hosts_complete: tuple[str, ...]
     hosts_partial: tuple[str, ...]
     hosts_unknown: tuple[str, ...]
+    devices: int | None
+    """Distinct client devices (4778 ClientName, else the client IP address): approximate behind NAT."""
+    peak_sessions: int | None
+    """Most RDP sessions connected at once in the window, over all hosts."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,10 @@ class UserUsage:
     local_account: bool
     """The domain is a session host's own name: Per User CALs cover domain users; check this account."""
     domain_resolved: bool
+    full_name: str | None
+    """Display name from the directory export (``--directory``), when given."""
+    in_directory: bool | None
+    """Found in the directory export; None when no directory was given."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,27 @@ class ExcludedUser:
     events: int
     first_seen: datetime
     last_seen: datetime
+
+
+@dataclass(frozen=True)
+class DeviceUsage:
+    """A client device seen in RDP evidence (for comparing with the Per Device licensing model)."""
+
+    key: str
+    name: str | None
+    addresses: tuple[str, ...]
+    users: tuple[str, ...]
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class HostPeak:
+    """Most RDP sessions connected at once on one host in one window."""
+
+    host: str
+    window: str
+    peak_sessions: int
 
 
 @dataclass(frozen=True)
@@ -146,6 +175,10 @@ class Report:
     excluded: tuple[ExcludedUser, ...]
     curve: tuple[CurvePoint, ...]
     coverage: tuple[ChannelCoverage, ...]
+    devices: tuple[DeviceUsage, ...]
+    host_peaks: tuple[HostPeak, ...]
+    sessions_closed_at_coverage_end: int
+    """Sessions with no disconnect or logoff in the logs, counted as connected until the host's logs end."""
     inputs: tuple[InputFile, ...]
     engine: str
     records_read: int

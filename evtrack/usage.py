@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from evtrack.concurrency import connected_intervals
+from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan, merge_intervals
-from evtrack.events import LSM, SECURITY
+from evtrack.events import LSM, SECURITY, is_remote_ip
 from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
 from evtrack.report import (
     CAL_VALIDITY_DAYS,
@@ -26,7 +28,9 @@ from evtrack.report import (
     STATUS_UNKNOWN,
     ChannelCoverage,
     CurvePoint,
+    DeviceUsage,
     ExcludedUser,
+    HostPeak,
     InputFile,
     Report,
     UserUsage,
@@ -37,6 +41,8 @@ from evtrack.windows import Window, WindowSpec, local_date, local_midnight, wind
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from evtrack.directory import Directory, DirectoryUser
 
 #: A 4624 type 10 and the LSM 21 of the same logon, or the two 4624 of a UAC split token, land within this.
 SESSION_MERGE = timedelta(seconds=10)
@@ -60,7 +66,10 @@ class ReportSettings:
     aliases: Mapping[str, str] = field(default_factory=dict)
     exclusions: Exclusions = field(default_factory=Exclusions)
     domains: tuple[str, ...] = ()
-    """Scope: only users of these (NetBIOS or FQDN) domains; empty = all trusted domains."""
+    """Scope: only users of these (NetBIOS or FQDN) domains; with ``ous`` empty too: all trusted domains."""
+    ous: tuple[str, ...] = ()
+    """Scope: only users in these OUs (child OUs included); needs ``directory``."""
+    directory: Directory | None = None
     created_at: datetime | None = None
 
 
@@ -97,11 +106,26 @@ def _observations(table: pa.Table) -> list[Observation]:
     ]
 
 
+def _directory_observations(directory: Directory, aliases: Mapping[str, str]) -> list[Observation]:
+    """Directory accounts as sightings, so a name seen without a SID in the logs joins its SID's person."""
+    result = []
+    for user in directory.users:
+        if not user.sid:
+            continue
+        netbios = directory.netbios or (aliases.get(user.dns_domain or "") if user.dns_domain else None)
+        if user.sam and netbios:
+            result.append(Observation(user.sam, netbios, user.sid, ""))
+        if user.upn:
+            result.append(Observation(user.upn, None, user.sid, ""))
+    return result
+
+
 def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
     import pyarrow.compute as pc
 
     evidence = table.filter(pc.equal(table["rdp"], True)).select(
-        ["time", "host", "user", "domain", "sid", "kind", "reason", "event_id", "channel", "record_id"]
+        ["time", "host", "user", "domain", "sid", "kind", "reason", "event_id", "channel", "record_id", "address",
+         "client_name"]
     )
     evidence = evidence.sort_by([("time", "ascending"), ("host", "ascending"), ("channel", "ascending"),
                                  ("record_id", "ascending")])
@@ -114,6 +138,48 @@ def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
             seen.add(key)
             unique.append(row)
     return unique
+
+
+def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows that open or close a session (for concurrency), each record once."""
+    import pyarrow.compute as pc
+
+    ids = pc.is_in(table["event_id"], pa_array([21, 23, 24, 25, 4624, 4778, 4779, 4634, 4647]))
+    remote_type = pc.is_in(table["logon_type"], pa_array([10, 12]))
+    logon_like = pc.is_in(table["event_id"], pa_array([4624, 4634]))
+    keep = pc.and_(ids, pc.or_(pc.invert(logon_like), pc.fill_null(remote_type, False)))
+    rows = table.filter(keep).select(
+        ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "address", "session_id",
+         "logon_id", "rdp"]
+    ).to_pylist()
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for row in rows:
+        key = (row["host"], row["channel"], row["record_id"], row["time"])
+        if key not in seen:
+            seen.add(key)
+            row["time"] = _us(row["time"]) if row["time"] is not None else None
+            unique.append(row)
+    return unique
+
+
+def pa_array(values: list[int]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values)
+
+
+def _device_key(row: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
+    """A client device: its IP address (not loopback or unspecified: tunnels hide the client), with the client
+    name 4778/4779 give; a name alone where there is no usable address."""
+    name = (row["client_name"] or "").strip()
+    name = name if name and name.lower() not in ("unknown", "-") else ""
+    address = (row["address"] or "").strip()
+    if is_remote_ip(address):
+        return "ip:" + address.lower(), name or None, address
+    if name:
+        return "name:" + name.lower(), name, None
+    return None
 
 
 def _cluster(times: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -161,24 +227,45 @@ def _verdict(users: int | None, installed: int | None) -> str:
     return f"over by {users - installed}" if users > installed else "within"
 
 
-def _in_scope(identity: Identity, resolver: IdentityResolver, domains: tuple[str, ...]) -> bool:
-    if not domains:
+def _directory_user(identity: Identity, directory: Directory | None) -> DirectoryUser | None:
+    if directory is None:
+        return None
+    sam = identity.display.rsplit("\\", 1)[-1]
+    return directory.lookup(sam, identity.domain, identity.sid)
+
+
+def _in_scope(identity: Identity, resolver: IdentityResolver, settings: ReportSettings) -> bool:
+    if not settings.domains and not settings.ous:
         return True
-    wanted = {resolver.canonical_domain(d) for d in domains}
-    return identity.domain is not None and identity.domain in wanted
+    wanted = {resolver.canonical_domain(d) for d in settings.domains}
+    if identity.domain is not None and identity.domain in wanted:
+        return True
+    if settings.ous:
+        from evtrack.directory import in_ou
+
+        found = _directory_user(identity, settings.directory)
+        return found is not None and any(in_ou(found, ou) for ou in settings.ous)
+    return False
 
 
-def scope_label(domains: tuple[str, ...]) -> str:
-    if not domains:
+def scope_label(domains: tuple[str, ...], ous: tuple[str, ...] = ()) -> str:
+    """The scope line, worded like the Licensing Manager's: "All trusted domains", "Domain: X", "OU=Sales"."""
+    if not domains and not ous:
         return ALL_DOMAINS
-    return "Domain: " + ", ".join(d.upper() for d in domains)
+    parts = [f"Domain: {d.upper()}" for d in domains] + [ou.split(",", 1)[0].strip() for ou in ous]
+    return "; ".join(parts)
 
 
 def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     tz = zone(settings.tz)
     spec = WindowSpec.parse(settings.window)
     table = source.table
-    resolver = IdentityResolver(_observations(table), aliases=settings.aliases, exclusions=settings.exclusions)
+    observations = _observations(table)
+    aliases = dict(settings.aliases)
+    if settings.directory is not None:
+        aliases = {**settings.directory.aliases(), **aliases}
+        observations += _directory_observations(settings.directory, aliases)
+    resolver = IdentityResolver(observations, aliases=aliases, exclusions=settings.exclusions)
     people: dict[str, _Person] = {}
     excluded: dict[str, list[int]] = defaultdict(list)
     excluded_identity: dict[str, Identity] = {}
@@ -186,6 +273,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     created = settings.created_at or datetime.now(timezone.utc)
     now_us = max(_us(created), _us(datetime.now(timezone.utc)))
     suspicious = 0
+    devices: dict[str, list[tuple[int, str | None, str | None, str]]] = {}
     for row in _evidence_rows(table):
         if row["time"] is None or not plausible_time(_us(row["time"]), now_us):
             suspicious += 1
@@ -198,7 +286,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             excluded[identity.key].append(moment)
             excluded_identity[identity.key] = identity
             continue
-        if not _in_scope(identity, resolver, settings.domains):
+        if not _in_scope(identity, resolver, settings):
             out_of_scope.add(identity.key)
             continue
         person = people.get(identity.key)
@@ -208,6 +296,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         person.times.append(moment)
         person.hosts.add(host)
         person.reasons.add(row["reason"])
+        device = _device_key(row)
+        if device is not None:
+            devices.setdefault(device[0], []).append((moment, device[1], device[2], identity.key))
         if row["kind"] == "logon":
             person.starts.append((host, moment))
         elif row["kind"] == "reconnect":
@@ -218,6 +309,10 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         person.reconnects = _cluster(person.reconnects)
 
     host_cover = _host_intervals(source.coverage)
+    connected = connected_intervals(
+        _session_rows(table), {host: intervals[-1][1] for host, intervals in host_cover.items() if intervals}
+    )
+    host_peaks: list[HostPeak] = []
     evidence_times = [t for p in people.values() for t in p.times]
     cover_edges = [t for intervals in host_cover.values() for iv in intervals for t in iv]
     all_times = evidence_times + cover_edges
@@ -261,11 +356,19 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         seen_before.update(keys)
         sessions = sum(1 for p in people.values() for _, t in p.starts if start <= t < end)
         reconnects = sum(1 for p in people.values() for _, t in p.reconnects if start <= t < end)
+        window_devices = {key for key, seen in devices.items() if any(start <= s[0] < end for s in seen)}
+        window_peak = peak_overlap(connected.intervals, start, end)
+        for host in sorted({iv.host for iv in connected.intervals}):
+            host_peak = peak_overlap((iv for iv in connected.intervals if iv.host == host), start, end)
+            if host_peak:
+                host_peaks.append(HostPeak(host, window.label, host_peak))
         window_rows.append(WindowUsage(
             label=window.label, start=window.start, end=window.end, users=users,
             new_users=None if users is None else len(new), sessions=sessions, reconnects=reconnects, status=status,
             verdict=_verdict(users, settings.installed), user_keys=tuple(keys), hosts_complete=tuple(complete),
             hosts_partial=tuple(partial), hosts_unknown=tuple(unknown),
+            devices=None if users is None else len(window_devices),
+            peak_sessions=None if users is None else window_peak,
         ))
 
     # licence-server view: distinct users with evidence in (D - 60 days, D]
@@ -317,6 +420,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             events=len(p.times), cal_expiry=last + timedelta(days=CAL_VALIDITY_DAYS),
             windows=tuple(user_windows.get(key, ())), local_account=p.identity.local_account,
             domain_resolved=p.identity.domain_resolved,
+            full_name=found.display_name if (found := _directory_user(p.identity, settings.directory)) else None,
+            in_directory=None if settings.directory is None else found is not None,
         ))
     excluded_rows = []
     for key in sorted(excluded, key=lambda k: (excluded_identity[k].display.lower(), k)):
@@ -336,13 +441,24 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         )
         for span in source.coverage
     )
+    if connected.closed_at_coverage_end:
+        notes.append(f"{connected.closed_at_coverage_end} session(s) had no disconnect or logoff in the logs and are "
+                     "counted as connected until the host's logs end (peak concurrency).")
+    if devices:
+        notes.append("Devices are told apart by client name (4778) or client IP address: behind NAT or with DHCP "
+                     "the device count is approximate.")
+    if settings.directory is not None:
+        missing = [u.display_name for u in user_rows if u.in_directory is False]
+        if missing:
+            notes.append(f"{len(missing)} counted user(s) are not in the directory export: "
+                         + ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
     if suspicious:
         notes.append(f"{suspicious} RDP event(s) with a missing or impossible time (before 2000, or after now + 1 day) "
                      "were not counted; `evtrack events` lists them.")
     return Report(
         schema_version=SCHEMA_VERSION,
         created_at=created.astimezone(timezone.utc).replace(microsecond=0),
-        scope=scope_label(settings.domains),
+        scope=scope_label(settings.domains, settings.ous),
         installed=settings.installed,
         estimated=estimated,
         as_of=as_of,
@@ -362,6 +478,19 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         excluded=tuple(excluded_rows),
         curve=tuple(curve),
         coverage=coverage_rows,
+        devices=tuple(
+            DeviceUsage(
+                key=key,
+                name=next((s[1] for s in seen if s[1]), None),
+                addresses=tuple(sorted({s[2] for s in seen if s[2]})),
+                users=tuple(sorted({s[3] for s in seen})),
+                first_seen=us_to_datetime(min(s[0] for s in seen)),
+                last_seen=us_to_datetime(max(s[0] for s in seen)),
+            )
+            for key, seen in sorted(devices.items())
+        ),
+        host_peaks=tuple(host_peaks),
+        sessions_closed_at_coverage_end=connected.closed_at_coverage_end,
         inputs=tuple(source.inputs),
         engine=source.engine,
         records_read=source.records_read,

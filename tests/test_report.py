@@ -287,3 +287,21 @@ def test_coverage_ignores_impossible_times() -> None:
         builder.add(RawEvent(time_us, 4624, 1, "Security", "RDSH01", "p"))
     (only,) = builder.spans()
     assert (only.first_us, only.last_us) == (us(utc(2024, 1, 5)), us(utc(2024, 1, 9)))
+
+
+@pytest.mark.parametrize(("seed", "tz"), [(5, "Europe/Istanbul"), (8, "America/New_York")])
+def test_devices_and_peak_concurrency_match_ground_truth(tmp_path: Path, seed: int, tz: str) -> None:
+    from evtrack.synth import write_sample
+
+    write_sample(tmp_path, users=9, hosts=3, start=date(2024, 1, 1), end=date(2024, 3, 31), tz=tz, seed=seed,
+                 noise_ratio=0.3)
+    truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
+    report, _ = run_report([tmp_path], ReportSettings(tz=tz, created_at=CREATED))
+    for window in report.windows:
+        month = truth["months"][window.label]
+        assert window.devices == month["device_count"], window.label
+        assert window.peak_sessions == month["peak_sessions"], window.label
+        by_host = {p.host: p.peak_sessions for p in report.host_peaks if p.window == window.label}
+        assert by_host == {h.lower(): n for h, n in month["peak_sessions_by_host"].items() if n}, window.label
+    addresses = {a for d in report.devices for a in d.addresses}
+    assert addresses == {d["address"] for m in truth["months"].values() for d in m["devices"]}

@@ -30,12 +30,14 @@ def users_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
     header = [
         "User", "CAL Type", "Estimated Expiration Date", "Key", "SID", "First Seen", "Last Seen", "Sessions",
         "Reconnects", "Events", "Hosts", "Evidence", "Windows", "Aliases", "Local Account", "Domain Resolved",
+        "Full Name", "In Directory",
     ]
     rows = (
         [
             u.display_name, CAL_TYPE, iso(u.cal_expiry), u.key, u.sid, iso(u.first_seen), iso(u.last_seen),
             u.sessions, u.reconnects, u.events, ";".join(u.hosts), ";".join(u.evidence), ";".join(u.windows),
             ";".join(u.aliases), "yes" if u.local_account else "no", "yes" if u.domain_resolved else "no",
+            u.full_name, "" if u.in_directory is None else ("yes" if u.in_directory else "no"),
         ]
         for u in report.users
     )
@@ -43,12 +45,15 @@ def users_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
 
 
 def windows_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
-    header = ["Window", "Start", "End", "Status", "Users", "New Users", "Sessions", "Reconnects", "Installed",
-              "Verdict", "Hosts Complete", "Hosts Partial", "Hosts Unknown"]
+    header = ["Window", "Start", "End", "Status", "Users", "New Users", "Sessions", "Reconnects",
+              "Peak Concurrent Sessions", "Devices", "Installed", "Verdict", "Hosts Complete", "Hosts Partial",
+              "Hosts Unknown"]
     rows = (
         [
             w.label, iso(w.start), iso(w.end), w.status, "unknown" if w.users is None else w.users,
-            "" if w.new_users is None else w.new_users, w.sessions, w.reconnects, report.installed, w.verdict,
+            "" if w.new_users is None else w.new_users, w.sessions, w.reconnects,
+            "" if w.peak_sessions is None else w.peak_sessions, "" if w.devices is None else w.devices,
+            report.installed, w.verdict,
             ";".join(w.hosts_complete), ";".join(w.hosts_partial), ";".join(w.hosts_unknown),
         ]
         for w in report.windows

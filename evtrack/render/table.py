@@ -55,11 +55,11 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
 
     windows = Table(title="Distinct RDP users per window", box=frame, title_justify="left", pad_edge=False)
     for name, justify in (("Window", "left"), ("Status", "left"), ("Users", "right"), ("New", "right"),
-                          ("Sessions", "right"), ("Reconn.", "right"), ("Verdict", "left")):
+                          ("Sessions", "right"), ("Peak", "right"), ("Devices", "right"), ("Verdict", "left")):
         windows.add_column(name, justify=justify)  # type: ignore[arg-type]
     for w in report.windows:
         windows.add_row(_t(w.label), _t(w.status), _t("unknown" if w.users is None else w.users),
-                        _t(w.new_users), _t(w.sessions), _t(w.reconnects), _t(w.verdict))
+                        _t(w.new_users), _t(w.sessions), _t(w.peak_sessions), _t(w.devices), _t(w.verdict))
     console.print(windows)
 
     shown = report.users if max_users is None else report.users[:max_users]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from evtrack.synth.evtx_writer import EventSpec, EvtxWriter, WriteStats
+from evtrack.synth.evtx_writer import EventSpec, EventType, EvtxWriter, WriteStats
 from evtrack.synth.workload import (
     CHANNELS,
     LSM,
@@ -23,6 +24,7 @@ from evtrack.synth.workload import (
     Workload,
     build_workload,
     clear_event,
+    ft_from_datetime,
     ft_to_datetime,
     host_streams,
     month_key,
@@ -67,6 +69,34 @@ def _months(wl: Workload) -> list[str]:
     return out
 
 
+#: Payload fields that carry the RDP client's address / name (4624 IpAddress, LSM Address, 4778/4779).
+_ADDRESS_FIELDS = ("IpAddress", "Address", "ClientAddress")
+_field_index_cache: dict[tuple[int, str], int | None] = {}
+
+
+def _field_value(etype: EventType, values: tuple[object, ...], names: tuple[str, ...]) -> object:
+    key = (id(etype), names[0])
+    if key not in _field_index_cache:
+        _field_index_cache[key] = next((i for i, (n, _) in enumerate(etype.fields) if n in names), None)
+    idx = _field_index_cache[key]
+    return values[idx] if idx is not None and idx < len(values) else None
+
+
+def _note_device(ev: ModelEvent, month: str, devices: dict[str, dict[str, set[str]]]) -> None:
+    """Record the client address (and 4778/4779 ClientName) an RDP evidence event carries, if any."""
+    address = _field_value(ev.etype, ev.values, _ADDRESS_FIELDS)
+    if not isinstance(address, str):
+        return  # 4634 type 10: evidence, but no address
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return
+    names = devices.setdefault(month, {}).setdefault(address, set())
+    name = _field_value(ev.etype, ev.values, ("ClientName",))
+    if isinstance(name, str) and name:
+        names.add(name)
+
+
 def _spec(ev: ModelEvent, rid: int, computer: str) -> EventSpec:
     return EventSpec(ev.etype, ev.ft, rid, computer, ev.values, ev.pid, ev.tid, ev.activity, ev.user_sid)
 
@@ -79,7 +109,12 @@ def _plan_noise(wl: Workload, noise_ratio: float) -> None:
 
 
 def _write_host(
-    wl: Workload, plan: HostPlan, out_dir: Path, evidence: dict[str, set[int]], tzinfo: ZoneInfo
+    wl: Workload,
+    plan: HostPlan,
+    out_dir: Path,
+    evidence: dict[str, set[int]],
+    tzinfo: ZoneInfo,
+    devices: dict[str, dict[str, set[str]]] | None = None,
 ) -> list[WriteStats]:
     host = plan.host
     rng = random.Random(f"evtrack-synth/{wl.seed}/ids/{host.index}")
@@ -109,7 +144,10 @@ def _write_host(
                 spec = _spec(ev, rid, host.fqdn)
                 writer.add(spec)
                 if ev.evidence >= 0:
-                    evidence.setdefault(month_key(ev.ft, tzinfo), set()).add(ev.evidence)
+                    month = month_key(ev.ft, tzinfo)
+                    evidence.setdefault(month, set()).add(ev.evidence)
+                    if devices is not None:
+                        _note_device(ev, month, devices)
                 if re_writer is not None and plan.reexport and plan.reexport[0] <= ev.ft <= plan.reexport[1]:
                     re_writer.add(spec)
             rid += 1
@@ -167,11 +205,12 @@ def write_sample(
     _plan_noise(wl, noise_ratio)
 
     evidence: dict[str, set[int]] = {}
+    devices: dict[str, dict[str, set[str]]] = {}
     stats: list[WriteStats] = []
     for plan in wl.plans:
-        stats.extend(_write_host(wl, plan, out_dir, evidence, tzinfo))
+        stats.extend(_write_host(wl, plan, out_dir, evidence, tzinfo, devices))
 
-    gt = _ground_truth(wl, stats, evidence, tzinfo, noise_ratio, size_mb)
+    gt = _ground_truth(wl, stats, evidence, tzinfo, noise_ratio, size_mb, devices)
     gt_path = out_dir / "ground_truth.json"
     gt_path.write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     files = (*(s.path for s in stats), gt_path)
@@ -192,8 +231,11 @@ def _ground_truth(
     tzinfo: ZoneInfo,
     noise_ratio: float,
     size_mb: float | None,
+    devices: dict[str, dict[str, set[str]]] | None = None,
 ) -> dict[str, object]:
     dom = wl.domain
+    devices = devices or {}
+    intervals = _connected_intervals(wl, stats)
     sessions_per_month: dict[str, int] = {}
     for s in wl.sessions:
         key = month_key(s.start_ft, tzinfo)
@@ -201,10 +243,20 @@ def _ground_truth(
     months: dict[str, object] = {}
     for key in _months(wl):
         members = sorted((wl.users[i] for i in evidence.get(key, set())), key=lambda u: u.account(dom))
+        month_devices = [
+            {"address": addr, "name": min(names) if names else None}
+            for addr, names in sorted(devices.get(key, {}).items(), key=lambda kv: ipaddress.ip_address(kv[0]))
+        ]
+        lo, hi = _month_bounds(key, tzinfo)
+        by_host = {h.name: _peak(ivs, lo, hi) for h, ivs in zip(wl.hosts, intervals, strict=True)}
         months[key] = {
             "users": [{"sid": u.sid, "account": u.account(dom)} for u in members],
             "user_count": len(members),
             "sessions": sessions_per_month.get(key, 0),
+            "devices": month_devices,
+            "device_count": len(month_devices),
+            "peak_sessions": _peak([iv for ivs in intervals for iv in ivs], lo, hi),
+            "peak_sessions_by_host": by_host,
         }
     files: dict[str, object] = {}
     for st in stats:
@@ -240,6 +292,8 @@ def _ground_truth(
             "4624 LogonType 10/12; 4624 type 7 with a non-loopback IP; LSM 21/24/25 with an IP Address; "
             "4778/4779 with SessionName RDP-Tcp#* or an IP ClientAddress; 4634 LogonType 10"
         ),
+        "device_rule": DEVICE_RULE,
+        "concurrency_rule": CONCURRENCY_RULE,
         "months": months,
         "users": [
             {"sid": u.sid, "account": u.account(dom), "sam": u.sam, "upn": u.upn, "admin": u.admin} for u in wl.users
@@ -257,6 +311,63 @@ def _ground_truth(
         ],
         "files": files,
     }
+
+
+DEVICE_RULE = (
+    "a client device (its IP address) is in a month when an RDP evidence event written to a file in that month "
+    "carries it: 4624 type 10/7 IpAddress, LSM 21/24/25 Address, 4778/4779 ClientAddress; name = the ClientName "
+    "of that address's 4778/4779 events written in that month (the smallest if several), else null; "
+    "sorted by address (numerically)"
+)
+CONCURRENCY_RULE = (
+    "RDP sessions of the model only (no console logons), written to a file or not; a session is connected from "
+    "its logon (4624 type 10, then LSM 21) or reconnect (4624 type 7, then LSM 25 / 4778) until its next "
+    "disconnect (4779, then LSM 24) or logoff (4647 / LSM 23, then 4634), at the time of the first event of "
+    "each step; intervals are half-open [connect, end) in event time, so an end and a connect at the same "
+    "instant do not overlap; a session still connected at the end of the period is closed at the time of its "
+    "host's last logged event; peaks are taken inside each calendar month (in the tz) over intervals clipped "
+    "to the month, per host and over all hosts"
+)
+
+
+def _connected_intervals(wl: Workload, stats: list[WriteStats]) -> list[list[tuple[int, int]]]:
+    """Per host, the half-open connected intervals ``[from, until)`` of every RDP session (FILETIME ticks)."""
+    last_logged: dict[str, int] = {}
+    for st in stats:
+        host_name = st.path.stem.partition("-")[0]
+        if st.last_time is not None:
+            last_logged[host_name] = max(last_logged.get(host_name, st.last_time), st.last_time)
+    out: list[list[tuple[int, int]]] = [[] for _ in wl.hosts]
+    for s in wl.sessions:
+        host = wl.hosts[s.host]
+        for since, until in s.connected:
+            if until is None:
+                until = max(last_logged.get(host.name, wl.end_ft), since)
+            if until > since:
+                out[s.host].append((since, until))
+    return out
+
+
+def _month_bounds(key: str, tzinfo: ZoneInfo) -> tuple[int, int]:
+    y, m = map(int, key.split("-"))
+    ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+    return ft_from_datetime(datetime(y, m, 1, tzinfo=tzinfo)), ft_from_datetime(datetime(ny, nm, 1, tzinfo=tzinfo))
+
+
+def _peak(intervals: list[tuple[int, int]], lo: int, hi: int) -> int:
+    """Most half-open intervals alive at once inside ``[lo, hi)`` (an end sorts before a start at one instant)."""
+    edges: list[tuple[int, int]] = []
+    for a, b in intervals:
+        a, b = max(a, lo), min(b, hi)
+        if a < b:
+            edges.append((a, 1))
+            edges.append((b, -1))
+    edges.sort()
+    peak = live = 0
+    for _, delta in edges:
+        live += delta
+        peak = max(peak, live)
+    return peak
 
 
 _LSM_CH = "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational"

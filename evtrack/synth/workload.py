@@ -118,10 +118,16 @@ class ModelEvent:
 
 @dataclass
 class SessionRecord:
+    """One RDP session of the model. ``connected`` holds its connected intervals ``(from, until)``: from the
+    first evidence event of a logon (4624 type 10) or reconnect (4624 type 7) to the first event of the next
+    disconnect (4779) or logoff (4647 / LSM 23); ``until`` is None while it is still connected when the model
+    stops (ground truth then closes it at the host's last logged event)."""
+
     user: int
     host: int
     start_ft: int
     end_ft: int
+    connected: list[tuple[int, int | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -184,6 +190,7 @@ class _Builder:
         self.rng = rng
         self.state = [_HostState(rng) for _ in wl.hosts]
         self.seq = 0
+        self.connect_ft = 0  # time of the last (re)connect's first evidence event (4624 type 10 / type 7)
 
     def emit(
         self,
@@ -307,6 +314,7 @@ class _Builder:
                 )
                 self.emit(plan, t, SEC, sh.E4624, vals)
             t += 5_000_000
+            self.connect_ft = t
             if user.admin:  # UAC split token: two type 10 logons in the same second, linked to each other
                 linked = st.next_logon_id(rng)
                 for lid, other, elevated in ((logon_id, linked, "%%1842"), (linked, logon_id, "%%1843")):
@@ -327,6 +335,7 @@ class _Builder:
             self.emit(plan, t, LSM, sh.LSM22, (lsm_user, session_id, user.client_ip), evidence=-1, activity=act)
         else:
             lid = st.next_logon_id(rng)
+            self.connect_ft = t
             vals = self.logon(host, user.sid, user.sam, dom, lid, 7, user.client_ip, host.name, "%%1843")
             self.emit(plan, t, SEC, sh.E4624, vals, evidence=u)
             t += rng.randrange(1, 3) * TICKS_PER_SECOND
@@ -364,6 +373,8 @@ class _Builder:
         session_id = st.next_session()
         logon_id = st.next_logon_id(self.rng)
         self.connect(plan, user, start, True, session_id, logon_id)
+        connected: list[tuple[int, int | None]] = []
+        since: int | None = self.connect_ft
         end = start
         for kind, ft in actions:
             end = ft
@@ -373,7 +384,15 @@ class _Builder:
                 self.connect(plan, user, ft, False, session_id, logon_id)
             else:
                 self.logoff(plan, user, ft, session_id, logon_id, kind == "logoff")
-        self.wl.sessions.append(SessionRecord(user.index, host_idx, start, end))
+            if kind == "reconnect":
+                if since is None:
+                    since = self.connect_ft
+            elif since is not None:  # a disconnect or logoff ends the connected interval
+                connected.append((since, ft))
+                since = None
+        if since is not None:
+            connected.append((since, None))
+        self.wl.sessions.append(SessionRecord(user.index, host_idx, start, end, connected))
 
     def console(self, host_idx: int, ft: int) -> None:
         """A local administrator at the console: 4624 type 2, LSM 21/22 with LOCAL (or localised), logoff."""

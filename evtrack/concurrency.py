@@ -1,0 +1,125 @@
+"""Peak concurrency: how many RDP sessions were connected at once, per host and overall.
+
+A session is *connected* from a logon or reconnect until its next disconnect or logoff, as the half-open
+interval ``[connect, end)``. Sessions are followed by LocalSessionManager's SessionID where a host has that log
+(21/25 with an IP address connect, 24 disconnects, 23 ends), otherwise by the Security logon id (4624 type 10/12
+and 4778 connect, 4779 disconnects, 4634/4647 end; the two 4624 of a UAC split token are one session). A session
+still connected when the host's logs end is closed there, and counted, so the report can say so.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from evtrack.events import LSM, SECURITY, is_ip
+from evtrack.identity import host_key
+
+CONNECT, DISCONNECT, END = "connect", "disconnect", "end"
+_MERGE_US = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    host: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    intervals: tuple[Interval, ...]
+    closed_at_coverage_end: int
+
+
+def _transition(row: Mapping[str, Any]) -> str | None:
+    channel, event_id = (row["channel"] or "").lower(), row["event_id"]
+    if channel == LSM:
+        if event_id in (21, 25):
+            return CONNECT if is_ip(row["address"]) else None
+        return {24: DISCONNECT, 23: END}.get(event_id)
+    if channel == SECURITY:
+        if event_id == 4624:
+            return CONNECT if row["logon_type"] in (10, 12) else None
+        if event_id == 4778:
+            return CONNECT if row["rdp"] else None
+        if event_id == 4779:
+            return DISCONNECT
+        if event_id == 4634:
+            return END if row["logon_type"] in (10, 12) else None
+        if event_id == 4647:
+            return END
+    return None
+
+
+def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping[str, int]) -> Sessions:
+    """Connected intervals from session events (rows of the event table, times in µs, duplicates removed)."""
+    lsm_hosts: set[str] = set()
+    events: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
+    materialised = []
+    for row in rows:
+        transition = _transition(row)
+        if transition is None or row["time"] is None:
+            continue
+        materialised.append((row, transition))
+        if (row["channel"] or "").lower() == LSM:
+            lsm_hosts.add(host_key(row["host"] or ""))
+    alias: dict[tuple[str, str], str] = {}
+    last_logon: dict[tuple[str, str], tuple[int, str]] = {}
+    for row, transition in sorted(materialised, key=lambda item: (item[0]["time"], item[0]["record_id"] or 0)):
+        host = host_key(row["host"] or "")
+        channel = (row["channel"] or "").lower()
+        if channel == LSM:
+            if row["session_id"] is None:
+                continue
+            key = f"lsm:{row['session_id']}"
+        else:
+            if host in lsm_hosts or row["logon_id"] is None:
+                continue
+            logon_id = row["logon_id"]
+            user = f"{(row['domain'] or '').lower()}\\{(row['user'] or '').lower()}"
+            if row["event_id"] == 4624:
+                previous = last_logon.get((host, user))
+                if previous is not None and row["time"] - previous[0] <= _MERGE_US:
+                    alias[(host, logon_id)] = previous[1]  # UAC split token: the same session
+                else:
+                    last_logon[(host, user)] = (row["time"], logon_id)
+            key = "sec:" + alias.get((host, logon_id), logon_id)
+        events[host].append((row["time"], transition, key, channel))
+    intervals: list[Interval] = []
+    closed_at_end = 0
+    for host, host_events in events.items():
+        open_since: dict[str, int] = {}
+        for moment, transition, key, _channel in host_events:
+            if transition == CONNECT:
+                open_since.setdefault(key, moment)
+            else:
+                start = open_since.pop(key, None)
+                if start is not None and moment > start:
+                    intervals.append(Interval(host, start, moment))
+        end = coverage_end.get(host)
+        for start in open_since.values():
+            stop = max(end or start, start)
+            if stop > start:
+                intervals.append(Interval(host, start, stop))
+            closed_at_end += 1
+    intervals.sort(key=lambda iv: (iv.host, iv.start, iv.end))
+    return Sessions(tuple(intervals), closed_at_end)
+
+
+def peak(intervals: Iterable[Interval], start: int, end: int) -> int:
+    """The most intervals overlapping at one instant inside ``[start, end)`` (ends before starts at ties)."""
+    points: list[tuple[int, int]] = []
+    for interval in intervals:
+        lo, hi = max(interval.start, start), min(interval.end, end)
+        if hi > lo:
+            points.append((lo, 1))
+            points.append((hi, -1))
+    points.sort()
+    best = current = 0
+    for _, delta in points:
+        current += delta
+        best = max(best, current)
+    return best
