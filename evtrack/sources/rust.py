@@ -188,6 +188,31 @@ def _system_fields(text: str) -> tuple[int, str, str, str, str] | None:
     return int(digits), text[t + 14 : t_end], record_id, channel, computer
 
 
+_DECODER = json.JSONDecoder()
+_PROVIDER_MARK = '"Provider":{"#attributes":{"Name":"'
+
+
+def _wanted_event(text: str, fields: tuple[int, str, str, str, str]) -> RawEvent:
+    """A wanted record, decoding only its payload (EventData or UserData) as JSON; the System fields are the
+    ones already found. Falls back to decoding the whole record when the payload is not where expected."""
+    event_id, time_text, record_id, channel, computer = fields
+    start = text.find('"EventData":{')
+    offset = 12
+    if start < 0:
+        start = text.find('"UserData":{')
+        offset = 11
+    if start < 0:
+        return _event_from_json(text)
+    payload, _ = _DECODER.raw_decode(text, start + offset)
+    p = text.find(_PROVIDER_MARK)
+    provider = text[p + len(_PROVIDER_MARK) : text.find('"', p + len(_PROVIDER_MARK))] if p >= 0 else ""
+    if "\\" in provider:
+        return _event_from_json(text)
+    wrapped = {"EventData": payload} if offset == 12 else {"UserData": payload}
+    return RawEvent(parse_system_time(time_text), event_id, int(record_id), channel, computer, provider,
+                    _payload(wrapped))
+
+
 class _Block:
     """System fields of up to _BLOCK records, turned into coverage in one vectorised step."""
 
@@ -284,7 +309,7 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
                     yield event
                 continue
             event_id, time_text, record_id, channel, computer = fields
-            wanted = _event_from_json(text) if event_id in WANTED_EVENT_IDS else None  # type: ignore[arg-type]
+            wanted = _wanted_event(text, fields) if event_id in WANTED_EVENT_IDS else None  # type: ignore[arg-type]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             stats.add_issue(f"record {record.get('event_record_id', '?')}", f"unreadable JSON: {exc}", 1)
             continue
