@@ -92,13 +92,28 @@ class _UnionFind:
             self.parent[node], node = root, self.parent[node]
         return root
 
-    def union(self, a: tuple[str, ...], b: tuple[str, ...]) -> None:
+    sid: dict[tuple[str, ...], str] = field(default_factory=dict)
+    """The SID of a component (by root), if it has one."""
+
+    def union(self, a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        """Join two components, unless that would join two different SIDs (two accounts, never one person)."""
+        for node in (a, b):
+            if node[0] == "sid":
+                self.sid.setdefault(self.find(node), node[1])
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            # deterministic: the smaller node becomes the root
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
+        if ra == rb:
+            return True
+        sa, sb = self.sid.get(ra), self.sid.get(rb)
+        if sa is not None and sb is not None and sa != sb:
+            return False
+        # deterministic: the smaller node becomes the root
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        sid = sa or sb
+        if sid is not None:
+            self.sid[ra] = sid
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +148,18 @@ class IdentityResolver:
         self._netbios = {d.strip().upper() for o in obs if (d := o.domain) and "." not in d and "@" not in o.user}
         self._netbios |= set(self._domain_map.values())
         self._uf = _UnionFind()
+        self.conflicts: set[str] = set()
+        """Names seen with more than one SID: separate accounts (counted apart); sightings without a SID go to
+        the first."""
         self._forms: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
         named: list[tuple[tuple[str, ...], Observation]] = []
         for o in obs:
             node = self._name_node(o.user, o.domain)
             self._uf.find(node)
             named.append((node, o))
-            if o.sid and not _WELL_KNOWN_SID_RE.match(o.sid):
-                self._uf.union(node, ("sid", o.sid.upper()))
+            joined = not o.sid or bool(_WELL_KNOWN_SID_RE.match(o.sid)) or self._uf.union(node, ("sid", o.sid.upper()))
+            if not joined:
+                self.conflicts.add(f"{o.domain}\\{o.user}" if o.domain else o.user)
         # attach names without a domain when exactly one domain-qualified person has that sam name
         by_sam: dict[str, set[str]] = defaultdict(set)
         for node in list(self._uf.parent):
@@ -156,7 +175,8 @@ class IdentityResolver:
                     self._unresolved.add(node)
         for node, o in named:
             raw = f"{o.domain}\\{o.user}" if o.domain else o.user
-            self._forms[self._uf.find(node)][raw] += 1
+            owner = self._sid_node(o.sid) or node
+            self._forms[self._uf.find(owner)][raw] += 1
         self._members: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
         for node in self._uf.parent:
             self._members[self._uf.find(node)].append(node)
@@ -218,12 +238,18 @@ class IdentityResolver:
         """The person behind one sighting; None for accounts that are never a person (machine, built-in)."""
         if builtin_reason(user, domain, sid) is not None or user is None:
             return None
-        node = self._name_node(user, domain)
+        node = self._sid_node(sid) or self._name_node(user, domain)
         root = self._uf.find(node)
         identity = self._cache.get(root)
         if identity is None:
             identity = self._cache[root] = self._identity(root)
         return identity
+
+    @staticmethod
+    def _sid_node(sid: str | None) -> tuple[str, ...] | None:
+        if not sid or not sid.strip() or _WELL_KNOWN_SID_RE.match(sid.strip()):
+            return None
+        return ("sid", sid.strip().upper())
 
     def _identity(self, root: tuple[str, ...]) -> Identity:
         members = self._members.get(root) or [root]
@@ -238,6 +264,12 @@ class IdentityResolver:
             sam = min(sam_forms, key=lambda s: (-sam_forms[s], s)) if sam_forms else best[2]
             display = f"{domain}\\{sam}"
             key = sids[0] if sids else f"{domain.lower()}\\{best[2]}"
+        elif sids and forms:  # a second account with a name already taken by another SID
+            raw_form = min(forms, key=lambda f: (-forms[f], f))
+            raw_domain, _, sam = raw_form.rpartition("\\")
+            domain = self.canonical_domain(raw_domain) if raw_domain else ""
+            display = f"{domain}\\{sam}" if domain else sam
+            key = sids[0]
         else:
             domain = ""
             other = sorted(n for n in members if n[0] in ("name", "upn"))
@@ -255,11 +287,18 @@ class IdentityResolver:
             aliases=aliases,
             local_account=local,
             domain_resolved=resolved,
-            excluded=self._excluded(display, aliases, sids),
+            excluded=self._excluded(display, aliases, sids, members),
         )
 
-    def _excluded(self, display: str, aliases: tuple[str, ...], sids: list[str]) -> str | None:
+    def _excluded(self, display: str, aliases: tuple[str, ...], sids: list[str],
+                  members: list[tuple[str, ...]]) -> str | None:
         ex = self._exclusions
+        for name in sorted(ex.names):  # any written form (DOMAIN\\sam, fqdn\\sam, UPN) of the same account
+            domain, _, user = name.rpartition("\\")
+            node = self._name_node(user, domain or None)
+            if node in members or (not domain and "@" not in user and any(
+                    m[0] == "name" and m[2] == user for m in members)):
+                return f"excluded by name {name}"
         for sid in sids:
             if sid.upper() in ex.sids:
                 return f"excluded by SID {sid}"

@@ -199,6 +199,7 @@ def _cluster(times: list[tuple[str, int]]) -> list[tuple[str, int]]:
 def _host_intervals(coverage: Sequence[ChannelSpan]) -> dict[str, tuple[tuple[int, int], ...]]:
     per_host: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for span in coverage:
+        per_host[host_key(span.host)]  # a host seen in any log is known: without evidence logs it is uncovered
         if span.channel.lower() in EVIDENCE_CHANNELS:
             per_host[host_key(span.host)].extend(span.intervals or ((span.first_us, span.last_us),))
     return {host: merge_intervals(intervals) for host, intervals in sorted(per_host.items())}
@@ -219,12 +220,15 @@ def _us(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _verdict(users: int | None, installed: int | None) -> str:
+def _verdict(users: int | None, installed: int | None, status: str = STATUS_COMPLETE) -> str:
+    """A partial window's count is a lower bound: over stays over, but "within" is only "within so far"."""
     if users is None:
         return "unknown"
     if installed is None:
         return "no installed count"
-    return f"over by {users - installed}" if users > installed else "within"
+    if users > installed:
+        return f"over by {users - installed}"
+    return "within" if status == STATUS_COMPLETE else "within (lower bound)"
 
 
 def _directory_user(identity: Identity, directory: Directory | None) -> DirectoryUser | None:
@@ -238,6 +242,7 @@ def _in_scope(identity: Identity, resolver: IdentityResolver, settings: ReportSe
     if not settings.domains and not settings.ous:
         return True
     wanted = {resolver.canonical_domain(d) for d in settings.domains}
+    wanted |= {d.strip().split(".", 1)[0].upper() for d in settings.domains}  # contoso.local -> CONTOSO
     if identity.domain is not None and identity.domain in wanted:
         return True
     if settings.ous:
@@ -365,7 +370,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         window_rows.append(WindowUsage(
             label=window.label, start=window.start, end=window.end, users=users,
             new_users=None if users is None else len(new), sessions=sessions, reconnects=reconnects, status=status,
-            verdict=_verdict(users, settings.installed), user_keys=tuple(keys), hosts_complete=tuple(complete),
+            verdict=_verdict(users, settings.installed, status), user_keys=tuple(keys), hosts_complete=tuple(complete),
             hosts_partial=tuple(partial), hosts_unknown=tuple(unknown),
             devices=None if users is None else len(window_devices),
             peak_sessions=None if users is None else window_peak,
@@ -373,11 +378,21 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
 
     # licence-server view: distinct users with evidence in (D - 60 days, D]
     end_of_data = max(all_times) if all_times else None
+    if end_of_data is not None and windows:
+        end_of_data = min(end_of_data, _us(windows[-1].end) - 1)  # --to cuts the data short
     as_of = settings.as_of
     if as_of is None and end_of_data is not None:
         as_of = us_to_datetime(end_of_data)
     validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
-    estimated = None if as_of is None else _active(people, _us(as_of), validity)
+    estimated: int | None = None
+    if as_of is not None:
+        moment = _us(as_of)
+        lookback = [_covered(iv, moment - validity + 1, moment + 1) for iv in host_cover.values()]
+        if any(lookback) or _active(people, moment, validity):
+            estimated = _active(people, moment, validity)
+        else:
+            notes.append(f"No log covers the {CAL_VALIDITY_DAYS} days before {as_of.date()}: the estimate as of "
+                         "that day is unknown.")
     curve: list[CurvePoint] = []
     if windows and as_of is not None:
         day = windows[0].start.date()
@@ -389,7 +404,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     peak = max(curve, key=lambda point: (point.users, -point.day.toordinal()), default=None)
     known_windows = [w.users for w in window_rows if w.users is not None]
     max_window = max(known_windows) if known_windows else None
-    candidates = [v for v in (estimated, max_window) if v is not None]
+    candidates = [v for v in (estimated, max_window, peak.users if peak else None) if v is not None]
     over_by = 0
     if not known_windows and not people:
         verdict = "unknown"
@@ -441,6 +456,17 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         )
         for span in source.coverage
     )
+    if any(i.error for i in source.inputs):
+        all_complete = False
+        failed = sum(1 for i in source.inputs if i.error)
+        notes.append(f"{failed} input file(s) could not be read: the logs they hold are missing from this estimate.")
+    if resolver.conflicts:
+        notes.append("Names seen with more than one SID are separate accounts, counted apart: "
+                     + ", ".join(sorted(resolver.conflicts)[:10]) + ". Their events without a SID are attributed to "
+                     "the first account.")
+    if curve and people:
+        notes.append(f"The licence-server curve only sees users since the logs begin: its first {CAL_VALIDITY_DAYS} "
+                     "days are lower bounds.")
     if connected.closed_at_coverage_end:
         notes.append(f"{connected.closed_at_coverage_end} session(s) had no disconnect or logoff in the logs and are "
                      "counted as connected until the host's logs end (peak concurrency).")

@@ -97,3 +97,26 @@ def test_configured_exclusions_are_reported_with_their_reason() -> None:
 
 def test_host_key() -> None:
     assert host_key("WIN-E0PO207ERMD.C137.local") == host_key("WIN-E0PO207ERMD") == "win-e0po207ermd"
+
+
+def test_two_sids_with_one_name_are_two_accounts_never_merged() -> None:
+    old, new = "S-1-5-21-1111-2222-3333-1200", "S-1-5-21-1111-2222-3333-1300"
+    sightings = [obs("jsmith", "CONTOSO", old), obs("jsmith", "CONTOSO", new), obs("jsmith", "CONTOSO")]
+    resolver = IdentityResolver(sightings)
+    first = resolver.resolve("jsmith", "CONTOSO", old)
+    second = resolver.resolve("jsmith", "CONTOSO", new)
+    assert first is not None and second is not None
+    assert (first.key, second.key) == (old, new)
+    assert second.display == "CONTOSO\\jsmith"
+    assert resolver.conflicts == {"CONTOSO\\jsmith"}
+    name_only = resolver.resolve("jsmith", "CONTOSO", None)
+    assert name_only is not None and name_only.key == old  # attributed to the first account, and flagged
+
+
+@pytest.mark.parametrize("written", ["bob@contoso.local", "contoso.local\\bob", "CONTOSO\\BOB", "bob"])
+def test_exclusion_matches_any_written_form(written: str) -> None:
+    resolver = IdentityResolver([obs("bob", "CONTOSO", SID_BOB), obs("alice", "CONTOSO", SID)],
+                                aliases={"contoso.local": "CONTOSO"}, exclusions=Exclusions.build(names=[written]))
+    bob = resolver.resolve("bob", "CONTOSO", SID_BOB)
+    assert bob is not None and bob.excluded is not None
+    assert resolver.resolve("alice", "CONTOSO", SID).excluded is None  # type: ignore[union-attr]

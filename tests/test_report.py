@@ -138,9 +138,9 @@ def test_complete_partial_and_verdicts() -> None:
     report = build_report(source(rows, cover), ReportSettings(installed=1, created_at=CREATED))
     statuses = {w.label: (w.status, w.users, w.verdict) for w in report.windows}
     assert statuses == {
-        "2024-01": ("partial", 0, "within"),
+        "2024-01": ("partial", 0, "within (lower bound)"),
         "2024-02": ("complete", 2, "over by 1"),
-        "2024-03": ("partial", 0, "within"),
+        "2024-03": ("partial", 0, "within (lower bound)"),
     }
     assert report.verdict == "over by 1"
     assert report.over_by == 1
@@ -305,3 +305,38 @@ def test_devices_and_peak_concurrency_match_ground_truth(tmp_path: Path, seed: i
         assert by_host == {h.lower(): n for h, n in month["peak_sessions_by_host"].items() if n}, window.label
     addresses = {a for d in report.devices for a in d.addresses}
     assert addresses == {d["address"] for m in truth["months"].values() for d in m["devices"]}
+
+
+def test_verdict_counts_the_peak_of_the_licence_server_view() -> None:
+    late_january = [ev(utc(2024, 1, 25, 9), f"u{i}", sid=f"S-1-5-21-10-20-30-{2000 + i}", record_id=i)
+                    for i in range(4)]
+    early_february = [ev(utc(2024, 2, 5, 9), f"v{i}", sid=f"S-1-5-21-10-20-30-{3000 + i}", record_id=10 + i)
+                      for i in range(4)]
+    report = build_report(source(late_january + early_february, [span(utc(2023, 12, 1), utc(2024, 4, 30))]),
+                          ReportSettings(installed=6, created_at=CREATED))
+    assert report.max_window_users == 4 and report.peak_estimated == 8
+    assert report.verdict == "over by 2"
+
+
+def test_a_host_seen_only_in_other_logs_is_not_covered() -> None:
+    rows = [ev(utc(2024, 3, 5, 9))]
+    cover = [span(utc(2024, 3, 1), utc(2024, 3, 31, 23, 59, 59)),
+             span(utc(2024, 3, 1), utc(2024, 3, 31), host="RDSH02", channel=RCM)]
+    report = build_report(source(rows, cover), ReportSettings(start=date(2024, 3, 1), end=date(2024, 3, 31),
+                                                              created_at=CREATED))
+    (window,) = report.windows
+    assert (window.status, window.hosts_unknown) == ("partial", ("rdsh02",))
+
+
+def test_as_of_follows_to_and_is_unknown_without_logs() -> None:
+    rows = [ev(utc(2024, 1, 10, 9)), ev(utc(2024, 3, 10, 9), "bob", sid=SID_B)]
+    cover = [span(utc(2024, 1, 1), utc(2024, 3, 31))]
+    january = build_report(source(rows, cover), ReportSettings(end=date(2024, 1, 31), created_at=CREATED))
+    assert january.as_of is not None and january.as_of.date() == date(2024, 1, 31)
+    assert january.estimated == 1
+    late = build_report(source(rows, cover), ReportSettings(as_of=utc(2024, 12, 31), created_at=CREATED))
+    assert late.estimated is None
+    assert any("estimate as of that day is unknown" in note for note in late.notes)
+
+
+RCM = "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational"
