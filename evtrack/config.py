@@ -66,13 +66,16 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
             return FileConfig()
         path = candidate
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad and PowerShell write a BOM
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        hint = ""
+        if "escape" in str(exc).lower() or "\\" in str(exc):
+            hint = " (write a backslash as \\\\ in double quotes, or use single quotes: 'CONTOSO\\alice')"
+        raise ConfigError(f"{path}: not valid TOML: {exc}{hint}") from None
     unknown = sorted(set(data) - _KNOWN)
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN))})")
@@ -82,6 +85,13 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
     for key in ("tz", "window", "engine"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
+    if "window" in data:
+        from evtrack.windows import WindowSpec
+
+        try:
+            WindowSpec.parse(data["window"])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     aliases = data.get("aliases", {})
     if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
         raise ConfigError(f"{path}: [aliases] must map names to NetBIOS domain strings")

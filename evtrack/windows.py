@@ -14,6 +14,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from evtrack.errors import ConfigError
 
 _ROLLING_RE = re.compile(r"^rolling:(\d+)d$")
+MAX_ROLLING_DAYS = 3660
+#: Dates evtrack accepts: no RDS log is older than 2000, and arithmetic near year 9999 overflows.
+FIRST_YEAR, LAST_YEAR = 1990, 2200
+
+
+def _check_year(day: date, text: str) -> date:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ConfigError(f"{text!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
+    return day
 
 
 def zone(name: str) -> ZoneInfo:
@@ -37,9 +46,10 @@ class WindowSpec:
         if text in ("month", "week", "range"):
             return WindowSpec(text)
         match = _ROLLING_RE.match(text)
-        if match and int(match.group(1)) > 0:
+        if match and 0 < int(match.group(1)) <= MAX_ROLLING_DAYS:
             return WindowSpec("rolling", int(match.group(1)))
-        raise ConfigError(f"unknown window {text!r} (use month, week, rolling:30d or range)")
+        raise ConfigError(f"unknown window {text!r} (use month, week, rolling:Nd with 1 <= N <= {MAX_ROLLING_DAYS}, "
+                          "or range)")
 
     def __str__(self) -> str:
         return f"rolling:{self.days}d" if self.kind == "rolling" else self.kind
@@ -109,9 +119,10 @@ def local_date(moment: datetime, tz: ZoneInfo) -> date:
 
 def parse_date(text: str) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise ConfigError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return _check_year(day, text)
 
 
 def parse_moment(text: str, tz: ZoneInfo) -> datetime:
@@ -119,8 +130,10 @@ def parse_moment(text: str, tz: ZoneInfo) -> datetime:
     text = text.strip()
     try:
         if len(text) == 10:
-            return local_midnight(date.fromisoformat(text) + timedelta(days=1), tz) - timedelta(microseconds=1)
+            day = _check_year(date.fromisoformat(text), text)
+            return local_midnight(day + timedelta(days=1), tz) - timedelta(microseconds=1)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"not a date or time: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    _check_year(moment.date(), text)
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)

@@ -8,6 +8,7 @@ symbols are plain ASCII.
 from __future__ import annotations
 
 import io
+from datetime import datetime, tzinfo
 
 from rich import box
 from rich.console import Console
@@ -20,10 +21,11 @@ from evtrack.windows import zone
 WIDTH = 80
 
 
-def _day(moment: object) -> str:
-    from datetime import datetime
-
-    return moment.strftime("%Y-%m-%d") if isinstance(moment, datetime) else "-"
+def _day(moment: object, tz: tzinfo | None = None) -> str:
+    """A date in the report's time zone (the one its windows are cut in), so a user's days match the windows."""
+    if not isinstance(moment, datetime):
+        return "-"
+    return (moment.astimezone(tz) if tz is not None else moment).strftime("%Y-%m-%d")
 
 
 def _t(value: object, style: str = "") -> Text:
@@ -42,7 +44,8 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
     console.print(Text(f"Created: {created}   Scope: {report.scope}"))
     console.print(Text(f"Time zone: {report.tz}   Windows: {report.window}"))
     installed = "not set" if report.installed is None else str(report.installed)
-    as_of = _day(report.as_of.astimezone(zone(report.tz))) if report.as_of else "-"
+    local = zone(report.tz)
+    as_of = _day(report.as_of, local) if report.as_of else "-"
     estimated = "unknown" if report.estimated is None else str(report.estimated)
     console.print(Text(f"Per User CALs installed: {installed}"))
     console.print(Text(f"Estimated issued as of {as_of}: {estimated} (users seen in the 60 days before)"))
@@ -55,7 +58,7 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
 
     windows = Table(title="Distinct RDP users per window", box=frame, title_justify="left", pad_edge=False)
     for name, justify in (("Window", "left"), ("Status", "left"), ("Users", "right"), ("New", "right"),
-                          ("Sessions", "right"), ("Peak", "right"), ("Devices", "right"), ("Verdict", "left")):
+                          ("Sess.", "right"), ("Peak", "right"), ("Dev.", "right"), ("Verdict", "left")):
         windows.add_column(name, justify=justify)  # type: ignore[arg-type]
     for w in report.windows:
         windows.add_row(_t(w.label), _t(w.status), _t("unknown" if w.users is None else w.users),
@@ -69,8 +72,8 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
         users.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for u in shown:
         flags = (" (local)" if u.local_account else "") + ("" if u.domain_resolved else " (domain?)")
-        users.add_row(_t(u.display_name + flags), _t(_day(u.first_seen)), _t(_day(u.last_seen)), _t(u.sessions),
-                      _t(len(u.hosts)), _t(_day(u.cal_expiry)))
+        users.add_row(_t(u.display_name + flags), _t(_day(u.first_seen, local)), _t(_day(u.last_seen, local)),
+                      _t(u.sessions), _t(len(u.hosts)), _t(_day(u.cal_expiry, local)))
     console.print(users)
     if len(shown) < len(report.users):
         console.print(Text(f"... {len(report.users) - len(shown)} more users (use --format csv for all)"))
@@ -81,7 +84,7 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
         for name in ("Account", "Reason", "Events", "Last seen"):
             excluded.add_column(name, overflow="fold")
         for e in report.excluded:
-            excluded.add_row(_t(e.name), _t(e.reason), _t(e.events), _t(_day(e.last_seen)))
+            excluded.add_row(_t(e.name), _t(e.reason), _t(e.events), _t(_day(e.last_seen, local)))
         console.print(excluded)
 
     coverage_table = Table(title="Log coverage", box=frame, title_justify="left", pad_edge=False)
@@ -90,8 +93,8 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
                                   min_width=10 if name in ("First", "Last") else len(name) if name != "Host" else None)
     for c in report.coverage:
         holes = max(len(c.intervals) - 1, 0)
-        coverage_table.add_row(_t(c.host.split(".", 1)[0]), _t(_short_channel(c.channel)), _t(_day(c.first)),
-                               _t(_day(c.last)), _t(c.records), _t(holes), _t(len(c.cleared)))
+        coverage_table.add_row(_t(c.host.split(".", 1)[0]), _t(_short_channel(c.channel)), _t(_day(c.first, local)),
+                               _t(_day(c.last, local)), _t(c.records), _t(holes), _t(len(c.cleared)))
     console.print(coverage_table)
 
     failed = [i for i in report.inputs if i.error]
