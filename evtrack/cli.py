@@ -142,6 +142,13 @@ def _summary(result: ReadResult, kept: int, verbose: bool) -> list[str]:
     return lines
 
 
+def _require_something_read(result: ReadResult, quiet: bool) -> None:
+    """Inputs that all failed (missing, not event logs) are an error, not an empty report."""
+    if result.file_errors and not result.files:
+        _print_summary(_summary(result, 0, False), quiet)
+        _fail("none of the inputs could be read")
+
+
 def _print_summary(lines: list[str], quiet: bool) -> None:
     if quiet:
         return
@@ -161,11 +168,34 @@ def _write_or_print(data: bytes, output: Path | None, inputs: list[Path]) -> Non
     write_atomic(output, data)
 
 
+class PartitionBy(str, Enum):
+    month = "month"
+    host = "host"
+
+
+def _is_dataset_target(output: str, dataset: bool) -> bool:
+    """``-o DIR/`` (ends with a separator), ``-o`` an existing folder, or ``--dataset``."""
+    import os
+
+    return dataset or output.endswith(("/", os.sep)) or Path(output).is_dir()
+
+
 @app.command()
 def events(
     paths: PathsArg,
     fmt: Annotated[EventFormat, typer.Option("--format", "-f", help="Output format.")] = EventFormat.csv,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Output file (default: stdout); with --format parquet, a folder "
+                     "(DIR/, an existing folder, or --dataset) gets a partitioned dataset."),
+    ] = None,
+    dataset: Annotated[
+        bool, typer.Option("--dataset", help="Write -o as a hive-partitioned Parquet dataset folder (month=YYYY-MM).")
+    ] = False,
+    partition_by: Annotated[
+        PartitionBy,
+        typer.Option("--partition-by", help="Dataset partitions: month, or host (month, then host)."),
+    ] = PartitionBy.month,
     engine: EngineOpt = Engine.evtx,
     strict: StrictOpt = False,
     verify_checksums: ChecksumOpt = True,
@@ -180,14 +210,32 @@ def events(
     from evtrack.render.events import render_events
 
     if fmt is EventFormat.parquet and output is None:
-        _fail("--format parquet needs --output FILE (it is binary)")
+        _fail("--format parquet needs --output FILE or DIR/ (it is binary)")
+    as_dataset = output is not None and str(output) != "-" and _is_dataset_target(output, dataset)
+    if as_dataset and fmt is not EventFormat.parquet:
+        _fail("a dataset folder needs --format parquet")
+    if (dataset or partition_by is not PartitionBy.month) and not as_dataset:
+        _fail("--dataset and --partition-by need --format parquet -o DIR/")
+    written = None
     try:
         result = _read(paths, engine, verify_checksums, jobs, quiet)
-        data = render_events(result.table, fmt.value, safe=not unsafe_csv)
-        _write_or_print(data, output, [stats.path for stats in result.files])
+        _require_something_read(result, quiet)
+        if as_dataset:
+            assert output is not None
+            from evtrack.dataset import write_events_dataset
+            from evtrack.pipeline import source_from_read
+
+            written = write_events_dataset(source_from_read(result), Path(output),
+                                           by_host=partition_by is PartitionBy.host)
+        else:
+            data = render_events(result.table, fmt.value, safe=not unsafe_csv)
+            _write_or_print(data, None if output is None else Path(output), [stats.path for stats in result.files])
     except EvtrackError as exc:
         _fail(str(exc))
     _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
+    if written is not None and not quiet:
+        _stderr().print(_escape(f"dataset: {written.path}: {written.rows:,} rows in {written.files} files, "
+                                f"{len(written.partitions)} partitions, coverage in _evtrack_coverage.json"))
     if strict and (result.skipped or result.file_errors or result.issues):
         raise typer.Exit(EXIT_ERROR)
 
@@ -306,7 +354,7 @@ def _settings(
         from evtrack.directory import load_directory
 
         loaded_directory = load_directory(directory, netbios=netbios)
-    if installed is None and file.installed is None and keypacks is not None:
+    if installed is None and keypacks is not None:  # flags (--keypacks) override the config file
         from evtrack.keypacks import load_keypacks
 
         installed = load_keypacks(keypacks).per_user_installed(product_version)
@@ -400,6 +448,11 @@ def report(
         typer.Option("--store", help="Report from this evtrack store (see `evtrack ingest`) instead of files."),
     ] = None,
     save: Annotated[bool, typer.Option("--save", help="Keep the report in the store (`evtrack reports`).")] = False,
+    events_dataset: Annotated[
+        str | None,
+        typer.Option("--events", help="Report from an events dataset folder or URL (`evtrack events --format "
+                     "parquet -o DIR/`) instead of files."),
+    ] = None,
     installed: InstalledOpt = None,
     window: WindowOpt = None,
     tz: TzOpt = None,
@@ -441,19 +494,25 @@ def report(
     from evtrack.usage import build_report
 
     store_path = store or (Path(os.environ["EVTRACK_STORE"]) if save and os.environ.get("EVTRACK_STORE") else None)
-    if not paths and store_path is None:
-        _fail("give event log files or folders, or --store PATH")
+    if events_dataset is not None and (paths or store is not None or save):
+        _fail("--events reads a dataset: give no files, --store or --save with it")
+    if not paths and store_path is None and events_dataset is None:
+        _fail("give event log files or folders, or --store PATH, or --events DIR")
     if paths and store_path is not None and not save:
         _fail("give either files or --store, not both (to add files to a store: evtrack ingest)")
     if save and store_path is None:
         _fail("--save needs --store PATH (or EVTRACK_STORE)")
     result = None
+    dataset_lines: list[str] = []
     try:
         settings, _file = _settings(config, installed, tz, window, start, end, as_of, scope, exclude, alias,
                                     created_at, directory, netbios, keypacks, product_version)
         if paths:
             result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet)
+            _require_something_read(result, quiet)
             built = build_report(source_from_read(result), settings)
+        elif events_dataset is not None:
+            built, dataset_lines = _report_from_dataset(events_dataset, settings)
         else:
             from evtrack.store import Store
 
@@ -470,12 +529,43 @@ def report(
         _fail(str(exc))
     if result is not None:
         _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
+    _print_summary(dataset_lines, quiet)
     if save and not quiet:
         _stderr().print(f"saved as report {saved_id} in {store_path}")
     if strict and result is not None and (result.skipped or result.file_errors or result.issues):
         raise typer.Exit(EXIT_ERROR)
     if check:
         raise typer.Exit(_check_code(built))
+
+
+def _report_from_dataset(location: str, settings: ReportSettings) -> tuple[Report, list[str]]:
+    """The report from an events dataset, and the lines to print about what was read."""
+    import dataclasses
+    from datetime import timedelta
+
+    from evtrack.dataset import SIDECAR, push_down_range, read_events_dataset
+    from evtrack.usage import build_report
+    from evtrack.windows import local_midnight, zone
+
+    tz = zone(settings.tz)
+    time_range = None
+    if settings.start is not None or settings.end is not None:
+        start = local_midnight(settings.start, tz) if settings.start else None
+        end = local_midnight(settings.end + timedelta(days=1), tz) if settings.end else None
+        time_range = push_down_range(start, end)
+    read = read_events_dataset(location, time_range=time_range)
+    built = build_report(read.source, settings)
+    lines = [f"dataset: {location}: {read.rows:,} events read"]
+    if time_range is not None:
+        low, high = time_range
+        note = (f"Only events from {low:%Y-%m-%d} to {high:%Y-%m-%d} (UTC) were read from the dataset (--from/--to): "
+                "per-user totals and first/last seen, new users, and the estimate as of a date after the period "
+                "count only those.")
+        built = dataclasses.replace(built, notes=(*built.notes, note))
+        lines[0] += f" ({low:%Y-%m-%d} .. {high:%Y-%m-%d} UTC pushed down)"
+    if not read.has_coverage:
+        lines.append(f"warning: {location} has no {SIDECAR}: coverage is unknown, so every window is unknown")
+    return built, lines
 
 
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)

@@ -6,6 +6,7 @@ Registered on the main app by :func:`register`. Imports stay lazy (no pyarrow, n
 
 from __future__ import annotations
 
+import contextlib
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from evtrack.store import FileOutcome, IngestResult, Store, StoreInfo
+    from evtrack.store import FileOutcome, FileScanner, IngestResult, Store, StoreInfo
 
 
 class StoreEngine(str, Enum):
@@ -21,6 +22,13 @@ class StoreEngine(str, Enum):
 
     evtx = "evtx"
     python_evtx = "python-evtx"
+
+
+class Executor(str, Enum):
+    """Where ingest reads files: here (a process pool) or on a Dask cluster (:mod:`evtrack.distributed`)."""
+
+    local = "local"
+    dask = "dask"
 
 
 class ShowFormat(str, Enum):
@@ -112,6 +120,17 @@ def ingest(
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any file could not be read.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
+    executor: Annotated[
+        Executor,
+        typer.Option("--executor", help="Where files are read: local (this machine, --jobs processes) or dask "
+                     "(a Dask cluster: --scheduler, or a local one of --jobs workers; needs evtrack[dask])."),
+    ] = Executor.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", envvar="EVTRACK_SCHEDULER",
+                     help="With --executor dask: the scheduler's address, e.g. tcp://HOST:8786 (default: start a "
+                     "local cluster)."),
+    ] = None,
 ) -> None:
     """Add event logs to the store; files and events already there are skipped (safe to re-run)."""
     from evtrack.cli import _escape, _stderr
@@ -119,13 +138,22 @@ def ingest(
     from evtrack.reading import default_jobs
 
     console = _stderr()
+    if scheduler and executor is not Executor.dask:
+        _fail("--scheduler needs --executor dask")
     try:
-        with _open(store, create=True) as opened:
+        with contextlib.ExitStack() as stack:
+            opened = stack.enter_context(_open(store, create=True))  # a bad store fails before a cluster starts
+            scanner: FileScanner | None = None
+            if executor is Executor.dask:
+                from evtrack.distributed import DaskScanner, dask_client
+
+                scanner = DaskScanner(stack.enter_context(dask_client(scheduler, workers=jobs)))
             if quiet or not console.is_terminal:
                 result = opened.ingest(paths, engine=engine.value, verify_checksums=verify_checksums,
-                                       jobs=jobs or default_jobs())
+                                       jobs=jobs or default_jobs(), scanner=scanner)
             else:
-                result = _ingest_with_progress(opened, paths, engine.value, verify_checksums, jobs or default_jobs())
+                result = _ingest_with_progress(opened, paths, engine.value, verify_checksums, jobs or default_jobs(),
+                                               scanner)
             where = opened.path
     except EvtrackError as exc:
         _fail(str(exc))
@@ -136,13 +164,14 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: bool, jobs: int) -> IngestResult:
+def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: bool, jobs: int,
+                          scanner: FileScanner | None = None) -> IngestResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from evtrack.cli import _stderr
-    from evtrack.reading import expand_inputs
+    from evtrack.store import LocalScanner
 
-    inputs = expand_inputs(paths)
+    inputs = (scanner or LocalScanner(jobs)).expand(paths)
     with Progress(
         TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"), TimeRemainingColumn(),
         console=_stderr(), transient=True,
@@ -152,7 +181,8 @@ def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: b
         def advance(_outcome: FileOutcome) -> None:
             progress.advance(task)
 
-        return store.ingest(paths, engine=engine, verify_checksums=verify, jobs=jobs, progress=advance)
+        return store.ingest(paths, engine=engine, verify_checksums=verify, jobs=jobs, progress=advance,
+                            scanner=scanner)
 
 
 # -- reports ------------------------------------------------------------------------------------------------------

@@ -61,12 +61,45 @@ class _Acc:
     no_id_times: set[int] = field(default_factory=set)
     direct_min: int | None = None
     direct_max: int | None = None
+    """The open segment: first..last time of the records added since the last break."""
     intervals: list[tuple[int, int]] = field(default_factory=list)
+    """Closed segments: merged-in files' envelopes, and this file's segments before a break (a skipped chunk)."""
+    pending_ids: list[int] = field(default_factory=list)
+    pending_times: list[int] = field(default_factory=list)
+
+    def close_segment(self) -> None:
+        if self.direct_min is not None and self.direct_max is not None:
+            self.intervals.append((self.direct_min, self.direct_max))
+        self.direct_min = self.direct_max = None
 
     def envelope(self) -> list[tuple[int, int]]:
         if self.direct_min is None or self.direct_max is None:
             return list(self.intervals)
         return [*self.intervals, (self.direct_min, self.direct_max)]
+
+
+_DAY_US = 86_400_000_000
+_PENDING = 4096
+
+
+def isolated_outliers(times: Any) -> Any:
+    """A boolean mask of records whose time jumps away from both neighbours (in file order) by more than a day
+    and by more than ten times the neighbours' own distance: a clock that was wrong for one record (a boot before
+    time sync, a damaged record), which must not stretch what the log covers. At the ends, the neighbour and the
+    one after it decide. Real gaps (a host switched off for days) and clocks set back for good are kept."""
+    import numpy as np
+
+    n = len(times)
+    mask = np.zeros(n, dtype=bool)
+    if n < 3:
+        return mask
+    jump = np.abs(np.diff(times))
+    span = np.abs(times[2:] - times[:-2])
+    limit = np.maximum(_DAY_US, 10 * span)
+    mask[1:-1] = (jump[:-1] > limit) & (jump[1:] > limit)
+    mask[0] = jump[0] > max(_DAY_US, 10 * jump[1])
+    mask[-1] = jump[-1] > max(_DAY_US, 10 * jump[-2])
+    return mask
 
 
 #: The logs whose coverage matters: the evidence channels, RCM (context) and System (log-cleared 104).
@@ -101,16 +134,38 @@ class CoverageBuilder:
             acc.untimed_ids += 1  # missing or impossible time: counted, never stretches the span
             return
         assert event.time_us is not None
-        if acc.direct_min is None or event.time_us < acc.direct_min:
-            acc.direct_min = event.time_us
-        if acc.direct_max is None or event.time_us > acc.direct_max:
-            acc.direct_max = event.time_us
         if event.record_id is None:
             acc.no_id_times.add(event.time_us)
+            if acc.direct_min is None or event.time_us < acc.direct_min:
+                acc.direct_min = event.time_us
+            if acc.direct_max is None or event.time_us > acc.direct_max:
+                acc.direct_max = event.time_us
         else:
-            acc.ids.append(event.record_id)
-            acc.times.append(event.time_us)
+            acc.pending_ids.append(event.record_id)
+            acc.pending_times.append(event.time_us)
+            if len(acc.pending_ids) >= _PENDING:
+                self._flush(key, acc)
         self.note_clear(event)
+
+    def _flush(self, key: tuple[str, str], acc: _Acc) -> None:
+        if acc.pending_ids:
+            import numpy as np
+
+            ids, times = np.array(acc.pending_ids, dtype=np.int64), np.array(acc.pending_times, dtype=np.int64)
+            acc.pending_ids, acc.pending_times = [], []
+            self.add_block(key[0], key[1], ids, times)
+
+    def finish(self) -> None:
+        """Process what is buffered; call before reading the builder's state (spans, merge, a store)."""
+        for key, acc in self._acc.items():
+            self._flush(key, acc)
+
+    def break_segments(self) -> None:
+        """Records were lost here (a skipped chunk or record): what comes next starts a new covered segment, so the
+        time the lost records spanned is a hole, never covered by assumption."""
+        self.finish()
+        for acc in self._acc.values():
+            acc.close_segment()
 
     def add_block(self, computer: str, channel: str, ids: Any, times: Any, untimed: int = 0) -> None:
         """Add many records of one host and channel at once: ``ids`` and ``times`` are equal-length int64 numpy
@@ -124,8 +179,10 @@ class CoverageBuilder:
         if acc is None:
             acc = self._acc[key] = _Acc()
         ok = (times >= MIN_PLAUSIBLE_US) & (times <= self._now_us + 86_400_000_000)
-        acc.untimed_ids += untimed + int(len(times) - np.count_nonzero(ok))
         ids, times = ids[ok], times[ok]
+        keep = ~isolated_outliers(times)
+        ids, times = ids[keep], times[keep]
+        acc.untimed_ids += untimed + int(len(ok) - len(times))
         if not len(times):
             return
         low, high = int(times.min()), int(times.max())
@@ -148,6 +205,8 @@ class CoverageBuilder:
 
     def merge(self, other: CoverageBuilder) -> None:
         """Add another builder's records; its records' time envelope per channel becomes one covered interval."""
+        other.finish()
+        self.finish()
         for key, acc in other._acc.items():
             mine = self._acc.setdefault(key, _Acc())
             mine.intervals.extend(acc.envelope())
@@ -160,6 +219,7 @@ class CoverageBuilder:
 
     def spans(self) -> list[ChannelSpan]:
         """The merged spans, sorted by host and channel; duplicate records (overlapping exports) count once."""
+        self.finish()
         result = []
         for (host, channel), acc in sorted(self._acc.items()):
             pairs = sorted(set(zip(acc.ids, acc.times, strict=True)))

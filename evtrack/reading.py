@@ -151,8 +151,14 @@ def iter_raw(path: Path, stats: FileStats, engine: str = DEFAULT_ENGINE, verify_
     yield from get_reader(kind, engine)(path, stats, verify_checksums=verify_checksums)
 
 
-def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder) -> Iterator[RawEvent]:
+def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder, stats: FileStats) -> Iterator[RawEvent]:
+    """Feed every record to ``coverage``; where the reader lost records since the last one, start a new segment."""
+    seen_issues = 0
     for event in events:
+        if len(stats.issues) > seen_issues:
+            if any(issue.skipped for issue in stats.issues[seen_issues:]):
+                coverage.break_segments()
+            seen_issues = len(stats.issues)
         coverage.add(event)
         yield event
 
@@ -173,7 +179,7 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         if getattr(reader, "fills_coverage", False):
             raws = reader(path, stats, verify_checksums=verify_checksums, coverage=result.coverage)  # type: ignore[call-arg]
         else:
-            raws = _with_coverage(reader(path, stats, verify_checksums=verify_checksums), result.coverage)
+            raws = _with_coverage(reader(path, stats, verify_checksums=verify_checksums), result.coverage, stats)
         for raw in raws:
             row = normalise(raw, source)
             if row is not None:
@@ -184,6 +190,7 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         result.error = exc.reason
     if builder.rows:
         result.batches.append(builder.flush())
+    result.coverage.finish()
     return result
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import accumulate, pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from evtrack.coverage import ChannelSpan, CoverageBuilder, _Acc
 from evtrack.errors import StoreError
@@ -41,12 +41,12 @@ from evtrack.sources.base import ReadIssue
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from evtrack.reading import FileResult
+    from evtrack.reading import FileResult, Inputs
     from evtrack.usage import ReportSource
 
 #: ``PRAGMA application_id``: "EvTr". Tells an evtrack store from any other SQLite database.
 APPLICATION_ID = 0x45765472
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_FILENAME = "evtrack.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -136,6 +136,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             verdict TEXT NOT NULL,
             data TEXT NOT NULL
         )""",
+    ),
+    (  # 1 -> 2: a file's coverage can be several segments (a skipped chunk leaves a hole)
+        "ALTER TABLE spans ADD COLUMN segments BLOB",
     ),
 )
 
@@ -258,16 +261,21 @@ class _ChannelRecords:
     no_id_times: list[int]
     untimed: int
     envelope: tuple[int, int] | None
+    segments: tuple[tuple[int, int], ...] = ()
+    """The file's covered segments (one, unless records were lost in between); empty = the envelope."""
 
 
 def _export_coverage(builder: CoverageBuilder) -> tuple[list[_ChannelRecords], list[tuple[str, str, int]]]:
+    builder.finish()
     channels = [
         _ChannelRecords(
             host, channel, sorted(set(zip(acc.ids, acc.times, strict=True))), sorted(acc.no_id_times),
             acc.untimed_ids,
-            None if acc.direct_min is None or acc.direct_max is None else (acc.direct_min, acc.direct_max),
+            (min(a for a, _ in segments), max(b for _, b in segments)) if segments else None,
+            segments,
         )
         for (host, channel), acc in sorted(builder._acc.items())
+        for segments in [tuple(acc.envelope())]
     ]
     clears = sorted((host, channel, t) for (host, channel), times in builder._cleared.items() for t in times)
     return channels, clears
@@ -282,11 +290,18 @@ def _import_coverage(channels: Iterable[_ChannelRecords], clears: Iterable[tuple
         acc.times.extend(time for _, time in item.pairs)
         acc.untimed_ids = item.untimed
         acc.no_id_times = set(item.no_id_times)
-        if item.envelope is not None:
+        if item.segments:
+            acc.intervals = list(item.segments)
+        elif item.envelope is not None:
             acc.direct_min, acc.direct_max = item.envelope
     for host, channel, time in clears:
         builder._cleared.setdefault((host, channel), set()).add(time)
     return builder
+
+
+def _segments(packed: bytes | None) -> tuple[tuple[int, int], ...]:
+    flat = _unpack(packed) if packed else []
+    return tuple(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _pack(values: Sequence[int]) -> bytes:
@@ -354,6 +369,79 @@ def _batch_rows(batch: pa.RecordBatch, file_id: int) -> Iterator[tuple[Any, ...]
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+# -- scanning: where files are hashed and read -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedFile:
+    """One input as a scanner hands it to :meth:`Store.ingest`: hashed, and read unless it is already stored."""
+
+    path: Path
+    digest: str | None
+    """SHA-256 of the file's bytes; None when they could not be read."""
+    result: FileResult | None = None
+    """What :func:`evtrack.reading.read_file` gave; None when the file is already stored, or failed (``error``)."""
+    error: str | None = None
+    """Why the file could not be hashed or read at all (unreadable, or its task failed on a worker)."""
+
+
+class FileScanner(Protocol):
+    """Where ingest's reading happens. Scanners only read; :meth:`Store.ingest` alone writes."""
+
+    def expand(self, arguments: Sequence[str | Path]) -> Inputs:
+        """The files that ``arguments`` name (see :func:`evtrack.reading.expand_inputs`)."""
+        ...
+
+    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool,
+             stored: frozenset[str]) -> Iterator[ScannedFile]:
+        """Every file once, in any order: hashed, and read unless its digest is in ``stored``."""
+        ...
+
+
+class LocalScanner:
+    """Hash every file here, then read the new ones here (``jobs`` = 1) or in a pool of processes."""
+
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = jobs
+
+    def expand(self, arguments: Sequence[str | Path]) -> Inputs:
+        from evtrack.reading import expand_inputs
+
+        return expand_inputs(arguments)
+
+    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool,
+             stored: frozenset[str]) -> Iterator[ScannedFile]:
+        from concurrent.futures import Executor, ProcessPoolExecutor
+
+        from evtrack.reading import read_file
+
+        todo: list[tuple[Path, str]] = []
+        for path in files:
+            try:
+                digest = file_sha256(path)
+            except OSError as exc:
+                yield ScannedFile(path, None, error=f"cannot read: {exc.strerror or exc}")
+                continue
+            if digest in stored:
+                yield ScannedFile(path, digest)
+            else:
+                todo.append((path, digest))
+        pool: Executor | None = None
+        if self.jobs > 1 and len(todo) > 1:
+            pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)))
+        try:
+            if pool is not None:
+                futures = [pool.submit(read_file, path, engine, verify_checksums) for path, _ in todo]
+                results: Iterator[FileResult] = (future.result() for future in futures)
+            else:
+                results = (read_file(path, engine, verify_checksums) for path, _ in todo)
+            for (path, digest), result in zip(todo, results, strict=True):
+                yield ScannedFile(path, digest, result)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
 
 # -- the store ----------------------------------------------------------------------------------------------------
@@ -475,22 +563,29 @@ class Store:
         row = self._db.execute("SELECT path FROM files WHERE sha256 = ?", (sha256,)).fetchone()
         return None if row is None else str(row[0])
 
+    def stored_digests(self) -> frozenset[str]:
+        """The SHA-256 of every stored file (what a remote scanner needs to skip them without a round trip)."""
+        return frozenset(row[0] for row in self._db.execute("SELECT sha256 FROM files"))
+
     def ingest(self, paths: Sequence[str | Path], *, engine: str | None = None, verify_checksums: bool = True,
-               jobs: int = 1, progress: ProgressCallback | None = None) -> IngestResult:
+               jobs: int = 1, progress: ProgressCallback | None = None,
+               scanner: FileScanner | None = None) -> IngestResult:
         """Add the events and coverage of ``paths`` (files, folders, globs); files already stored are skipped.
 
         Idempotent: an event already in the store (same host, channel, record id and time) is not added again.
         Each file is written in one transaction, so an interrupted ingest leaves whole files or nothing of one.
+        ``scanner`` decides where files are hashed and read (default :class:`LocalScanner`: this process, or a
+        pool of ``jobs`` processes; :class:`evtrack.distributed.DaskScanner`: a Dask cluster); whatever it is,
+        only this process writes, through the same code.
         """
-        from concurrent.futures import Executor, ProcessPoolExecutor
-
         from evtrack.errors import SourceError
-        from evtrack.reading import DEFAULT_ENGINE, ENGINES, expand_inputs, read_file
+        from evtrack.reading import DEFAULT_ENGINE, ENGINES
 
         engine = engine or DEFAULT_ENGINE
         if engine not in ENGINES:
             raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})")
-        inputs = expand_inputs(paths)
+        scanner = scanner or LocalScanner(jobs)
+        inputs = scanner.expand(paths)
         outcomes: list[FileOutcome] = []
         ignored: list[ReadIssue] = []
 
@@ -501,39 +596,24 @@ class Store:
 
         for issue in inputs.errors:
             report(FileOutcome(issue.path, STATUS_FAILED, None, error=issue.reason))
-        todo: list[tuple[Path, str]] = []
-        for path in inputs.files:
-            try:
-                digest = file_sha256(path)
-            except OSError as exc:
-                report(FileOutcome(path, STATUS_FAILED, None, error=f"cannot read: {exc.strerror or exc}"))
+        scanned = scanner.scan(inputs.files, engine=engine, verify_checksums=verify_checksums,
+                               stored=self.stored_digests())
+        for item in scanned:
+            path, digest, result = item.path, item.digest, item.result
+            if result is None:
+                if item.error is not None or digest is None:
+                    report(FileOutcome(path, STATUS_FAILED, digest, error=item.error or "not read"))
+                else:
+                    report(FileOutcome(path, STATUS_ALREADY, digest, stored_as=self.stored_path(digest)))
                 continue
-            stored = self.stored_path(digest)
-            if stored is not None:
-                report(FileOutcome(path, STATUS_ALREADY, digest, stored_as=stored))
-            else:
-                todo.append((path, digest))
-
-        pool: Executor | None = None
-        if jobs > 1 and len(todo) > 1:
-            pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)))
-        try:
-            if pool is not None:
-                futures = [pool.submit(read_file, path, engine, verify_checksums) for path, _ in todo]
-                results: Iterator[FileResult] = (future.result() for future in futures)
-            else:
-                results = (read_file(path, engine, verify_checksums) for path, _ in todo)
-            for (path, digest), result in zip(todo, results, strict=True):
-                if result.error is not None:
-                    if path in inputs.from_directories and result.error.startswith("not an event log"):
-                        ignored.append(ReadIssue(path, "file", result.error, 0))
-                        continue
-                    report(FileOutcome(path, STATUS_FAILED, digest, error=result.error))
+            assert digest is not None
+            if result.error is not None:
+                if path in inputs.from_directories and result.error.startswith("not an event log"):
+                    ignored.append(ReadIssue(path, "file", result.error, 0))
                     continue
-                report(self._add_file(result, digest, engine))
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+                report(FileOutcome(path, STATUS_FAILED, digest, error=result.error))
+                continue
+            report(self._add_file(result, digest, engine))
         return IngestResult(tuple(outcomes), tuple(ignored))
 
     def _add_file(self, result: FileResult, digest: str, engine: str) -> FileOutcome:
@@ -581,12 +661,12 @@ class Store:
                 len(span.gaps) if span else 0, span.missing_records if span else 0, item.untimed,
                 item.envelope[0] if item.envelope else None, item.envelope[1] if item.envelope else None,
                 _pack([record_id for record_id, _ in item.pairs]), _pack([time for _, time in item.pairs]),
-                _pack(item.no_id_times),
+                _pack(item.no_id_times), _pack([t for segment in item.segments for t in segment]),
             ))
         db.executemany(
             "INSERT INTO spans (file_id, host, channel, first_us, last_us, records, first_record_id, last_record_id, "
             "gaps, missing_records, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
-            "no_id_times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "no_id_times, segments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -619,13 +699,13 @@ class Store:
         per_file: dict[int, list[_ChannelRecords]] = {}
         for row in self._db.execute(
             "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
-            "no_id_times FROM spans ORDER BY file_id, host, channel"
+            "no_id_times, segments FROM spans ORDER BY file_id, host, channel"
         ):
-            file_id, host, channel, untimed, env_first, env_last, ids, times, no_id = row
+            file_id, host, channel, untimed, env_first, env_last, ids, times, no_id, packed = row
             envelope = None if env_first is None or env_last is None else (env_first, env_last)
             pairs = list(zip(_unpack(ids), _unpack(times), strict=True))
             per_file.setdefault(file_id, []).append(
-                _ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope)
+                _ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope, _segments(packed))
             )
         clears: dict[int, list[tuple[str, str, int]]] = {}
         for file_id, host, channel, time in self._db.execute("SELECT file_id, host, channel, time_us FROM clears"):
@@ -750,17 +830,18 @@ class Store:
             clears = db.execute("DELETE FROM clears WHERE time_us < ?", (cutoff,)).rowcount
             rows = db.execute(
                 "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, "
-                "record_times, no_id_times FROM spans WHERE envelope_first_us < ?", (cutoff,)
+                "record_times, no_id_times, segments FROM spans WHERE envelope_first_us < ?", (cutoff,)
             ).fetchall()
-            for file_id, host, channel, untimed, _first, env_last, ids, times, no_id in rows:
+            for file_id, host, channel, untimed, _first, env_last, ids, times, no_id, packed in rows:
                 key = (file_id, host, channel)
                 if env_last < cutoff:
                     db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                     removed += 1
                     continue
                 pairs = [(i, t) for i, t in zip(_unpack(ids), _unpack(times), strict=True) if t >= cutoff]
+                segments = tuple((max(a, cutoff), b) for a, b in _segments(packed) if b >= cutoff)
                 item = _ChannelRecords(host, channel, pairs, [t for t in _unpack(no_id) if t >= cutoff], untimed,
-                                       (cutoff, env_last))
+                                       (cutoff, env_last), segments)
                 db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                 spans = {(s.host, s.channel): s for s in _import_coverage([item], ()).spans()}
                 self._insert_spans(db, file_id, [item], spans)

@@ -144,3 +144,36 @@ def test_bad_config_file(tmp_path: Path, fleet: Path) -> None:
     config.write_text("installed = 'many'\n", encoding="utf-8")
     result = runner.invoke(app, ["report", str(fleet), "--config", str(config)])
     assert result.exit_code == 1 and "installed must be a whole number" in result.output
+
+
+def test_config_written_by_notepad_with_a_bom(tmp_path: Path, fleet: Path) -> None:
+    config = tmp_path / "evtrack.toml"
+    config.write_text("\ufeffinstalled = 5\n", encoding="utf-8")
+    result = runner.invoke(app, ["config", "show", "--config", str(config)])
+    assert result.exit_code == 0 and "installed = 5" in result.stdout
+
+
+def test_unescaped_backslash_in_config_gets_a_hint(tmp_path: Path) -> None:
+    config = tmp_path / "evtrack.toml"
+    config.write_text('[exclude]\nnames = ["CONTOSO\\adm-alice"]\n', encoding="utf-8")
+    result = runner.invoke(app, ["config", "show", "--config", str(config)])
+    assert result.exit_code == 1 and "single quotes" in result.output
+
+
+@pytest.mark.parametrize("args", [["--to", "9999-12-31"], ["--from", "0001-01-01"], ["--as-of", "9999-12-31"],
+                                  ["--created-at", "9999-12-31"], ["--window", "rolling:100000000d"]])
+def test_absurd_dates_and_windows_are_clear_errors(fleet: Path, args: list[str]) -> None:
+    result = runner.invoke(app, ["report", str(fleet), "-q", *args])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", str(tmp_path / "typo.evtx")])
+    assert result.exit_code == 1 and "none of the inputs could be read" in result.output
+
+
+def test_a_failed_input_makes_coverage_incomplete(tmp_path: Path, fleet: Path) -> None:
+    result = runner.invoke(app, ["report", str(fleet), str(tmp_path / "typo.evtx"), "--installed", "1000", "--check",
+                                 "-q", "--from", "2024-02-01", "--to", "2024-02-29"])
+    assert result.exit_code == 4

@@ -284,6 +284,9 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
             raise
         except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
             _issue_from_error(path, stats, exc)
+            if coverage is not None and stats.issues[-1].skipped:
+                block.flush(stats, coverage)
+                coverage.break_segments()  # what the lost records spanned is a hole, not covered
             consecutive_errors += 1
             if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
                 stats.add_issue("file", f"gave up after {consecutive_errors} consecutive errors", 0)

@@ -1,0 +1,117 @@
+"""Coverage is never assumed: lost chunks leave holes, one wrong clock does not stretch a log over years."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evtrack.coverage import CoverageBuilder, isolated_outliers
+from evtrack.pipeline import run_report
+from evtrack.sources.base import RawEvent
+from evtrack.usage import ReportSettings
+
+DAY = 86_400_000_000
+CREATED = datetime(2024, 12, 1, tzinfo=timezone.utc)
+
+
+def us(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000
+
+
+def test_isolated_outliers() -> None:
+    base = us(datetime(2024, 3, 1, tzinfo=timezone.utc))
+    times = np.array([base, base + 10, base - 1800 * DAY, base + 20, base + 30, base + 400 * DAY], dtype=np.int64)
+    assert isolated_outliers(times).tolist() == [False, False, True, False, False, True]
+    steady = np.array([base, base + 3 * DAY, base + 6 * DAY], dtype=np.int64)  # a host off for days: real gaps
+    assert not isolated_outliers(steady).any()
+    backwards = np.array([base + 4 * DAY, base + 4 * DAY + 1, base, base + 1], dtype=np.int64)  # clock set back
+    assert not isolated_outliers(backwards).any()
+
+
+def test_one_wrong_clock_does_not_stretch_the_span() -> None:
+    builder = CoverageBuilder()
+    start = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    for day in range(30):
+        moment = start + timedelta(days=day)
+        if day == 15:
+            moment = datetime(2019, 6, 1, tzinfo=timezone.utc)  # a boot before time sync
+        builder.add(RawEvent(us(moment), 4688, 100 + day, "Security", "RDSH01", "p"))
+    (span,) = builder.spans()
+    assert span.first_us == us(start)
+    assert span.intervals == ((us(start), us(start + timedelta(days=29))),)
+
+
+def test_a_break_leaves_a_hole() -> None:
+    builder = CoverageBuilder()
+    start = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    for day in range(10):
+        builder.add(RawEvent(us(start + timedelta(days=day)), 4688, day, "Security", "RDSH01", "p"))
+    builder.break_segments()
+    for day in range(20, 30):
+        builder.add(RawEvent(us(start + timedelta(days=day)), 4688, 100 + day, "Security", "RDSH01", "p"))
+    (span,) = builder.spans()
+    assert len(span.intervals) == 2
+
+
+def test_skipped_chunks_make_the_window_partial_not_complete(tmp_path: Path) -> None:
+    from evtrack.synth import write_sample
+
+    write_sample(tmp_path / "logs", users=5, hosts=1, start=date(2024, 1, 1), end=date(2024, 6, 30), seed=3,
+                 size_mb=3, rollover=False, clear_log=False, reexport=False)
+    clean, _ = run_report([tmp_path / "logs"], ReportSettings(created_at=CREATED))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "logs", damaged)
+    security = damaged / "RDSH01-Security.evtx"
+    data = bytearray(security.read_bytes())
+    chunks = (len(data) - 0x1000) // 0x10000
+    assert chunks >= 6
+    for chunk in range(2, chunks - 2):
+        data[0x1000 + chunk * 0x10000 + 0x300] ^= 0xFF
+    security.write_bytes(bytes(data))
+    (damaged / "RDSH01-LocalSessionManager.evtx").unlink()  # so Security alone must speak for the host
+    (damaged / "RDSH01-RemoteConnectionManager.evtx").unlink()
+    for engine in ("evtx", "python-evtx"):
+        report, read = run_report([damaged], ReportSettings(created_at=CREATED), engine=engine)
+        assert read.skipped > 0
+        statuses = {w.label: w.status for w in report.windows}
+        clean_statuses = {w.label: w.status for w in clean.windows}
+        lost = [label for label, status in clean_statuses.items() if status == "complete" and statuses[label] != status]
+        assert lost, (engine, statuses)
+        assert not report.coverage_complete
+
+
+@pytest.mark.parametrize("engine", ["evtx", "python-evtx"])
+def test_clean_files_have_one_segment_per_file(tmp_path: Path, engine: str) -> None:
+    from evtrack.synth import write_sample
+
+    write_sample(tmp_path, users=3, hosts=1, start=date(2024, 2, 1), end=date(2024, 2, 29), seed=2,
+                 rollover=False, clear_log=False, reexport=False)
+    report, _ = run_report([tmp_path], ReportSettings(created_at=CREATED), engine=engine)
+    assert all(len(c.intervals) == 1 for c in report.coverage)
+
+
+def test_holes_survive_the_store(tmp_path: Path) -> None:
+    from evtrack.pipeline import source_from_read
+    from evtrack.reading import read_inputs
+    from evtrack.store import Store
+    from evtrack.synth import write_sample
+    from evtrack.usage import build_report
+
+    write_sample(tmp_path / "logs", users=4, hosts=1, start=date(2024, 1, 1), end=date(2024, 4, 30), seed=4,
+                 size_mb=2, rollover=False, clear_log=False, reexport=False)
+    security = tmp_path / "logs" / "RDSH01-Security.evtx"
+    data = bytearray(security.read_bytes())
+    data[0x1000 + 3 * 0x10000 + 0x300] ^= 0xFF
+    security.write_bytes(bytes(data))
+    settings = ReportSettings(created_at=CREATED)
+    direct = build_report(source_from_read(read_inputs([tmp_path / "logs"])), settings)
+    assert any(len(c.intervals) > 1 for c in direct.coverage)
+    with Store.open(tmp_path / "store.sqlite3") as store:
+        store.ingest([tmp_path / "logs"])
+        stored = build_report(store.report_source(), settings)
+    assert stored.coverage == direct.coverage
+    assert [w.status for w in stored.windows] == [w.status for w in direct.windows]
