@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from evtrack import __version__
+from evtrack.cli_options import Engine, EventFormat, Per, ReportFormat
 from evtrack.errors import ConfigError, EvtrackError
 
 if TYPE_CHECKING:
@@ -37,15 +38,6 @@ EXIT_OVER = 3
 EXIT_INCOMPLETE = 4
 
 
-class Engine(str, Enum):
-    evtx = "evtx"
-    python_evtx = "python-evtx"
-
-
-class EventFormat(str, Enum):
-    csv = "csv"
-    jsonl = "jsonl"
-    parquet = "parquet"
 
 
 def _stderr() -> Console:
@@ -240,16 +232,6 @@ def events(
         raise typer.Exit(EXIT_ERROR)
 
 
-class ReportFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    html = "html"
-
-
-class Per(str, Enum):
-    user = "user"
-    window = "window"
 
 
 ConfigOpt = Annotated[

@@ -13,15 +13,10 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from evtrack.cli_options import Engine, EventFormat, Per, ReportFormat
+
 if TYPE_CHECKING:
     from evtrack.store import FileOutcome, FileScanner, IngestResult, Store, StoreInfo
-
-
-class StoreEngine(str, Enum):
-    """Mirrors :data:`evtrack.reading.ENGINES` (a test checks they match)."""
-
-    evtx = "evtx"
-    python_evtx = "python-evtx"
 
 
 class Executor(str, Enum):
@@ -29,28 +24,6 @@ class Executor(str, Enum):
 
     local = "local"
     dask = "dask"
-
-
-class ShowFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
-class ExportFormat(str, Enum):
-    csv = "csv"
-    json = "json"
-
-
-class PerRow(str, Enum):
-    user = "user"
-    window = "window"
-
-
-class StoredEventFormat(str, Enum):
-    csv = "csv"
-    jsonl = "jsonl"
-    parquet = "parquet"
 
 
 StoreOpt = Annotated[
@@ -107,9 +80,9 @@ def ingest(
     ],
     store: StoreOpt = None,
     engine: Annotated[
-        StoreEngine,
+        Engine,
         typer.Option("--engine", help="Parser for .evtx files: evtx (pyevtx-rs, fast) or python-evtx (pure Python)."),
-    ] = StoreEngine.evtx,
+    ] = Engine.evtx,
     verify_checksums: Annotated[
         bool,
         typer.Option("--verify-checksums/--no-verify-checksums",
@@ -224,18 +197,18 @@ def reports_list(store: StoreOpt = None) -> None:
 @reports_app.command("show")
 def reports_show(
     report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
-    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.table,
-    per: Annotated[PerRow, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = PerRow.user,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
+    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
     store: StoreOpt = None,
 ) -> None:
     """Print a saved report (as `evtrack report` would have)."""
-    from evtrack.cli import Per, ReportFormat, _write_or_print, render_report
+    from evtrack.cli import _write_or_print, render_report
     from evtrack.errors import EvtrackError
 
     try:
         with _open(store, create=False) as opened:
             report = opened.get_report(report_id)
-        _write_or_print(render_report(report, ReportFormat(fmt.value), Per(per.value)), None, [])
+        _write_or_print(render_report(report, fmt, per), None, [])
     except EvtrackError as exc:
         _fail(str(exc))
 
@@ -244,20 +217,20 @@ def reports_show(
 def reports_export(
     report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file ('-' for stdout).")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = ExportFormat.json,
-    per: Annotated[PerRow, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = PerRow.user,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.json,
+    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
     bom: Annotated[bool, typer.Option("--bom", help="Start CSV with a UTF-8 BOM (for Excel).")] = False,
     store: StoreOpt = None,
 ) -> None:
     """Write a saved report to a file as CSV or JSON."""
-    from evtrack.cli import Per, ReportFormat, _write_or_print, render_report
+    from evtrack.cli import _write_or_print, render_report
     from evtrack.errors import EvtrackError
 
     try:
         with _open(store, create=False) as opened:
             report = opened.get_report(report_id)
             store_path = opened.path
-        data = render_report(report, ReportFormat(fmt.value), Per(per.value), bom=bom)
+        data = render_report(report, fmt, per, bom=bom)
         _write_or_print(data, output, [store_path])
     except EvtrackError as exc:
         _fail(str(exc))
@@ -364,8 +337,8 @@ def store_prune(
 @store_app.command("events")
 def store_events(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
-    fmt: Annotated[StoredEventFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        StoredEventFormat.parquet
+    fmt: Annotated[EventFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        EventFormat.parquet
     ),
     store: StoreOpt = None,
 ) -> None:
@@ -374,7 +347,7 @@ def store_events(
     from evtrack.errors import EvtrackError
     from evtrack.render.events import render_events
 
-    if fmt is StoredEventFormat.parquet and output is None:
+    if fmt is EventFormat.parquet and output is None:
         _fail("--format parquet needs --output FILE (it is binary)")
     try:
         with _open(store, create=False) as opened:

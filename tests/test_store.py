@@ -19,7 +19,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from evtrack.cli_store import StoreEngine, register
+from evtrack.cli_options import Engine
+from evtrack.cli_store import register
 from evtrack.errors import StoreError
 from evtrack.pipeline import source_from_read
 from evtrack.reading import ENGINES, read_inputs
@@ -464,7 +465,7 @@ def test_cli_refuses_a_foreign_file(tmp_path: Path) -> None:
 
 
 def test_cli_engines_match_the_registry() -> None:
-    assert sorted(e.value for e in StoreEngine) == sorted(ENGINES)
+    assert sorted(e.value for e in Engine) == sorted(ENGINES)
 
 
 def test_store_commands_import_no_heavy_module() -> None:
