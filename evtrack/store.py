@@ -514,10 +514,9 @@ class Store:
                 raise StoreError(f"{self.path}: store schema version {version} is newer than this evtrack "
                                  f"understands ({SCHEMA_VERSION}); upgrade evtrack")
             if version < SCHEMA_VERSION:
-                if not create:
-                    raise StoreError(f"{self.path}: store schema version {version} needs an upgrade "
-                                     "(run `evtrack ingest` or any writing command once)")
-                migrate(db)
+                if version == 0 and not create:
+                    raise StoreError(f"not an evtrack store: {self.path}")
+                migrate(db)  # an older evtrack's store: upgraded in place, whatever the command
         except sqlite3.OperationalError as exc:
             if _is_locked(exc):
                 raise self._busy() from None
