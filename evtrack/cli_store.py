@@ -181,16 +181,36 @@ def reports_list(store: StoreOpt = None) -> None:
 
         _stderr().print("no saved reports")
         return
-    table = Table("id", "created", "scope", "window", "period", "installed", "estimated", "verdict")
+    from datetime import timedelta
+
+    from rich import box
+    from rich.text import Text
+
+    from evtrack.windows import zone
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", justify="right")
+    table.add_column("created", no_wrap=True)
+    table.add_column("scope")
+    table.add_column("period", no_wrap=True)
+    table.add_column("inst.", justify="right")
+    table.add_column("est.", justify="right")
+    table.add_column("verdict")
     for row in saved:
         period = "-"
         if row.period_start and row.period_end:
-            period = f"{row.period_start.date().isoformat()} .. {row.period_end.date().isoformat()}"
-        table.add_row(
-            str(row.id), row.created_at.strftime("%Y-%m-%d %H:%M:%SZ"), row.scope, f"{row.window} ({row.tz})", period,
+            try:
+                local = zone(row.tz)
+            except EvtrackError:
+                local = None
+            first = row.period_start.astimezone(local).date()
+            last = (row.period_end - timedelta(microseconds=1)).astimezone(local).date()
+            period = f"{first.isoformat()}..{last.isoformat()}"
+        table.add_row(*(Text(cell) for cell in (
+            str(row.id), row.created_at.strftime("%Y-%m-%d"), row.scope, period,
             "-" if row.installed is None else str(row.installed), "-" if row.estimated is None else str(row.estimated),
             row.verdict,
-        )
+        )))
     Console(highlight=False).print(table)
 
 
