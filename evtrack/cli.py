@@ -172,9 +172,19 @@ def _is_dataset_target(output: str, dataset: bool) -> bool:
     return dataset or output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
+EventPathsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Event log files (.evtx, XML exports), folders and glob patterns (or none, with --store)."),
+]
+
+
 @app.command()
 def events(
-    paths: PathsArg,
+    paths: EventPathsArg = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Export the events ingested into this evtrack store instead of reading files."),
+    ] = None,
     fmt: Annotated[EventFormat, typer.Option("--format", "-f", help="Output format.")] = EventFormat.csv,
     output: Annotated[
         str | None,
@@ -203,6 +213,20 @@ def events(
 
     if fmt is EventFormat.parquet and output is None:
         _fail("--format parquet needs --output FILE or DIR/ (it is binary)")
+    if (store is None) == (not paths):
+        _fail("give event log files or folders, or --store PATH (not both)")
+    if store is not None:
+        from evtrack.store import Store
+
+        try:
+            with Store.open(store, create=False) as opened:
+                table = opened.events_table()
+            _write_or_print(render_events(table, fmt.value, safe=not unsafe_csv), Path(output) if output else None,
+                            [store])
+        except EvtrackError as exc:
+            _fail(str(exc))
+        return
+    assert paths is not None
     as_dataset = output is not None and str(output) != "-" and _is_dataset_target(output, dataset)
     if as_dataset and fmt is not EventFormat.parquet:
         _fail("a dataset folder needs --format parquet")

@@ -220,8 +220,9 @@ class IdentityResolver:
 
     def _name_node(self, user: str, domain: str | None) -> tuple[str, ...]:
         user = user.strip()
-        if "@" in user and not domain:
-            sam, _, suffix = user.partition("@")
+        sam, _, suffix = user.rpartition("@")
+        upn = bool(sam) and "." in suffix  # alice@contoso.com; a name that merely holds an @ is kept as it is
+        if upn and not domain:
             canonical = self._domain_map.get(suffix.lower())
             first = suffix.lower().split(".", 1)[0].upper()
             if canonical is None and first in self._netbios:
@@ -229,8 +230,8 @@ class IdentityResolver:
             if canonical is not None:
                 return ("name", canonical, sam.lower())
             return ("upn", user.lower(), "")
-        if "@" in user and domain:
-            user = user.partition("@")[0]
+        if upn and domain:
+            user = sam
         return ("name", self.canonical_domain(domain), user.lower())
 
     # -- lookups -------------------------------------------------------------------------------------------------

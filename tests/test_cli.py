@@ -177,3 +177,33 @@ def test_a_failed_input_makes_coverage_incomplete(tmp_path: Path, fleet: Path) -
     result = runner.invoke(app, ["report", str(fleet), str(tmp_path / "typo.evtx"), "--installed", "1000", "--check",
                                  "-q", "--from", "2024-02-01", "--to", "2024-02-29"])
     assert result.exit_code == 4
+
+
+def test_events_from_the_store_as_parquet(tmp_path: Path, fleet: Path) -> None:
+    import pyarrow.parquet as pq
+
+    store = tmp_path / "store.sqlite3"
+    assert runner.invoke(app, ["ingest", str(fleet), "--store", str(store), "-q"]).exit_code == 0
+    out = tmp_path / "events.parquet"
+    result = runner.invoke(app, ["events", "--store", str(store), "-f", "parquet", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    direct = runner.invoke(app, ["events", str(fleet), "-f", "parquet", "-o", str(tmp_path / "direct.parquet"), "-q"])
+    assert direct.exit_code == 0
+    stored, read = pq.read_table(out), pq.read_table(tmp_path / "direct.parquet")
+    distinct = {(r["host"], r["channel"], r["record_id"], r["time"]) for r in read.to_pylist()}
+    assert stored.num_rows == len(distinct) > 0  # the overlapping re-export is stored once
+    assert runner.invoke(app, ["events", str(fleet), "--store", str(store)]).exit_code == 1
+
+
+def test_csv_keeps_non_ascii_names_and_neutralises_formulas(tmp_path: Path) -> None:
+    path = write_events(tmp_path / "x.xml", logon_4624(10, user="İlker", domain="KONTOSO", sid="S-1-5-21-1-2-3-1200"),
+                        logon_4624(10, user="ローカル太郎", domain="KONTOSO", sid="S-1-5-21-1-2-3-1201", record_id=2),
+                        logon_4624(10, user="@SUM(A1)", domain="KONTOSO", sid="S-1-5-21-1-2-3-1202", record_id=3))
+    result = runner.invoke(app, ["report", str(path), "-f", "csv", "-q"])
+    rows = {r["User"] for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert rows == {"KONTOSO\\İlker", "KONTOSO\\ローカル太郎", "KONTOSO\\@SUM(A1)"}  # not at the start of the cell
+    raw = runner.invoke(app, ["report", str(path), "-f", "csv", "-q", "--raw-csv"])
+    assert "KONTOSO\\@SUM(A1)" in raw.stdout
+    hostile = write_events(tmp_path / "y.xml", logon_4624(10, user="=cmd|' /C calc'!A0", domain="", sid="S-1-5-21-9"))
+    out = runner.invoke(app, ["report", str(hostile), "-f", "csv", "-q"]).stdout
+    assert "\"'=cmd|' /C calc'!A0\"" in out or "'=cmd|' /C calc'!A0" in out
