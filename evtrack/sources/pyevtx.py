@@ -12,7 +12,8 @@ through ``Evtx.records()``, only visits the chunks the file header names, which 
 - never renders on the fast path: each template is turned *once per chunk* into a plan (which substitution
   holds EventID, TimeCreated/@SystemTime, EventRecordID, Channel, Computer, Provider/@Name, and the
   ``EventData/Data[@Name]`` or ``UserData/*/*`` payload), then each record only reads its substitution
-  descriptor array and decodes the values it needs; payloads are decoded only for :data:`WANTED_EVENT_IDS`;
+  descriptor array and decodes the values it needs; payloads are decoded only for :data:`WANTED_EVENT_IDS`, and
+  only their :data:`PAYLOAD_KEYS` fields (as the Rust engine does, so both give identical ``data``);
 - records without a template instance (raw BinXML) or with an unexpected layout go through a generic BinXML
   evaluator (still ``struct`` only) and, failing that, through python-evtx's full XML rendering and
   :func:`evtrack.sources.xmlfile.event_from_xml`; both count as ``stats.fallbacks``.
@@ -28,13 +29,14 @@ from __future__ import annotations
 import binascii
 import struct
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import WANTED_EVENT_IDS, FileStats, InputKind, RawEvent, filetime_to_us
+from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent, filetime_to_us
 from evtrack.sources.xmlfile import event_from_xml, parse_system_time
 
 ENGINE = "python-evtx"
@@ -47,7 +49,15 @@ _FILE_MAGIC = b"ElfFile\x00"
 _CHUNK_MAGIC = b"ElfChnk\x00"
 _RECORD_MAGIC = 0x00002A2A
 _ZERO_CHUNK = bytes(CHUNK_SIZE)
+#: Deeper BinXML nesting than any real record (an event nests a payload template once or twice).
 _MAX_DEPTH = 64
+#: Tokens one evaluation may visit: a 64 KiB chunk read once holds far fewer, so more means a template or
+#: BinXML value is expanded over and over (self-referencing or fanned-out substitutions: exponential work).
+_MAX_STEPS = 50_000
+#: Tokens all evaluations of one chunk may visit together (a chunk of many small hostile templates).
+_MAX_CHUNK_STEPS = 2_000_000
+#: Calls to python-evtx's ``render_root_node`` (one per nested BinXML value rendered) for one record.
+_MAX_RENDERS = 64
 #: Tokens that may carry an attribute's value (an Attribute token starts one; any other token ends it).
 _VALUE_TOKENS = frozenset({0x05, 0x06, 0x07, 0x08, 0x09, 0x0D, 0x0E})
 
@@ -93,6 +103,11 @@ class _Unsupported(Exception):
 
 class _Corrupt(_Unsupported):
     """The record's bytes are inconsistent (pyevtx-rs refuses it too): report it, do not try a lenient path."""
+
+
+class _Hostile(_Corrupt):
+    """Decoding the record would take unbounded work (nesting or expansion without end): report it and do not
+    hand it to python-evtx, which has no such bounds."""
 
 
 class _Sub:
@@ -275,6 +290,22 @@ class _Evaluator:
     def __init__(self, chunk: bytes, names: dict[int, str]) -> None:
         self.chunk = chunk
         self.names = names
+        self.steps = 0
+        """Tokens visited by the current evaluation (see :meth:`evaluate`)."""
+        self.chunk_steps = 0
+        """Tokens visited by all evaluations in this chunk so far."""
+
+    def evaluate(
+        self, pos: int, end: int, values: tuple[list[int], list[int], list[int]] | None
+    ) -> list[_Element | _Part]:
+        """Evaluate one token stream from the top, within the per-evaluation and per-chunk work bounds."""
+        if self.chunk_steps > _MAX_CHUNK_STEPS:
+            raise _Hostile(f"chunk needs more than {_MAX_CHUNK_STEPS} BinXML tokens")
+        self.steps = 0
+        try:
+            return self.fragment(pos, end, values)
+        finally:
+            self.chunk_steps += self.steps
 
     def name(self, pos: int) -> tuple[str, int]:
         """Read a name reference at ``pos``; returns the name and the position after the reference."""
@@ -304,12 +335,15 @@ class _Evaluator:
     ) -> list[_Element | _Part]:
         """Evaluate tokens from ``pos`` to ``end`` (or an end-of-stream token); returns the top-level nodes."""
         if depth > _MAX_DEPTH:
-            raise _Unsupported("BinXML nested too deep")
+            raise _Hostile(f"BinXML nested deeper than {_MAX_DEPTH} levels")
         chunk = self.chunk
         top: list[_Element | _Part] = []
         stack: list[_Element] = []
         attr_target: list[_Part] | None = None
         while pos < end:
+            self.steps += 1
+            if self.steps > _MAX_STEPS:
+                raise _Hostile(f"BinXML expands to more than {_MAX_STEPS} tokens (self-referencing or fanned out)")
             token = chunk[pos]
             kind = token & 0x0F
             if kind not in _VALUE_TOKENS:
@@ -464,13 +498,16 @@ def _payload_from_tree(event: _Element) -> dict[str, str | None]:
     if event_data is not None:
         for item in event_data.elements():
             if item.name == "Data" and "Name" in item.attrs:
-                data[_resolved(item.attrs["Name"]) or ""] = _resolved(item.parts())
+                name = _resolved(item.attrs["Name"]) or ""
+                if name in PAYLOAD_KEYS:
+                    data[name] = _resolved(item.parts())
         return data
     user_data = _find(event, "UserData")
     if user_data is not None:
         for payload in user_data.elements():
             for item in payload.elements():
-                data[item.name] = _resolved(item.parts()) or None  # pyevtx-rs: an empty element is null
+                if item.name in PAYLOAD_KEYS:
+                    data[item.name] = _resolved(item.parts()) or None  # pyevtx-rs: an empty element is null
             break
     return data
 
@@ -573,7 +610,8 @@ class _PayloadPlan:
                         name = _spec(item.attrs["Name"])
                         if name[0] != "lit":
                             raise _Unsupported("Data Name is a substitution")
-                        self.fields.append((name[1] or "", _spec(item.parts()), False))
+                        if (name[1] or "") in PAYLOAD_KEYS:
+                            self.fields.append((name[1] or "", _spec(item.parts()), False))
                 elif isinstance(item, _Sub):
                     self._dynamic(item, "EventData")
         elif user_data is not None:
@@ -584,7 +622,8 @@ class _PayloadPlan:
                 if isinstance(item, _Element):
                     for child in item.children:
                         if isinstance(child, _Element):
-                            self.fields.append((child.name, _spec(child.parts()), True))
+                            if child.name in PAYLOAD_KEYS:
+                                self.fields.append((child.name, _spec(child.parts()), True))
                         elif isinstance(child, _Sub):
                             raise _Unsupported("substitution inside the UserData payload element")
                     break
@@ -633,7 +672,7 @@ class _Chunk:
             size = _U32(self.data, template + 20)[0]
             if template + 24 + size > CHUNK_SIZE:
                 raise _Unsupported("template body past the chunk")
-            plan = _Plan(self.evaluator.fragment(template + 24, template + 24 + size, None))
+            plan = _Plan(self.evaluator.evaluate(template + 24, template + 24 + size, None))
         except (_Unsupported, struct.error, IndexError, ValueError):
             plan = None
         self.plans[template] = plan
@@ -649,7 +688,7 @@ class _Chunk:
             size = _U32(self.data, template + 20)[0]
             if template + 24 + size > CHUNK_SIZE:
                 raise _Unsupported("template body past the chunk")
-            plan = _PayloadPlan(_wrap(self.evaluator.fragment(template + 24, template + 24 + size, None), parent))
+            plan = _PayloadPlan(_wrap(self.evaluator.evaluate(template + 24, template + 24 + size, None), parent))
         except (_Unsupported, struct.error, IndexError, ValueError):
             plan = None
         self.payload_plans[key] = plan
@@ -657,10 +696,51 @@ class _Chunk:
 
     def pyevtx_chunk(self) -> Any:
         if self._pyevtx_chunk is None:
-            from Evtx.Evtx import ChunkHeader
-
-            self._pyevtx_chunk = ChunkHeader(self.data, 0)
+            self._pyevtx_chunk = _safe_chunk_header()(self.data, 0)
         return self._pyevtx_chunk
+
+
+_SAFE_CHUNK_HEADER: Any = None
+
+
+def _safe_chunk_header() -> Any:
+    """python-evtx's ``ChunkHeader``, with its string and template hash chains walked safely.
+
+    python-evtx follows each chain's next-offsets ``while ofs > 0``: a chain that points back into itself never
+    ends (found by fuzzing: one rewritten template next-offset hangs the reader). Here each offset is visited
+    once and must lie inside the chunk. The template chain's "Unexpected token" is not logged either: it goes to
+    the ``Evtx`` logger's last-resort handler, i.e. to stderr, once per record.
+    """
+    global _SAFE_CHUNK_HEADER
+    if _SAFE_CHUNK_HEADER is not None:
+        return _SAFE_CHUNK_HEADER
+    from Evtx.Evtx import ChunkHeader
+
+    class SafeChunkHeader(ChunkHeader):  # type: ignore[misc]
+        def _load_strings(self) -> None:
+            if self._strings is None:
+                self._strings: dict[int, Any] = {}
+            seen: set[int] = set()
+            for bucket in range(64):
+                ofs = self.unpack_dword(0x80 + bucket * 4)
+                while CHUNK_HEADER_SIZE <= ofs < CHUNK_SIZE - 8 and ofs not in seen:
+                    seen.add(ofs)
+                    ofs = self.add_string(ofs).next_offset()
+
+        def _load_templates(self) -> None:
+            if self._templates is None:
+                self._templates: dict[int, Any] = {}
+            seen: set[int] = set()
+            for bucket in range(32):
+                ofs = self.unpack_dword(0x180 + bucket * 4)
+                while CHUNK_HEADER_SIZE + 10 <= ofs < CHUNK_SIZE - 24 and ofs not in seen:
+                    seen.add(ofs)
+                    if self.unpack_byte(ofs - 10) != 0x0C or self.unpack_dword(ofs - 4) != ofs:
+                        break
+                    ofs = self.add_template(ofs).next_offset()
+
+    _SAFE_CHUNK_HEADER = SafeChunkHeader
+    return SafeChunkHeader
 
 
 def _field_text(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], types: list[int]) -> str | None:
@@ -731,7 +811,7 @@ def _payload(
 def _nested_payload(chunk: _Chunk, pos: int, end: int, parent: str, depth: int) -> dict[str, str | None]:
     """The payload held in a nested BinXML value: through a cached plan when it is a template instance."""
     if depth > _MAX_DEPTH:
-        raise _Unsupported("BinXML nested too deep")
+        raise _Hostile(f"BinXML nested deeper than {_MAX_DEPTH} levels")
     buf = chunk.data
     start = pos
     if buf[pos] == 0x0F:
@@ -746,7 +826,24 @@ def _nested_payload(chunk: _Chunk, pos: int, end: int, parent: str, depth: int) 
             if plan is not None:
                 offsets, sizes, types, _stop = _descriptors(buf, pos, end)
                 return _payload(chunk, plan, offsets, sizes, types, depth)
-    return _payload_from_tree(_wrap(chunk.evaluator.fragment(start, end, ([], [], [])), parent))
+    return _payload_from_tree(_wrap(chunk.evaluator.evaluate(start, end, ([], [], [])), parent))
+
+
+#: 9999-12-31T23:59:59.9999999Z as FILETIME: pyevtx-rs refuses a record with any later time (found by fuzzing),
+#: and Python's datetime cannot hold one either.
+_MAX_FILETIME = 2_650_466_808_009_999_999
+
+
+def _check_times(buf: bytes, offsets: list[int], sizes: list[int], types: list[int]) -> None:
+    """Refuse a record with a FILETIME or SYSTEMTIME value no calendar holds, as pyevtx-rs does."""
+    for index, vtype in enumerate(types):
+        if vtype == T_FILETIME and sizes[index] == 8 and _U64(buf, offsets[index])[0] > _MAX_FILETIME:
+            raise _Corrupt(f"FILETIME value {index} after the year 9999")
+        if vtype == T_SYSTIME and sizes[index] >= 16:
+            try:
+                _systime_text(buf[offsets[index] : offsets[index] + 16])
+            except ValueError as exc:
+                raise _Corrupt(f"SYSTEMTIME value {index}: {exc}") from None
 
 
 def _fast_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
@@ -768,6 +865,8 @@ def _fast_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
     offsets, sizes, types, stop = _descriptors(buf, pos, end)
     if stop < end and buf[stop] != 0x00:
         raise _Corrupt(f"invalid BinXML token 0x{buf[stop]:02x} at 0x{stop:x} after the substitution values")
+    if T_FILETIME in types or T_SYSTIME in types:
+        _check_times(buf, offsets, sizes, types)
     if T_BINXML in types:
         for index, vtype in enumerate(types):
             if vtype == T_BINXML and sizes[index] and buf[offsets[index]] not in _BINXML_STARTS:
@@ -787,7 +886,7 @@ def _fast_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
 
 def _tree_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
     """Decode one record by evaluating its whole BinXML (raw elements or a template instance)."""
-    return _event_from_tree(chunk.evaluator.fragment(pos, end, ([], [], [])))
+    return _event_from_tree(chunk.evaluator.evaluate(pos, end, ([], [], [])))
 
 
 def _exact_time(record: Any, rendered_us: int | None) -> int | None:
@@ -808,21 +907,77 @@ def _exact_time(record: Any, rendered_us: int | None) -> int | None:
     return rendered_us
 
 
+#: Renders left for the record python-evtx is rendering (None: not rendering, no bound).
+_renders_left: ContextVar[list[int] | None] = ContextVar("_renders_left", default=None)
+
+
+def _bounded_xml(record: Any) -> str:
+    """``record.xml()`` with at most :data:`_MAX_RENDERS` nested renders.
+
+    python-evtx renders a nested BinXML value once per substitution that names it, recursively, without a
+    bound: a template whose substitutions repeat a value that instantiates the template again takes exponential
+    time. Its renderer calls the module-level ``render_root_node`` for each nested value, so that function is
+    wrapped, once, with a counter that is only active here.
+    """
+    from Evtx import Views
+
+    if not getattr(Views.render_root_node, "_evtrack_bounded", False):
+        unbounded = Views.render_root_node
+
+        def render_root_node(root_node: Any) -> Any:
+            left = _renders_left.get()
+            if left is not None:
+                left[0] -= 1
+                if left[0] < 0:
+                    raise _Hostile(f"python-evtx would render more than {_MAX_RENDERS} nested BinXML values")
+            return unbounded(root_node)
+
+        render_root_node._evtrack_bounded = True  # type: ignore[attr-defined]
+        Views.render_root_node = render_root_node
+    token = _renders_left.set([_MAX_RENDERS])
+    try:
+        return str(record.xml())
+    finally:
+        _renders_left.reset(token)
+
+
 def _rendered_event(chunk: _Chunk, offset: int) -> RawEvent:
     """Decode one record the slow way: python-evtx renders it to XML."""
     from Evtx.Evtx import Record
 
     record = Record(chunk.data, offset, chunk.pyevtx_chunk())
-    event = event_from_xml(record.xml())
-    data = event.data if event.event_id in WANTED_EVENT_IDS else {}
+    event = event_from_xml(_bounded_xml(record))
+    data = {k: v for k, v in event.data.items() if k in PAYLOAD_KEYS} if event.event_id in WANTED_EVENT_IDS else {}
     time_us = _exact_time(record, event.time_us)
     return RawEvent(time_us, event.event_id, event.record_id, event.channel, event.computer, event.provider, data)
 
 
+#: EventID is a UInt16; EventRecordID a UInt64 that Windows keeps far below 2**63 (the event table stores int64).
+_MAX_EVENT_ID = 0xFFFF
+_MAX_RECORD_ID = (1 << 63) - 1
+
+
+def _checked(event: RawEvent) -> RawEvent:
+    """The event, if its EventID and EventRecordID fit their columns; raises _Corrupt otherwise."""
+    if not 0 <= event.event_id <= _MAX_EVENT_ID:
+        raise _Corrupt(f"EventID {event.event_id} out of range")
+    if event.record_id is not None and not 0 <= event.record_id <= _MAX_RECORD_ID:
+        raise _Corrupt(f"EventRecordID {event.record_id} out of range")
+    return event
+
+
 def _record_event(chunk: _Chunk, offset: int, size: int, stats: FileStats, number: int) -> RawEvent | None:
+    try:
+        return _decoded(chunk, offset, size, stats, number)
+    except _Corrupt as exc:
+        stats.add_issue(f"record {number}", f"corrupt record: {exc}", 1)
+        return None
+
+
+def _decoded(chunk: _Chunk, offset: int, size: int, stats: FileStats, number: int) -> RawEvent | None:
     pos, end = offset + RECORD_HEADER_SIZE, offset + size - 4
     try:
-        return _fast_event(chunk, pos, end)
+        return _checked(_fast_event(chunk, pos, end))
     except _Corrupt as exc:
         stats.add_issue(f"record {number}", f"corrupt record: {exc}", 1)
         return None
@@ -831,11 +986,16 @@ def _record_event(chunk: _Chunk, offset: int, size: int, stats: FileStats, numbe
     stats.fallbacks += 1
     errors: list[str] = []
     try:
-        return _tree_event(chunk, pos, end)
+        return _checked(_tree_event(chunk, pos, end))
+    except _Hostile as exc:  # python-evtx would take even longer: do not hand it over
+        stats.add_issue(f"record {number}", f"corrupt record: {exc}", 1)
+        return None
     except Exception as exc:  # the evaluator gives up on any inconsistency: python-evtx may still render it
         errors.append(f"{type(exc).__name__}: {exc}")
     try:
-        return _rendered_event(chunk, offset)
+        return _checked(_rendered_event(chunk, offset))
+    except _Corrupt:
+        raise
     except Exception as exc:  # python-evtx raises anything here (AttributeError, OverrunBufferException...)
         errors.append(f"{type(exc).__name__}: {exc}")
     stats.add_issue(f"record {number}", "cannot decode record: " + "; ".join(errors)[:300], 1)

@@ -153,6 +153,11 @@ def _issue_from_error(path: Path, stats: FileStats, exc: BaseException) -> None:
 
 
 _BLOCK = 8192
+_OUT_OF_RANGE = "corrupt record: EventID above 65535 or EventRecordID beyond 2^63"
+
+
+def _in_range(event_id: int, record_id: int | None) -> bool:
+    return 0 <= event_id <= 0xFFFF and (record_id is None or 0 <= record_id < 1 << 63)
 
 
 def _system_fields(text: str) -> tuple[int, str, str, str, str] | None:
@@ -271,7 +276,9 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
     try:
         parser = evtx.PyEvtxParser(str(path), indent=False, validate_checksums=verify_checksums)
         records = parser.records_json()
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # OSError, RuntimeError, or a Rust panic (a BaseException)
         raise SourceError(path, f"cannot open as .evtx: {exc}") from exc
     block = _Block()
     consecutive_errors = 0
@@ -301,6 +308,9 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
             fields = _system_fields(text) if coverage is not None and isinstance(text, str) else None
             if fields is None:
                 event = _event(text)  # type: ignore[arg-type]
+                if not _in_range(event.event_id, event.record_id):
+                    stats.add_issue(f"record {record.get('event_record_id', '?')}", _OUT_OF_RANGE, 1)
+                    continue
                 stats.records += 1
                 if coverage is None:
                     stats.per_channel[event.channel] += 1
@@ -312,6 +322,9 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
                     yield event
                 continue
             event_id, time_text, record_id, channel, computer = fields
+            if not _in_range(event_id, int(record_id)):
+                stats.add_issue(f"record {record.get('event_record_id', '?')}", _OUT_OF_RANGE, 1)
+                continue
             wanted = _wanted_event(text, fields) if event_id in WANTED_EVENT_IDS else None  # type: ignore[arg-type]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             stats.add_issue(f"record {record.get('event_record_id', '?')}", f"unreadable JSON: {exc}", 1)

@@ -30,10 +30,40 @@ _TIME_RE = re.compile(
 _XML_DECL_RE = re.compile(r"^\s*<\?xml[^>]*\?>", re.DOTALL)
 #: Deeper nesting than any real event (Event/EventData/Data is depth 3; UserData payloads reach 5 or 6).
 MAX_DEPTH = 64
+#: Characters (text, attribute values, names) one ``<Event>`` may hold. An .evtx record is at most 64 KiB, so a
+#: real event renders to far less; a larger one is skipped (and counted) instead of held in memory.
+MAX_EVENT_CHARS = 1 << 20
 _READ_SIZE = 1 << 20
+#: Reads (of :data:`_READ_SIZE`) the parser may take without reporting anything: a single tag, attribute or
+#: comment that long is refused (expat 2.5 rescans an unfinished token on every read: quadratic time).
+_MAX_SILENT_READS = 16
+#: EventID is a UInt16; EventRecordID a UInt64 that Windows keeps far below 2**63 (the table stores int64).
+_MAX_EVENT_ID = 0xFFFF
+_MAX_RECORD_ID = (1 << 63) - 1
+
+
+_DAY_CACHE: dict[str, int] = {}
 
 
 def parse_system_time(text: str | None) -> int | None:
+    """Fast path for the form pyevtx-rs and Windows write (``2021-02-12T12:33:07.469496Z``), else the full parser."""
+    if text is not None and len(text) == 27 and text[10] == "T" and text[26] == "Z" and text[19] == ".":
+        day = _DAY_CACHE.get(text[:10])
+        if day is None:
+            day = _parse_system_time(text[:10] + "T00:00:00Z")
+            if day is None or len(_DAY_CACHE) > 100_000:
+                return _parse_system_time(text)
+            _DAY_CACHE[text[:10]] = day
+        try:
+            hour, minute, second, micro = int(text[11:13]), int(text[14:16]), int(text[17:19]), int(text[20:26])
+        except ValueError:
+            return _parse_system_time(text)
+        if hour < 24 and minute < 60 and second < 60:
+            return day + ((hour * 60 + minute) * 60 + second) * 1_000_000 + micro
+    return _parse_system_time(text)
+
+
+def _parse_system_time(text: str | None) -> int | None:
     """``TimeCreated/@SystemTime`` to microseconds since the Unix epoch, truncating sub-microsecond digits.
 
     Accepts the forms Windows and the parsers write: ``2021-02-12T12:33:07.4694964Z`` (7 digits),
@@ -80,7 +110,9 @@ def _int(text: str | None) -> int | None:
 
 
 def event_from_element(event: Element) -> RawEvent:
-    """Map one ``<Event>`` element (any namespace) to a :class:`RawEvent`."""
+    """Map one ``<Event>`` element (any namespace) to a :class:`RawEvent`.
+
+    Raises ValueError when EventID or EventRecordID is outside its type's range (the event is corrupt)."""
     event_id = 0
     record_id: int | None = None
     time_us: int | None = None
@@ -93,8 +125,12 @@ def event_from_element(event: Element) -> RawEvent:
                 field = _local(item.tag)
                 if field == "EventID":
                     event_id = _int(_text(item)) or 0
+                    if not 0 <= event_id <= _MAX_EVENT_ID:
+                        raise ValueError(f"EventID {event_id} out of range")
                 elif field == "EventRecordID":
                     record_id = _int(_text(item))
+                    if record_id is not None and not 0 <= record_id <= _MAX_RECORD_ID:
+                        raise ValueError(f"EventRecordID {record_id} out of range")
                 elif field == "TimeCreated":
                     time_us = parse_system_time(item.get("SystemTime"))
                 elif field == "Channel":
@@ -120,31 +156,37 @@ def event_from_xml(xml: str) -> RawEvent:
     return event_from_element(fromstring(xml, forbid_dtd=True))
 
 
+class _TooDeep(Exception):
+    """Elements nested deeper than :data:`MAX_DEPTH`: the document is refused from there on."""
+
+
 class _EventCollector:
-    """A TreeBuilder-like parser target that builds each ``<Event>`` subtree and hands it out when closed."""
+    """A TreeBuilder-like parser target that builds each ``<Event>`` subtree and hands it out when closed.
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    Bounded: nesting deeper than :data:`MAX_DEPTH` stops the document; an event holding more than
+    :data:`MAX_EVENT_CHARS` characters is dropped (and counted in :attr:`oversized`) while it streams past. Text
+    arrives in many small pieces (expat splits it at every line and entity), so pieces are joined once per
+    element, never concatenated one by one (quadratic).
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
         self._stack: list[Element] = []
+        self._pieces: list[str] = []
+        self._event_chars = 0
+        self._discarding = False
+        self._event_depth = 0
+        self.events = 0
+        """``<Event>`` elements opened so far."""
+        self.callbacks = 0
         self.ready: list[Element] = []
+        self.oversized: list[int] = []
+        """The numbers (1-based, in file order) of events dropped for their size, not yet reported."""
 
-    def start(self, tag: str, attrs: dict[str, str]) -> None:
-        if len(self._stack) >= MAX_DEPTH:
-            raise SourceError(self._path, f"XML nested deeper than {MAX_DEPTH} levels")
-        if self._stack or _local(tag) == "Event":
-            element = Element(tag, attrs)
-            if self._stack:
-                self._stack[-1].append(element)
-            self._stack.append(element)
-
-    def end(self, tag: str) -> None:
-        if self._stack:
-            element = self._stack.pop()
-            if not self._stack:
-                self.ready.append(element)
-
-    def data(self, text: str) -> None:
-        if self._stack:
+    def _flush_text(self) -> None:
+        if self._pieces:
+            text = "".join(self._pieces)
+            self._pieces.clear()
             element = self._stack[-1]
             if len(element):
                 last = element[-1]
@@ -152,10 +194,65 @@ class _EventCollector:
             else:
                 element.text = (element.text or "") + text
 
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        self.callbacks += 1
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _TooDeep
+        if not self._stack and not self._discarding:
+            if _local(tag) != "Event":
+                return
+            self.events += 1
+            self._event_chars = 0
+        elif self._discarding:
+            return
+        self._event_chars += len(tag) + sum(len(k) + len(v) for k, v in attrs.items())
+        if self._event_chars > MAX_EVENT_CHARS:
+            self._discard(self._depth - len(self._stack))
+            return
+        if self._stack:
+            self._flush_text()
+        element = Element(tag, attrs)
+        if self._stack:
+            self._stack[-1].append(element)
+        self._stack.append(element)
+
+    def _discard(self, event_depth: int) -> None:
+        """Drop the event being built (its ``<Event>`` is at ``event_depth``); skip everything up to its end tag."""
+        self._discarding = True
+        self._event_depth = event_depth
+        self._stack.clear()
+        self._pieces.clear()
+        self.oversized.append(self.events)
+
+    def end(self, tag: str) -> None:
+        self.callbacks += 1
+        self._depth -= 1
+        if self._discarding:
+            if self._depth < self._event_depth:
+                self._discarding = False
+            return
+        if self._stack:
+            self._flush_text()
+            element = self._stack.pop()
+            if not self._stack:
+                self.ready.append(element)
+
+    def data(self, text: str) -> None:
+        self.callbacks += 1
+        if self._stack:
+            self._event_chars += len(text)
+            if self._event_chars > MAX_EVENT_CHARS:
+                self._discard(self._depth - len(self._stack) + 1)
+                return
+            self._pieces.append(text)
+
     def close(self) -> None:
         return None
 
 
+#: The encoding of the bytes after a BOM, for decoding a piece on its own.
+_PLAIN = {"utf-8-sig": "utf-8", "utf-16": "utf-16-le"}
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
@@ -180,23 +277,54 @@ def looks_like_xml_events(head: bytes) -> bool:
     return text.startswith(("<Event", "<!DOCTYPE"))
 
 
+def _events(collector: _EventCollector, stats: FileStats) -> Iterator[RawEvent]:
+    """The events the collector has completed since the last call; oversized and corrupt ones become issues."""
+    for number in collector.oversized:
+        stats.add_issue(f"event {number}", f"event larger than {MAX_EVENT_CHARS} characters: skipped", 1)
+    collector.oversized.clear()
+    ready = list(collector.ready)
+    collector.ready.clear()
+    for element in ready:
+        try:
+            event = event_from_element(element)
+        except ValueError as exc:
+            record = element.find("{*}System/{*}EventRecordID")
+            where = f"record {record.text}" if record is not None and (record.text or "").isdigit() else "event"
+            stats.add_issue(where[:40], f"corrupt event: {exc}", 1)
+            continue
+        stats.records += 1
+        stats.per_channel[event.channel] += 1
+        yield event
+
+
 def read_xml(path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]:
     """Stream the events of an XML export. A malformed document stops the file with a counted issue."""
     del verify_checksums  # XML has no checksums
     stats.kind = InputKind.XML
     stats.engine = "xml"
-    collector = _EventCollector(path)
+    collector = _EventCollector()
+    encoding = "utf-8"
     parser: Any = DefusedXMLParser(target=collector, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        with path.open("rb") as handle:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise SourceError(path, f"cannot open: {exc.strerror or exc}") from exc
+    try:
+        with handle:
             head = handle.read(4)
             encoding = _encoding(head)
             handle.seek(0)
             decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
             started = False
+            silent_reads = 0
             while True:
                 raw = handle.read(_READ_SIZE)
-                text = decoder.decode(raw, final=not raw)
+                undecodable: UnicodeDecodeError | None = None
+                try:
+                    text = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as exc:  # parse what comes before the bad bytes, then stop
+                    undecodable = exc
+                    text = exc.object[: exc.start].decode(_PLAIN.get(encoding, encoding), errors="ignore")
                 if not started:
                     text = text.lstrip("\ufeff")
                     stripped = _XML_DECL_RE.sub("", text, count=1)
@@ -208,21 +336,35 @@ def read_xml(path: Path, stats: FileStats, *, verify_checksums: bool = True) -> 
                             return
                         text = "<evtrack-root>" + stripped
                 if text:
+                    callbacks = collector.callbacks
                     parser.feed(text)
-                for element in collector.ready:
-                    event = event_from_element(element)
-                    stats.records += 1
-                    stats.per_channel[event.channel] += 1
-                    yield event
-                collector.ready.clear()
+                    silent_reads = silent_reads + 1 if collector.callbacks == callbacks else 0
+                    if silent_reads > _MAX_SILENT_READS:
+                        stats.add_issue("file", "refused XML: a single tag, attribute or comment longer than "
+                                        f"{_MAX_SILENT_READS * _READ_SIZE >> 20} MiB", 0)
+                        return
+                yield from _events(collector, stats)
+                if undecodable is not None:
+                    raise undecodable
                 if not raw:
                     break
             if started:
                 parser.feed("</evtrack-root>")
                 parser.close()
-    except DefusedXmlException as exc:
-        stats.add_issue("file", f"refused XML: {type(exc).__name__} (DTDs and entities are not allowed)", 0)
-    except SyntaxError as exc:  # xml.etree.ElementTree.ParseError
-        stats.add_issue("file", f"malformed XML: {exc}", 0)
-    except UnicodeDecodeError as exc:
-        stats.add_issue("file", f"not {encoding} text: {exc.reason} at byte {exc.start}", 0)
+            yield from _events(collector, stats)
+    except (_TooDeep, DefusedXmlException, SyntaxError, UnicodeDecodeError, OSError) as exc:
+        yield from _events(collector, stats)  # the events completed before the damage
+        stats.add_issue("file", _refusal(exc, encoding), 0)
+
+
+def _refusal(exc: Exception, encoding: str) -> str:
+    """Why an XML document stops being read, for its issue."""
+    if isinstance(exc, _TooDeep):
+        return f"refused XML: elements nested deeper than {MAX_DEPTH} levels"
+    if isinstance(exc, DefusedXmlException):
+        return f"refused XML: {type(exc).__name__} (DTDs and entities are not allowed)"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not {encoding} text: {exc.reason} at byte {exc.start}"
+    if isinstance(exc, SyntaxError):  # xml.etree.ElementTree.ParseError
+        return f"malformed XML: {exc}"
+    return f"cannot read: {getattr(exc, 'strerror', None) or exc}"
