@@ -238,21 +238,33 @@ def test_shuffling_and_duplicating_rows_changes_nothing(rows: list[dict[str, Any
 # -- the generator's ground truth, end to end through real .evtx files --------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [1, 7, 42])
-def test_report_over_generated_logs_matches_ground_truth(tmp_path: Path, seed: int) -> None:
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(min_value=0, max_value=1_000_000),
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]),
+    users=st.integers(min_value=2, max_value=12),
+    hosts=st.integers(min_value=1, max_value=3),
+)
+def test_report_over_generated_logs_matches_ground_truth(seed: int, tz: str, users: int, hosts: int) -> None:
+    import tempfile
+
     from evtrack.synth import write_sample
 
-    tz = "Europe/Berlin" if seed % 2 else "America/New_York"
-    write_sample(tmp_path, users=7, hosts=2, start=date(2024, 1, 1), end=date(2024, 3, 31), tz=tz, seed=seed,
-                 noise_ratio=0.5)
-    truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
-    report, read = run_report([tmp_path], ReportSettings(tz=tz, created_at=CREATED))
+    with tempfile.TemporaryDirectory() as folder:
+        tmp_path = Path(folder)
+        write_sample(tmp_path, users=users, hosts=hosts, start=date(2024, 1, 1), end=date(2024, 3, 31), tz=tz,
+                     seed=seed, noise_ratio=0.5)
+        truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
+        report, read = run_report([tmp_path], ReportSettings(tz=tz, created_at=CREATED))
     assert read.skipped == 0 and not read.file_errors
     found = {w.label: set(w.user_keys) for w in report.windows if w.users is not None}
     expected = {month: {u["sid"] for u in entry["users"]} for month, entry in truth["months"].items()}
     for month, sids in expected.items():
         assert found.get(month, set()) == sids, month
     assert {u.key for u in report.users} == set().union(*expected.values())
+    for window in report.windows:  # devices and concurrency too
+        assert window.devices == truth["months"][window.label]["device_count"], window.label
+        assert window.peak_sessions == truth["months"][window.label]["peak_sessions"], window.label
 
 
 def test_splitting_inputs_across_files_and_engines_gives_the_same_users(tmp_path: Path) -> None:
