@@ -94,13 +94,14 @@ JobsOpt = Annotated[
 ]
 
 
-def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quiet: bool) -> ReadResult:
+def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quiet: bool,
+          slim: bool = False) -> ReadResult:
     from evtrack.reading import default_jobs, expand_inputs, read_inputs
 
     console = _stderr()
     jobs = jobs or default_jobs()
     if quiet or not console.is_terminal:
-        return read_inputs(paths, engine=engine.value, verify_checksums=verify, jobs=jobs)
+        return read_inputs(paths, engine=engine.value, verify_checksums=verify, jobs=jobs, slim=slim)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     total = len(expand_inputs(paths).files)
@@ -111,7 +112,7 @@ def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quie
         task = progress.add_task("read", total=total)
         return read_inputs(
             paths, engine=engine.value, verify_checksums=verify, jobs=jobs,
-            progress=lambda _result: progress.advance(task),
+            progress=lambda _result: progress.advance(task), slim=slim,
         )
 
 
@@ -514,7 +515,7 @@ def report(
         settings, _file = _settings(config, installed, tz, window, start, end, as_of, scope, exclude, alias,
                                     created_at, directory, netbios, keypacks, product_version)
         if paths:
-            result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet)
+            result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet, slim=True)
             _require_something_read(result, quiet)
             built = build_report(source_from_read(result), settings)
         elif events_dataset is not None:

@@ -287,6 +287,22 @@ def normalise(raw: RawEvent, source: str) -> dict[str, Any] | None:
     }
 
 
+#: Events a report reads even when they are not RDP evidence (session ends and reconnects for concurrency).
+_SESSION_EVENTS = frozenset({4778, 4779, 4647, 1102, 104})
+_SESSION_LOGON_TYPES = frozenset({7, 10, 12})
+
+
+def needed_for_report(row: dict[str, Any]) -> bool:
+    """Whether the report needs the row itself; the others (network and service logons, their logoffs: most of a
+    Security log) only lend their account names and SIDs to identity linking."""
+    if row["rdp"] or row["event_id"] in _SESSION_EVENTS:
+        return True
+    channel = row["channel"].lower()
+    if channel in (LSM, RCM):
+        return True
+    return row["event_id"] in (4624, 4634) and row["logon_type"] in _SESSION_LOGON_TYPES
+
+
 class BatchBuilder:
     """Collects rows column-wise and turns them into Arrow record batches of bounded size."""
 

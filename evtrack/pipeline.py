@@ -29,7 +29,7 @@ def input_files(result: ReadResult) -> tuple[InputFile, ...]:
 def source_from_read(result: ReadResult) -> ReportSource:
     return ReportSource(
         table=result.table, coverage=result.coverage, inputs=input_files(result), engine=result.engine,
-        records_read=result.records, records_skipped=result.skipped,
+        records_read=result.records, records_skipped=result.skipped, observations=result.observations,
     )
 
 
@@ -37,5 +37,6 @@ def run_report(paths: Sequence[str | Path], settings: ReportSettings, *, engine:
                verify_checksums: bool = True, jobs: int = 1,
                progress: ProgressCallback | None = None) -> tuple[Report, ReadResult]:
     """Read ``paths`` and build the report; returns the read result too (for the summary)."""
-    result = read_inputs(paths, engine=engine, verify_checksums=verify_checksums, jobs=jobs, progress=progress)
+    result = read_inputs(paths, engine=engine, verify_checksums=verify_checksums, jobs=jobs, progress=progress,
+                         slim=True)
     return build_report(source_from_read(result), settings), result

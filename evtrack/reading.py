@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import SourceError
-from evtrack.events import BatchBuilder, normalise
+from evtrack.events import BatchBuilder, needed_for_report, normalise
 from evtrack.sources.base import FileStats, InputKind, RawEvent, Reader, ReadIssue
 from evtrack.sources.xmlfile import looks_like_xml_events
 
@@ -136,6 +136,8 @@ class FileResult:
     coverage: CoverageBuilder = field(default_factory=CoverageBuilder)
     error: str | None = None
     """Set when the file could not be read at all (not an event log, unreadable)."""
+    observations: set[tuple[str, str | None, str | None, str]] = field(default_factory=set)
+    """(user, domain, SID, host) of rows left out by a slim read, for identity linking."""
 
 
 def iter_raw(path: Path, stats: FileStats, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True) -> Iterator[
@@ -164,8 +166,11 @@ def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder, stats:
 
 
 def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
-              batch_rows: int = 65_536) -> FileResult:
-    """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result."""
+              batch_rows: int = 65_536, slim: bool = False) -> FileResult:
+    """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result.
+
+    ``slim`` keeps only the rows a report needs (:func:`evtrack.events.needed_for_report`); the account names and
+    SIDs of the others go to ``observations``, so memory stays small on large Security logs."""
     stats = FileStats(path)
     result = FileResult(stats)
     source = str(path)
@@ -183,6 +188,10 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         for raw in raws:
             row = normalise(raw, source)
             if row is not None:
+                if slim and not needed_for_report(row):
+                    if row["user"] is not None:
+                        result.observations.add((row["user"], row["domain"], row["sid"], row["host"]))
+                    continue
                 builder.add(row)
                 if builder.full():
                     result.batches.append(builder.flush())
@@ -206,6 +215,8 @@ class ReadResult:
     """Files found in a directory scan that are not event logs (noted, not errors)."""
     coverage: tuple[ChannelSpan, ...]
     engine: str
+    observations: tuple[tuple[str, str | None, str | None, str], ...] = ()
+    """Accounts seen in rows a slim read left out (sorted, distinct)."""
 
     @property
     def records(self) -> int:
@@ -228,7 +239,7 @@ def default_jobs() -> int:
 
 
 def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
-                jobs: int = 1, progress: ProgressCallback | None = None) -> ReadResult:
+                jobs: int = 1, progress: ProgressCallback | None = None, slim: bool = False) -> ReadResult:
     """Read every input; the result does not depend on ``jobs`` or on the order files finish in."""
     import pyarrow as pa
 
@@ -240,7 +251,7 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
     results: list[FileResult] = []
     if jobs > 1 and len(inputs.files) > 1:
         with ProcessPoolExecutor(max_workers=min(jobs, len(inputs.files))) as pool:
-            futures = [pool.submit(read_file, path, engine, verify_checksums) for path in inputs.files]
+            futures = [pool.submit(read_file, path, engine, verify_checksums, 65_536, slim) for path in inputs.files]
             for future in futures:
                 result = future.result()
                 results.append(result)
@@ -248,10 +259,11 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
                     progress(result)
     else:
         for path in inputs.files:
-            result = read_file(path, engine, verify_checksums)
+            result = read_file(path, engine, verify_checksums, slim=slim)
             results.append(result)
             if progress:
                 progress(result)
+    observations: set[tuple[str, str | None, str | None, str]] = set()
     coverage = CoverageBuilder()
     batches: list[pa.RecordBatch] = []
     files: list[FileStats] = []
@@ -266,5 +278,7 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
         files.append(result.stats)
         batches.extend(result.batches)
         coverage.merge(result.coverage)
+        observations.update(result.observations)
     table = pa.Table.from_batches(batches, schema=logon_schema())
-    return ReadResult(table, tuple(files), tuple(errors), tuple(ignored), tuple(coverage.spans()), engine)
+    return ReadResult(table, tuple(files), tuple(errors), tuple(ignored), tuple(coverage.spans()), engine,
+                      tuple(sorted(observations, key=lambda o: tuple(v or "" for v in o))))

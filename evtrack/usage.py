@@ -83,6 +83,8 @@ class ReportSource:
     engine: str
     records_read: int
     records_skipped: int
+    observations: Sequence[tuple[str, str | None, str | None, str]] = ()
+    """Accounts (user, domain, SID, host) seen in rows the table leaves out: they still link identities."""
 
 
 @dataclass
@@ -266,6 +268,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     spec = WindowSpec.parse(settings.window)
     table = source.table
     observations = _observations(table)
+    observations += [Observation(user, domain, sid, host_key(host or "")) for user, domain, sid, host in
+                     source.observations]
     aliases = dict(settings.aliases)
     if settings.directory is not None:
         aliases = {**settings.directory.aliases(), **aliases}

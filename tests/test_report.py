@@ -352,3 +352,20 @@ def test_as_of_follows_to_and_is_unknown_without_logs() -> None:
 
 
 RCM = "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational"
+
+
+def test_slim_reading_gives_the_same_report(tmp_path: Path) -> None:
+    from evtrack.pipeline import source_from_read
+    from evtrack.reading import read_inputs
+    from evtrack.synth import write_sample
+
+    from .conftest import SHARED
+
+    write_sample(tmp_path, users=6, hosts=2, start=date(2024, 1, 1), end=date(2024, 2, 29), seed=9, noise_ratio=3)
+    inputs: list[Path] = [tmp_path] + ([SHARED] if SHARED.is_dir() else [])
+    full = read_inputs(inputs)
+    slim = read_inputs(inputs, slim=True)
+    assert slim.table.num_rows < full.table.num_rows / 2
+    settings_ = ReportSettings(created_at=CREATED)
+    assert build_report(source_from_read(slim), settings_).to_dict() == build_report(
+        source_from_read(full), settings_).to_dict()
