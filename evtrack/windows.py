@@ -110,7 +110,9 @@ def windows_between(spec: WindowSpec, first: date, last: date, tz: ZoneInfo) -> 
         days.append((f"{first.isoformat()}/{last.isoformat()}", first, end))
     else:  # pragma: no cover - WindowSpec.parse admits no other kind
         raise ConfigError(f"unknown window kind {spec.kind!r}")
-    return [Window(label, local_midnight(start, tz), local_midnight(end, tz)) for label, start, end in days]
+    windows = [Window(label, local_midnight(start, tz), local_midnight(end, tz)) for label, start, end in days]
+    # a local day that never happened (Samoa skipped 30 December 2011) has no instants: no window
+    return [w for w in windows if w.start.astimezone(timezone.utc) < w.end.astimezone(timezone.utc)]
 
 
 def local_date(moment: datetime, tz: ZoneInfo) -> date:

@@ -369,3 +369,10 @@ def test_slim_reading_gives_the_same_report(tmp_path: Path) -> None:
     settings_ = ReportSettings(created_at=CREATED)
     assert build_report(source_from_read(slim), settings_).to_dict() == build_report(
         source_from_read(full), settings_).to_dict()
+
+
+def test_a_day_that_never_happened_has_no_window() -> None:
+    apia = zone("Pacific/Apia")  # Samoa skipped 30 December 2011
+    windows = windows_between(WindowSpec.parse("rolling:1d"), date(2011, 12, 29), date(2011, 12, 31), apia)
+    assert [w.label for w in windows] == ["2011-12-29/2011-12-29", "2011-12-31/2011-12-31"]
+    assert windows[0].end == windows[1].start
