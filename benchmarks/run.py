@@ -82,7 +82,7 @@ def child(candidate: str, files: list[str], jobs: int) -> dict[str, object]:
         from evtrack.reading import read_inputs
 
         engine = "python-evtx" if candidate.endswith("python-evtx") else "evtx"
-        result = read_inputs(files, engine=engine, jobs=jobs)
+        result = read_inputs(files, engine=engine, jobs=jobs, slim=candidate.startswith("report"))  # as the CLI does
         records = result.records
         if candidate.startswith("report"):
             from evtrack.pipeline import source_from_read
