@@ -16,6 +16,7 @@ from __future__ import annotations
 import binascii
 import json
 import struct
+import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -528,11 +529,11 @@ print(sum(1 for _ in read_rust(path, stats)), stats.skipped)
 """
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "pyevtx-rs 0.14 expands a nested BinXML value once per substitution that names it, without a bound: "
-    "memory grows 4x per level and the process aborts ('memory allocation of N bytes failed'), which no "
-    "except clause can catch; rust.py must refuse such chunks before pyevtx-rs sees them (see SECURITY.md)"))
+@pytest.mark.skipif(sys.platform == "win32", reason="the memory limit in the child uses POSIX resource limits")
 def test_exponential_binxml_expansion_in_pyevtx_rs(tmp_path: Path) -> None:
+    """pyevtx-rs 0.14 expands a nested BinXML value once per substitution that names it, without a bound (memory
+    grows 4x per level until the process is killed, which no except clause can catch): read_rust must refuse
+    such chunks before pyevtx-rs sees them (evtrack.sources.guard). Run in a memory-limited child, just in case."""
     import subprocess
     import sys
 
@@ -664,3 +665,36 @@ def test_bad_text_keeps_what_came_before(content: bytes, reason: str, tmp_path: 
 def test_unreadable_xml_file_raises_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
         list(read_xml(tmp_path / "missing.xml", FileStats(tmp_path / "missing.xml")))
+
+
+def test_pyevtx_rs_never_sees_an_exponential_template(tmp_path: Path) -> None:
+    """The default engine refuses the crafted chunk before pyevtx-rs expands it (the xfail above, guarded)."""
+    from evtrack.reading import read_file
+    from evtrack.sources.guard import REFUSED, explosive_chunks
+
+    path = tmp_path / "bomb.evtx"
+    path.write_bytes(evtx_file([_bomb_record(2, 30)]))
+    assert explosive_chunks(path) == [0]
+    started = time.perf_counter()
+    result = read_file(path)
+    assert time.perf_counter() - started < 10
+    assert [(issue.where, issue.reason) for issue in result.stats.issues] == [("chunk 0", REFUSED)]
+    assert result.stats.records == 0
+
+
+def test_the_guard_passes_every_real_and_generated_log(tmp_path: Path) -> None:
+    from evtrack.sources.guard import explosive_chunks
+    from evtrack.synth import write_sample
+
+    write_sample(tmp_path, users=4, hosts=2, start=date(2024, 1, 1), end=date(2024, 1, 31), seed=6)
+    files = sorted(tmp_path.glob("*.evtx")) + (sorted(SHARED.glob("*.evtx")) if SHARED.is_dir() else [])
+    assert files and all(explosive_chunks(path) == [] for path in files)
+
+
+def test_the_guard_parses_templates_whatever_type_the_token_declares(tmp_path: Path) -> None:
+    """A bomb whose tokens claim a string type but whose values are BinXML: pyevtx-rs expands it all the same."""
+    from evtrack.sources.guard import explosive_chunks
+
+    path = tmp_path / "disguised.evtx"
+    path.write_bytes(evtx_file([_bomb_record(2, 30).replace(b"\x0d\x00\x00\x21", b"\x0d\x00\x00\x01")]))
+    assert explosive_chunks(path) == [0]

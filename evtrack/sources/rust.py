@@ -24,6 +24,7 @@ from typing import Any
 from evtrack.coverage import CoverageBuilder
 from evtrack.errors import SourceError
 from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
+from evtrack.sources.guard import REFUSED, MaskedFile, explosive_chunks
 from evtrack.sources.xmlfile import parse_system_time
 
 ENGINE = "evtx"
@@ -274,7 +275,14 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
     stats.kind = InputKind.EVTX
     stats.engine = ENGINE
     try:
-        parser = evtx.PyEvtxParser(str(path), indent=False, validate_checksums=verify_checksums)
+        refused = explosive_chunks(path)
+    except OSError as exc:
+        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from exc
+    for index in refused:
+        stats.add_issue(f"chunk {index}", REFUSED, chunk_record_count(path, index))
+    source: Any = MaskedFile(path, refused) if refused else str(path)
+    try:
+        parser = evtx.PyEvtxParser(source, indent=False, validate_checksums=verify_checksums)
         records = parser.records_json()
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -290,8 +298,12 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
-            _issue_from_error(path, stats, exc)
-            if coverage is not None and stats.issues[-1].skipped:
+            chunk = _CHUNK_ERR_RE.search(str(exc))
+            lost = 1
+            if chunk is None or int(chunk.group(1)) not in refused:  # a refused chunk is already named
+                _issue_from_error(path, stats, exc)
+                lost = stats.issues[-1].skipped
+            if coverage is not None and lost:
                 block.flush(stats, coverage)
                 coverage.break_segments()  # what the lost records spanned is a hole, not covered
             consecutive_errors += 1
