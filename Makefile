@@ -1,7 +1,7 @@
 # The targets .ci/run uses. PYTHON may point at a virtual environment's interpreter.
 PYTHON ?= python
 
-.PHONY: test lint typecheck check fuzz bench
+.PHONY: test lint typecheck check fuzz fuzz-atheris bench
 
 test:
 	$(PYTHON) -m pytest
@@ -19,3 +19,7 @@ bench:
 
 fuzz:
 	$(PYTHON) benchmarks/fuzz.py --runs 100000
+
+fuzz-atheris:
+	$(PYTHON) -m pip install atheris
+	$(PYTHON) benchmarks/fuzz_atheris.py -max_total_time=600 -rss_limit_mb=3000

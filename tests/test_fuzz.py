@@ -698,3 +698,16 @@ def test_the_guard_parses_templates_whatever_type_the_token_declares(tmp_path: P
     path = tmp_path / "disguised.evtx"
     path.write_bytes(evtx_file([_bomb_record(2, 30).replace(b"\x0d\x00\x00\x21", b"\x0d\x00\x00\x01")]))
     assert explosive_chunks(path) == [0]
+
+
+def test_the_guard_survives_a_truncated_chunk(tmp_path: Path) -> None:
+    """Bug (atheris): a template offset past the end of a truncated last chunk raised struct.error."""
+    from evtrack.reading import read_file
+    from evtrack.sources.guard import explosive_chunks
+
+    whole = evtx_file([_bomb_record(2, 3)])
+    for cut in (0x1000 + 0x200 + 40, 0x1000 + 0x220, 0x1000 + 0x300):
+        path = tmp_path / f"cut-{cut}.evtx"
+        path.write_bytes(whole[:cut])
+        explosive_chunks(path)
+        assert read_file(path).error is None

@@ -58,10 +58,10 @@ def _substitution_indexes(chunk: bytes, start: int, end: int) -> list[int] | Non
 def _explosive(chunk: bytes, verdicts: dict[bytes, bool]) -> bool:
     for raw in set(_INSTANCE_RE.findall(chunk, 0x200)):
         (offset,) = struct.unpack("<I", raw)
-        if not 0x200 <= offset <= CHUNK_SIZE - 24:
+        if not 0x200 <= offset <= len(chunk) - 24:  # a truncated last chunk is shorter than 64 KiB
             continue
         (size,) = struct.unpack_from("<I", chunk, offset + 20)
-        start, end = offset + 24, min(offset + 24 + size, CHUNK_SIZE)
+        start, end = offset + 24, min(offset + 24 + size, len(chunk))
         body = chunk[start:end]
         if not body.startswith(_FRAGMENT):
             continue
