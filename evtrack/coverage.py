@@ -258,10 +258,3 @@ def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, in
         else:
             merged.append((start, end))
     return tuple(merged)
-
-
-def build_coverage(events: Iterable[RawEvent]) -> list[ChannelSpan]:
-    builder = CoverageBuilder()
-    for event in events:
-        builder.add(event)
-    return builder.spans()

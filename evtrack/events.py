@@ -9,7 +9,6 @@ so "not LOCAL" is not a test for RDP — only "is an IP address" is).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -330,15 +329,6 @@ class BatchBuilder:
         return batch
 
 
-def to_batches(rows: Iterator[dict[str, Any]], batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
-    """Rows → record batches of at most ``batch_rows`` rows (none for no rows)."""
-    builder = BatchBuilder(batch_rows)
-    for row in rows:
-        builder.add(row)
-        if builder.full():
-            yield builder.flush()
-    if builder.rows:
-        yield builder.flush()
 
 
 def empty_table() -> pa.Table:

@@ -140,17 +140,6 @@ class FileResult:
     """(user, domain, SID, host) of rows left out by a slim read, for identity linking."""
 
 
-def iter_raw(path: Path, stats: FileStats, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True) -> Iterator[
-    RawEvent
-]:
-    """The raw records of one file, by content-detected kind and the chosen engine."""
-    kind = detect_kind(path)
-    stats.kind = kind
-    try:
-        stats.size = path.stat().st_size
-    except OSError:
-        stats.size = 0
-    yield from get_reader(kind, engine)(path, stats, verify_checksums=verify_checksums)
 
 
 def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder, stats: FileStats) -> Iterator[RawEvent]:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from evtrack.coverage import ChannelSpan, CoverageBuilder, _Acc
 from evtrack.errors import StoreError
 from evtrack.report import InputFile, Report
-from evtrack.sources.base import ReadIssue
+from evtrack.sources.base import ReadIssue, datetime_to_us
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -350,8 +350,7 @@ def _parse_iso(text: str | None) -> datetime | None:
 def _us(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise StoreError(f"a time without a zone is ambiguous: {moment.isoformat()}")
-    delta = moment.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return datetime_to_us(moment)
 
 
 def _batch_rows(batch: pa.RecordBatch, file_id: int) -> Iterator[tuple[Any, ...]]:

@@ -36,7 +36,7 @@ from evtrack.report import (
     UserUsage,
     WindowUsage,
 )
-from evtrack.sources.base import plausible_time, us_to_datetime
+from evtrack.sources.base import datetime_to_us, plausible_time, us_to_datetime
 from evtrack.windows import Window, WindowSpec, local_date, local_midnight, windows_between, zone
 
 if TYPE_CHECKING:
@@ -144,11 +144,12 @@ def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
     """Rows that open or close a session (for concurrency), each record once."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    ids = pc.is_in(table["event_id"], pa_array([21, 23, 24, 25, 4624, 4778, 4779, 4634, 4647]))
-    remote_type = pc.is_in(table["logon_type"], pa_array([10, 12]))
-    logon_like = pc.is_in(table["event_id"], pa_array([4624, 4634]))
+    ids = pc.is_in(table["event_id"], pa.array([21, 23, 24, 25, 4624, 4778, 4779, 4634, 4647]))
+    remote_type = pc.is_in(table["logon_type"], pa.array([10, 12]))
+    logon_like = pc.is_in(table["event_id"], pa.array([4624, 4634]))
     keep = pc.and_(ids, pc.or_(pc.invert(logon_like), pc.fill_null(remote_type, False)))
     rows = table.filter(keep).select(
         ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "address", "session_id",
@@ -160,15 +161,9 @@ def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
         key = (row["host"], row["channel"], row["record_id"], row["time"])
         if key not in seen:
             seen.add(key)
-            row["time"] = _us(row["time"]) if row["time"] is not None else None
+            row["time"] = datetime_to_us(row["time"]) if row["time"] is not None else None
             unique.append(row)
     return unique
-
-
-def pa_array(values: list[int]) -> Any:
-    import pyarrow as pa
-
-    return pa.array(values)
 
 
 def _device_key(row: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
@@ -215,11 +210,6 @@ def _covered(intervals: tuple[tuple[int, int], ...], start: int, end: int) -> in
         if hi > lo:
             total += hi - lo
     return total
-
-
-def _us(moment: datetime) -> int:
-    delta = moment.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _verdict(users: int | None, installed: int | None, status: str = STATUS_COMPLETE) -> str:
@@ -280,17 +270,17 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     excluded_identity: dict[str, Identity] = {}
     out_of_scope: set[str] = set()
     created = settings.created_at or datetime.now(timezone.utc)
-    now_us = max(_us(created), _us(datetime.now(timezone.utc)))
+    now_us = max(datetime_to_us(created), datetime_to_us(datetime.now(timezone.utc)))
     suspicious = 0
     devices: dict[str, list[tuple[int, str | None, str | None, str]]] = {}
     for row in _evidence_rows(table):
-        if row["time"] is None or not plausible_time(_us(row["time"]), now_us):
+        if row["time"] is None or not plausible_time(datetime_to_us(row["time"]), now_us):
             suspicious += 1
             continue
         identity = resolver.resolve(row["user"], row["domain"], row["sid"], host_key(row["host"] or ""))
         if identity is None:
             continue
-        moment = _us(row["time"])
+        moment = datetime_to_us(row["time"])
         if identity.excluded is not None:
             excluded[identity.key].append(moment)
             excluded_identity[identity.key] = identity
@@ -341,7 +331,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     seen_before: set[str] = set()
     all_complete = bool(windows)
     for window in windows:
-        start, end = _us(window.start), _us(window.end)
+        start, end = datetime_to_us(window.start), datetime_to_us(window.end)
         complete: list[str] = []
         partial: list[str] = []
         unknown: list[str] = []
@@ -383,14 +373,14 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     # licence-server view: distinct users with evidence in (D - 60 days, D]
     end_of_data = max(all_times) if all_times else None
     if end_of_data is not None and windows:
-        end_of_data = min(end_of_data, _us(windows[-1].end) - 1)  # --to cuts the data short
+        end_of_data = min(end_of_data, datetime_to_us(windows[-1].end) - 1)  # --to cuts the data short
     as_of = settings.as_of
     if as_of is None and end_of_data is not None:
         as_of = us_to_datetime(end_of_data)
     validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
     estimated: int | None = None
     if as_of is not None:
-        moment = _us(as_of)
+        moment = datetime_to_us(as_of)
         lookback = [_covered(iv, moment - validity + 1, moment + 1) for iv in host_cover.values()]
         if any(lookback) or _active(people, moment, validity):
             estimated = _active(people, moment, validity)
@@ -402,7 +392,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         day = windows[0].start.date()
         last_day = min(local_date(as_of, tz), windows[-1].end.date() - timedelta(days=1))
         while day <= last_day:
-            moment = _us(local_midnight(day + timedelta(days=1), tz)) - 1
+            moment = datetime_to_us(local_midnight(day + timedelta(days=1), tz)) - 1
             curve.append(CurvePoint(day, _active(people, moment, validity)))
             day += timedelta(days=1)
     peak = max(curve, key=lambda point: (point.users, -point.day.toordinal()), default=None)

@@ -55,6 +55,12 @@ def plausible_time(time_us: int | None, now_us: int | None = None) -> bool:
     return MIN_PLAUSIBLE_US <= time_us <= now_us + _DAY_US
 
 
+def datetime_to_us(moment: datetime) -> int:
+    """An aware datetime to microseconds since the Unix epoch (exact: integer arithmetic only)."""
+    delta = moment.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def us_to_datetime(time_us: int) -> datetime:
     """Microseconds since the Unix epoch to an aware UTC datetime (exact: integer arithmetic only)."""
     seconds, micros = divmod(time_us, 1_000_000)

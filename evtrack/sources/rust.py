@@ -228,6 +228,9 @@ class _Block:
         self.channels: list[str] = []
         self.computers: list[str] = []
 
+    def clear(self) -> None:
+        self.times, self.ids, self.channels, self.computers = [], [], [], []
+
     def add(self, time: str, record_id: str, channel: str, computer: str) -> None:
         self.times.append(time)
         self.ids.append(record_id)
@@ -260,7 +263,7 @@ class _Block:
             chosen_times = times.filter(mask).to_numpy(zero_copy_only=False).astype(np.int64)
             untimed = untimed_all if len(pairs) == 1 else 0
             coverage.add_block(computer, channel, chosen_ids, chosen_times, untimed)
-        self.__init__()  # type: ignore[misc]
+        self.clear()
 
 
 def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
