@@ -55,27 +55,58 @@ class ChannelSpan:
 
 @dataclass(slots=True)
 class _Acc:
+    """One host and channel: this file's records in file order (split into segments where records were lost),
+    plus what was merged in from other files."""
+
     ids: array[int] = field(default_factory=lambda: array("q"))
+    """This file's EventRecordIDs in file order (``NO_ID`` where a record has none); plausible times only."""
     times: array[int] = field(default_factory=lambda: array("q"))
+    breaks: list[int] = field(default_factory=list)
+    """Indexes into ``ids``/``times`` where a new segment starts (records were lost just before)."""
+    epoch: int = 0
+    """The builder's break count when this channel last got a record: a later break starts a new segment."""
+    first_epoch: int = 0
+    """The builder's break count when this channel got its first record."""
     untimed_ids: int = 0
-    no_id_times: set[int] = field(default_factory=set)
-    direct_min: int | None = None
-    direct_max: int | None = None
-    """The open segment: first..last time of the records added since the last break."""
-    intervals: list[tuple[int, int]] = field(default_factory=list)
-    """Closed segments: merged-in files' envelopes, and this file's segments before a break (a skipped chunk)."""
-    pending_ids: list[int] = field(default_factory=list)
-    pending_times: list[int] = field(default_factory=list)
+    merged_ids: array[int] = field(default_factory=lambda: array("q"))
+    merged_times: array[int] = field(default_factory=lambda: array("q"))
+    merged_no_id_times: set[int] = field(default_factory=set)
+    merged_intervals: list[tuple[int, int]] = field(default_factory=list)
 
-    def close_segment(self) -> None:
-        if self.direct_min is not None and self.direct_max is not None:
-            self.intervals.append((self.direct_min, self.direct_max))
-        self.direct_min = self.direct_max = None
+    def start(self, epoch: int) -> None:
+        """About to add records while the builder is at ``epoch``: open a new segment if records were lost."""
+        if not self.ids:
+            self.first_epoch = epoch
+        elif epoch != self.epoch and (not self.breaks or self.breaks[-1] != len(self.ids)):
+            self.breaks.append(len(self.ids))
+        self.epoch = epoch
 
-    def envelope(self) -> list[tuple[int, int]]:
-        if self.direct_min is None or self.direct_max is None:
-            return list(self.intervals)
-        return [*self.intervals, (self.direct_min, self.direct_max)]
+    def segments(self) -> list[tuple[Any, Any]]:
+        """This file's (ids, times) per segment, isolated clock outliers removed, as int64 numpy arrays."""
+        import numpy as np
+
+        ids = np.frombuffer(self.ids, dtype=np.int64) if self.ids else np.zeros(0, dtype=np.int64)
+        times = np.frombuffer(self.times, dtype=np.int64) if self.times else np.zeros(0, dtype=np.int64)
+        bounds = [0, *self.breaks, len(ids)]
+        result = []
+        for lo, hi in pairwise(bounds):
+            if hi <= lo:
+                continue
+            keep = ~isolated_outliers(times[lo:hi])
+            result.append((ids[lo:hi][keep], times[lo:hi][keep]))
+        return result
+
+    def kept(self) -> tuple[Any, Any, list[tuple[int, int]], int]:
+        """This file's kept (ids, times) over all segments, each segment's envelope, and how many outliers went."""
+        import numpy as np
+
+        parts = self.segments()
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [], 0
+        ids = np.concatenate([i for i, _ in parts])
+        times = np.concatenate([t for _, t in parts])
+        envelopes = [(int(t.min()), int(t.max())) for _, t in parts if len(t)]
+        return ids, times, envelopes, len(self.ids) - len(ids)
 
 
 _DAY_US = 86_400_000_000
@@ -108,13 +139,21 @@ COVERED_CHANNELS = frozenset({
     "microsoft-windows-terminalservices-remoteconnectionmanager/operational",
 })
 
+#: The record id stored for a record without one (EventRecordIDs are never negative: readers check).
+NO_ID = -1
+
 #: Gaps this small are left out: exports filtered by XPath or merged logs skip ids on purpose. One record of
 #: slack is not worth an alarm; a real roll-over or clear loses far more.
 MIN_GAP = 1
 
 
 class CoverageBuilder:
-    """Accumulates coverage while records stream past; merge builders from several files or workers."""
+    """Accumulates coverage while records stream past, in file order; merge builders of several files.
+
+    Nothing is decided while reading: clock outliers and segment envelopes are worked out from the whole record
+    sequence when the coverage is read (:meth:`spans`, :meth:`export`, :meth:`merge`), so the result does not
+    depend on how the records were batched, nor on how a file was split across workers
+    (:meth:`continue_with`)."""
 
     def __init__(self) -> None:
         import time
@@ -122,74 +161,43 @@ class CoverageBuilder:
         self._now_us = time.time_ns() // 1000
         self._acc: dict[tuple[str, str], _Acc] = {}
         self._cleared: dict[tuple[str, str], set[int]] = {}
+        self._epoch = 0
 
-    def add(self, event: RawEvent) -> None:
-        if event.channel.lower() not in COVERED_CHANNELS:
-            return
-        key = (event.computer, event.channel)
-        acc = self._acc.get(key)
-        if acc is None:
-            acc = self._acc[key] = _Acc()
-        if not plausible_time(event.time_us, self._now_us):
-            acc.untimed_ids += 1  # missing or impossible time: counted, never stretches the span
-            return
-        assert event.time_us is not None
-        if event.record_id is None:
-            acc.no_id_times.add(event.time_us)
-            if acc.direct_min is None or event.time_us < acc.direct_min:
-                acc.direct_min = event.time_us
-            if acc.direct_max is None or event.time_us > acc.direct_max:
-                acc.direct_max = event.time_us
-        else:
-            acc.pending_ids.append(event.record_id)
-            acc.pending_times.append(event.time_us)
-            if len(acc.pending_ids) >= _PENDING:
-                self._flush(key, acc)
-        self.note_clear(event)
-
-    def _flush(self, key: tuple[str, str], acc: _Acc) -> None:
-        if acc.pending_ids:
-            import numpy as np
-
-            ids, times = np.array(acc.pending_ids, dtype=np.int64), np.array(acc.pending_times, dtype=np.int64)
-            acc.pending_ids, acc.pending_times = [], []
-            self.add_block(key[0], key[1], ids, times)
-
-    def finish(self) -> None:
-        """Process what is buffered; call before reading the builder's state (spans, merge, a store)."""
-        for key, acc in self._acc.items():
-            self._flush(key, acc)
-
-    def break_segments(self) -> None:
-        """Records were lost here (a skipped chunk or record): what comes next starts a new covered segment, so the
-        time the lost records spanned is a hole, never covered by assumption."""
-        self.finish()
-        for acc in self._acc.values():
-            acc.close_segment()
-
-    def add_block(self, computer: str, channel: str, ids: Any, times: Any, untimed: int = 0) -> None:
-        """Add many records of one host and channel at once: ``ids`` and ``times`` are equal-length int64 numpy
-        arrays (µs), already without nulls; implausible times are dropped here and counted like missing ones."""
+    def _channel(self, computer: str, channel: str) -> _Acc | None:
         if channel.lower() not in COVERED_CHANNELS:
-            return
-        import numpy as np
-
+            return None
         key = (computer, channel)
         acc = self._acc.get(key)
         if acc is None:
             acc = self._acc[key] = _Acc()
-        ok = (times >= MIN_PLAUSIBLE_US) & (times <= self._now_us + 86_400_000_000)
-        ids, times = ids[ok], times[ok]
-        keep = ~isolated_outliers(times)
-        ids, times = ids[keep], times[keep]
-        acc.untimed_ids += untimed + int(len(ok) - len(times))
-        if not len(times):
+        acc.start(self._epoch)
+        return acc
+
+    def add(self, event: RawEvent) -> None:
+        acc = self._channel(event.computer, event.channel)
+        if acc is None:
             return
-        low, high = int(times.min()), int(times.max())
-        acc.direct_min = low if acc.direct_min is None else min(acc.direct_min, low)
-        acc.direct_max = high if acc.direct_max is None else max(acc.direct_max, high)
-        acc.ids.frombytes(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
-        acc.times.frombytes(np.ascontiguousarray(times, dtype=np.int64).tobytes())
+        if not plausible_time(event.time_us, self._now_us):
+            acc.untimed_ids += 1  # missing or impossible time: counted, never stretches the span
+            return
+        assert event.time_us is not None
+        acc.ids.append(NO_ID if event.record_id is None else event.record_id)
+        acc.times.append(event.time_us)
+        self.note_clear(event)
+
+    def add_block(self, computer: str, channel: str, ids: Any, times: Any, untimed: int = 0) -> None:
+        """Add many records of one host and channel at once, in file order: ``ids`` and ``times`` are
+        equal-length int64 numpy arrays (µs), without nulls; implausible times are dropped here and counted like
+        missing ones."""
+        acc = self._channel(computer, channel)
+        if acc is None:
+            return
+        import numpy as np
+
+        ok = (times >= MIN_PLAUSIBLE_US) & (times <= self._now_us + 86_400_000_000)
+        acc.untimed_ids += untimed + int(len(ok) - int(ok.sum()))
+        acc.ids.frombytes(np.ascontiguousarray(ids[ok], dtype=np.int64).tobytes())
+        acc.times.frombytes(np.ascontiguousarray(times[ok], dtype=np.int64).tobytes())
 
     def note_clear(self, event: RawEvent) -> None:
         """Record a log-cleared event (Security 1102, or System 104 naming the log it cleared)."""
@@ -203,50 +211,156 @@ class CoverageBuilder:
             if cleared:
                 self._cleared.setdefault((event.computer, cleared), set()).add(event.time_us)
 
-    def merge(self, other: CoverageBuilder) -> None:
-        """Add another builder's records; its records' time envelope per channel becomes one covered interval."""
-        other.finish()
-        self.finish()
-        for key, acc in other._acc.items():
-            mine = self._acc.setdefault(key, _Acc())
-            mine.intervals.extend(acc.envelope())
-            mine.ids.extend(acc.ids)
-            mine.times.extend(acc.times)
-            mine.untimed_ids += acc.untimed_ids
-            mine.no_id_times |= acc.no_id_times
+    def break_segments(self) -> None:
+        """Records were lost here (a skipped chunk or record): what comes next starts a new covered segment, so the
+        time the lost records spanned is a hole, never covered by assumption."""
+        self._epoch += 1
+
+    def continue_with(self, other: CoverageBuilder) -> None:
+        """Append ``other``, which read the records right after ours in the same file (the next chunk range): the
+        result is what one builder reading both in order would hold."""
+        for key, theirs in other._acc.items():
+            mine = self._acc.get(key)
+            if mine is None:
+                mine = self._acc[key] = _Acc()
+            if theirs.ids:
+                mine.start(self._epoch + theirs.first_epoch)
+                base = len(mine.ids)
+                mine.ids.extend(theirs.ids)
+                mine.times.extend(theirs.times)
+                mine.breaks.extend(base + b for b in theirs.breaks)
+                mine.epoch = self._epoch + theirs.epoch
+            mine.untimed_ids += theirs.untimed_ids
+            mine.merged_ids.extend(theirs.merged_ids)
+            mine.merged_times.extend(theirs.merged_times)
+            mine.merged_no_id_times |= theirs.merged_no_id_times
+            mine.merged_intervals.extend(theirs.merged_intervals)
+        self._epoch += other._epoch
         for key, times in other._cleared.items():
             self._cleared.setdefault(key, set()).update(times)
 
+    def merge(self, other: CoverageBuilder) -> None:
+        """Add another file's builder: each of its segments becomes a covered interval, its records count once."""
+        import numpy as np
+
+        for key, theirs in other._acc.items():
+            mine = self._acc.setdefault(key, _Acc())
+            ids, times, envelopes, outliers = theirs.kept()
+            real = ids != NO_ID
+            mine.merged_ids.frombytes(np.ascontiguousarray(ids[real]).tobytes())
+            mine.merged_times.frombytes(np.ascontiguousarray(times[real]).tobytes())
+            mine.merged_no_id_times.update(times[~real].tolist())
+            mine.merged_intervals.extend(envelopes)
+            mine.untimed_ids += theirs.untimed_ids + outliers
+            mine.merged_ids.extend(theirs.merged_ids)
+            mine.merged_times.extend(theirs.merged_times)
+            mine.merged_no_id_times |= theirs.merged_no_id_times
+            mine.merged_intervals.extend(theirs.merged_intervals)
+        for key, times in other._cleared.items():
+            self._cleared.setdefault(key, set()).update(times)
+
+    def _records(self, acc: _Acc) -> tuple[Any, Any, list[int], list[int], list[tuple[int, int]]]:
+        """(distinct ids, the latest time of each, all times, times of records without an id, intervals)."""
+        import numpy as np
+
+        ids, times, envelopes, _ = acc.kept()
+        real = ids != NO_ID
+        all_ids = np.concatenate([ids[real], np.frombuffer(acc.merged_ids, dtype=np.int64)]) \
+            if acc.merged_ids else ids[real]
+        all_times = np.concatenate([times[real], np.frombuffer(acc.merged_times, dtype=np.int64)]) \
+            if acc.merged_times else times[real]
+        order = np.lexsort((all_times, all_ids))  # by id, then time: the last of each id has its latest time
+        all_ids, all_times = all_ids[order], all_times[order]
+        last = np.ones(len(all_ids), dtype=bool)
+        last[:-1] = all_ids[1:] != all_ids[:-1]
+        no_id = sorted(set(times[~real].tolist()) | acc.merged_no_id_times)
+        bounds = [*no_id[:1], *no_id[-1:]]
+        if len(all_times):
+            bounds += [int(all_times.min()), int(all_times.max())]
+        return all_ids[last], all_times[last], bounds, no_id, [*envelopes, *acc.merged_intervals]
+
     def spans(self) -> list[ChannelSpan]:
         """The merged spans, sorted by host and channel; duplicate records (overlapping exports) count once."""
-        self.finish()
+        import numpy as np
+
         result = []
         for (host, channel), acc in sorted(self._acc.items()):
-            pairs = sorted(set(zip(acc.ids, acc.times, strict=True)))
-            times = [t for _, t in pairs] + sorted(acc.no_id_times)
-            if not times:
+            ids, latest, bounds, no_id, intervals = self._records(acc)
+            if not bounds:
                 continue
-            unique_ids = sorted({record_id for record_id, _ in pairs})
-            id_time = dict(pairs)
-            gaps = []
-            for before, after in pairwise(unique_ids):
-                if after - before - 1 >= MIN_GAP:
-                    gaps.append(Gap(before, after, id_time.get(before), id_time.get(after)))
+            gaps: list[Gap] = []
+            if len(ids) > 1:
+                holes = np.nonzero(np.diff(ids) - 1 >= MIN_GAP)[0]
+                gaps = [Gap(int(ids[i]), int(ids[i + 1]), int(latest[i]), int(latest[i + 1])) for i in holes]
             result.append(
                 ChannelSpan(
                     host=host,
                     channel=channel,
-                    first_us=min(times),
-                    last_us=max(times),
-                    records=len(unique_ids) + len(acc.no_id_times),
-                    first_record_id=unique_ids[0] if unique_ids else None,
-                    last_record_id=unique_ids[-1] if unique_ids else None,
+                    first_us=min(bounds),
+                    last_us=max(bounds),
+                    records=len(ids) + len(no_id),
+                    first_record_id=int(ids[0]) if len(ids) else None,
+                    last_record_id=int(ids[-1]) if len(ids) else None,
                     gaps=tuple(gaps),
                     cleared_us=tuple(sorted(self._cleared.get((host, channel), ()))),
-                    intervals=merge_intervals(acc.envelope()),
+                    intervals=merge_intervals(intervals),
                 )
             )
         return result
+
+    def export(self) -> list[ChannelRecords]:
+        """What the store keeps of each host and channel (see :meth:`from_records`)."""
+        channels = []
+        for (host, channel), acc in sorted(self._acc.items()):
+            ids, times, envelopes, outliers = acc.kept()
+            real = ids != NO_ID
+            pairs = set(zip(ids[real].tolist(), times[real].tolist(), strict=True))
+            pairs.update(zip(acc.merged_ids, acc.merged_times, strict=True))
+            segments = tuple([*envelopes, *acc.merged_intervals])
+            channels.append(ChannelRecords(
+                host, channel, sorted(pairs), sorted(set(times[~real].tolist()) | acc.merged_no_id_times),
+                acc.untimed_ids + outliers,
+                (min(a for a, _ in segments), max(b for _, b in segments)) if segments else None,
+                segments,
+            ))
+        return channels
+
+    def clears(self) -> list[tuple[str, str, int]]:
+        return sorted((host, channel, t) for (host, channel), times in self._cleared.items() for t in times)
+
+    @classmethod
+    def from_records(cls, channels: Iterable[ChannelRecords], clears: Iterable[tuple[str, str, int]]
+                     ) -> CoverageBuilder:
+        """A builder holding what :meth:`export` gave, as if merged in from a file already read."""
+        builder = cls()
+        for item in channels:
+            acc = builder._acc[(item.host, item.channel)] = _Acc()
+            acc.merged_ids.extend(record_id for record_id, _ in item.pairs)
+            acc.merged_times.extend(time for _, time in item.pairs)
+            acc.untimed_ids = item.untimed
+            acc.merged_no_id_times = set(item.no_id_times)
+            if item.segments:
+                acc.merged_intervals = list(item.segments)
+            elif item.envelope is not None:
+                acc.merged_intervals = [item.envelope]
+        for host, channel, time in clears:
+            builder._cleared.setdefault((host, channel), set()).add(time)
+        return builder
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecords:
+    """One host and channel of one file, as the store keeps it."""
+
+    host: str
+    channel: str
+    pairs: list[tuple[int, int]]
+    """Distinct (record id, time µs), sorted."""
+    no_id_times: list[int]
+    untimed: int
+    envelope: tuple[int, int] | None
+    segments: tuple[tuple[int, int], ...] = ()
+    """The file's covered segments (one, unless records were lost in between); empty = the envelope."""
 
 
 def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -288,7 +288,16 @@ def normalise(raw: RawEvent, source: str) -> dict[str, Any] | None:
 
 #: Events a report reads even when they are not RDP evidence (session ends and reconnects for concurrency).
 _SESSION_EVENTS = frozenset({4778, 4779, 4647, 1102, 104})
-_SESSION_LOGON_TYPES = frozenset({7, 10, 12})
+#: Logon types whose 4624/4634 rows a report reads; every other logon only lends its account to identities.
+SESSION_LOGON_TYPES = frozenset({7, 10, 12})
+
+
+def observation_only(channel: str, event_id: int, logon_type: int | None) -> bool:
+    """Whether a Security 4624/4634 row with this logon type (as :func:`normalise` reads it) is left out of a
+    slim read, keeping only its account (TargetUserName, TargetDomainName, TargetUserSid, host) for identity
+    linking. Readers use this to skip such records once they have yielded one with the same account."""
+    return (channel.lower() == SECURITY and event_id in (4624, 4634)
+            and (logon_type is None or not -128 <= logon_type <= 127 or logon_type not in SESSION_LOGON_TYPES))
 
 
 def needed_for_report(row: dict[str, Any]) -> bool:
@@ -299,7 +308,7 @@ def needed_for_report(row: dict[str, Any]) -> bool:
     channel = row["channel"].lower()
     if channel in (LSM, RCM):
         return True
-    return row["event_id"] in (4624, 4634) and row["logon_type"] in _SESSION_LOGON_TYPES
+    return row["event_id"] in (4624, 4634) and not observation_only(channel, row["event_id"], row["logon_type"])
 
 
 class BatchBuilder:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import SourceError
@@ -170,10 +170,13 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         with contextlib.suppress(OSError):
             stats.size = path.stat().st_size
         reader = get_reader(kind, engine)
+        options: dict[str, Any] = {"verify_checksums": verify_checksums}
+        if slim and getattr(reader, "skips_observed", False):
+            options["slim"] = True  # the reader may skip records whose only use is an account already yielded
         if getattr(reader, "fills_coverage", False):
-            raws = reader(path, stats, verify_checksums=verify_checksums, coverage=result.coverage)  # type: ignore[call-arg]
+            raws = reader(path, stats, coverage=result.coverage, **options)  # type: ignore[call-arg]
         else:
-            raws = _with_coverage(reader(path, stats, verify_checksums=verify_checksums), result.coverage, stats)
+            raws = _with_coverage(reader(path, stats, **options), result.coverage, stats)
         for raw in raws:
             row = normalise(raw, source)
             if row is not None:
@@ -188,7 +191,6 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         result.error = exc.reason
     if builder.rows:
         result.batches.append(builder.flush())
-    result.coverage.finish()
     return result
 
 

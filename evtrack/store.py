@@ -33,7 +33,7 @@ from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from evtrack.coverage import ChannelSpan, CoverageBuilder, _Acc
+from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder
 from evtrack.errors import StoreError
 from evtrack.report import InputFile, Report
 from evtrack.sources.base import ReadIssue, datetime_to_us
@@ -252,51 +252,13 @@ ProgressCallback = Callable[[FileOutcome], None]
 # Better home: CoverageBuilder.export_channels() / CoverageBuilder.from_channels() in coverage.py.
 
 
-@dataclass(frozen=True, slots=True)
-class _ChannelRecords:
-    host: str
-    channel: str
-    pairs: list[tuple[int, int]]
-    """Distinct (record id, time µs), sorted."""
-    no_id_times: list[int]
-    untimed: int
-    envelope: tuple[int, int] | None
-    segments: tuple[tuple[int, int], ...] = ()
-    """The file's covered segments (one, unless records were lost in between); empty = the envelope."""
+def _export_coverage(builder: CoverageBuilder) -> tuple[list[ChannelRecords], list[tuple[str, str, int]]]:
+    return builder.export(), builder.clears()
 
 
-def _export_coverage(builder: CoverageBuilder) -> tuple[list[_ChannelRecords], list[tuple[str, str, int]]]:
-    builder.finish()
-    channels = [
-        _ChannelRecords(
-            host, channel, sorted(set(zip(acc.ids, acc.times, strict=True))), sorted(acc.no_id_times),
-            acc.untimed_ids,
-            (min(a for a, _ in segments), max(b for _, b in segments)) if segments else None,
-            segments,
-        )
-        for (host, channel), acc in sorted(builder._acc.items())
-        for segments in [tuple(acc.envelope())]
-    ]
-    clears = sorted((host, channel, t) for (host, channel), times in builder._cleared.items() for t in times)
-    return channels, clears
-
-
-def _import_coverage(channels: Iterable[_ChannelRecords], clears: Iterable[tuple[str, str, int]]) -> CoverageBuilder:
-    """A builder in the state reading one file leaves it in (no merged intervals, only the file's envelope)."""
-    builder = CoverageBuilder()
-    for item in channels:
-        acc = builder._acc[(item.host, item.channel)] = _Acc()
-        acc.ids.extend(record_id for record_id, _ in item.pairs)
-        acc.times.extend(time for _, time in item.pairs)
-        acc.untimed_ids = item.untimed
-        acc.no_id_times = set(item.no_id_times)
-        if item.segments:
-            acc.intervals = list(item.segments)
-        elif item.envelope is not None:
-            acc.direct_min, acc.direct_max = item.envelope
-    for host, channel, time in clears:
-        builder._cleared.setdefault((host, channel), set()).add(time)
-    return builder
+def _import_coverage(channels: Iterable[ChannelRecords], clears: Iterable[tuple[str, str, int]]) -> CoverageBuilder:
+    """A builder in the state reading one file leaves it in."""
+    return CoverageBuilder.from_records(channels, clears)
 
 
 def _segments(packed: bytes | None) -> tuple[tuple[int, int], ...]:
@@ -647,7 +609,7 @@ class Store:
                            [(file_id, *clear) for clear in clears])
         return FileOutcome(stats.path, STATUS_INGESTED, digest, stats.records, events, added, stats.skipped, issues)
 
-    def _insert_spans(self, db: sqlite3.Connection, file_id: int, channels: Sequence[_ChannelRecords],
+    def _insert_spans(self, db: sqlite3.Connection, file_id: int, channels: Sequence[ChannelRecords],
                       spans: dict[tuple[str, str], ChannelSpan]) -> None:
         rows = []
         for item in channels:
@@ -694,7 +656,7 @@ class Store:
     def coverage(self) -> list[ChannelSpan]:
         """Coverage merged over every stored file, exactly as :func:`evtrack.reading.read_inputs` merges it."""
         total = CoverageBuilder()
-        per_file: dict[int, list[_ChannelRecords]] = {}
+        per_file: dict[int, list[ChannelRecords]] = {}
         for row in self._db.execute(
             "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
             "no_id_times, segments FROM spans ORDER BY file_id, host, channel"
@@ -703,7 +665,7 @@ class Store:
             envelope = None if env_first is None or env_last is None else (env_first, env_last)
             pairs = list(zip(_unpack(ids), _unpack(times), strict=True))
             per_file.setdefault(file_id, []).append(
-                _ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope, _segments(packed))
+                ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope, _segments(packed))
             )
         clears: dict[int, list[tuple[str, str, int]]] = {}
         for file_id, host, channel, time in self._db.execute("SELECT file_id, host, channel, time_us FROM clears"):
@@ -838,7 +800,7 @@ class Store:
                     continue
                 pairs = [(i, t) for i, t in zip(_unpack(ids), _unpack(times), strict=True) if t >= cutoff]
                 segments = tuple((max(a, cutoff), b) for a, b in _segments(packed) if b >= cutoff)
-                item = _ChannelRecords(host, channel, pairs, [t for t in _unpack(no_id) if t >= cutoff], untimed,
+                item = ChannelRecords(host, channel, pairs, [t for t in _unpack(no_id) if t >= cutoff], untimed,
                                        (cutoff, env_last), segments)
                 db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                 spans = {(s.host, s.channel): s for s in _import_coverage([item], ()).spans()}

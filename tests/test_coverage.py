@@ -5,9 +5,12 @@ from __future__ import annotations
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evtrack.coverage import CoverageBuilder, isolated_outliers
 from evtrack.pipeline import run_report
@@ -115,3 +118,58 @@ def test_holes_survive_the_store(tmp_path: Path) -> None:
         stored = build_report(store.report_source(), settings)
     assert stored.coverage == direct.coverage
     assert [w.status for w in stored.windows] == [w.status for w in direct.windows]
+
+
+# One step of reading a file: a record (host index, record id or None, day offset) or a lost chunk ("break").
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.integers(0, 1), st.one_of(st.none(), st.integers(0, 60)), st.integers(-3000, 400)),
+        st.just("break"),
+    ),
+    max_size=60,
+)
+
+
+def _feed(builder: CoverageBuilder, steps: list[Any]) -> None:
+    base = us(datetime(2024, 3, 1, tzinfo=timezone.utc))
+    for step in steps:
+        if step == "break":
+            builder.break_segments()
+        else:
+            host, record_id, day = step
+            builder.add(RawEvent(base + day * DAY // 10, 4688, record_id, "Security", f"RDSH0{host}", "p"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_steps, st.data())
+def test_a_file_read_in_two_ranges_gives_the_same_coverage(steps: list[Any], data: st.DataObject) -> None:
+    """Workers reading chunk ranges of one file, joined with continue_with, equal one reader of the whole file:
+    segments, clock outliers and gaps do not depend on where the file was split."""
+    cut = data.draw(st.integers(0, len(steps)))
+    whole = CoverageBuilder()
+    _feed(whole, steps)
+    first, second = CoverageBuilder(), CoverageBuilder()
+    _feed(first, steps[:cut])
+    _feed(second, steps[cut:])
+    first.continue_with(second)
+    assert first.spans() == whole.spans()
+    assert first.export() == whole.export()
+    merged, merged_whole = CoverageBuilder(), CoverageBuilder()
+    merged.merge(first)
+    merged_whole.merge(whole)
+    assert merged.spans() == merged_whole.spans() == whole.spans()
+
+
+def test_blocks_and_single_records_give_the_same_coverage() -> None:
+    base = us(datetime(2024, 3, 1, tzinfo=timezone.utc))
+    ids = np.arange(100, 200, dtype=np.int64)
+    times = base + np.arange(100, dtype=np.int64) * DAY // 4
+    times[50] = base - 900 * DAY  # one wrong clock, in the middle of the first block
+    one, blocks = CoverageBuilder(), CoverageBuilder()
+    for record_id, time in zip(ids.tolist(), times.tolist(), strict=True):
+        one.add(RawEvent(time, 4688, record_id, "Security", "RDSH01", "p"))
+    for lo in range(0, 100, 7):  # blocks that cut through the outlier's neighbourhood
+        blocks.add_block("RDSH01", "Security", ids[lo : lo + 7], times[lo : lo + 7])
+    assert one.spans() == blocks.spans()
+    (span,) = one.spans()
+    assert span.first_us == base and span.records == 99
