@@ -87,10 +87,18 @@ def _explosive_template(chunk: bytes, start: int, end: int, body: bytes) -> bool
     return False
 
 
+#: Verdicts by template body, shared by every file this process reads: a fleet's hosts write the same templates,
+#: so each is parsed once. Bounded: cleared when full.
+_VERDICTS: dict[bytes, bool] = {}
+_MAX_VERDICTS = 20_000
+
+
 def explosive_chunks(path: Path) -> list[int]:
     """Indexes of the chunks pyevtx-rs must not see (usually none). Reads the file once, a chunk at a time."""
     found = []
-    verdicts: dict[bytes, bool] = {}
+    if len(_VERDICTS) > _MAX_VERDICTS:
+        _VERDICTS.clear()
+    verdicts = _VERDICTS
     with path.open("rb") as handle:
         handle.seek(FILE_HEADER_SIZE)
         index = 0

@@ -23,6 +23,7 @@ from typing import Any
 
 from evtrack.coverage import CoverageBuilder
 from evtrack.errors import SourceError
+from evtrack.events import observation_only
 from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
 from evtrack.sources.guard import REFUSED, MaskedFile, explosive_chunks
 from evtrack.sources.xmlfile import parse_system_time
@@ -219,23 +220,40 @@ def _wanted_event(text: str, fields: tuple[int, str, str, str, str]) -> RawEvent
                     _payload(wrapped))
 
 
+_WANTED_TEXT = frozenset(str(event_id) for event_id in WANTED_EVENT_IDS)
+_LOGONS_TEXT = frozenset({"4624", "4634"})
+#: What follows a 27-character SystemTime in compact pyevtx-rs JSON.
+_AFTER_TIME = '"}},"EventRecordID":'
+_ID_AT = 14 + 27 + len(_AFTER_TIME)  # from '"SystemTime":"' to the EventRecordID digits
+
+
 class _Block:
-    """System fields of up to _BLOCK records, turned into coverage in one vectorised step."""
+    """System fields of up to _BLOCK records, in file order, turned into coverage in one vectorised step.
+
+    ``keys`` hold the raw ``"Channel":...,"Computer":"..."`` text of each record, decoded once per distinct
+    value (:meth:`pair`)."""
 
     def __init__(self) -> None:
         self.times: list[str] = []
         self.ids: list[str] = []
-        self.channels: list[str] = []
-        self.computers: list[str] = []
+        self.keys: list[str] = []
+        self._pairs: dict[str, tuple[str, str]] = {}
 
-    def clear(self) -> None:
-        self.times, self.ids, self.channels, self.computers = [], [], [], []
-
-    def add(self, time: str, record_id: str, channel: str, computer: str) -> None:
-        self.times.append(time)
-        self.ids.append(record_id)
-        self.channels.append(channel)
-        self.computers.append(computer)
+    def pair(self, key: str) -> tuple[str, str] | None:
+        """(channel, computer) of a raw key (ending with the character after Computer's value), or None when it
+        is not plain JSON."""
+        found = self._pairs.get(key)
+        if found is None:
+            try:
+                decoded = json.loads("{" + key[:-1] + "}")
+            except ValueError:
+                return None
+            channel, computer = decoded.get("Channel"), decoded.get("Computer")
+            if set(decoded) != {"Channel", "Computer"} or not isinstance(computer, str) \
+                    or not isinstance(channel, (str, type(None))):
+                return None
+            found = self._pairs[key] = (channel or "", computer)
+        return found
 
     def flush(self, stats: FileStats, coverage: CoverageBuilder) -> None:
         if not self.times:
@@ -244,34 +262,73 @@ class _Block:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        stats.per_channel.update(self.channels)
         try:
             times = pc.cast(pa.array(self.times, pa.string()), pa.timestamp("us", tz="UTC")).cast(pa.int64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             times = pa.array([parse_system_time(t) for t in self.times], pa.int64())
-        ids = pa.array([int(i) for i in self.ids], pa.int64())
-        valid = pc.is_valid(times)
-        untimed_all = len(times) - pc.sum(valid).as_py() if valid.null_count == 0 else 0
-        pairs = set(zip(self.computers, self.channels, strict=True))
-        for computer, channel in sorted(pairs):
-            if len(pairs) == 1:
-                mask = valid
-            else:
-                mask = pc.and_(pc.and_(pc.equal(pa.array(self.computers), computer),
-                                       pc.equal(pa.array(self.channels), channel)), valid)
-            chosen_ids = ids.filter(mask).to_numpy(zero_copy_only=False).astype(np.int64)
-            chosen_times = times.filter(mask).to_numpy(zero_copy_only=False).astype(np.int64)
-            untimed = untimed_all if len(pairs) == 1 else 0
-            coverage.add_block(computer, channel, chosen_ids, chosen_times, untimed)
-        self.clear()
+        ids = pc.cast(pa.array(self.ids, pa.string()), pa.int64())  # digits only, at most 18: checked on entry
+        distinct = set(self.keys)
+        if len(distinct) == 1:
+            groups = [(self.keys[0], None)]
+        else:
+            encoded = pa.array(self.keys, pa.string()).dictionary_encode()
+            groups = [(str(key), pc.equal(encoded.indices, index))
+                      for index, key in enumerate(encoded.dictionary.to_pylist())]
+        for key, mask in groups:
+            channel, computer = self._pairs[key]
+            chosen_times, chosen_ids = (times, ids) if mask is None else (times.filter(mask), ids.filter(mask))
+            stats.per_channel[channel] += len(chosen_times)
+            untimed = chosen_times.null_count
+            if untimed:
+                valid = pc.is_valid(chosen_times)
+                chosen_times, chosen_ids = chosen_times.filter(valid), chosen_ids.filter(valid)
+            coverage.add_block(computer, channel, chosen_ids.to_numpy(zero_copy_only=False).astype(np.int64),
+                               chosen_times.to_numpy(zero_copy_only=False).astype(np.int64), untimed)
+        self.times, self.ids, self.keys = [], [], []
+
+
+_OBSERVATION_ONLY: dict[tuple[int, str], bool] = {}
+
+
+def _observed_account(text: str, start: int, event_id: int, channel: str) -> str | None:
+    """For a 4624/4634 that a slim read keeps only as an account: the raw ``TargetUserSid`` ..
+    ``TargetDomainName`` text, equal for records whose account fields decode equal. None when the record is
+    needed (a session logon type), or its LogonType is not plain digits, or the fields are not in that order.
+
+    The text is searched, not parsed: a record with a key written twice could tell the two apart, but
+    pyevtx-rs renders each ``Data`` element once, and the first record of every account is decoded in full."""
+    at = text.find('"LogonType":', start) + 12
+    if at < 12:
+        return None
+    end = at
+    while text[end : end + 1].isdigit():
+        end += 1
+    digits = text[at:end]
+    if not digits or len(digits) > 3 or text[end : end + 1] not in (",", "}"):
+        return None
+    only = _OBSERVATION_ONLY.get((event_id, digits))
+    if only is None:
+        only = _OBSERVATION_ONLY[(event_id, digits)] = observation_only(channel, event_id, int(digits))
+    if not only:
+        return None
+    sid = text.find('"TargetUserSid":', start)
+    stop = text.find('"TargetLogonId":', sid)
+    if sid < 0 or stop < 0:
+        return None
+    account = text[sid:stop]
+    if '"TargetUserName":' not in account or '"TargetDomainName":' not in account:
+        return None
+    return account
 
 
 def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
-              coverage: CoverageBuilder | None = None) -> Iterator[RawEvent]:
+              coverage: CoverageBuilder | None = None, slim: bool = False) -> Iterator[RawEvent]:
     """Yield the records pyevtx-rs can read from ``path``; bad chunks and records go to ``stats``.
 
     Without ``coverage`` every record is yielded. With it (the fast path), every record goes into ``coverage`` in
-    blocks and only the records of :data:`WANTED_EVENT_IDS` are yielded, decoded.
+    blocks and only the records of :data:`WANTED_EVENT_IDS` are yielded, decoded. With ``slim`` too, a logon that
+    :func:`evtrack.events.observation_only` leaves out is yielded only for the first time its account (host,
+    channel and target account text) appears in this file.
     """
     import evtx  # lazy: keeps `evtrack --help` fast
 
@@ -285,13 +342,28 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
         stats.add_issue(f"chunk {index}", REFUSED, chunk_record_count(path, index))
     source: Any = MaskedFile(path, refused) if refused else str(path)
     try:
-        parser = evtx.PyEvtxParser(source, indent=False, validate_checksums=verify_checksums)
+        parser = evtx.PyEvtxParser(source, number_of_threads=1, indent=False, validate_checksums=verify_checksums)
         records = parser.records_json()
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # OSError, RuntimeError, or a Rust panic (a BaseException)
         raise SourceError(path, f"cannot open as .evtx: {exc}") from exc
-    block = _Block()
+    if coverage is None:
+        yield from _every_record(path, stats, records, refused)
+        return
+    yield from _fast(path, stats, records, refused, coverage, slim)
+
+
+def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int]) -> int:
+    """Note a record or chunk pyevtx-rs could not read; how many records it held."""
+    chunk = _CHUNK_ERR_RE.search(str(exc))
+    if chunk is None or int(chunk.group(1)) not in refused:  # a refused chunk is already named
+        _issue_from_error(path, stats, exc)
+        return stats.issues[-1].skipped
+    return 1
+
+
+def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int]) -> Iterator[RawEvent]:
     consecutive_errors = 0
     while True:
         try:
@@ -301,13 +373,56 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
-            chunk = _CHUNK_ERR_RE.search(str(exc))
-            lost = 1
-            if chunk is None or int(chunk.group(1)) not in refused:  # a refused chunk is already named
-                _issue_from_error(path, stats, exc)
-                lost = stats.issues[-1].skipped
-            if coverage is not None and lost:
+            _lost(path, stats, exc, refused)
+            consecutive_errors += 1
+            if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
+                stats.add_issue("file", f"gave up after {consecutive_errors} consecutive errors", 0)
+                break
+            continue
+        consecutive_errors = 0
+        try:
+            event = _event(record["data"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
+            continue
+        if not _in_range(event.event_id, event.record_id):
+            stats.add_issue(f"record {_header_id(record)}", _OUT_OF_RANGE, 1)
+            continue
+        stats.records += 1
+        stats.per_channel[event.channel] += 1
+        yield event
+
+
+def _header_id(record: Any) -> Any:
+    return record.get("event_record_id", "?") if isinstance(record, dict) else "?"
+
+
+def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], coverage: CoverageBuilder,
+          slim: bool) -> Iterator[RawEvent]:
+    """The hot loop: five ``str.find`` per record for its System fields, the payload only for wanted ones.
+
+    A record is taken apart here only when it has the usual compact shape and the same Channel and Computer as
+    the record before (``key``); anything else goes through :func:`_shape`, and failing that the general path."""
+    block = _Block()
+    times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
+    observed: set[tuple[str, str]] = set()
+    wanted_ids = _WANTED_TEXT
+    consecutive_errors = 0
+    count = 0
+    room = _BLOCK
+    key = "\0"  # matches no record: the first one sets it
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
+            if _lost(path, stats, exc, refused):
                 block.flush(stats, coverage)
+                times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
+                room = _BLOCK
                 coverage.break_segments()  # what the lost records spanned is a hole, not covered
             consecutive_errors += 1
             if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
@@ -315,45 +430,103 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
                 break
             continue
         consecutive_errors = 0
-        if not isinstance(record, dict):
-            stats.add_issue("record", "the parser returned no record", 1)
-            continue
-        text = record.get("data")
         try:
-            fields = _system_fields(text) if coverage is not None and isinstance(text, str) else None
-            if fields is None:
-                event = _event(text)  # type: ignore[arg-type]
-                if not _in_range(event.event_id, event.record_id):
-                    stats.add_issue(f"record {record.get('event_record_id', '?')}", _OUT_OF_RANGE, 1)
-                    continue
-                stats.records += 1
-                if coverage is None:
-                    stats.per_channel[event.channel] += 1
-                    yield event
-                    continue
-                coverage.add(event)
-                stats.per_channel[event.channel] += 1
-                if event.event_id in WANTED_EVENT_IDS:
-                    yield event
-                continue
-            event_id, time_text, record_id, channel, computer = fields
-            if not _in_range(event_id, int(record_id)):
-                stats.add_issue(f"record {record.get('event_record_id', '?')}", _OUT_OF_RANGE, 1)
-                continue
-            wanted = _wanted_event(text, fields) if event_id in WANTED_EVENT_IDS else None  # type: ignore[arg-type]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            stats.add_issue(f"record {record.get('event_record_id', '?')}", f"unreadable JSON: {exc}", 1)
+            text = record["data"]
+            i = text.find('"EventID":') + 10
+            j = text.find(",", i)
+            eid = text[i:j]
+            t = text.find('"SystemTime":"', j)
+            k = text.find(",", t + _ID_AT)
+            rid = text[t + _ID_AT : k]
+            c = text.find('"Channel":', k)
+        except (KeyError, TypeError, AttributeError) as exc:
+            stats.add_issue(f"record {_header_id(record)}", f"unreadable record: {exc}", 1)
             continue
-        assert coverage is not None
-        stats.records += 1
-        block.add(time_text, record_id, channel, computer)
-        if len(block.times) >= _BLOCK:
+        if not (i > 9 and eid.isdigit() and len(eid) < 5 and rid.isdigit() and len(rid) < 19
+                and text.startswith(_AFTER_TIME, t + 41) and text.startswith(key, c)):
+            shape = _shape(text, i, j, t, k, c)
+            if shape is None:
+                event = _unusual(text, record, stats, coverage, block)
+                if event is not None:
+                    yield event
+                times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
+                room = _BLOCK
+                continue
+            key = shape
+            if key not in block._pairs and block.pair(key) is None:
+                key = "\0"
+                event = _unusual(text, record, stats, coverage, block)
+                if event is not None:
+                    yield event
+                times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
+                room = _BLOCK
+                continue
+        wanted = None
+        if eid in wanted_ids:
+            channel, computer = block._pairs[key]
+            skip = False
+            if slim and (eid == "4624" or eid == "4634") and channel == "Security":
+                account = _observed_account(text, c + len(key), int(eid), channel)
+                if account is not None:
+                    skip = (key, account) in observed  # its only use, the account, is already observed
+                    observed.add((key, account))
+            if not skip:
+                try:
+                    wanted = _wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel, computer))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
+                    continue
+        count += 1
+        times_append(text[t + 14 : t + 41])
+        ids_append(rid)
+        keys_append(key)
+        room -= 1
+        if not room:
             block.flush(stats, coverage)
+            times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
+            room = _BLOCK
         if wanted is not None:
             coverage.note_clear(wanted)
             yield wanted
-    if coverage is not None:
-        block.flush(stats, coverage)
+    block.flush(stats, coverage)
+    stats.records += count
+
+
+def _shape(text: str, i: int, j: int, t: int, k: int, c: int) -> str | None:
+    """The Channel..Computer key of a record in the usual compact shape whose key differs from the record
+    before; None when the record is not in that shape (then the general path reads it)."""
+    eid, rid = text[i:j], text[t + _ID_AT : k]
+    if i <= 9 or t < 0 or c < 0 or not eid.isdigit() or len(eid) > 5 or (len(eid) == 5 and eid > "65535"):
+        return None
+    if not rid.isdigit() or len(rid) > 18 or not text.startswith(_AFTER_TIME, t + 41):
+        return None
+    h = text.find('"Computer":"', c)
+    end = text.find('"', h + 12)
+    if h < 0 or end < 0 or text[end - 1] == "\\" or text[end + 1 : end + 2] not in (",", "}"):
+        return None
+    return text[c : end + 2]  # with the character after the closing quote: no computer name is a prefix
+
+
+class _Unusual(Exception):
+    """A record not in the usual compact shape: it goes through the general path."""
+
+
+def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageBuilder, block: _Block) -> RawEvent | None:
+    """A record the hot loop could not take apart: parsed fully; returned when it is wanted."""
+    try:
+        event = _event(text)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
+        return None
+    if not _in_range(event.event_id, event.record_id):
+        stats.add_issue(f"record {_header_id(record)}", _OUT_OF_RANGE, 1)
+        return None
+    block.flush(stats, coverage)  # keep file order
+    stats.records += 1
+    stats.per_channel[event.channel] += 1
+    coverage.add(event)
+    return event if event.event_id in WANTED_EVENT_IDS else None
 
 
 read_rust.fills_coverage = True  # type: ignore[attr-defined]
+read_rust.skips_observed = True  # type: ignore[attr-defined]
