@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from evtrack.config import FileConfig
-    from evtrack.reading import ReadResult
+    from evtrack.reading import FileResult, ReadResult
     from evtrack.report import Report
     from evtrack.usage import ReportSettings
 
@@ -102,18 +102,34 @@ def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quie
     jobs = jobs or default_jobs()
     if quiet or not console.is_terminal:
         return read_inputs(paths, engine=engine.value, verify_checksums=verify, jobs=jobs, slim=slim)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    total = len(expand_inputs(paths).files)
+    files = expand_inputs(paths).files
+    total = sum(_size(path) for path in files)
     with Progress(
-        TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TextColumn("files"), TimeRemainingColumn(),
-        console=console, transient=True,
+        TextColumn("reading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TextColumn("{task.fields[files]}/{task.fields[total_files]} files, {task.fields[records]:,} records"),
+        TimeRemainingColumn(), console=console, transient=True,
     ) as progress:
-        task = progress.add_task("read", total=total)
-        return read_inputs(
-            paths, engine=engine.value, verify_checksums=verify, jobs=jobs,
-            progress=lambda _result: progress.advance(task), slim=slim,
-        )
+        task = progress.add_task("read", total=total, files=0, total_files=len(files), records=0)
+        seen: set[Path] = set()
+        records = 0
+
+        def advance(result: FileResult) -> None:
+            nonlocal records
+            records += result.stats.records
+            seen.add(result.stats.path)
+            progress.update(task, advance=result.stats.size, files=len(seen), records=records)
+
+        return read_inputs(paths, engine=engine.value, verify_checksums=verify, jobs=jobs, progress=advance,
+                           slim=slim)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _summary(result: ReadResult, kept: int, verbose: bool) -> list[str]:

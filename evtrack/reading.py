@@ -11,7 +11,7 @@ import glob
 import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,11 +155,13 @@ def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder, stats:
 
 
 def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
-              batch_rows: int = 65_536, slim: bool = False) -> FileResult:
+              batch_rows: int = 65_536, slim: bool = False, chunks: tuple[int, int] | None = None) -> FileResult:
     """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result.
 
     ``slim`` keeps only the rows a report needs (:func:`evtrack.events.needed_for_report`); the account names and
-    SIDs of the others go to ``observations``, so memory stays small on large Security logs."""
+    SIDs of the others go to ``observations``, so memory stays small on large Security logs. ``chunks`` (first,
+    last exclusive) reads only that range of an .evtx (see :func:`join_ranges`); ``stats.size`` is then the
+    range's share of the file."""
     stats = FileStats(path)
     result = FileResult(stats)
     source = str(path)
@@ -173,6 +175,11 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         options: dict[str, Any] = {"verify_checksums": verify_checksums}
         if slim and getattr(reader, "skips_observed", False):
             options["slim"] = True  # the reader may skip records whose only use is an account already yielded
+        if chunks is not None:
+            if kind is not InputKind.EVTX or not getattr(reader, "reads_ranges", False):
+                raise SourceError(path, "this engine cannot read a range of chunks")
+            options["chunks"] = chunks
+            stats.size = _range_bytes(stats.size, chunks)
         if getattr(reader, "fills_coverage", False):
             raws = reader(path, stats, coverage=result.coverage, **options)  # type: ignore[call-arg]
         else:
@@ -223,10 +230,83 @@ class ReadResult:
 
 
 ProgressCallback = Callable[[FileResult], None]
+"""Called as each file, or range of a large file, is read; ``result.stats.size`` is the bytes it covered."""
 
 
 def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+#: With several jobs, an .evtx larger than this many chunks (and than its share of the work) is read as chunk
+#: ranges by several workers, so one big Security log does not leave the other cores idle.
+SPLIT_MIN_CHUNKS = 48
+
+
+def _range_bytes(size: int, chunks: tuple[int, int]) -> int:
+    from evtrack.sources.guard import CHUNK_SIZE, FILE_HEADER_SIZE
+
+    first, last = chunks
+    low = FILE_HEADER_SIZE + first * CHUNK_SIZE
+    high = min(size, FILE_HEADER_SIZE + last * CHUNK_SIZE)
+    return max(0, high - low) + (min(size, FILE_HEADER_SIZE) if first == 0 else 0)
+
+
+def plan_units(files: Sequence[Path], engine: str, jobs: int) -> list[tuple[Path, tuple[int, int] | None]]:
+    """The pieces of work for ``jobs`` workers, in input order: whole files, and chunk ranges of large .evtx
+    files when the engine can read ranges."""
+    from evtrack.sources.guard import CHUNK_SIZE, chunk_count
+
+    if jobs <= 1:
+        return [(path, None) for path in files]
+    reader = get_reader(InputKind.EVTX, engine)
+    sizes = []
+    for path in files:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            sizes.append(0)
+    share = max(SPLIT_MIN_CHUNKS, sum(sizes) // CHUNK_SIZE // (2 * jobs))
+    units: list[tuple[Path, tuple[int, int] | None]] = []
+    for path, size in zip(files, sizes, strict=True):
+        count = chunk_count(size)
+        if count < 2 * share or not getattr(reader, "reads_ranges", False) or not _is_evtx(path):
+            units.append((path, None))
+            continue
+        pieces = -(-count // share)
+        step = -(-count // pieces)
+        units.extend((path, (lo, min(count, lo + step))) for lo in range(0, count, step))
+    return units
+
+
+def _is_evtx(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(EVTX_MAGIC)) == EVTX_MAGIC
+    except OSError:
+        return False
+
+
+def join_ranges(parts: Sequence[FileResult]) -> FileResult:
+    """One file's result from the results of its chunk ranges, in order: equal to reading it whole."""
+    from evtrack.sources.guard import REFUSED
+
+    head = parts[0]
+    stats = head.stats
+    issues = list(stats.issues)
+    for part in parts[1:]:
+        if part.error is not None and head.error is None:
+            head.error = part.error
+        stats.size += part.stats.size
+        stats.records += part.stats.records
+        stats.fallbacks += part.stats.fallbacks
+        stats.per_channel.update(part.stats.per_channel)
+        issues.extend(part.stats.issues)
+        head.batches.extend(part.batches)
+        head.coverage.continue_with(part.coverage)
+        head.observations |= part.observations
+    # reading whole, the guard names every refused chunk before pyevtx-rs reports anything
+    stats.issues = [i for i in issues if i.reason == REFUSED] + [i for i in issues if i.reason != REFUSED]
+    return head
 
 
 def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
@@ -239,21 +319,30 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
     if engine not in ENGINES:
         raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})")
     inputs = expand_inputs(arguments)
-    results: list[FileResult] = []
-    if jobs > 1 and len(inputs.files) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(inputs.files))) as pool:
-            futures = [pool.submit(read_file, path, engine, verify_checksums, 65_536, slim) for path in inputs.files]
-            for future in futures:
-                result = future.result()
-                results.append(result)
+    units = plan_units(inputs.files, engine, jobs)
+    done: list[FileResult | None] = [None] * len(units)
+    if jobs > 1 and len(units) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(units))) as pool:
+            futures = {pool.submit(read_file, path, engine, verify_checksums, 65_536, slim, chunks): index
+                       for index, (path, chunks) in enumerate(units)}
+            for future in as_completed(futures):
+                done[futures[future]] = result = future.result()
                 if progress:
                     progress(result)
     else:
-        for path in inputs.files:
-            result = read_file(path, engine, verify_checksums, slim=slim)
-            results.append(result)
+        for index, (path, chunks) in enumerate(units):
+            done[index] = result = read_file(path, engine, verify_checksums, slim=slim, chunks=chunks)
             if progress:
                 progress(result)
+    finished = [r for r in done if r is not None]
+    assert len(finished) == len(units)
+    results: list[FileResult] = []
+    for (path, chunks), result in zip(units, finished, strict=True):
+        if chunks is None:
+            results.append(result)
+        elif chunks[0] == 0:  # a file read in ranges: its ranges follow in order
+            results.append(join_ranges([r for (p, c), r in zip(units, finished, strict=True)
+                                        if p == path and c is not None]))
     observations: set[tuple[str, str | None, str | None, str]] = set()
     coverage = CoverageBuilder()
     batches: list[pa.RecordBatch] = []

@@ -93,16 +93,17 @@ _VERDICTS: dict[bytes, bool] = {}
 _MAX_VERDICTS = 20_000
 
 
-def explosive_chunks(path: Path) -> list[int]:
-    """Indexes of the chunks pyevtx-rs must not see (usually none). Reads the file once, a chunk at a time."""
+def explosive_chunks(path: Path, first: int = 0, last: int | None = None) -> list[int]:
+    """Indexes of the chunks pyevtx-rs must not see (usually none), among chunks ``first`` up to ``last``
+    (exclusive; None: to the end). Reads those chunks once, one at a time."""
     found = []
     if len(_VERDICTS) > _MAX_VERDICTS:
         _VERDICTS.clear()
     verdicts = _VERDICTS
     with path.open("rb") as handle:
-        handle.seek(FILE_HEADER_SIZE)
-        index = 0
-        while True:
+        handle.seek(FILE_HEADER_SIZE + first * CHUNK_SIZE)
+        index = first
+        while last is None or index < last:
             chunk = handle.read(CHUNK_SIZE)
             if len(chunk) < 0x200:
                 break
@@ -112,13 +113,29 @@ def explosive_chunks(path: Path) -> list[int]:
     return found
 
 
-class MaskedFile(io.RawIOBase):
-    """The file as pyevtx-rs may see it: the given chunks read as zeros (a bad chunk it skips and names)."""
+def chunk_count(size: int) -> int:
+    """How many chunk slots (the last one maybe truncated) a file of ``size`` bytes has."""
+    return max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))
 
-    def __init__(self, path: Path, chunks: list[int]) -> None:
+
+class ChunkView(io.RawIOBase):
+    """The file as pyevtx-rs may see it: its header, then only chunks ``first`` up to ``last`` (exclusive), with
+    the ``masked`` ones (absolute indexes) read as zeros, a bad chunk it skips and names. Chunk ``n`` of the view is
+    chunk ``first + n`` of the file. pyevtx-rs reads as many chunks as the file is long, whatever the header says,
+    so a worker can read one range of a large file."""
+
+    def __init__(self, path: Path, masked: list[int], first: int = 0, last: int | None = None) -> None:
         super().__init__()
         self._handle = path.open("rb")
-        self._masked = [(FILE_HEADER_SIZE + c * CHUNK_SIZE, FILE_HEADER_SIZE + (c + 1) * CHUNK_SIZE) for c in chunks]
+        size = self._handle.seek(0, io.SEEK_END)
+        self._base = FILE_HEADER_SIZE + first * CHUNK_SIZE
+        end = size if last is None else min(size, FILE_HEADER_SIZE + last * CHUNK_SIZE)
+        self._size = max(FILE_HEADER_SIZE, end - self._base + FILE_HEADER_SIZE) if size > FILE_HEADER_SIZE else size
+        self._pos = 0
+        self._masked = [
+            (FILE_HEADER_SIZE + (c - first) * CHUNK_SIZE, FILE_HEADER_SIZE + (c - first + 1) * CHUNK_SIZE)
+            for c in masked if c >= first and (last is None or c < last)
+        ]
 
     def readable(self) -> bool:
         return True
@@ -127,22 +144,42 @@ class MaskedFile(io.RawIOBase):
         return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._handle.seek(offset, whence)
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = self._size + offset
+        self._pos = max(0, self._pos)
+        return self._pos
 
     def tell(self) -> int:
-        return self._handle.tell()
+        return self._pos
+
+    def _real(self, virtual: int) -> int:
+        return virtual if virtual < FILE_HEADER_SIZE else virtual - FILE_HEADER_SIZE + self._base
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        start = self._handle.tell()
-        data = self._handle.read(len(buffer))
-        view = memoryview(buffer)
-        view[: len(data)] = data
-        end = start + len(data)
+        view = memoryview(buffer).cast("B")
+        start = self._pos
+        want = max(0, min(len(view), self._size - start))
+        done = 0
+        while done < want:  # the header and the chunks are not adjacent in the file: read each part apart
+            position = start + done
+            part = want - done if position >= FILE_HEADER_SIZE else min(want - done, FILE_HEADER_SIZE - position)
+            self._handle.seek(self._real(position))
+            data = self._handle.read(part)
+            if not data:
+                break
+            view[done : done + len(data)] = data
+            done += len(data)
+        end = start + done
         for lo, hi in self._masked:
             if lo < end and hi > start:
                 a, b = max(lo, start) - start, min(hi, end) - start
                 view[a:b] = bytes(b - a)
-        return len(data)
+        self._pos = end
+        return done
 
     def close(self) -> None:
         self._handle.close()

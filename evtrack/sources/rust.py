@@ -25,7 +25,7 @@ from evtrack.coverage import CoverageBuilder
 from evtrack.errors import SourceError
 from evtrack.events import observation_only
 from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
-from evtrack.sources.guard import REFUSED, MaskedFile, explosive_chunks
+from evtrack.sources.guard import REFUSED, ChunkView, explosive_chunks
 from evtrack.sources.xmlfile import parse_system_time
 
 ENGINE = "evtx"
@@ -141,8 +141,7 @@ def _event(text: str) -> RawEvent:
     )
 
 
-def _issue_from_error(path: Path, stats: FileStats, exc: BaseException) -> None:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+def _issue_from_error(path: Path, stats: FileStats, message: str) -> None:
     chunk = _CHUNK_ERR_RE.search(message)
     record = _RECORD_ERR_RE.search(message)
     if record:
@@ -322,25 +321,27 @@ def _observed_account(text: str, start: int, event_id: int, channel: str) -> str
 
 
 def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
-              coverage: CoverageBuilder | None = None, slim: bool = False) -> Iterator[RawEvent]:
+              coverage: CoverageBuilder | None = None, slim: bool = False,
+              chunks: tuple[int, int] | None = None) -> Iterator[RawEvent]:
     """Yield the records pyevtx-rs can read from ``path``; bad chunks and records go to ``stats``.
 
     Without ``coverage`` every record is yielded. With it (the fast path), every record goes into ``coverage`` in
     blocks and only the records of :data:`WANTED_EVENT_IDS` are yielded, decoded. With ``slim`` too, a logon that
     :func:`evtrack.events.observation_only` leaves out is yielded only for the first time its account (host,
-    channel and target account text) appears in this file.
+    channel and target account text) appears. ``chunks`` (first, last exclusive) reads only that range of chunks.
     """
     import evtx  # lazy: keeps `evtrack --help` fast
 
     stats.kind = InputKind.EVTX
     stats.engine = ENGINE
+    first, last = chunks if chunks is not None else (0, None)
     try:
-        refused = explosive_chunks(path)
+        refused = explosive_chunks(path, first, last)
+        source: Any = ChunkView(path, refused, first, last) if refused or chunks is not None else str(path)
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from exc
     for index in refused:
         stats.add_issue(f"chunk {index}", REFUSED, chunk_record_count(path, index))
-    source: Any = MaskedFile(path, refused) if refused else str(path)
     try:
         parser = evtx.PyEvtxParser(source, number_of_threads=1, indent=False, validate_checksums=verify_checksums)
         records = parser.records_json()
@@ -349,21 +350,26 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
     except BaseException as exc:  # OSError, RuntimeError, or a Rust panic (a BaseException)
         raise SourceError(path, f"cannot open as .evtx: {exc}") from exc
     if coverage is None:
-        yield from _every_record(path, stats, records, refused)
+        yield from _every_record(path, stats, records, refused, first)
         return
-    yield from _fast(path, stats, records, refused, coverage, slim)
+    yield from _fast(path, stats, records, refused, first, coverage, slim)
 
 
-def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int]) -> int:
-    """Note a record or chunk pyevtx-rs could not read; how many records it held."""
-    chunk = _CHUNK_ERR_RE.search(str(exc))
+def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int], first: int) -> int:
+    """Note a record or chunk pyevtx-rs could not read; how many records it held. ``first`` is the file's chunk
+    that pyevtx-rs saw as chunk 0 (a worker reading one range of a large file)."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if first:
+        message = _CHUNK_ERR_RE.sub(lambda m: f"chunk number {int(m.group(1)) + first}", message)
+    chunk = _CHUNK_ERR_RE.search(message)
     if chunk is None or int(chunk.group(1)) not in refused:  # a refused chunk is already named
-        _issue_from_error(path, stats, exc)
+        _issue_from_error(path, stats, message)
         return stats.issues[-1].skipped
     return 1
 
 
-def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int]) -> Iterator[RawEvent]:
+def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int], first: int
+                  ) -> Iterator[RawEvent]:
     consecutive_errors = 0
     while True:
         try:
@@ -373,7 +379,7 @@ def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int]
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
-            _lost(path, stats, exc, refused)
+            _lost(path, stats, exc, refused, first)
             consecutive_errors += 1
             if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
                 stats.add_issue("file", f"gave up after {consecutive_errors} consecutive errors", 0)
@@ -397,7 +403,7 @@ def _header_id(record: Any) -> Any:
     return record.get("event_record_id", "?") if isinstance(record, dict) else "?"
 
 
-def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], coverage: CoverageBuilder,
+def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first: int, coverage: CoverageBuilder,
           slim: bool) -> Iterator[RawEvent]:
     """The hot loop: five ``str.find`` per record for its System fields, the payload only for wanted ones.
 
@@ -419,7 +425,7 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], covera
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
-            if _lost(path, stats, exc, refused):
+            if _lost(path, stats, exc, refused, first):
                 block.flush(stats, coverage)
                 times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
                 room = _BLOCK
@@ -530,3 +536,4 @@ def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageBuilder
 
 read_rust.fills_coverage = True  # type: ignore[attr-defined]
 read_rust.skips_observed = True  # type: ignore[attr-defined]
+read_rust.reads_ranges = True  # type: ignore[attr-defined]

@@ -1,0 +1,100 @@
+"""Large files are read as chunk ranges by several workers: the joined result must equal reading them whole,
+whatever the split, also when chunks are damaged or refused."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evtrack.reading import FileResult, join_ranges, plan_units, read_file, read_inputs
+from evtrack.sources.guard import chunk_count
+
+from .conftest import SHARED
+
+
+def _summary(result: FileResult) -> tuple[object, ...]:
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(result.batches) if result.batches else None
+    stats = result.stats
+    return (
+        None if table is None else table.to_pylist(),
+        stats.records, stats.size, stats.fallbacks, dict(stats.per_channel), stats.issues, result.error,
+        result.coverage.spans(), result.coverage.export(), result.observations,
+    )
+
+
+@pytest.fixture(scope="module")
+def security(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from evtrack.synth import write_sample
+
+    folder = tmp_path_factory.mktemp("ranges")
+    write_sample(folder, users=6, hosts=1, start=date(2024, 1, 1), end=date(2024, 2, 29), seed=8, size_mb=3,
+                 rollover=False, clear_log=False, reexport=False)
+    path = folder / "RDSH01-Security.evtx"
+    assert chunk_count(path.stat().st_size) >= 20
+    return path
+
+
+def _damaged(security: Path, folder: Path) -> Path:
+    """A copy with two chunks' data bit-flipped (checksum failures) and one chunk's header zeroed."""
+    path = folder / "damaged-Security.evtx"
+    data = bytearray(security.read_bytes())
+    for chunk in (3, 11):
+        data[0x1000 + chunk * 0x10000 + 0x400] ^= 0xFF
+    data[0x1000 + 7 * 0x10000 : 0x1000 + 7 * 0x10000 + 8] = bytes(8)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@settings(max_examples=12, deadline=None)
+@given(cuts=st.lists(st.integers(1, 40), max_size=4, unique=True), damaged=st.booleans(), slim=st.booleans())
+def test_any_split_equals_reading_whole(security: Path, tmp_path_factory: pytest.TempPathFactory, cuts: list[int],
+                                        damaged: bool, slim: bool) -> None:
+    path = _damaged(security, tmp_path_factory.mktemp("d")) if damaged else security
+    count = chunk_count(path.stat().st_size)
+    bounds = sorted({0, count, *(c for c in cuts if c < count)})
+    parts = [read_file(path, slim=slim, chunks=(lo, hi)) for lo, hi in itertools.pairwise(bounds)]
+    whole = read_file(path, slim=slim)
+    assert _summary(join_ranges(parts)) == _summary(whole)
+    if damaged:
+        assert {i.where for i in whole.stats.issues} >= {"chunk 3", "chunk 7", "chunk 11"}
+
+
+def test_large_files_are_split_and_reports_do_not_change(security: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import evtrack.reading
+
+    monkeypatch.setattr(evtrack.reading, "SPLIT_MIN_CHUNKS", 4)
+    folder = tmp_path / "logs"
+    shutil.copytree(security.parent, folder)
+    _damaged(security, folder)
+    files = sorted(folder.glob("*.evtx"))
+    units = plan_units(files, "evtx", 4)
+    assert len(units) > len(files)
+    assert [u for u in plan_units(files, "python-evtx", 4) if u[1] is not None] == []  # that engine reads whole files
+    one = read_inputs([folder], jobs=1, slim=True)
+    two = read_inputs([folder], jobs=4, slim=True)
+    assert one.table.equals(two.table)
+    assert one.coverage == two.coverage
+    assert one.observations == two.observations
+    assert [(s.path, s.records, s.size, s.issues, dict(s.per_channel)) for s in one.files] == [
+        (s.path, s.records, s.size, s.issues, dict(s.per_channel)) for s in two.files]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/evtx is not here")
+def test_real_files_split_like_whole(tmp_path: Path) -> None:
+    for path in sorted(SHARED.glob("*.evtx")):
+        count = chunk_count(path.stat().st_size)
+        if count < 3:
+            continue
+        middle = count // 2
+        joined = join_ranges([read_file(path, slim=True, chunks=(0, middle)),
+                              read_file(path, slim=True, chunks=(middle, count))])
+        assert _summary(joined) == _summary(read_file(path, slim=True)), path.name
