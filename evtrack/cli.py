@@ -90,8 +90,9 @@ ChecksumOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")]
 JobsOpt = Annotated[
-    int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes: files, and chunk ranges of large .evtx files, read in "
-                      "parallel; the result does not depend on it (default: number of cores).")
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Worker processes: files, and chunk ranges of large .evtx files, read "
+                 "in parallel; the result does not depend on it (default: number of cores)."),
 ]
 
 

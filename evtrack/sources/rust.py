@@ -370,22 +370,8 @@ def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int], 
 
 def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int], first: int
                   ) -> Iterator[RawEvent]:
-    consecutive_errors = 0
-    while True:
-        try:
-            record = next(records)
-        except StopIteration:
-            break
-        except (KeyboardInterrupt, SystemExit, GeneratorExit):
-            raise
-        except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
-            _lost(path, stats, exc, refused, first)
-            consecutive_errors += 1
-            if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
-                stats.add_issue("file", f"gave up after {consecutive_errors} consecutive errors", 0)
-                break
-            continue
-        consecutive_errors = 0
+    """Every record, fully decoded (``evtrack events`` without coverage). The report's loop is :func:`_fast`."""
+    for record in _resilient(path, stats, records, refused, first):
         try:
             event = _event(record["data"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -397,6 +383,27 @@ def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int]
         stats.records += 1
         stats.per_channel[event.channel] += 1
         yield event
+
+
+def _resilient(path: Path, stats: FileStats, records: Any, refused: list[int], first: int) -> Iterator[Any]:
+    """pyevtx-rs's records, going on past each one it cannot read (noted in ``stats``)."""
+    consecutive_errors = 0
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
+            _lost(path, stats, exc, refused, first)
+            consecutive_errors += 1
+            if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
+                stats.add_issue("file", f"gave up after {consecutive_errors} consecutive errors", 0)
+                return
+            continue
+        consecutive_errors = 0
+        yield record
 
 
 def _header_id(record: Any) -> Any:
