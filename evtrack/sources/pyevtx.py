@@ -9,11 +9,18 @@ through ``Evtx.records()``, only visits the chunks the file header names, which 
   bad magic or (when asked) a failing header or data CRC32 is skipped and reported, as pyevtx-rs does;
 - walks every record of a chunk like pyevtx-rs: from offset 512 up to the free-space offset, stopping at a bad
   record header or after the record the chunk header names as its last;
-- never renders on the fast path: each template is turned *once per chunk* into a plan (which substitution
-  holds EventID, TimeCreated/@SystemTime, EventRecordID, Channel, Computer, Provider/@Name, and the
-  ``EventData/Data[@Name]`` or ``UserData/*/*`` payload), then each record only reads its substitution
-  descriptor array and decodes the values it needs; payloads are decoded only for :data:`WANTED_EVENT_IDS`, and
-  only their :data:`PAYLOAD_KEYS` fields (as the Rust engine does, so both give identical ``data``);
+- never renders on the fast path: each template is turned into a plan (which substitution holds EventID,
+  TimeCreated/@SystemTime, EventRecordID, Channel, Computer, Provider/@Name, and the ``EventData/Data[@Name]``
+  or ``UserData/*/*`` payload), once per chunk, or taken from a cache of plans shared by all chunks and files
+  when evaluating the template here would read the same bytes and names (:meth:`_Chunk._planned`); per
+  template and sequence of substitution types, a *shape* says how each field reads (a constant, a direct
+  ``struct`` read, a cached UTF-16 or SID text, or the generic decoder). Each record then only reads its
+  substitution descriptor array, EventID first, and the System values; payloads are decoded only for
+  :data:`WANTED_EVENT_IDS`, and only their :data:`PAYLOAD_KEYS` fields (as the Rust engine does, so both give
+  identical ``data``);
+- fills the coverage itself when given one (``fills_coverage``: only wanted records are yielded) and, in a slim
+  read (``skips_observed``), skips a repeated observation-only logon or logoff after decoding just its logon
+  type and account (:class:`_Slim`);
 - records without a template instance (raw BinXML) or with an unexpected layout go through a generic BinXML
   evaluator (still ``struct`` only) and, failing that, through python-evtx's full XML rendering and
   :func:`evtrack.sources.xmlfile.event_from_xml`; both count as ``stats.fallbacks``.
@@ -27,17 +34,30 @@ arrays comma-joined, UTF-16 strings cut at the first NUL.
 from __future__ import annotations
 
 import binascii
+import codecs
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, BinaryIO, TypeAlias
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias, TypeVar
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent, filetime_to_us
+from evtrack.events import SECURITY, observation_only
+from evtrack.sources.base import (
+    FILETIME_UNIX_OFFSET,
+    PAYLOAD_KEYS,
+    WANTED_EVENT_IDS,
+    FileStats,
+    InputKind,
+    RawEvent,
+    filetime_to_us,
+)
 from evtrack.sources.xmlfile import event_from_xml, parse_system_time
+
+if TYPE_CHECKING:
+    from evtrack.coverage import CoverageBuilder
 
 ENGINE = "python-evtx"
 
@@ -68,6 +88,8 @@ _U64 = struct.Struct("<Q").unpack_from
 _RECORD_HEADER = struct.Struct("<IIQQ").unpack_from
 _CHUNK_HEADER = struct.Struct("<QQQQIIII").unpack_from
 _NAME_HEADER = struct.Struct("<IHH").unpack_from
+#: ``bytes.decode("utf-16-le", errors="replace")`` without the codec lookup (final: an odd last byte is replaced).
+_UTF16 = codecs.utf_16_le_decode
 
 _EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 #: Tokens a nested BinXML value can start with (fragment header, template instance, element).
@@ -78,6 +100,7 @@ _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 T_NULL = 0x00
 T_WSTRING = 0x01
 T_ANSI = 0x02
+T_SID = 0x13
 T_FILETIME = 0x11
 T_SYSTIME = 0x12
 T_BINXML = 0x21
@@ -122,6 +145,8 @@ class _Sub:
 
 #: Text of an element or attribute: literal pieces and (in templates) substitution slots.
 _Part: TypeAlias = str | _Sub
+#: Offsets, sizes or types of a substitution array.
+_Ints: TypeAlias = Sequence[int]
 
 
 class _Element:
@@ -144,7 +169,7 @@ class _Element:
 
 
 def _utf16(raw: bytes) -> str:
-    text = raw.decode("utf-16-le", errors="replace")
+    text = _UTF16(raw, "replace", True)[0]
     cut = text.find("\x00")
     return text if cut < 0 else text[:cut]
 
@@ -236,7 +261,7 @@ def _value_text(buf: bytes, offset: int, size: int, vtype: int) -> str | None:
     if vtype & 0x80:
         base = vtype & 0x7F
         if base == T_WSTRING:
-            items = raw.decode("utf-16-le", errors="replace").split("\x00")
+            items = _UTF16(raw, "replace", True)[0].split("\x00")
             if items and items[-1] == "":
                 items.pop()
             return ",".join(items)
@@ -280,6 +305,23 @@ def _descriptors(buf: bytes, pos: int, end: int) -> tuple[list[int], list[int], 
 # Generic BinXML evaluation (templates, symbolically; raw BinXML and nested values, with real values)
 
 
+_NO_NAMES: dict[int, str] = {}
+
+
+def _header_size(pos: int, with_id: int, without_id: int, names: dict[int, str], more: dict[int, str]) -> int:
+    """:meth:`_Evaluator.element_header_size` for an element at ``pos`` whose name reference is ``with_id`` (with
+    a dependency id) or ``without_id`` (without), ``names`` and ``more`` being the names known; 0 for none."""
+    if with_id == pos + 11 or (pos + 11 <= CHUNK_SIZE and (with_id in names or with_id in more)):
+        return 7
+    if without_id == pos + 9 or without_id in names or without_id in more:
+        return 5
+    if CHUNK_HEADER_SIZE <= with_id < pos:
+        return 7
+    if CHUNK_HEADER_SIZE <= without_id < pos:
+        return 5
+    return 0
+
+
 class _Evaluator:
     """Evaluates a BinXML token stream of one chunk into a small element tree.
 
@@ -294,6 +336,14 @@ class _Evaluator:
         """Tokens visited by the current evaluation (see :meth:`evaluate`)."""
         self.chunk_steps = 0
         """Tokens visited by all evaluations in this chunk so far."""
+        self.trace: list[tuple[Any, ...]] | None = None
+        """While a template body is evaluated for the plan cache: in order, the names it used and the element
+        headers it read (what its course depends on besides the body's bytes; see :meth:`_Chunk._replayed`)."""
+        self.trace_body = 0
+        """Where the traced template body starts (positions are noted relative to it)."""
+        self.reached = 0
+        """Where the last token stream evaluated stopped (only the bytes before it, plus an element header's
+        lookahead, were read)."""
 
     def evaluate(
         self, pos: int, end: int, values: tuple[list[int], list[int], list[int]] | None
@@ -322,9 +372,22 @@ class _Evaluator:
             _next, _hash, length = _NAME_HEADER(self.chunk, offset)
             if offset + 8 + 2 * length > CHUNK_SIZE:
                 raise _Unsupported("name past the chunk")
-            cached = self.chunk[offset + 8 : offset + 8 + 2 * length].decode("utf-16-le", errors="replace")
+            cached = _UTF16(self.chunk[offset + 8 : offset + 8 + 2 * length], "replace", True)[0]
             self.names[offset] = cached
+        if self.trace is not None:
+            self._trace_name(offset, cached, pos)
         return cached, inline_end
+
+    def _trace_name(self, offset: int, text: str, pos: int) -> None:
+        """Note a name the traced evaluation used: its offset, text and bytes, and whether it was inline (its
+        offset is the position just after the reference, at ``pos``)."""
+        assert self.trace is not None
+        if offset + 8 > CHUNK_SIZE:
+            self.trace.append((_UNCACHEABLE,))
+            return
+        _next, _hash, length = _NAME_HEADER(self.chunk, offset)
+        raw = self.chunk[offset : offset + 8 + 2 * length]
+        self.trace.append((_USES_NAME, offset, text, raw, pos - self.trace_body, offset == pos))
 
     def fragment(
         self,
@@ -410,6 +473,7 @@ class _Evaluator:
                     self.substitute(target, values, index, depth)
             else:
                 raise _Unsupported(f"BinXML token 0x{token:02x} at 0x{pos:x}")
+        self.reached = pos
         return top
 
     def element_header_size(self, pos: int) -> int:
@@ -419,16 +483,13 @@ class _Evaluator:
         bytes earlier. A name reference either points just past itself (an inline name) or back into the chunk.
         """
         with_id = _U32(self.chunk, pos + 7)[0]
-        if with_id == pos + 11 or (pos + 11 <= CHUNK_SIZE and with_id in self.names):
-            return 7
         without_id = _U32(self.chunk, pos + 5)[0]
-        if without_id == pos + 9 or without_id in self.names:
-            return 5
-        if CHUNK_HEADER_SIZE <= with_id < pos:
-            return 7
-        if CHUNK_HEADER_SIZE <= without_id < pos:
-            return 5
-        raise _Unsupported(f"element name reference at 0x{pos:x} points nowhere")
+        size = _header_size(pos, with_id, without_id, self.names, _NO_NAMES)
+        if self.trace is not None:
+            self.trace.append((_HEADER, pos - self.trace_body, with_id, without_id, size))
+        if not size:
+            raise _Unsupported(f"element name reference at 0x{pos:x} points nowhere")
+        return size
 
     @staticmethod
     def add_text(stack: list[_Element], top: list[_Element | _Part], attr: list[_Part] | None, text: str) -> None:
@@ -465,6 +526,8 @@ class _Evaluator:
             pos += 24 + _U32(chunk, template + 20)[0]
         elif template > pos or template < CHUNK_HEADER_SIZE:
             raise _Unsupported("template definition not where expected")
+        if self.trace is not None:
+            self.trace.append((_UNCACHEABLE,))  # reads another template: not worth tracing
         offsets, sizes, types, after = _descriptors(chunk, pos, end)
         body = template + 24
         body_end = body + _U32(chunk, template + 20)[0]
@@ -558,7 +621,8 @@ class _Plan:
     """What one template needs per record: where each System field and payload value sits."""
 
     __slots__ = (
-        "channel", "computer", "event_id", "payload", "payload_parent", "payload_sub", "provider", "record_id", "time",
+        "channel", "computer", "event_id", "payload", "payload_parent", "payload_sub", "provider", "record_id",
+        "shapes", "time",
     )  # fmt: skip
 
     def __init__(self, root: list[_Element | _Part]) -> None:
@@ -585,17 +649,19 @@ class _Plan:
         if self.event_id[0] != "sub" and self.event_id[1] is None:
             raise _Unsupported("template without EventID")
         self.payload = _PayloadPlan(event)
+        self.shapes: dict[tuple[int, ...], _Shape] = {}
 
 
 class _PayloadPlan:
     """Where an event's payload values sit: ``EventData/Data[@Name]`` or ``UserData/*/*`` keys, plus at most one
     substitution holding a nested BinXML payload (``parent`` says under which element it sits)."""
 
-    __slots__ = ("fields", "parent", "sub")
+    __slots__ = ("fields", "parent", "shapes", "sub")
 
     def __init__(self, event: _Element) -> None:
         #: (key, where its value is, whether an empty value reads as null: UserData elements, not EventData/Data)
         self.fields: list[tuple[str, _Spec, bool]] = []
+        self.shapes: dict[tuple[int, ...], _PayloadShape] = {}
         self.sub: int | None = None
         self.parent = "Event"
         for part in event.children:
@@ -650,6 +716,37 @@ def _wrap(nodes: list[_Element | _Part], parent: str) -> _Element:
 # Reading
 
 
+#: What a traced template evaluation noted (see :attr:`_Evaluator.trace`): a name it used (offset, text, bytes,
+#: position of the reference relative to the body, whether inline), an element header (position relative to the
+#: body, the two name offsets it may hold, the size it was given), or something it does not trace.
+_USES_NAME = 0
+_HEADER = 1
+_UNCACHEABLE = 2
+_P = TypeVar("_P")
+
+
+class _CachedPlan:
+    """A template body's plan, with what evaluating the body read besides its bytes (see :meth:`_Chunk._planned`)."""
+
+    __slots__ = ("plan", "steps", "tail", "trace")
+
+    def __init__(self, plan: Any, steps: int, trace: tuple[tuple[Any, ...], ...], tail: bytes) -> None:
+        self.plan = plan
+        self.steps = steps
+        self.trace = trace
+        """In order: the names used and the element headers read (see :attr:`_Evaluator.trace`)."""
+        self.tail = tail
+        """The bytes just after the body that the evaluation read (its last token's lookahead)."""
+
+
+#: Plans by (parent, body bytes), across chunks and files: logs repeat their templates chunk after chunk, and
+#: evaluating a template costs as much as decoding a hundred records.
+_PLAN_CACHE: dict[tuple[str, bytes] | None, _CachedPlan] = {}
+_PLAN_CACHE_BYTES = 0
+_MAX_PLAN_CACHE_BYTES = 8 << 20
+_MAX_CACHED_BODY = 16 << 10
+
+
 class _Chunk:
     """One chunk's bytes plus the per-chunk caches (names and template plans)."""
 
@@ -661,6 +758,8 @@ class _Chunk:
         self.names: dict[int, str] = {}
         self.plans: dict[int, _Plan | None] = {}
         self.payload_plans: dict[tuple[int, str], _PayloadPlan | None] = {}
+        self.texts: dict[bytes, str] = {}
+        """UTF-16 System values (channel, provider names) already decoded in this chunk."""
         self.evaluator = _Evaluator(data, self.names)
         self._pyevtx_chunk: Any = None
 
@@ -669,10 +768,7 @@ class _Chunk:
             return self.plans[template]
         plan: _Plan | None
         try:
-            size = _U32(self.data, template + 20)[0]
-            if template + 24 + size > CHUNK_SIZE:
-                raise _Unsupported("template body past the chunk")
-            plan = _Plan(self.evaluator.evaluate(template + 24, template + 24 + size, None))
+            plan = self._planned(template, "", _Plan)
         except (_Unsupported, struct.error, IndexError, ValueError):
             plan = None
         self.plans[template] = plan
@@ -685,14 +781,74 @@ class _Chunk:
             return self.payload_plans[key]
         plan: _PayloadPlan | None
         try:
-            size = _U32(self.data, template + 20)[0]
-            if template + 24 + size > CHUNK_SIZE:
-                raise _Unsupported("template body past the chunk")
-            plan = _PayloadPlan(_wrap(self.evaluator.evaluate(template + 24, template + 24 + size, None), parent))
+            plan = self._planned(template, parent, lambda nodes: _PayloadPlan(_wrap(nodes, parent)))
         except (_Unsupported, struct.error, IndexError, ValueError):
             plan = None
         self.payload_plans[key] = plan
         return plan
+
+    def _planned(self, template: int, parent: str, build: Callable[[list[_Element | _Part]], _P]) -> _P:
+        """``build`` applied to the evaluated template body (``parent``: "" for an event's template, else where a
+        nested payload sits), through :data:`_PLAN_CACHE`: the cached plan of a body with the same bytes is used
+        only where evaluating it here would take the same course (:meth:`_replayed`), and then leaves the
+        evaluator (names, step counts) as evaluating it would. A hostile chunk's work bound holds as before."""
+        data = self.data
+        size = _U32(data, template + 20)[0]
+        body, high = template + 24, template + 24 + size
+        if high > CHUNK_SIZE:
+            raise _Unsupported("template body past the chunk")
+        evaluator = self.evaluator
+        key = (parent, data[body:high]) if size <= _MAX_CACHED_BODY else None
+        cached = _PLAN_CACHE.get(key) if key is not None else None
+        if cached is not None and evaluator.chunk_steps <= _MAX_CHUNK_STEPS and self._replayed(cached, body, high):
+            return cached.plan  # type: ignore[no-any-return]
+        evaluator.trace = [] if key is not None else None
+        evaluator.trace_body = body
+        try:
+            nodes = evaluator.evaluate(body, high, None)
+            trace = evaluator.trace
+        finally:
+            evaluator.trace = None
+        plan = build(nodes)
+        if key is not None and trace is not None and all(event[0] != _UNCACHEABLE for event in trace):
+            global _PLAN_CACHE_BYTES
+            if _PLAN_CACHE_BYTES > _MAX_PLAN_CACHE_BYTES:
+                _PLAN_CACHE.clear()
+                _PLAN_CACHE_BYTES = 0
+            # Each token moves past what it read but an element header, which looks up to 11 bytes ahead.
+            headers = [body + event[1] + 11 for event in trace if event[0] == _HEADER]
+            tail_end = max(high, evaluator.reached, *headers)
+            _PLAN_CACHE[key] = _CachedPlan(plan, evaluator.steps, tuple(trace), data[high:tail_end])
+            _PLAN_CACHE_BYTES += size + tail_end - high
+        return plan
+
+    def _replayed(self, cached: _CachedPlan, body: int, high: int) -> bool:
+        """Whether ``cached`` holds what evaluating its body (the same bytes, at ``body`` here) gives: the same
+        bytes read after the body, the same bytes at every name used, names inline exactly where they were, and
+        every element header given the same size (its tests on positions and on the names known so far). If so,
+        the evaluator's name cache and step counts are left as that evaluation would leave them."""
+        data = self.data
+        tail = cached.tail
+        if data[high : high + len(tail)] != tail:
+            return False
+        names = self.names
+        used: dict[int, str] = {}
+        for event in cached.trace:
+            kind = event[0]
+            if kind == _USES_NAME:
+                _kind, offset, text, raw, at, inline = event
+                if data[offset : offset + len(raw)] != raw or (offset == body + at) != inline:
+                    return False
+                used[offset] = text
+            else:  # _HEADER: the same size, with the names known at that point
+                _kind, at, with_id, without, size = event
+                if _header_size(body + at, with_id, without, names, used) != size:
+                    return False
+        for offset, text in used.items():
+            names.setdefault(offset, text)
+        self.evaluator.steps = cached.steps
+        self.evaluator.chunk_steps += cached.steps
+        return True
 
     def pyevtx_chunk(self) -> Any:
         if self._pyevtx_chunk is None:
@@ -743,7 +899,7 @@ def _safe_chunk_header() -> Any:
     return SafeChunkHeader
 
 
-def _field_text(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], types: list[int]) -> str | None:
+def _field_text(buf: bytes, spec: _Spec, offsets: _Ints, sizes: _Ints, types: _Ints) -> str | None:
     if spec[0] == "lit":
         return spec[1]  # type: ignore[no-any-return]
     index: int = spec[1]
@@ -752,7 +908,7 @@ def _field_text(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], t
     return _value_text(buf, offsets[index], sizes[index], types[index])
 
 
-def _field_int(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], types: list[int]) -> int | None:
+def _field_int(buf: bytes, spec: _Spec, offsets: _Ints, sizes: _Ints, types: _Ints) -> int | None:
     if spec[0] == "sub":
         index: int = spec[1]
         if index >= len(types):
@@ -766,7 +922,7 @@ def _field_int(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], ty
     return int(text, 16) if text.lower().startswith("0x") else int(text)
 
 
-def _field_time(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], types: list[int]) -> int | None:
+def _field_time(buf: bytes, spec: _Spec, offsets: _Ints, sizes: _Ints, types: _Ints) -> int | None:
     if spec[0] == "sub":
         index: int = spec[1]
         if index >= len(types):
@@ -776,35 +932,241 @@ def _field_time(buf: bytes, spec: _Spec, offsets: list[int], sizes: list[int], t
     return parse_system_time(_field_text(buf, spec, offsets, sizes, types))
 
 
-def _payload(
-    chunk: _Chunk, plan: _PayloadPlan, offsets: list[int], sizes: list[int], types: list[int], depth: int
-) -> dict[str, str | None]:
-    buf = chunk.data
-    data: dict[str, str | None] = {}
-    count = len(types)
-    value: str | None
-    for name, spec, empty_is_null in plan.fields:
-        if spec[0] == "sub":
-            index = spec[1]
+# How a shape reads one field of a record (see :class:`_Shape`): a constant, a value read directly, or the
+# generic path above (``_field_text``/``_field_int``/``_field_time`` with the template's spec).
+_CONST = 0
+_DIRECT = 1
+_GENERIC = 2
+_SID = 3
+_INT = 4
+#: How a payload value reads: (key, how, where, whether an empty value is null, the layout of an integer).
+_FieldPlan: TypeAlias = tuple[str, int, Any, bool, Any]
+#: SID texts already decoded (any file: a SID's text depends on its bytes alone), and how many to keep.
+_SID_TEXTS: dict[bytes, str] = {}
+_MAX_CACHED = 65_536
+#: Value types whose text :func:`_value_text` gives for any size without raising, and the fixed-size types it
+#: gives for any size of at least their width (a slim read only skips a record whose full payload would decode).
+_SAFE_TYPES = frozenset({T_NULL, T_WSTRING, T_ANSI, 0x0E, 0x13})
+_SAFE_FIXED = {vtype: _FIXED_SIZES[vtype] for vtype in (*_INT_TYPES, 0x0B, 0x0C, 0x0D, 0x0F, 0x14, 0x15)}
+_FieldRead: TypeAlias = tuple[int, Any, Any, int]
+
+
+def _int_read(spec: _Spec, types: tuple[int, ...]) -> _FieldRead:
+    if spec[0] == "sub":
+        index: int = spec[1]
+        if index >= len(types):
+            return (_CONST, None, None, 0)
+        layout = _INT_TYPES.get(types[index])
+        if layout is not None:
+            return (_DIRECT, index, layout.unpack_from, layout.size)  # direct when the value is wide enough
+    return (_GENERIC, spec, None, 0)
+
+
+def _time_read(spec: _Spec, types: tuple[int, ...]) -> _FieldRead:
+    if spec[0] == "sub":
+        index: int = spec[1]
+        if index >= len(types):
+            return (_CONST, None, None, 0)
+        if types[index] == T_FILETIME:
+            return (_DIRECT, index, None, 8)  # direct when the value is exactly 8 bytes
+    return (_GENERIC, spec, None, 0)
+
+
+def _text_read(spec: _Spec, types: tuple[int, ...]) -> _FieldRead:
+    if spec[0] == "lit":
+        return (_CONST, spec[1], None, 0)
+    index: int = spec[1]
+    if index >= len(types):
+        return (_CONST, None, None, 0)
+    if types[index] == T_WSTRING:
+        return (_DIRECT, index, None, 0)  # decoded through the chunk's text cache
+    return (_GENERIC, spec, None, 0)
+
+
+class _Shape:
+    """What a template's plan needs for records whose substitution types are ``types`` (built once per template
+    and type sequence in a chunk): which values to check, and how each System field is read."""
+
+    __slots__ = (
+        "binxml", "channel", "computer", "event_id", "payload", "provider", "record_id", "simple", "time", "times",
+    )  # fmt: skip
+
+    def __init__(self, plan: _Plan, types: tuple[int, ...]) -> None:
+        #: FILETIME/SYSTIME values to check, in index order: (index, is a FILETIME).
+        self.times = tuple((i, t == T_FILETIME) for i, t in enumerate(types) if t in (T_FILETIME, T_SYSTIME))
+        self.binxml = tuple(i for i, t in enumerate(types) if t == T_BINXML)
+        self.event_id = _int_read(plan.event_id, types)
+        self.time = _time_read(plan.time, types)
+        self.record_id = _int_read(plan.record_id, types)
+        self.channel = _text_read(plan.channel, types)
+        self.computer = _text_read(plan.computer, types)
+        self.provider = _text_read(plan.provider, types)
+        #: Whether every System field after EventID reads without the generic path (which may raise): only then
+        #: may they be read before the payload, whose errors would otherwise come first.
+        self.payload: _PayloadShape | None = None
+        """The shape of the plan's payload for these types (set on first use)."""
+        self.simple = all(
+            read[0] != _GENERIC for read in (self.time, self.record_id, self.channel, self.computer, self.provider)
+        )
+
+
+class _PayloadShape:
+    """How a payload plan's fields read for records whose substitution types are ``types``.
+
+    ``fields`` holds (key, how, where, whether an empty value is null, integer layout) with ``how`` one of:
+    ``_CONST`` (``where`` is the text), or, ``where`` being the value's index: ``_DIRECT`` (a UTF-16 string),
+    ``_SID``, ``_INT`` (an integer type, with its layout), ``_GENERIC`` (any value :func:`_value_text` decodes).
+    ``partial`` is the same for the keys a slim read decides on, and ``safe`` tells whether the other fields are
+    sure to decode (given ``sized``: values that must be empty or at least that wide), so that a record can be
+    skipped on those keys alone."""
+
+    __slots__ = ("fields", "partial", "safe", "sized")
+
+    def __init__(self, plan: _PayloadPlan, types: tuple[int, ...]) -> None:
+        count = len(types)
+        fields: list[_FieldPlan] = []
+        sized: list[tuple[int, int]] = []
+        safe = True
+        for name, spec, empty_is_null in plan.fields:
+            if spec[0] != "sub":
+                fields.append((name, _CONST, spec[1], empty_is_null, None))
+                continue
+            index: int = spec[1]
             if index >= count:
-                value = None
-            elif types[index] == T_WSTRING:  # most payload values: inline the common case
-                start = offsets[index]
-                value = buf[start : start + sizes[index]].decode("utf-16-le", errors="replace")
-                cut = value.find("\x00")
-                if cut >= 0:
-                    value = value[:cut]
-            else:
-                value = _value_text(buf, offsets[index], sizes[index], types[index])
+                fields.append((name, _CONST, None, empty_is_null, None))
+                continue
+            vtype = types[index]
+            layout = _INT_TYPES.get(vtype)
+            how = _DIRECT if vtype == T_WSTRING else _SID if vtype == T_SID else _INT if layout else _GENERIC
+            fields.append((name, how, index, empty_is_null, layout))
+            if vtype in _SAFE_FIXED:
+                sized.append((index, _SAFE_FIXED[vtype]))
+            elif vtype not in _SAFE_TYPES:
+                safe = False
+        self.fields = tuple(fields)
+        self.partial = tuple(field for field in fields if field[0] in _SLIM_KEYS)
+        self.sized = tuple(sized)
+        self.safe = safe
+
+
+def _shape(plan: _Plan, types: tuple[int, ...]) -> _Shape:
+    shape = plan.shapes[types] = _Shape(plan, types)
+    return shape
+
+
+def _payload_shape(plan: _PayloadPlan, types: tuple[int, ...]) -> _PayloadShape:
+    shape = plan.shapes[types] = _PayloadShape(plan, types)
+    return shape
+
+
+class _NotSure(Exception):
+    """A slim read cannot tell from the keys alone that the full payload would decode: decode it all."""
+
+
+def _decode_fields(
+    buf: bytes, fields: tuple[_FieldPlan, ...], offsets: _Ints, sizes: _Ints, types: _Ints
+) -> dict[str, str | None]:
+    """Payload values as a :class:`_PayloadShape` says how to read them (the text :func:`_value_text` gives)."""
+    data: dict[str, str | None] = {}
+    value: str | None
+    for name, how, where, empty_is_null, layout in fields:
+        if how == _DIRECT:  # most payload values: inline the common case
+            start = offsets[where]
+            value = _UTF16(buf[start : start + sizes[where]], "replace", True)[0]
+            cut = value.find("\x00")
+            if cut >= 0:
+                value = value[:cut]
+        elif how == _CONST:
+            value = where
+        elif how == _SID and sizes[where]:  # through a cache: accounts repeat
+            start = offsets[where]
+            raw = buf[start : start + sizes[where]]
+            value = _SID_TEXTS.get(raw)
+            if value is None:
+                if len(_SID_TEXTS) >= _MAX_CACHED:
+                    _SID_TEXTS.clear()
+                value = _SID_TEXTS[raw] = _sid_text(raw)
+        elif how == _INT and sizes[where] >= layout.size:
+            value = str(layout.unpack_from(buf, offsets[where])[0])
         else:
-            value = spec[1]
+            value = _value_text(buf, offsets[where], sizes[where], types[where])
         data[name] = (value or None) if empty_is_null else value
+    return data
+
+
+def _payload(
+    chunk: _Chunk,
+    plan: _PayloadPlan,
+    offsets: _Ints,
+    sizes: _Ints,
+    types: tuple[int, ...],
+    depth: int,
+    shape: _PayloadShape | None = None,
+) -> dict[str, str | None]:
+    """The payload's :data:`PAYLOAD_KEYS` values (``shape``: the plan's shape for ``types``, when known)."""
+    if shape is None:
+        shape = plan.shapes.get(types)
+        if shape is None:
+            shape = _payload_shape(plan, types)
+    data = _decode_fields(chunk.data, shape.fields, offsets, sizes, types) if shape.fields else {}
     index = plan.sub
     if index is not None and index < len(types) and sizes[index]:
         if types[index] == T_BINXML:
-            data.update(_nested_payload(chunk, offsets[index], offsets[index] + sizes[index], plan.parent, depth + 1))
+            start = offsets[index]
+            data.update(_nested_payload(chunk, start, start + sizes[index], plan.parent, depth + 1))
         elif types[index] != T_NULL:
             raise _Unsupported("payload substitution is not BinXML")
+    return data
+
+
+def _partial_payload(
+    chunk: _Chunk,
+    plan: _PayloadPlan,
+    shape: _PayloadShape,
+    offsets: _Ints,
+    sizes: _Ints,
+    types: tuple[int, ...],
+    depth: int,
+) -> dict[str, str | None]:
+    """The :data:`_SLIM_KEYS` values of the payload, as :func:`_payload` gives them; raises (:class:`_NotSure`
+    or whatever) unless all of :func:`_payload` would succeed (every value it decodes is of a type and size that
+    decodes, every nested payload a template instance with a plan)."""
+    if not shape.safe:
+        raise _NotSure
+    for at, width in shape.sized:
+        if 0 < sizes[at] < width:
+            raise _NotSure
+    data = _decode_fields(chunk.data, shape.partial, offsets, sizes, types) if shape.partial else {}
+    index = plan.sub
+    if index is not None and index < len(types) and sizes[index]:
+        if types[index] != T_BINXML or depth >= _MAX_DEPTH:
+            raise _NotSure
+        # The nested value, as _nested_payload reads it.
+        buf = chunk.data
+        pos = offsets[index]
+        end = pos + sizes[index]
+        if buf[pos] == 0x0F:
+            pos += 4
+        if buf[pos] != 0x0C:
+            raise _NotSure
+        template = _U32(buf, pos + 6)[0]
+        pos += 10
+        if template == pos:
+            pos += 24 + _U32(buf, pos + 20)[0]
+        if not CHUNK_HEADER_SIZE <= template < pos:
+            raise _NotSure
+        nested = chunk.payload_plans.get((template, plan.parent), _NO_PLAN)
+        if nested is _NO_PLAN:
+            nested = chunk.payload_plan(template, plan.parent)
+        if nested is None:
+            raise _NotSure
+        nested_offsets, nested_sizes, nested_types, _stop = _values(buf, pos, end)
+        nested_shape = nested.shapes.get(nested_types)
+        if nested_shape is None:
+            nested_shape = _payload_shape(nested, nested_types)
+        data.update(
+            _partial_payload(chunk, nested, nested_shape, nested_offsets, nested_sizes, nested_types, depth + 1)
+        )
     return data
 
 
@@ -824,7 +1186,7 @@ def _nested_payload(chunk: _Chunk, pos: int, end: int, parent: str, depth: int) 
         if CHUNK_HEADER_SIZE <= template < pos:
             plan = chunk.payload_plan(template, parent)
             if plan is not None:
-                offsets, sizes, types, _stop = _descriptors(buf, pos, end)
+                offsets, sizes, types, _stop = _values(buf, pos, end)
                 return _payload(chunk, plan, offsets, sizes, types, depth)
     return _payload_from_tree(_wrap(chunk.evaluator.evaluate(start, end, ([], [], [])), parent))
 
@@ -834,20 +1196,32 @@ def _nested_payload(chunk: _Chunk, pos: int, end: int, parent: str, depth: int) 
 _MAX_FILETIME = 2_650_466_808_009_999_999
 
 
-def _check_times(buf: bytes, offsets: list[int], sizes: list[int], types: list[int]) -> None:
-    """Refuse a record with a FILETIME or SYSTEMTIME value no calendar holds, as pyevtx-rs does."""
-    for index, vtype in enumerate(types):
-        if vtype == T_FILETIME and sizes[index] == 8 and _U64(buf, offsets[index])[0] > _MAX_FILETIME:
-            raise _Corrupt(f"FILETIME value {index} after the year 9999")
-        if vtype == T_SYSTIME and sizes[index] >= 16:
-            try:
-                _systime_text(buf[offsets[index] : offsets[index] + 16])
-            except ValueError as exc:
-                raise _Corrupt(f"SYSTEMTIME value {index}: {exc}") from None
+def _values(buf: bytes, pos: int, end: int) -> tuple[list[int], tuple[int, ...], tuple[int, ...], int]:
+    """Read a substitution array at ``pos``: (offsets, sizes, types, end of the values); as :func:`_descriptors`,
+    with tuples for the sizes and types (the types key a plan's shapes)."""
+    if pos + 4 > end:
+        raise _Unsupported("substitution array past the record")
+    count = _U32(buf, pos)[0]
+    pos += 4
+    if count > 4096 or pos + 4 * count > end:
+        raise _Corrupt(f"implausible substitution count {count}")
+    layout = _DESCRIPTOR_ARRAYS.get(count)
+    if layout is None:
+        layout = _DESCRIPTOR_ARRAYS[count] = struct.Struct("<" + "HBx" * count)
+    spec = layout.unpack_from(buf, pos)
+    sizes = spec[0::2]
+    offsets = list(accumulate(sizes, initial=pos + 4 * count))
+    stop = offsets.pop()
+    if stop > end:
+        raise _Corrupt(f"substitution values end at 0x{stop:x}, past the BinXML end 0x{end:x}")
+    return offsets, sizes, spec[1::2], stop
 
 
-def _fast_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
-    """Decode one record's BinXML (from ``pos`` to ``end``) through its template's plan, without rendering."""
+def _fast_event(chunk: _Chunk, pos: int, end: int, slim: _Slim | None = None) -> RawEvent:
+    """Decode one record's BinXML (from ``pos`` to ``end``) through its template's plan, without rendering.
+
+    With ``slim``, a logon or logoff whose account the read has already yielded comes back with
+    :data:`_SKIPPED` as its data (the payload decoded only as far as that takes)."""
     buf = chunk.data
     if buf[pos] == 0x0F:
         pos += 4
@@ -859,20 +1233,93 @@ def _fast_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
         pos += 24 + _U32(buf, pos + 20)[0]
     elif template > pos or template < CHUNK_HEADER_SIZE:
         raise _Unsupported("template definition not where expected")
-    plan = chunk.plan(template)
+    plan = chunk.plans.get(template, _NO_PLAN)
+    if plan is _NO_PLAN:
+        plan = chunk.plan(template)
     if plan is None:
         raise _Unsupported("template without a plan")
-    offsets, sizes, types, stop = _descriptors(buf, pos, end)
+    # The substitution array, as _values reads it.
+    if pos + 4 > end:
+        raise _Unsupported("substitution array past the record")
+    count = _U32(buf, pos)[0]
+    pos += 4
+    if count > 4096 or pos + 4 * count > end:
+        raise _Corrupt(f"implausible substitution count {count}")
+    layout = _DESCRIPTOR_ARRAYS.get(count)
+    if layout is None:
+        layout = _DESCRIPTOR_ARRAYS[count] = struct.Struct("<" + "HBx" * count)
+    spec = layout.unpack_from(buf, pos)
+    sizes = spec[0::2]
+    offsets = list(accumulate(sizes, initial=pos + 4 * count))
+    stop = offsets.pop()
+    if stop > end:
+        raise _Corrupt(f"substitution values end at 0x{stop:x}, past the BinXML end 0x{end:x}")
     if stop < end and buf[stop] != 0x00:
         raise _Corrupt(f"invalid BinXML token 0x{buf[stop]:02x} at 0x{stop:x} after the substitution values")
-    if T_FILETIME in types or T_SYSTIME in types:
-        _check_times(buf, offsets, sizes, types)
-    if T_BINXML in types:
-        for index, vtype in enumerate(types):
-            if vtype == T_BINXML and sizes[index] and buf[offsets[index]] not in _BINXML_STARTS:
-                raise _Corrupt(f"BinXML value {index} starts with invalid token 0x{buf[offsets[index]]:02x}")
-    event_id = _field_int(buf, plan.event_id, offsets, sizes, types) or 0
-    data = _payload(chunk, plan.payload, offsets, sizes, types, 0) if event_id in WANTED_EVENT_IDS else {}
+    types = spec[1::2]
+    shape = plan.shapes.get(types)
+    if shape is None:
+        shape = _shape(plan, types)
+    for index, is_filetime in shape.times:
+        if is_filetime:
+            if sizes[index] == 8 and _U64(buf, offsets[index])[0] > _MAX_FILETIME:
+                raise _Corrupt(f"FILETIME value {index} after the year 9999")
+        elif sizes[index] >= 16:
+            try:
+                _systime_text(buf[offsets[index] : offsets[index] + 16])
+            except ValueError as exc:
+                raise _Corrupt(f"SYSTEMTIME value {index}: {exc}") from None
+    for index in shape.binxml:
+        if sizes[index] and buf[offsets[index]] not in _BINXML_STARTS:
+            raise _Corrupt(f"BinXML value {index} starts with invalid token 0x{buf[offsets[index]]:02x}")
+    how, where, unpack, width = shape.event_id
+    if how == _DIRECT and sizes[where] >= width:
+        event_id = unpack(buf, offsets[where])[0]
+    elif how == _CONST:
+        event_id = 0
+    else:
+        event_id = _field_int(buf, plan.event_id, offsets, sizes, types) or 0
+    if event_id not in WANTED_EVENT_IDS:
+        data = {}
+    elif slim is not None and event_id in _LOGON_EVENTS and shape.simple:
+        texts = chunk.texts
+        channel = _text(buf, shape.channel, offsets, sizes, texts)
+        computer = _text(buf, shape.computer, offsets, sizes, texts)
+        payload = shape.payload
+        if payload is None:
+            payload = shape.payload = _payload_shape(plan.payload, types)
+        keys = None
+        if channel.lower() == SECURITY:
+            try:
+                keys = _partial_payload(chunk, plan.payload, payload, offsets, sizes, types, 0)
+            except Exception:  # whatever a partial read cannot vouch for, the full read decides as before
+                keys = None
+        if keys is not None and slim.seen(computer, channel, event_id, keys):
+            data = _SKIPPED
+        else:
+            data = _payload(chunk, plan.payload, offsets, sizes, types, 0, payload)
+        return RawEvent(
+            _time(buf, shape.time, plan.time, offsets, sizes, types),
+            event_id,
+            _int(buf, shape.record_id, plan.record_id, offsets, sizes, types),
+            channel,
+            computer,
+            _text(buf, shape.provider, offsets, sizes, texts),
+            data,
+        )
+    else:
+        data = _payload(chunk, plan.payload, offsets, sizes, types, 0)
+    if shape.simple:
+        texts = chunk.texts
+        return RawEvent(
+            _time(buf, shape.time, plan.time, offsets, sizes, types),
+            event_id,
+            _int(buf, shape.record_id, plan.record_id, offsets, sizes, types),
+            _text(buf, shape.channel, offsets, sizes, texts),
+            _text(buf, shape.computer, offsets, sizes, texts),
+            _text(buf, shape.provider, offsets, sizes, texts),
+            data,
+        )
     return RawEvent(
         time_us=_field_time(buf, plan.time, offsets, sizes, types),
         event_id=event_id,
@@ -882,6 +1329,37 @@ def _fast_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
         provider=_field_text(buf, plan.provider, offsets, sizes, types) or "",
         data=data,
     )
+
+
+def _text(buf: bytes, read: _FieldRead, offsets: _Ints, sizes: _Ints, texts: dict[bytes, str]) -> str:
+    """A System text field through its shape (never the generic path: see :attr:`_Shape.simple`)."""
+    how, where, _unused, _width = read
+    if how == _CONST:
+        return where or ""
+    start = offsets[where]
+    raw = buf[start : start + sizes[where]]
+    text = texts.get(raw)
+    if text is None:
+        text = texts[raw] = _utf16(raw)
+    return text or ""
+
+
+def _int(buf: bytes, read: _FieldRead, spec: _Spec, offsets: _Ints, sizes: _Ints, types: _Ints) -> int | None:
+    how, where, unpack, width = read
+    if how == _DIRECT and sizes[where] >= width:
+        return unpack(buf, offsets[where])[0]  # type: ignore[no-any-return]
+    if how == _CONST:
+        return None
+    return _field_int(buf, spec, offsets, sizes, types)
+
+
+def _time(buf: bytes, read: _FieldRead, spec: _Spec, offsets: _Ints, sizes: _Ints, types: _Ints) -> int | None:
+    how, where, _unused, width = read
+    if how == _DIRECT and sizes[where] == width:
+        return int(_U64(buf, offsets[where])[0] - FILETIME_UNIX_OFFSET) // 10
+    if how == _CONST:
+        return None
+    return _field_time(buf, spec, offsets, sizes, types)
 
 
 def _tree_event(chunk: _Chunk, pos: int, end: int) -> RawEvent:
@@ -966,7 +1444,20 @@ def _checked(event: RawEvent) -> RawEvent:
     return event
 
 
-def _record_event(chunk: _Chunk, offset: int, size: int, stats: FileStats, number: int) -> RawEvent | None:
+def _record_event(
+    chunk: _Chunk, offset: int, size: int, stats: FileStats, number: int, slim: _Slim | None = None
+) -> RawEvent | None:
+    """Decode one record: the fast path, then (counted as a fallback) the slower ones; None when none can."""
+    try:
+        return _checked(_fast_event(chunk, offset + RECORD_HEADER_SIZE, offset + size - 4, slim))
+    except _Corrupt as exc:
+        stats.add_issue(f"record {number}", f"corrupt record: {exc}", 1)
+        return None
+    except Exception:  # anything unexpected in the fast path: the slower paths decide
+        return _slow_event(chunk, offset, size, stats, number)
+
+
+def _slow_event(chunk: _Chunk, offset: int, size: int, stats: FileStats, number: int) -> RawEvent | None:
     try:
         return _decoded(chunk, offset, size, stats, number)
     except _Corrupt as exc:
@@ -976,13 +1467,6 @@ def _record_event(chunk: _Chunk, offset: int, size: int, stats: FileStats, numbe
 
 def _decoded(chunk: _Chunk, offset: int, size: int, stats: FileStats, number: int) -> RawEvent | None:
     pos, end = offset + RECORD_HEADER_SIZE, offset + size - 4
-    try:
-        return _checked(_fast_event(chunk, pos, end))
-    except _Corrupt as exc:
-        stats.add_issue(f"record {number}", f"corrupt record: {exc}", 1)
-        return None
-    except Exception:  # anything unexpected in the fast path: the slower paths decide
-        pass
     stats.fallbacks += 1
     errors: list[str] = []
     try:
@@ -1023,15 +1507,95 @@ def _chunk_problem(data: bytes, verify_checksums: bool) -> str | None:
     return None
 
 
-def _chunk_events(chunk: _Chunk, stats: FileStats) -> Iterator[RawEvent]:
+#: The logon and logoff events a slim read may skip (see :class:`_Slim`).
+_LOGON_EVENTS = frozenset({4624, 4634})
+#: The payload keys a slim read decides on: the logon type and the account.
+_SLIM_KEYS = frozenset({"LogonType", "TargetUserSid", "TargetUserName", "TargetDomainName"})
+#: The data of a record a slim read skips (only counted, and given to the coverage).
+_SKIPPED: dict[str, str | None] = {}
+_NO_PLAN: Any = object()
+
+
+def _logon_type(text: str | None) -> int | None:
+    """The logon type as :func:`evtrack.events.normalise` reads it (``_int``: stripped, decimal or ``0x`` hex)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        return None
+
+
+class _Slim:
+    """A slim read's memory of the accounts it has yielded in observation-only logons and logoffs.
+
+    A Security 4624/4634 whose logon type makes it observation-only (:func:`evtrack.events.observation_only`)
+    only lends (user, domain, SID, host) to identity linking: once one with the same host, channel and
+    TargetUserSid/TargetUserName/TargetDomainName texts has been yielded, the next ones add nothing and are
+    skipped (still counted and given to the coverage)."""
+
+    __slots__ = ("accounts",)
+
+    def __init__(self) -> None:
+        self.accounts: set[tuple[str, str, str | None, str | None, str | None]] = set()
+
+    def seen(self, computer: str, channel: str, event_id: int, data: dict[str, str | None]) -> bool:
+        """Whether a record with this payload may be skipped (its account is already yielded)."""
+        if not observation_only(channel, event_id, _logon_type(data.get("LogonType"))):
+            return False
+        key = (computer, channel, data.get("TargetUserSid"), data.get("TargetUserName"), data.get("TargetDomainName"))
+        return key in self.accounts
+
+    def skip(self, event: RawEvent) -> bool:
+        """Whether to skip a decoded logon or logoff; one that is not skipped has its account noted."""
+        data = event.data
+        if not observation_only(event.channel, event.event_id, _logon_type(data.get("LogonType"))):
+            return False
+        key = (
+            event.computer,
+            event.channel,
+            data.get("TargetUserSid"),
+            data.get("TargetUserName"),
+            data.get("TargetDomainName"),
+        )
+        if key in self.accounts:
+            return True
+        self.accounts.add(key)
+        return False
+
+
+class _Reading:
+    """Where the records of one file go: counts, the coverage (when the reader fills it) and the slim state."""
+
+    __slots__ = ("coverage", "issues_seen", "slim", "stats")
+
+    def __init__(self, stats: FileStats, coverage: CoverageBuilder | None, slim: bool) -> None:
+        self.stats = stats
+        self.coverage = coverage
+        self.slim = _Slim() if slim else None
+        self.issues_seen = 0
+        """Issues already looked at for lost records (see :func:`evtrack.reading._with_coverage`)."""
+
+
+def _chunk_events(chunk: _Chunk, stats: FileStats, reading: _Reading | None = None) -> Iterator[RawEvent]:
+    """The records of one chunk to yield: every record counted in ``stats``; with a coverage, every record goes
+    into it and only :data:`WANTED_EVENT_IDS` are yielded; a slim read skips logons it already has the account of."""
     data = chunk.data
     _first, _last, _first_id, last_id, _hsize, _last_off, free_space, _crc = _CHUNK_HEADER(data, 8)
     offset = CHUNK_HEADER_SIZE
     read = 0
+    limit = chunk.limit
+    per_channel = stats.per_channel
+    issues = stats.issues
+    coverage = reading.coverage if reading is not None else None
+    slim = reading.slim if reading is not None else None
     while offset < free_space:
-        if offset + RECORD_HEADER_SIZE > chunk.limit:
+        if offset + RECORD_HEADER_SIZE > limit:
             skipped = max(_chunk_record_count(data) - read, 1)
-            stats.add_issue(f"chunk {chunk.index}", f"file ends inside the chunk, at offset 0x{chunk.limit:x}", skipped)
+            stats.add_issue(f"chunk {chunk.index}", f"file ends inside the chunk, at offset 0x{limit:x}", skipped)
             return
         if offset + RECORD_HEADER_SIZE > CHUNK_SIZE:
             stats.add_issue(f"chunk {chunk.index}", f"record header at 0x{offset:x} past the chunk", 1)
@@ -1047,15 +1611,29 @@ def _chunk_events(chunk: _Chunk, stats: FileStats) -> Iterator[RawEvent]:
         if size < 28 or offset + size > CHUNK_SIZE:
             stats.add_issue(f"record {number}", f"invalid record size {size} at chunk offset 0x{offset:x}", 1)
             return
-        if offset + size > chunk.limit:
+        if offset + size > limit:
             skipped = max(_chunk_record_count(data) - read, 1)
             stats.add_issue(f"chunk {chunk.index}", f"file ends inside record {number}", skipped)
             return
-        event = _record_event(chunk, offset, size, stats, number)
+        event = _record_event(chunk, offset, size, stats, number, slim)
         read += 1
-        if event is not None:
-            yield event
         offset += size
+        if event is not None:
+            stats.records += 1
+            per_channel[event.channel] += 1
+            if coverage is not None:
+                assert reading is not None
+                if len(issues) > reading.issues_seen:  # as reading._with_coverage: lost records break segments
+                    if any(issue.skipped for issue in issues[reading.issues_seen :]):
+                        coverage.break_segments()
+                    reading.issues_seen = len(issues)
+                coverage.add(event)
+                if event.event_id not in WANTED_EVENT_IDS:
+                    if number == last_id:
+                        return
+                    continue
+            if slim is None or event.event_id not in _LOGON_EVENTS or not (event.data is _SKIPPED or slim.skip(event)):
+                yield event
         if number == last_id:
             return
 
@@ -1077,12 +1655,25 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
     return handle, size
 
 
-def read_python_evtx(path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]:
-    """Yield every record python-evtx's layout plus our fast decoder can read; bad chunks/records go to ``stats``."""
+def read_python_evtx(
+    path: Path,
+    stats: FileStats,
+    *,
+    verify_checksums: bool = True,
+    coverage: CoverageBuilder | None = None,
+    slim: bool = False,
+) -> Iterator[RawEvent]:
+    """Yield every record python-evtx's layout plus our fast decoder can read; bad chunks/records go to ``stats``.
+
+    With ``coverage`` (see :func:`evtrack.reading.read_file`), every record goes into it and only the records of
+    :data:`WANTED_EVENT_IDS` are yielded. With ``slim``, an observation-only logon or logoff
+    (:func:`evtrack.events.observation_only`) whose host, channel and account texts were already yielded from
+    this file is not yielded: it adds nothing to a slim read (see :class:`_Slim`)."""
     stats.kind = InputKind.EVTX
     stats.engine = ENGINE
     handle, size = _open(path)
     stats.size = size
+    reading = _Reading(stats, coverage, slim)
     with handle:
         handle.seek(FILE_HEADER_SIZE)
         index = -1
@@ -1113,8 +1704,8 @@ def read_python_evtx(path: Path, stats: FileStats, *, verify_checksums: bool = T
                 skipped = _chunk_record_count(data) if data[:8] == _CHUNK_MAGIC else 0
                 stats.add_issue(f"chunk {index}", problem, skipped)
                 continue
-            chunk = _Chunk(data, index, limit)
-            for event in _chunk_events(chunk, stats):
-                stats.records += 1
-                stats.per_channel[event.channel] += 1
-                yield event
+            yield from _chunk_events(_Chunk(data, index, limit), stats, reading)
+
+
+read_python_evtx.fills_coverage = True  # type: ignore[attr-defined]
+read_python_evtx.skips_observed = True  # type: ignore[attr-defined]
