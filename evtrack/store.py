@@ -33,15 +33,15 @@ from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder
 from evtrack.errors import StoreError
-from evtrack.report import InputFile, Report
 from evtrack.sources.base import ReadIssue, datetime_to_us
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: `evtrack reports list` starts fast
     import pyarrow as pa
 
+    from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder
     from evtrack.reading import FileResult, Inputs
+    from evtrack.report import InputFile, Report
     from evtrack.usage import ReportSource
 
 #: ``PRAGMA application_id``: "EvTr". Tells an evtrack store from any other SQLite database.
@@ -248,8 +248,6 @@ ProgressCallback = Callable[[FileOutcome], None]
 
 
 # -- coverage (de)serialisation -----------------------------------------------------------------------------------
-# These read and build CoverageBuilder's private accumulators so the store reuses its merge and spans() exactly.
-# Better home: CoverageBuilder.export_channels() / CoverageBuilder.from_channels() in coverage.py.
 
 
 def _export_coverage(builder: CoverageBuilder) -> tuple[list[ChannelRecords], list[tuple[str, str, int]]]:
@@ -258,6 +256,8 @@ def _export_coverage(builder: CoverageBuilder) -> tuple[list[ChannelRecords], li
 
 def _import_coverage(channels: Iterable[ChannelRecords], clears: Iterable[tuple[str, str, int]]) -> CoverageBuilder:
     """A builder in the state reading one file leaves it in."""
+    from evtrack.coverage import CoverageBuilder
+
     return CoverageBuilder.from_records(channels, clears)
 
 
@@ -655,6 +655,8 @@ class Store:
 
     def coverage(self) -> list[ChannelSpan]:
         """Coverage merged over every stored file, exactly as :func:`evtrack.reading.read_inputs` merges it."""
+        from evtrack.coverage import ChannelRecords, CoverageBuilder
+
         total = CoverageBuilder()
         per_file: dict[int, list[ChannelRecords]] = {}
         for row in self._db.execute(
@@ -675,6 +677,8 @@ class Store:
         return total.spans()
 
     def inputs(self) -> tuple[InputFile, ...]:
+        from evtrack.report import InputFile
+
         rows = [
             InputFile(path=path, kind=kind, engine=reader, records=records, skipped=skipped,
                       issues=tuple(json.loads(issues)), error=None)
@@ -730,6 +734,8 @@ class Store:
         row = self._db.execute("SELECT data FROM reports WHERE id = ?", (report_id,)).fetchone()
         if row is None:
             raise StoreError(f"no report with id {report_id}")
+        from evtrack.report import Report
+
         try:
             return Report.from_dict(json.loads(row[0]))
         except (ValueError, KeyError, TypeError) as exc:
@@ -783,6 +789,8 @@ class Store:
 
         File rows stay, so a pruned file is still "already ingested" and is not added back by a later ingest.
         """
+        from evtrack.coverage import ChannelRecords
+
         cutoff = _us(before)
         clipped = removed = 0
         with self._transaction() as db:
