@@ -292,27 +292,29 @@ _OBSERVATION_ONLY: dict[tuple[int, str], bool] = {}
 def _observed_account(text: str, start: int, event_id: int, channel: str) -> str | None:
     """For a 4624/4634 that a slim read keeps only as an account: the raw ``TargetUserSid`` ..
     ``TargetDomainName`` text, equal for records whose account fields decode equal. None when the record is
-    needed (a session logon type), or its LogonType is not plain digits, or the fields are not in that order.
+    needed (a session logon type), or its LogonType is not plain digits right after ``TargetLogonId``, or the
+    fields are not in Windows' order.
 
-    The text is searched, not parsed: a record with a key written twice could tell the two apart, but
-    pyevtx-rs renders each ``Data`` element once, and the first record of every account is decoded in full."""
-    at = text.find('"LogonType":', start) + 12
-    if at < 12:
-        return None
-    end = at
-    while text[end : end + 1].isdigit():
-        end += 1
-    digits = text[at:end]
-    if not digits or len(digits) > 3 or text[end : end + 1] not in (",", "}"):
-        return None
-    only = _OBSERVATION_ONLY.get((event_id, digits))
-    if only is None:
-        only = _OBSERVATION_ONLY[(event_id, digits)] = observation_only(channel, event_id, int(digits))
-    if not only:
-        return None
+    The text is searched, not parsed: a record whose JSON repeated one of these keys could fool it, which no
+    Windows template does; and the first record of every account is decoded in full."""
     sid = text.find('"TargetUserSid":', start)
     stop = text.find('"TargetLogonId":', sid)
     if sid < 0 or stop < 0:
+        return None
+    at = text.find('"LogonType":', stop) + 12
+    if at < 12:
+        return None
+    digits = text[at : at + 2]
+    if digits[1:] in (",", "}"):
+        digits = digits[:1]
+    elif text[at + 2 : at + 3] not in (",", "}"):
+        return None
+    only = _OBSERVATION_ONLY.get((event_id, digits))
+    if only is None:
+        if not digits.isdigit():
+            return None
+        only = _OBSERVATION_ONLY[(event_id, digits)] = observation_only(channel, event_id, int(digits))
+    if not only:
         return None
     account = text[sid:stop]
     if '"TargetUserName":' not in account or '"TargetDomainName":' not in account:
