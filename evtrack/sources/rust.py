@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,9 @@ class _Block:
                 chosen_times, chosen_ids = chosen_times.filter(valid), chosen_ids.filter(valid)
             coverage.add_block(computer, channel, chosen_ids.to_numpy(zero_copy_only=False).astype(np.int64),
                                chosen_times.to_numpy(zero_copy_only=False).astype(np.int64), untimed)
-        self.times, self.ids, self.keys = [], [], []
+        self.times.clear()  # in place: the hot loop holds their bound append methods
+        self.ids.clear()
+        self.keys.clear()
 
 
 _OBSERVATION_ONLY: dict[tuple[int, str], bool] = {}
@@ -387,8 +389,10 @@ def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int]
         yield event
 
 
-def _resilient(path: Path, stats: FileStats, records: Any, refused: list[int], first: int) -> Iterator[Any]:
-    """pyevtx-rs's records, going on past each one it cannot read (noted in ``stats``)."""
+def _resilient(path: Path, stats: FileStats, records: Any, refused: list[int], first: int,
+               on_lost: Callable[[], None] | None = None) -> Iterator[Any]:
+    """pyevtx-rs's records, going on past each one it cannot read (noted in ``stats``; ``on_lost`` is called
+    where records were lost)."""
     consecutive_errors = 0
     while True:
         try:
@@ -398,7 +402,8 @@ def _resilient(path: Path, stats: FileStats, records: Any, refused: list[int], f
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
-            _lost(path, stats, exc, refused, first)
+            if _lost(path, stats, exc, refused, first) and on_lost is not None:
+                on_lost()
             consecutive_errors += 1
             if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
                 stats.add_issue("file", f"gave up after {consecutive_errors} consecutive errors", 0)
@@ -422,29 +427,15 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
     times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
     observed: set[tuple[str, str]] = set()
     wanted_ids = _WANTED_TEXT
-    consecutive_errors = 0
     count = 0
-    room = _BLOCK
+    room = _BLOCK  # records until the next flush (later, if something flushed early: harmless)
     key = "\0"  # matches no record: the first one sets it
-    while True:
-        try:
-            record = next(records)
-        except StopIteration:
-            break
-        except (KeyboardInterrupt, SystemExit, GeneratorExit):
-            raise
-        except BaseException as exc:  # pyevtx-rs raises per bad record; a Rust panic is a BaseException
-            if _lost(path, stats, exc, refused, first):
-                block.flush(stats, coverage)
-                times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
-                room = _BLOCK
-                coverage.break_segments()  # what the lost records spanned is a hole, not covered
-            consecutive_errors += 1
-            if consecutive_errors >= _MAX_CONSECUTIVE_ERRORS:
-                stats.add_issue("file", f"gave up after {consecutive_errors} consecutive errors", 0)
-                break
-            continue
-        consecutive_errors = 0
+
+    def lost() -> None:
+        block.flush(stats, coverage)
+        coverage.break_segments()  # what the lost records spanned is a hole, not covered
+
+    for record in _resilient(path, stats, records, refused, first, lost):
         try:
             text = record["data"]
             i = text.find('"EventID":') + 10
@@ -464,8 +455,6 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                 event = _unusual(text, record, stats, coverage, block)
                 if event is not None:
                     yield event
-                times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
-                room = _BLOCK
                 continue
             key = shape
             if key not in block._pairs and block.pair(key) is None:
@@ -473,8 +462,6 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                 event = _unusual(text, record, stats, coverage, block)
                 if event is not None:
                     yield event
-                times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
-                room = _BLOCK
                 continue
         wanted = None
         if eid in wanted_ids:
@@ -498,7 +485,6 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
         room -= 1
         if not room:
             block.flush(stats, coverage)
-            times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
             room = _BLOCK
         if wanted is not None:
             coverage.note_clear(wanted)
