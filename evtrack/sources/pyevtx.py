@@ -1238,25 +1238,9 @@ def _fast_event(chunk: _Chunk, pos: int, end: int, slim: _Slim | None = None) ->
         plan = chunk.plan(template)
     if plan is None:
         raise _Unsupported("template without a plan")
-    # The substitution array, as _values reads it.
-    if pos + 4 > end:
-        raise _Unsupported("substitution array past the record")
-    count = _U32(buf, pos)[0]
-    pos += 4
-    if count > 4096 or pos + 4 * count > end:
-        raise _Corrupt(f"implausible substitution count {count}")
-    layout = _DESCRIPTOR_ARRAYS.get(count)
-    if layout is None:
-        layout = _DESCRIPTOR_ARRAYS[count] = struct.Struct("<" + "HBx" * count)
-    spec = layout.unpack_from(buf, pos)
-    sizes = spec[0::2]
-    offsets = list(accumulate(sizes, initial=pos + 4 * count))
-    stop = offsets.pop()
-    if stop > end:
-        raise _Corrupt(f"substitution values end at 0x{stop:x}, past the BinXML end 0x{end:x}")
+    offsets, sizes, types, stop = _values(buf, pos, end)
     if stop < end and buf[stop] != 0x00:
         raise _Corrupt(f"invalid BinXML token 0x{buf[stop]:02x} at 0x{stop:x} after the substitution values")
-    types = spec[1::2]
     shape = plan.shapes.get(types)
     if shape is None:
         shape = _shape(plan, types)
