@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evtrack.errors import SourceError
-from evtrack.reading import read_file
+from evtrack.reading import FileResult, read_file
 from evtrack.sources.base import FileStats, RawEvent
 from evtrack.sources.pyevtx import read_python_evtx
 from evtrack.sources.rust import read_rust
@@ -344,7 +344,48 @@ def run_input(path: Path, verify: bool = True, xml: bool = False, engines: tuple
         rows = sum(batch.num_rows for batch in result.batches)
         if rows > result.stats.records:
             raise Crash(f"read_file({engine}) made {rows} rows from {result.stats.records} records")
+        if not xml:
+            _check_slim_and_ranges(path, engine, verify, result)
     return summary
+
+
+def _essence(result: FileResult, slim: bool) -> tuple[object, ...]:
+    """What must not change between ways of reading one file (issue texts aside: they may name offsets)."""
+    import pyarrow as pa
+
+    from evtrack.events import needed_for_report
+
+    rows = [row for batch in result.batches for row in pa.Table.from_batches([batch]).to_pylist()]
+    kept = [row for row in rows if slim or needed_for_report(row)]
+    stats = result.stats
+    return (kept, stats.records, stats.skipped, [(i.where, i.skipped) for i in stats.issues], result.error,
+            result.coverage.spans())
+
+
+def _check_slim_and_ranges(path: Path, engine: str, verify: bool, whole: FileResult) -> None:
+    """A slim read keeps exactly the rows a report needs; reading a file as two chunk ranges equals reading it
+    whole (the default engine, as ``--jobs`` does with large files)."""
+    import pyarrow as pa
+
+    from evtrack.events import needed_for_report
+    from evtrack.reading import join_ranges
+    from evtrack.sources.guard import chunk_count
+
+    slim = read_file(path, engine=engine, verify_checksums=verify, slim=True)
+    rows = [row for batch in whole.batches for row in pa.Table.from_batches([batch]).to_pylist()]
+    accounts = {(r["user"], r["domain"], r["sid"], r["host"]) for r in rows
+                if not needed_for_report(r) and r["user"] is not None}
+    if _essence(slim, True) != _essence(whole, False) or slim.observations != accounts:
+        raise Crash(f"read_file({engine}, slim=True) differs from a full read")
+    count = chunk_count(path.stat().st_size)
+    if engine != "evtx" or count < 2 or whole.error is not None:
+        return
+    middle = count // 2
+    parts = [read_file(path, engine=engine, verify_checksums=verify, slim=True, chunks=(0, middle)),
+             read_file(path, engine=engine, verify_checksums=verify, slim=True, chunks=(middle, count))]
+    joined = join_ranges(parts)
+    if _essence(joined, True) != _essence(slim, True) or joined.observations != slim.observations:
+        raise Crash(f"read_file({engine}) in two chunk ranges differs from a whole read")
 
 
 def run_recipe(recipe: Recipe, folder: Path, engines: tuple[str, ...] = ENGINES) -> dict[str, int]:
