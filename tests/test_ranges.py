@@ -98,3 +98,35 @@ def test_real_files_split_like_whole(tmp_path: Path) -> None:
         joined = join_ranges([read_file(path, slim=True, chunks=(0, middle)),
                               read_file(path, slim=True, chunks=(middle, count))])
         assert _summary(joined) == _summary(read_file(path, slim=True)), path.name
+
+
+def _intervals(result: FileResult) -> list[int]:
+    return [len(span.intervals) for span in result.coverage.spans() if span.channel == "Security"]
+
+
+def test_a_refused_chunk_is_a_hole_in_coverage(security: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: pyevtx-rs skipped the zeroed (refused) chunk silently, so coverage ran across it."""
+    import evtrack.sources.rust as rust
+
+    monkeypatch.setattr(rust, "explosive_chunks",
+                        lambda path, first=0, last=None: [c for c in [5] if c >= first and (last is None or c < last)])
+    whole = read_file(security)
+    assert [(i.where, i.skipped > 0) for i in whole.stats.issues] == [("chunk 5", True)]
+    assert _intervals(whole) == [2]
+    count = chunk_count(security.stat().st_size)
+    for cut in (5, 6):
+        joined = join_ranges([read_file(security, chunks=(0, cut)), read_file(security, chunks=(cut, count))])
+        assert _summary(joined) == _summary(whole)
+
+
+@pytest.mark.parametrize("engine", ["evtx", "python-evtx"])
+def test_a_chunk_with_a_broken_header_is_a_hole_in_coverage(security: Path, tmp_path: Path, engine: str) -> None:
+    """Review finding: a chunk whose header is unreadable does not say how many records it held; the records
+    are still lost, so coverage must break there."""
+    data = bytearray(security.read_bytes())
+    data[0x1000 + 5 * 0x10000 : 0x1000 + 5 * 0x10000 + 8] = b"XXXXXXXX"
+    broken = tmp_path / "broken-Security.evtx"
+    broken.write_bytes(bytes(data))
+    result = read_file(broken, engine=engine)
+    assert [i.where for i in result.stats.issues] == ["chunk 5"]
+    assert _intervals(result) == [2]

@@ -31,6 +31,7 @@ _INSTANCE_RE = re.compile(rb"\x0f\x01\x01\x00\x0c.....(....)", re.DOTALL)
 #: can also hit bytes that are not tokens: a hit is only a reason to parse the template properly.
 _SUB_RE = re.compile(rb"[\x0d\x0e](..)(.)", re.DOTALL)
 _BINXML = b"\x21"
+_REFUSED_MAGIC = b"Refused\x00"
 REFUSED = "refused: a template substitutes BinXML more than once (exponential expansion: crafted or corrupt)"
 
 
@@ -120,9 +121,9 @@ def chunk_count(size: int) -> int:
 
 class ChunkView(io.RawIOBase):
     """The file as pyevtx-rs may see it: its header, then only chunks ``first`` up to ``last`` (exclusive), with
-    the ``masked`` ones (absolute indexes) read as zeros, a bad chunk it skips and names. Chunk ``n`` of the view is
-    chunk ``first + n`` of the file. pyevtx-rs reads as many chunks as the file is long, whatever the header says,
-    so a worker can read one range of a large file."""
+    the ``masked`` ones (absolute indexes) read as zeros behind a bad magic, a bad chunk it names and skips.
+    Chunk ``n`` of the view is chunk ``first + n`` of the file. pyevtx-rs reads as many chunks as the file is
+    long, whatever the header says, so a worker can read one range of a large file."""
 
     def __init__(self, path: Path, masked: list[int], first: int = 0, last: int | None = None) -> None:
         super().__init__()
@@ -178,6 +179,11 @@ class ChunkView(io.RawIOBase):
             if lo < end and hi > start:
                 a, b = max(lo, start) - start, min(hi, end) - start
                 view[a:b] = bytes(b - a)
+                # Not all zeros: pyevtx-rs skips an empty chunk silently, but must raise for this one where it
+                # stands, so the reader breaks coverage there (the records it held are a hole).
+                m0, m1 = max(lo, start), min(lo + len(_REFUSED_MAGIC), end)
+                if m0 < m1:
+                    view[m0 - start : m1 - start] = _REFUSED_MAGIC[m0 - lo : m1 - lo]
         self._pos = end
         return done
 

@@ -1687,6 +1687,8 @@ def read_python_evtx(
             if problem is not None:
                 skipped = _chunk_record_count(data) if data[:8] == _CHUNK_MAGIC else 0
                 stats.add_issue(f"chunk {index}", problem, skipped)
+                if coverage is not None:  # its records are lost, even when its header cannot say how many
+                    coverage.break_segments()
                 continue
             yield from _chunk_events(_Chunk(data, index, limit), stats, reading)
 

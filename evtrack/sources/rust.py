@@ -368,7 +368,8 @@ def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int], 
     chunk = _CHUNK_ERR_RE.search(message)
     if chunk is None or int(chunk.group(1)) not in refused:  # a refused chunk is already named
         _issue_from_error(path, stats, message)
-        return stats.issues[-1].skipped
+        # a chunk whose header is unreadable does not say how many records it held: still a hole
+        return stats.issues[-1].skipped or (1 if chunk else 0)
     return 1
 
 
@@ -467,17 +468,19 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
         if eid in wanted_ids:
             channel, computer = block._pairs[key]
             skip = False
+            account = None
             if slim and (eid == "4624" or eid == "4634") and channel == "Security":
                 account = _observed_account(text, c + len(key), int(eid), channel)
                 if account is not None:
                     skip = (key, account) in observed  # its only use, the account, is already observed
-                    observed.add((key, account))
             if not skip:
                 try:
                     wanted = _wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel, computer))
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
                     continue
+                if account is not None:
+                    observed.add((key, account))  # only once its account has really been yielded
         count += 1
         times_append(text[t + 14 : t + 41])
         ids_append(rid)
