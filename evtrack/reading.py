@@ -254,7 +254,7 @@ def _range_bytes(size: int, chunks: tuple[int, int]) -> int:
 def plan_units(files: Sequence[Path], engine: str, jobs: int) -> list[tuple[Path, tuple[int, int] | None]]:
     """The pieces of work for ``jobs`` workers, in input order: whole files, and chunk ranges of large .evtx
     files when the engine can read ranges."""
-    from evtrack.sources.guard import CHUNK_SIZE, chunk_count
+    from evtrack.sources.guard import CHUNK_SIZE, chunk_count, splittable
 
     if jobs <= 1:
         return [(path, None) for path in files]
@@ -269,21 +269,13 @@ def plan_units(files: Sequence[Path], engine: str, jobs: int) -> list[tuple[Path
     units: list[tuple[Path, tuple[int, int] | None]] = []
     for path, size in zip(files, sizes, strict=True):
         count = chunk_count(size)
-        if count < 2 * share or not getattr(reader, "reads_ranges", False) or not _is_evtx(path):
+        if count < 2 * share or not getattr(reader, "reads_ranges", False) or not splittable(path):
             units.append((path, None))
             continue
         pieces = -(-count // share)
         step = -(-count // pieces)
         units.extend((path, (lo, min(count, lo + step))) for lo in range(0, count, step))
     return units
-
-
-def _is_evtx(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(EVTX_MAGIC)) == EVTX_MAGIC
-    except OSError:
-        return False
 
 
 def join_ranges(parts: Sequence[FileResult]) -> FileResult:

@@ -369,7 +369,7 @@ def _check_slim_and_ranges(path: Path, engine: str, verify: bool, whole: FileRes
 
     from evtrack.events import needed_for_report
     from evtrack.reading import join_ranges
-    from evtrack.sources.guard import chunk_count
+    from evtrack.sources.guard import chunk_count, splittable
 
     slim = read_file(path, engine=engine, verify_checksums=verify, slim=True)
     rows = [row for batch in whole.batches for row in pa.Table.from_batches([batch]).to_pylist()]
@@ -378,8 +378,8 @@ def _check_slim_and_ranges(path: Path, engine: str, verify: bool, whole: FileRes
     if _essence(slim, True) != _essence(whole, False) or slim.observations != accounts:
         raise Crash(f"read_file({engine}, slim=True) differs from a full read")
     count = chunk_count(path.stat().st_size)
-    if engine != "evtx" or count < 2 or whole.error is not None:
-        return
+    if engine != "evtx" or count < 2 or whole.error is not None or not splittable(path):
+        return  # plan_units never splits such a file
     middle = count // 2
     parts = [read_file(path, engine=engine, verify_checksums=verify, slim=True, chunks=(0, middle)),
              read_file(path, engine=engine, verify_checksums=verify, slim=True, chunks=(middle, count))]

@@ -130,3 +130,21 @@ def test_a_chunk_with_a_broken_header_is_a_hole_in_coverage(security: Path, tmp_
     result = read_file(broken, engine=engine)
     assert [i.where for i in result.stats.issues] == ["chunk 5"]
     assert _intervals(result) == [2]
+
+
+def test_a_file_with_an_unusual_header_is_read_whole(security: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fuzzing finding: pyevtx-rs places chunks by the header's block size, so a range of a file whose header
+    says something else than 4096 reads differently: such a file is never split."""
+    import struct
+
+    import evtrack.reading
+
+    monkeypatch.setattr(evtrack.reading, "SPLIT_MIN_CHUNKS", 4)
+    data = bytearray(security.read_bytes())
+    struct.pack_into("<H", data, 40, 4740)
+    odd = tmp_path / "odd-Security.evtx"
+    odd.write_bytes(bytes(data))
+    assert plan_units([odd], "evtx", 4) == [(odd, None)]
+    assert len(plan_units([security], "evtx", 4)) > 1
+    assert read_inputs([odd], jobs=4).table.equals(read_inputs([odd], jobs=1).table)

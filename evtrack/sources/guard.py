@@ -114,6 +114,20 @@ def explosive_chunks(path: Path, first: int = 0, last: int | None = None) -> lis
     return found
 
 
+def splittable(path: Path) -> bool:
+    """Whether :class:`ChunkView` ranges of this .evtx read like the whole file: its header must be the usual
+    one (header size 128, block size 4096), since pyevtx-rs places chunks by the header's block size."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(0x80)
+    except OSError:
+        return False
+    if len(header) < 0x80 or header[:8] != b"ElfFile\x00":
+        return False
+    header_size, _minor, _major, block_size = struct.unpack_from("<IHHH", header, 32)
+    return bool(header_size == 0x80 and block_size == FILE_HEADER_SIZE)
+
+
 def chunk_count(size: int) -> int:
     """How many chunk slots (the last one maybe truncated) a file of ``size`` bytes has."""
     return max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))
