@@ -10,8 +10,9 @@ expansion is exponential only when one value is substituted more than once, so a
 or more BinXML-typed substitution tokens, or (parsed properly) uses one substitution index twice, is refused:
 pyevtx-rs expands a BinXML value whatever type the token declares. (A bomb through distinct values would need
 their bytes repeated too: the file itself would grow exponentially.) No template in the real logs of
-../shared/evtx, nor in any generated log, does either. Such a chunk is handed to pyevtx-rs zeroed and reported
-as refused; the python-evtx engine evaluates it within a bounded budget instead.
+../shared/evtx, nor in any generated log, does either. Such a chunk is handed to pyevtx-rs blanked (zeros behind a
+bad magic, so it names the chunk where it stands) and reported as refused; the python-evtx engine evaluates it
+within a bounded budget instead.
 """
 
 from __future__ import annotations
