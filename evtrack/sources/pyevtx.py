@@ -78,6 +78,9 @@ _MAX_STEPS = 50_000
 _MAX_CHUNK_STEPS = 2_000_000
 #: Calls to python-evtx's ``render_root_node`` (one per nested BinXML value rendered) for one record.
 _MAX_RENDERS = 64
+#: Records of one chunk python-evtx may fail to render before the rest of that chunk's undecodable records are
+#: reported without trying it (rendering a damaged record can take it a tenth of a second or more).
+_MAX_FAILED_RENDERS = 8
 #: Tokens that may carry an attribute's value (an Attribute token starts one; any other token ends it).
 _VALUE_TOKENS = frozenset({0x05, 0x06, 0x07, 0x08, 0x09, 0x0D, 0x0E})
 
@@ -762,6 +765,8 @@ class _Chunk:
         """UTF-16 System values (channel, provider names) already decoded in this chunk."""
         self.evaluator = _Evaluator(data, self.names)
         self._pyevtx_chunk: Any = None
+        self.failed_renders = 0
+        """Records of this chunk python-evtx failed to render (each can cost it a tenth of a second)."""
 
     def plan(self, template: int) -> _Plan | None:
         if template in self.plans:
@@ -1460,12 +1465,16 @@ def _decoded(chunk: _Chunk, offset: int, size: int, stats: FileStats, number: in
         return None
     except Exception as exc:  # the evaluator gives up on any inconsistency: python-evtx may still render it
         errors.append(f"{type(exc).__name__}: {exc}")
-    try:
-        return _checked(_rendered_event(chunk, offset))
-    except _Corrupt:
-        raise
-    except Exception as exc:  # python-evtx raises anything here (AttributeError, OverrunBufferException...)
-        errors.append(f"{type(exc).__name__}: {exc}")
+    if chunk.failed_renders >= _MAX_FAILED_RENDERS:  # a wrecked chunk: do not spend seconds on each record
+        errors.append(f"not rendered: python-evtx failed on {chunk.failed_renders} records of this chunk already")
+    else:
+        try:
+            return _checked(_rendered_event(chunk, offset))
+        except _Corrupt:
+            raise
+        except Exception as exc:  # python-evtx raises anything here (AttributeError, OverrunBufferException...)
+            chunk.failed_renders += 1
+            errors.append(f"{type(exc).__name__}: {exc}")
     stats.add_issue(f"record {number}", "cannot decode record: " + "; ".join(errors)[:300], 1)
     return None
 
