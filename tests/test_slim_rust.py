@@ -55,3 +55,20 @@ def test_generated_logs(tmp_path: Path) -> None:
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/evtx is not here")
 def test_real_logs() -> None:
     _check([SHARED])
+
+
+def test_a_damaged_record_with_any_json_type_is_text() -> None:
+    """Fuzzing finding: a mutated record rendered ``"Channel":5``; the general path handed the int on and
+    coverage raised AttributeError. Every System field is now the text it would render as."""
+    from evtrack.coverage import CoverageBuilder
+    from evtrack.sources.rust import _event_from_json
+
+    text = ('{"Event":{"System":{"Provider":{"#attributes":{"Name":7}},"EventID":21,"TimeCreated":{"#attributes":'
+            '{"SystemTime":"2024-01-02T03:04:05.000006Z"}},"EventRecordID":"12","Channel":5,"Computer":["a","b"]},'
+            '"UserData":{"EventXML":{"User":"CONTOSO\\\\alice","Address":"10.0.0.1"}}}}')
+    event = _event_from_json(text)
+    assert (event.channel, event.computer, event.provider, event.record_id) == ("5", "a,b", "7", 12)
+    assert event.time_us == 1704164645000006
+    builder = CoverageBuilder()
+    builder.add(event)  # raised AttributeError before
+    assert builder.spans() == []  # channel "5" is not one evtrack covers

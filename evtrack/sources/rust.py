@@ -97,18 +97,20 @@ def _payload(event: dict[str, Any]) -> dict[str, str | None]:
 
 
 def _event_from_json(text: str) -> RawEvent:
+    """Any record, decoded in full. A damaged record can put any JSON type anywhere: every field is turned into
+    the text it would render as, never trusted to be a string."""
     event: dict[str, Any] = json.loads(text).get("Event") or {}
     system: dict[str, Any] = event.get("System") or {}
-    provider = ((system.get("Provider") or {}).get("#attributes") or {}).get("Name") or ""
+    provider = ((system.get("Provider") or {}).get("#attributes") or {}).get("Name")
     time_created = ((system.get("TimeCreated") or {}).get("#attributes") or {}).get("SystemTime")
-    record_id = system.get("EventRecordID")
+    record_id = _value(system.get("EventRecordID"))
     return RawEvent(
-        time_us=parse_system_time(time_created),
+        time_us=parse_system_time(_value(time_created)),
         event_id=int(_value(system.get("EventID")) or 0),
         record_id=int(record_id) if record_id is not None else None,
-        channel=system.get("Channel") or "",
-        computer=system.get("Computer") or "",
-        provider=provider,
+        channel=_value(system.get("Channel")) or "",
+        computer=_value(system.get("Computer")) or "",
+        provider=_value(provider) or "",
         data=_payload(event),
     )
 
