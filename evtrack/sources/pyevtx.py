@@ -283,25 +283,9 @@ _DESCRIPTOR_ARRAYS: dict[int, struct.Struct] = {}
 
 
 def _descriptors(buf: bytes, pos: int, end: int) -> tuple[list[int], list[int], list[int], int]:
-    """Read a substitution array at ``pos``: (offsets, sizes, types, end of the values)."""
-    if pos + 4 > end:
-        raise _Unsupported("substitution array past the record")
-    count = _U32(buf, pos)[0]
-    pos += 4
-    if count > 4096 or pos + 4 * count > end:
-        raise _Corrupt(f"implausible substitution count {count}")
-    layout = _DESCRIPTOR_ARRAYS.get(count)
-    if layout is None:
-        layout = _DESCRIPTOR_ARRAYS[count] = struct.Struct("<" + "HBx" * count)
-    spec = layout.unpack_from(buf, pos)
-    sizes = list(spec[0::2])
-    types = list(spec[1::2])
-    start = pos + 4 * count
-    offsets = list(accumulate(sizes, initial=start))
-    stop = offsets.pop()
-    if stop > end:
-        raise _Corrupt(f"substitution values end at 0x{stop:x}, past the BinXML end 0x{end:x}")
-    return offsets, sizes, types, stop
+    """Read a substitution array at ``pos``: (offsets, sizes, types, end of the values), as lists."""
+    offsets, sizes, types, stop = _values(buf, pos, end)
+    return offsets, list(sizes), list(types), stop
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1202,8 +1186,8 @@ _MAX_FILETIME = 2_650_466_808_009_999_999
 
 
 def _values(buf: bytes, pos: int, end: int) -> tuple[list[int], tuple[int, ...], tuple[int, ...], int]:
-    """Read a substitution array at ``pos``: (offsets, sizes, types, end of the values); as :func:`_descriptors`,
-    with tuples for the sizes and types (the types key a plan's shapes)."""
+    """Read a substitution array at ``pos``: (offsets, sizes, types, end of the values), with tuples for the
+    sizes and types (the types key a plan's shapes)."""
     if pos + 4 > end:
         raise _Unsupported("substitution array past the record")
     count = _U32(buf, pos)[0]
