@@ -280,7 +280,7 @@ def plan_units(files: Sequence[Path], engine: str, jobs: int) -> list[tuple[Path
 
 def join_ranges(parts: Sequence[FileResult]) -> FileResult:
     """One file's result from the results of its chunk ranges, in order: equal to reading it whole."""
-    from evtrack.sources.guard import REFUSED
+    from evtrack.sources.guard import BLANK, REFUSED
 
     head = parts[0]
     stats = head.stats
@@ -296,8 +296,9 @@ def join_ranges(parts: Sequence[FileResult]) -> FileResult:
         head.batches.extend(part.batches)
         head.coverage.continue_with(part.coverage)
         head.observations |= part.observations
-    # reading whole, the guard names every refused chunk before pyevtx-rs reports anything
-    stats.issues = [i for i in issues if i.reason == REFUSED] + [i for i in issues if i.reason != REFUSED]
+    # reading whole, the guard names every chunk it withholds before pyevtx-rs reports anything
+    guard = (REFUSED, BLANK)
+    stats.issues = [i for i in issues if i.reason in guard] + [i for i in issues if i.reason not in guard]
     return head
 
 

@@ -34,7 +34,7 @@ MULTI_HOST_1149 = SHARED / "evtx-to-mitre_id1149-rdp_success_logins_to_multiple_
 SMALL_RCM = SHARED / "velociraptor_rdpauth_remoteconnectionmanager.evtx"
 #: Two chunks: 117 records in chunk 0, 6 in chunk 1.
 TWO_CHUNKS = SHARED / "dfir-museum_szechuan_microsoft-windows-terminalservices-localsessionmanager-operational.evtx"
-CHUNK_REFUSALS = ("chunk header CRC32", "chunk data CRC32", "bad chunk header magic")
+CHUNK_REFUSALS = ("chunk header CRC32", "chunk data CRC32", "bad chunk header magic", "all zeros between chunks")
 
 
 def _key(event: RawEvent) -> tuple[Any, ...]:
@@ -70,7 +70,7 @@ def test_same_events_as_pyevtx_rs(path: Path, verify: bool) -> None:
     assert py_stats.records == rust_stats.records == sum(rust_events.values())
     assert py_stats.skipped == rust_stats.skipped
     assert py_stats.records + py_stats.skipped == rust_stats.records + rust_stats.skipped
-    # The same chunks are refused (bad magic, or a failing CRC32 when verifying).
+    # The same chunks are refused (bad magic, a failing CRC32 when verifying, all zeros before a chunk in use).
     rust_chunks = {issue.where for issue in rust_stats.issues if issue.where.startswith("chunk")}
     py_chunks = {issue.where for issue in py_stats.issues if issue.reason.startswith(CHUNK_REFUSALS)}
     assert py_chunks == rust_chunks

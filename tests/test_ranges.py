@@ -107,9 +107,10 @@ def _intervals(result: FileResult) -> list[int]:
 def test_a_refused_chunk_is_a_hole_in_coverage(security: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Review finding: pyevtx-rs skipped the zeroed (refused) chunk silently, so coverage ran across it."""
     import evtrack.sources.rust as rust
+    from evtrack.sources.guard import REFUSED
 
-    monkeypatch.setattr(rust, "explosive_chunks",
-                        lambda path, first=0, last=None: [c for c in [5] if c >= first and (last is None or c < last)])
+    monkeypatch.setattr(rust, "scan_chunks", lambda path, first=0, last=None: [
+        (c, REFUSED) for c in [5] if c >= first and (last is None or c < last)])
     whole = read_file(security)
     assert [(i.where, i.skipped > 0) for i in whole.stats.issues] == [("chunk 5", True)]
     assert _intervals(whole) == [2]
@@ -148,3 +149,24 @@ def test_a_file_with_an_unusual_header_is_read_whole(security: Path, tmp_path: P
     assert plan_units([odd], "evtx", 4) == [(odd, None)]
     assert len(plan_units([security], "evtx", 4)) > 1
     assert read_inputs([odd], jobs=4).table.equals(read_inputs([odd], jobs=1).table)
+
+
+@pytest.mark.parametrize("engine", ["evtx", "python-evtx"])
+def test_a_wiped_chunk_between_chunks_in_use_is_named_and_a_hole(security: Path, tmp_path: Path,
+                                                                 engine: str) -> None:
+    """Review finding: pyevtx-rs (and python-evtx) skip an all-zero chunk without a word; between chunks in use
+    it means lost records. Zero chunks at the end of a file are unused space."""
+    data = bytearray(security.read_bytes())
+    data[0x1000 + 5 * 0x10000 : 0x1000 + 6 * 0x10000] = bytes(0x10000)
+    data += bytes(3 * 0x10000)  # unused space at the end: not an issue
+    wiped = tmp_path / "wiped-Security.evtx"
+    wiped.write_bytes(bytes(data))
+    result = read_file(wiped, engine=engine)
+    assert [(i.where, i.skipped) for i in result.stats.issues] == [("chunk 5", 0)]
+    assert "all zeros" in result.stats.issues[0].reason
+    assert _intervals(result) == [2]
+    if engine == "evtx":
+        count = chunk_count(wiped.stat().st_size)
+        for cut in (3, 5, 6, count - 2):
+            joined = join_ranges([read_file(wiped, chunks=(0, cut)), read_file(wiped, chunks=(cut, count))])
+            assert _summary(joined) == _summary(result)

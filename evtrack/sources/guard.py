@@ -33,6 +33,8 @@ _INSTANCE_RE = re.compile(rb"\x0f\x01\x01\x00\x0c.....(....)", re.DOTALL)
 _SUB_RE = re.compile(rb"[\x0d\x0e](..)(.)", re.DOTALL)
 _BINXML = b"\x21"
 _REFUSED_MAGIC = b"Refused\x00"
+_ZEROS = bytes(CHUNK_SIZE)
+BLANK = "all zeros between chunks in use (wiped or never written): any records it held are lost"
 REFUSED = "refused: a template substitutes BinXML more than once (exponential expansion: crafted or corrupt)"
 
 
@@ -98,21 +100,40 @@ _MAX_VERDICTS = 20_000
 def explosive_chunks(path: Path, first: int = 0, last: int | None = None) -> list[int]:
     """Indexes of the chunks pyevtx-rs must not see (usually none), among chunks ``first`` up to ``last``
     (exclusive; None: to the end). Reads those chunks once, one at a time."""
-    found = []
+    return [index for index, reason in scan_chunks(path, first, last) if reason == REFUSED]
+
+
+def scan_chunks(path: Path, first: int = 0, last: int | None = None) -> list[tuple[int, str]]:
+    """The chunks among ``first`` up to ``last`` that pyevtx-rs must not be trusted with, and why: refused
+    (:data:`REFUSED`), or all zeros while a chunk in use follows (:data:`BLANK`: pyevtx-rs would skip it without a
+    word, and whatever it held is lost). Zero chunks at the end of a file are unused space, not reported."""
+    found: list[tuple[int, str]] = []
+    blank: list[int] = []
     if len(_VERDICTS) > _MAX_VERDICTS:
         _VERDICTS.clear()
     verdicts = _VERDICTS
     with path.open("rb") as handle:
         handle.seek(FILE_HEADER_SIZE + first * CHUNK_SIZE)
         index = first
-        while last is None or index < last:
+        while True:
             chunk = handle.read(CHUNK_SIZE)
-            if len(chunk) < 0x200:
+            if not chunk:
                 break
-            if chunk.startswith(_CHUNK_MAGIC) and _explosive(chunk, verdicts):
-                found.append(index)
+            used = chunk != _ZEROS[: len(chunk)]
+            if last is not None and index >= last:  # past the range: only to learn whether its blanks lead on
+                if used:
+                    found.extend((b, BLANK) for b in blank)
+                if used or not blank:
+                    break
+            elif not used:
+                blank.append(index)
+            else:
+                found.extend((b, BLANK) for b in blank)
+                blank = []
+                if len(chunk) >= 0x200 and chunk.startswith(_CHUNK_MAGIC) and _explosive(chunk, verdicts):
+                    found.append((index, REFUSED))
             index += 1
-    return found
+    return sorted(found)
 
 
 def splittable(path: Path) -> bool:

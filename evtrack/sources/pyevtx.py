@@ -54,6 +54,7 @@ from evtrack.sources.base import (
     RawEvent,
     filetime_to_us,
 )
+from evtrack.sources.guard import BLANK
 from evtrack.sources.xmlfile import event_from_xml, parse_system_time
 
 if TYPE_CHECKING:
@@ -1651,6 +1652,7 @@ def read_python_evtx(
     handle, size = _open(path)
     stats.size = size
     reading = _Reading(stats, coverage, slim)
+    blank: list[int] = []
     with handle:
         handle.seek(FILE_HEADER_SIZE)
         index = -1
@@ -1663,6 +1665,14 @@ def read_python_evtx(
                 return
             if not data:
                 return
+            if data == _ZERO_CHUNK[: len(data)]:
+                blank.append(index)  # unused space at the end of a file; lost records if a used chunk follows
+                continue
+            for lost in blank:  # as guard.scan_chunks names them for the Rust engine
+                stats.add_issue(f"chunk {lost}", BLANK, 0)
+                if coverage is not None:
+                    coverage.break_segments()
+            blank = []
             limit = len(data)
             if limit < CHUNK_SIZE:
                 # The file ends inside this chunk. Its checksums cannot hold; without verification, the records
@@ -1674,8 +1684,6 @@ def read_python_evtx(
                     stats.add_issue(f"chunk {index}", f"truncated chunk ({limit} of {CHUNK_SIZE} bytes)", skipped)
                     return
                 data += bytes(CHUNK_SIZE - limit)
-            elif data == _ZERO_CHUNK:
-                continue
             problem = _chunk_problem(data, verify_checksums)
             if problem is not None:
                 skipped = _chunk_record_count(data) if data[:8] == _CHUNK_MAGIC else 0

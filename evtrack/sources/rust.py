@@ -25,7 +25,7 @@ from evtrack.coverage import CoverageBuilder
 from evtrack.errors import SourceError
 from evtrack.events import observation_only
 from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
-from evtrack.sources.guard import REFUSED, ChunkView, explosive_chunks
+from evtrack.sources.guard import REFUSED, ChunkView, scan_chunks
 from evtrack.sources.xmlfile import parse_system_time
 
 ENGINE = "evtx"
@@ -342,12 +342,13 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
     stats.engine = ENGINE
     first, last = chunks if chunks is not None else (0, None)
     try:
-        refused = explosive_chunks(path, first, last)
+        withheld = scan_chunks(path, first, last)
+        refused = [index for index, _ in withheld]
         source: Any = ChunkView(path, refused, first, last) if refused or chunks is not None else str(path)
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from exc
-    for index in refused:
-        stats.add_issue(f"chunk {index}", REFUSED, chunk_record_count(path, index))
+    for index, reason in withheld:  # pyevtx-rs names them where they stand: coverage breaks there
+        stats.add_issue(f"chunk {index}", reason, chunk_record_count(path, index) if reason == REFUSED else 0)
     try:
         parser = evtx.PyEvtxParser(source, number_of_threads=1, indent=False, validate_checksums=verify_checksums)
         records = parser.records_json()
