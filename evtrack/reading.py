@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import SourceError
 from evtrack.events import BatchBuilder, needed_for_report, normalise
-from evtrack.sources.base import FileStats, InputKind, RawEvent, Reader, ReadIssue
+from evtrack.sources.base import EVTX_MAGIC, FileStats, InputKind, RawEvent, Reader, ReadIssue
 from evtrack.sources.xmlfile import looks_like_xml_events
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-EVTX_MAGIC = b"ElfFile\x00"
 
 #: Engine name → (module, function). Imported lazily so `evtrack --help` never loads a parser.
 ENGINES: dict[str, tuple[str, str]] = {
@@ -243,7 +242,7 @@ SPLIT_MIN_CHUNKS = 48
 
 
 def _range_bytes(size: int, chunks: tuple[int, int]) -> int:
-    from evtrack.sources.guard import CHUNK_SIZE, FILE_HEADER_SIZE
+    from evtrack.sources.base import CHUNK_SIZE, FILE_HEADER_SIZE
 
     first, last = chunks
     low = FILE_HEADER_SIZE + first * CHUNK_SIZE
@@ -254,7 +253,8 @@ def _range_bytes(size: int, chunks: tuple[int, int]) -> int:
 def plan_units(files: Sequence[Path], engine: str, jobs: int) -> list[tuple[Path, tuple[int, int] | None]]:
     """The pieces of work for ``jobs`` workers, in input order: whole files, and chunk ranges of large .evtx
     files when the engine can read ranges."""
-    from evtrack.sources.guard import CHUNK_SIZE, chunk_count, splittable
+    from evtrack.sources.base import CHUNK_SIZE
+    from evtrack.sources.guard import chunk_count, splittable
 
     if jobs <= 1:
         return [(path, None) for path in files]

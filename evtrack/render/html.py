@@ -14,7 +14,7 @@ import base64
 import hashlib
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -241,6 +241,17 @@ _PATTERN = (
 )
 
 
+def _gridlines(y_max: int, y: Callable[[float], float], x0: int, x1: int) -> list[str]:
+    """A chart's horizontal grid lines, labelled with their values on the left."""
+    parts = []
+    for tick in _ticks(y_max):
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{_num(y(tick))}" y2="{_num(y(tick))}" stroke="#d0d7de" '
+                     'stroke-width="1"/>')
+        parts.append(f'<text x="{x0 - 6}" y="{_num(y(tick) + 4)}" text-anchor="end" font-size="11" '
+                     f'fill="#57606a">{tick}</text>')
+    return parts
+
+
 def windows_chart(report: Report) -> str:
     """Distinct users per window as bars; the installed count as a line; unknown windows hatched, never 0."""
     windows = report.windows
@@ -266,11 +277,7 @@ def windows_chart(report: Report) -> str:
         "(no log covers them, drawn hatched); the red line is the installed Per User CAL count.</desc>",
         _PATTERN.format(id="hatch-unknown"),
     ]
-    for tick in _ticks(y_max):
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(y(tick))}" y2="{_num(y(tick))}" '
-                     'stroke="#d0d7de" stroke-width="1"/>')
-        parts.append(f'<text x="{left - 6}" y="{_num(y(tick) + 4)}" text-anchor="end" font-size="11" '
-                     f'fill="#57606a">{tick}</text>')
+    parts.extend(_gridlines(y_max, y, left, width - right))
     label_every = max(1, math.ceil(len(windows) / 24))
     for index, w in enumerate(windows):
         x = left + slot * index + (slot - bar) / 2
@@ -348,11 +355,7 @@ def curve_chart(report: Report) -> str:
         f'<desc id="curve-chart-desc">Users with RDP evidence in the {CAL_VALIDITY_DAYS} days before each day, '
         f"{esc(curve[0].day)} to {esc(curve[-1].day)}.</desc>",
     ]
-    for tick in _ticks(y_max):
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(y(tick))}" y2="{_num(y(tick))}" '
-                     'stroke="#d0d7de"/>')
-        parts.append(f'<text x="{left - 6}" y="{_num(y(tick) + 4)}" text-anchor="end" font-size="11" '
-                     f'fill="#57606a">{tick}</text>')
+    parts.extend(_gridlines(y_max, y, left, width - right))
     month_starts = [p.day for p in curve if p.day.day == 1]
     every = max(1, math.ceil(len(month_starts) / 12))
     for day in month_starts[::every]:

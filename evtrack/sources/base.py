@@ -20,6 +20,14 @@ FILETIME_UNIX_OFFSET = 116_444_736_000_000_000
 
 #: Event ids whose payload a reader must decode. For any other id a reader may leave ``data`` empty:
 #: those records count towards coverage (time, host, channel, record id) only.
+#: The .evtx layout both engines and the guard read: a 4 KiB file header, then 64 KiB chunks whose records
+#: start after a 512-byte chunk header.
+EVTX_MAGIC = b"ElfFile\x00"
+CHUNK_MAGIC = b"ElfChnk\x00"
+FILE_HEADER_SIZE = 0x1000
+CHUNK_SIZE = 0x10000
+CHUNK_HEADER_SIZE = 0x200
+
 WANTED_EVENT_IDS: frozenset[int] = frozenset(
     {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149}
 )

@@ -22,9 +22,8 @@ import re
 import struct
 from pathlib import Path
 
-CHUNK_SIZE = 0x10000
-FILE_HEADER_SIZE = 0x1000
-_CHUNK_MAGIC = b"ElfChnk\x00"
+from evtrack.sources.base import CHUNK_MAGIC, CHUNK_SIZE, EVTX_MAGIC, FILE_HEADER_SIZE
+
 _FRAGMENT = b"\x0f\x01\x01\x00"
 #: A fragment header followed by a TemplateInstance token: 0x0c, one byte, template id (4), definition offset (4).
 _INSTANCE_RE = re.compile(rb"\x0f\x01\x01\x00\x0c.....(....)", re.DOTALL)
@@ -130,7 +129,7 @@ def scan_chunks(path: Path, first: int = 0, last: int | None = None) -> list[tup
             else:
                 found.extend((b, BLANK) for b in blank)
                 blank = []
-                if len(chunk) >= 0x200 and chunk.startswith(_CHUNK_MAGIC) and _explosive(chunk, verdicts):
+                if len(chunk) >= 0x200 and chunk.startswith(CHUNK_MAGIC) and _explosive(chunk, verdicts):
                     found.append((index, REFUSED))
             index += 1
     return sorted(found)
@@ -144,7 +143,7 @@ def splittable(path: Path) -> bool:
             header = handle.read(0x80)
     except OSError:
         return False
-    if len(header) < 0x80 or header[:8] != b"ElfFile\x00":
+    if len(header) < 0x80 or header[:8] != EVTX_MAGIC:
         return False
     header_size, _minor, _major, block_size = struct.unpack_from("<IHHH", header, 32)
     return bool(header_size == 0x80 and block_size == FILE_HEADER_SIZE)

@@ -46,6 +46,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias, TypeVar
 from evtrack.errors import SourceError
 from evtrack.events import SECURITY, observation_only
 from evtrack.sources.base import (
+    CHUNK_HEADER_SIZE,
+    CHUNK_MAGIC,
+    CHUNK_SIZE,
+    EVTX_MAGIC,
+    FILE_HEADER_SIZE,
     FILETIME_UNIX_OFFSET,
     PAYLOAD_KEYS,
     WANTED_EVENT_IDS,
@@ -62,12 +67,7 @@ if TYPE_CHECKING:
 
 ENGINE = "python-evtx"
 
-FILE_HEADER_SIZE = 0x1000
-CHUNK_SIZE = 0x10000
-CHUNK_HEADER_SIZE = 0x200
 RECORD_HEADER_SIZE = 24
-_FILE_MAGIC = b"ElfFile\x00"
-_CHUNK_MAGIC = b"ElfChnk\x00"
 _RECORD_MAGIC = 0x00002A2A
 _ZERO_CHUNK = bytes(CHUNK_SIZE)
 #: Deeper BinXML nesting than any real record (an event nests a payload template once or twice).
@@ -281,6 +281,18 @@ def _value_text(buf: bytes, offset: int, size: int, vtype: int) -> str | None:
 
 
 _DESCRIPTOR_ARRAYS: dict[int, struct.Struct] = {}
+
+
+def _template_at(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """At a TemplateInstance token: (the template definition's offset, where the substitution array starts),
+    stepping over a definition written inline; None when the definition is not earlier in the chunk."""
+    template = _U32(buf, pos + 6)[0]
+    pos += 10
+    if template == pos:
+        pos += 24 + _U32(buf, pos + 20)[0]
+    if not CHUNK_HEADER_SIZE <= template < pos:
+        return None
+    return template, pos
 
 
 def _descriptors(buf: bytes, pos: int, end: int) -> tuple[list[int], list[int], list[int], int]:
@@ -508,12 +520,10 @@ class _Evaluator:
 
     def template_instance(self, pos: int, end: int, depth: int) -> tuple[list[_Element | _Part], int]:
         chunk = self.chunk
-        template = _U32(chunk, pos + 6)[0]
-        pos += 10
-        if template == pos:
-            pos += 24 + _U32(chunk, template + 20)[0]
-        elif template > pos or template < CHUNK_HEADER_SIZE:
+        found = _template_at(chunk, pos)
+        if found is None:
             raise _Unsupported("template definition not where expected")
+        template, pos = found
         if self.trace is not None:
             self.trace.append((_UNCACHEABLE,))  # reads another template: not worth tracing
         offsets, sizes, types, after = _descriptors(chunk, pos, end)
@@ -1137,14 +1147,10 @@ def _partial_payload(
         end = pos + sizes[index]
         if buf[pos] == 0x0F:
             pos += 4
-        if buf[pos] != 0x0C:
+        found = _template_at(buf, pos) if buf[pos] == 0x0C else None
+        if found is None:
             raise _NotSure
-        template = _U32(buf, pos + 6)[0]
-        pos += 10
-        if template == pos:
-            pos += 24 + _U32(buf, pos + 20)[0]
-        if not CHUNK_HEADER_SIZE <= template < pos:
-            raise _NotSure
+        template, pos = found
         nested = chunk.payload_plans.get((template, plan.parent), _NO_PLAN)
         if nested is _NO_PLAN:
             nested = chunk.payload_plan(template, plan.parent)
@@ -1168,16 +1174,13 @@ def _nested_payload(chunk: _Chunk, pos: int, end: int, parent: str, depth: int) 
     start = pos
     if buf[pos] == 0x0F:
         pos += 4
-    if buf[pos] == 0x0C:
-        template = _U32(buf, pos + 6)[0]
-        pos += 10
-        if template == pos:
-            pos += 24 + _U32(buf, pos + 20)[0]
-        if CHUNK_HEADER_SIZE <= template < pos:
-            plan = chunk.payload_plan(template, parent)
-            if plan is not None:
-                offsets, sizes, types, _stop = _values(buf, pos, end)
-                return _payload(chunk, plan, offsets, sizes, types, depth)
+    found = _template_at(buf, pos) if buf[pos] == 0x0C else None
+    if found is not None:
+        template, pos = found
+        plan = chunk.payload_plan(template, parent)
+        if plan is not None:
+            offsets, sizes, types, _stop = _values(buf, pos, end)
+            return _payload(chunk, plan, offsets, sizes, types, depth)
     return _payload_from_tree(_wrap(chunk.evaluator.evaluate(start, end, ([], [], [])), parent))
 
 
@@ -1215,14 +1218,10 @@ def _fast_event(chunk: _Chunk, pos: int, end: int, slim: _Slim | None = None) ->
     buf = chunk.data
     if buf[pos] == 0x0F:
         pos += 4
-    if buf[pos] != 0x0C:
-        raise _Unsupported("no template instance")
-    template = _U32(buf, pos + 6)[0]
-    pos += 10
-    if template == pos:
-        pos += 24 + _U32(buf, pos + 20)[0]
-    elif template > pos or template < CHUNK_HEADER_SIZE:
-        raise _Unsupported("template definition not where expected")
+    found = _template_at(buf, pos) if buf[pos] == 0x0C else None
+    if found is None:
+        raise _Unsupported("no template instance, or its definition is not where expected")
+    template, pos = found
     plan = chunk.plans.get(template, _NO_PLAN)
     if plan is _NO_PLAN:
         plan = chunk.plan(template)
@@ -1471,7 +1470,7 @@ def _chunk_record_count(data: bytes) -> int:
 
 def _chunk_problem(data: bytes, verify_checksums: bool) -> str | None:
     """Why a chunk cannot be read (None when it can)."""
-    if data[:8] != _CHUNK_MAGIC:
+    if data[:8] != CHUNK_MAGIC:
         return "bad chunk header magic"
     free_space = _U32(data, 48)[0]
     if free_space > CHUNK_SIZE or free_space < CHUNK_HEADER_SIZE:
@@ -1627,7 +1626,7 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
     except OSError as exc:
         handle.close()
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from exc
-    if len(header) < 128 or header[:8] != _FILE_MAGIC:
+    if len(header) < 128 or header[:8] != EVTX_MAGIC:
         handle.close()
         raise SourceError(path, "cannot open as .evtx: bad file header magic")
     return handle, size
@@ -1679,14 +1678,14 @@ def read_python_evtx(
                 # that are wholly in the file are still read.
                 if not any(data):
                     return
-                if limit < CHUNK_HEADER_SIZE or data[:8] != _CHUNK_MAGIC or verify_checksums:
-                    skipped = _chunk_record_count(data) if limit >= 24 and data[:8] == _CHUNK_MAGIC else 0
+                if limit < CHUNK_HEADER_SIZE or data[:8] != CHUNK_MAGIC or verify_checksums:
+                    skipped = _chunk_record_count(data) if limit >= 24 and data[:8] == CHUNK_MAGIC else 0
                     stats.add_issue(f"chunk {index}", f"truncated chunk ({limit} of {CHUNK_SIZE} bytes)", skipped)
                     return
                 data += bytes(CHUNK_SIZE - limit)
             problem = _chunk_problem(data, verify_checksums)
             if problem is not None:
-                skipped = _chunk_record_count(data) if data[:8] == _CHUNK_MAGIC else 0
+                skipped = _chunk_record_count(data) if data[:8] == CHUNK_MAGIC else 0
                 stats.add_issue(f"chunk {index}", problem, skipped)
                 if coverage is not None:  # its records are lost, even when its header cannot say how many
                     coverage.break_segments()

@@ -24,7 +24,15 @@ from typing import Any
 from evtrack.coverage import CoverageBuilder
 from evtrack.errors import SourceError
 from evtrack.events import observation_only
-from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
+from evtrack.sources.base import (
+    CHUNK_SIZE,
+    FILE_HEADER_SIZE,
+    PAYLOAD_KEYS,
+    WANTED_EVENT_IDS,
+    FileStats,
+    InputKind,
+    RawEvent,
+)
 from evtrack.sources.guard import REFUSED, ChunkView, scan_chunks
 from evtrack.sources.xmlfile import parse_system_time
 
@@ -43,8 +51,6 @@ _CHUNK_ERR_RE = re.compile(r"chunk number (\d+)")
 _RECORD_ERR_RE = re.compile(r"record number (\d+)")
 _MAX_CONSECUTIVE_ERRORS = 100_000
 
-CHUNK_SIZE = 0x10000
-FILE_HEADER_SIZE = 0x1000
 
 
 def chunk_record_count(path: Path, chunk_index: int) -> int:
@@ -161,39 +167,6 @@ _OUT_OF_RANGE = "corrupt record: EventID above 65535 or EventRecordID beyond 2^6
 
 def _in_range(event_id: int, record_id: int | None) -> bool:
     return 0 <= event_id <= 0xFFFF and (record_id is None or 0 <= record_id < 1 << 63)
-
-
-def _system_fields(text: str) -> tuple[int, str, str, str, str] | None:
-    """(EventID, SystemTime, EventRecordID, Channel, Computer) found with ``str.find`` in compact pyevtx-rs JSON,
-    or None when the record is not in the usual shape (the caller then parses it fully)."""
-    i = text.find('"EventID":')
-    if i < 0 or text.startswith("{", i + 10):
-        return None
-    j = text.find(",", i + 10)
-    digits = text[i + 10 : j]
-    if not digits.isdigit():
-        return None
-    t = text.find('"SystemTime":"', j)
-    if t < 0:
-        return None
-    t_end = text.find('"', t + 14)
-    e = text.find('"EventRecordID":', t_end)
-    if e < 0:
-        return None
-    e_end = text.find(",", e + 16)
-    record_id = text[e + 16 : e_end]
-    c = text.find('"Channel":"', e_end)
-    if c < 0:
-        return None
-    c_end = text.find('"', c + 11)
-    h = text.find('"Computer":"', c_end)
-    if h < 0:
-        return None
-    h_end = text.find('"', h + 12)
-    channel, computer = text[c + 11 : c_end], text[h + 12 : h_end]
-    if not record_id.isdigit() or "\\" in channel or "\\" in computer:
-        return None
-    return int(digits), text[t + 14 : t_end], record_id, channel, computer
 
 
 _DECODER = json.JSONDecoder()

@@ -355,7 +355,9 @@ def _month_bounds(key: str, tzinfo: ZoneInfo) -> tuple[int, int]:
 
 
 def _peak(intervals: list[tuple[int, int]], lo: int, hi: int) -> int:
-    """Most half-open intervals alive at once inside ``[lo, hi)`` (an end sorts before a start at one instant)."""
+    """Most half-open intervals alive at once inside ``[lo, hi)`` (an end sorts before a start at one instant).
+
+    Written apart from :func:`evtrack.concurrency.peak` on purpose: the ground truth checks that code."""
     edges: list[tuple[int, int]] = []
     for a, b in intervals:
         a, b = max(a, lo), min(b, hi)
