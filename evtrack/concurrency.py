@@ -10,7 +10,7 @@ still connected when the host's logs end is closed there, and counted, so the re
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,11 @@ class Interval:
     host: str
     start: int
     end: int
+    user: str | None = None
+    """The account of the event that connected the session (``user`` and ``domain`` as the row gives them)."""
+    domain: str | None = None
+    open_ended: bool = False
+    """No disconnect or logoff was seen: closed where the host's logs end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +59,12 @@ def _transition(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping[str, int]) -> Sessions:
-    """Connected intervals from session events (rows of the event table, times in µs, duplicates removed)."""
+def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping[str, int],
+                        host_of: Callable[[str], str] = host_key) -> Sessions:
+    """Connected intervals from session events (rows of the event table, times in µs, duplicates removed);
+    ``host_of`` turns a row's host name into the host key ``coverage_end`` uses."""
     lsm_hosts: set[str] = set()
-    events: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
+    events: dict[str, list[tuple[int, str, str, Mapping[str, Any]]]] = defaultdict(list)
     materialised = []
     for row in rows:
         transition = _transition(row)
@@ -65,11 +72,11 @@ def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping
             continue
         materialised.append((row, transition))
         if (row["channel"] or "").lower() == LSM:
-            lsm_hosts.add(host_key(row["host"] or ""))
+            lsm_hosts.add(host_of(row["host"] or ""))
     alias: dict[tuple[str, str], str] = {}
     last_logon: dict[tuple[str, str], tuple[int, str]] = {}
     for row, transition in sorted(materialised, key=lambda item: (item[0]["time"], item[0]["record_id"] or 0)):
-        host = host_key(row["host"] or "")
+        host = host_of(row["host"] or "")
         channel = (row["channel"] or "").lower()
         if channel == LSM:
             if row["session_id"] is None:
@@ -87,23 +94,23 @@ def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping
                 else:
                     last_logon[(host, user)] = (row["time"], logon_id)
             key = "sec:" + alias.get((host, logon_id), logon_id)
-        events[host].append((row["time"], transition, key, channel))
+        events[host].append((row["time"], transition, key, row))
     intervals: list[Interval] = []
     closed_at_end = 0
     for host, host_events in events.items():
-        open_since: dict[str, int] = {}
-        for moment, transition, key, _channel in host_events:
+        open_since: dict[str, tuple[int, Mapping[str, Any]]] = {}
+        for moment, transition, key, row in host_events:
             if transition == CONNECT:
-                open_since.setdefault(key, moment)
+                open_since.setdefault(key, (moment, row))
             else:
-                start = open_since.pop(key, None)
-                if start is not None and moment > start:
-                    intervals.append(Interval(host, start, moment))
+                opened = open_since.pop(key, None)
+                if opened is not None and moment > opened[0]:
+                    intervals.append(Interval(host, opened[0], moment, opened[1]["user"], opened[1]["domain"]))
         end = coverage_end.get(host)
-        for start in open_since.values():
+        for start, row in open_since.values():
             stop = max(end or start, start)
             if stop > start:
-                intervals.append(Interval(host, start, stop))
+                intervals.append(Interval(host, start, stop, row["user"], row["domain"], open_ended=True))
             closed_at_end += 1
     intervals.sort(key=lambda iv: (iv.host, iv.start, iv.end))
     return Sessions(tuple(intervals), closed_at_end)

@@ -47,6 +47,9 @@ class ChannelSpan:
     intervals: tuple[tuple[int, int], ...] = ()
     """Covered time: each input file's first..last, merged where they overlap or touch. A hole between two
     exports stays a hole, whatever the envelope ``first_us``..``last_us`` says."""
+    misdated: tuple[Misdated, ...] = ()
+    """Records whose time contradicts their neighbours (see :func:`misdated`): left out of the span, placed
+    between their neighbours."""
 
     @property
     def missing_records(self) -> int:
@@ -72,6 +75,7 @@ class _Acc:
     merged_times: array[int] = field(default_factory=lambda: array("q"))
     merged_no_id_times: set[int] = field(default_factory=set)
     merged_intervals: list[tuple[int, int]] = field(default_factory=list)
+    merged_misdated: list[Misdated] = field(default_factory=list)
 
     def start(self, epoch: int) -> None:
         """About to add records while the builder is at ``epoch``: open a new segment if records were lost."""
@@ -81,8 +85,9 @@ class _Acc:
             self.breaks.append(len(self.ids))
         self.epoch = epoch
 
-    def segments(self) -> list[tuple[Any, Any]]:
-        """This file's (ids, times) per segment, isolated clock outliers removed, as int64 numpy arrays."""
+    def segments(self) -> list[tuple[Any, Any, Any]]:
+        """This file's (ids, times, misdated) per segment as int64 numpy arrays: misdated records keep their id
+        but take the time their neighbours give them (:func:`place_misdated`); ``misdated`` is a boolean mask."""
         import numpy as np
 
         ids = np.frombuffer(self.ids, dtype=np.int64) if self.ids else np.zeros(0, dtype=np.int64)
@@ -92,45 +97,106 @@ class _Acc:
         for lo, hi in pairwise(bounds):
             if hi <= lo:
                 continue
-            keep = ~isolated_outliers(times[lo:hi])
-            result.append((ids[lo:hi][keep], times[lo:hi][keep]))
+            mask = misdated(times[lo:hi])
+            result.append((ids[lo:hi], place_misdated(times[lo:hi], mask), mask))
         return result
 
-    def kept(self) -> tuple[Any, Any, list[tuple[int, int]], int]:
-        """This file's kept (ids, times) over all segments, each segment's envelope, and how many outliers went."""
+    def kept(self) -> tuple[Any, Any, list[tuple[int, int]], list[Misdated]]:
+        """This file's (ids, times) over all segments with misdated times replaced by their placed times, each
+        segment's envelope, and the misdated records."""
         import numpy as np
 
         parts = self.segments()
         if not parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [], 0
-        ids = np.concatenate([i for i, _ in parts])
-        times = np.concatenate([t for _, t in parts])
-        envelopes = [(int(t.min()), int(t.max())) for _, t in parts if len(t)]
-        return ids, times, envelopes, len(self.ids) - len(ids)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [], []
+        ids = np.concatenate([i for i, _, _ in parts])
+        times = np.concatenate([t for _, t, _ in parts])
+        envelopes = [(int(t.min()), int(t.max())) for _, t, _ in parts if len(t)]
+        raw = np.frombuffer(self.times, dtype=np.int64)
+        mask = np.concatenate([m for _, _, m in parts])
+        wrong = [Misdated(int(ids[i]), int(raw[i]), int(times[i])) for i in np.nonzero(mask)[0]]
+        return ids, times, envelopes, wrong
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Misdated:
+    """A record whose time contradicts its neighbours in record order (a clock that was wrong for a while): the
+    time it carries, and the time its neighbours place it at. It never stretches what a log covers."""
+
+    record_id: int
+    """The EventRecordID (``NO_ID`` when the record has none)."""
+    time_us: int
+    """The time the record carries."""
+    placed_us: int
+    """Where its neighbours in record order put it (between the last good record before and the first after)."""
 
 
 _DAY_US = 86_400_000_000
 _PENDING = 4096
 
 
-def isolated_outliers(times: Any) -> Any:
-    """A boolean mask of records whose time jumps away from both neighbours (in file order) by more than a day
-    and by more than ten times the neighbours' own distance: a clock that was wrong for one record (a boot before
-    time sync, a damaged record), which must not stretch what the log covers. At the ends, the neighbour and the
-    one after it decide. Real gaps (a host switched off for days) and clocks set back for good are kept."""
+def misdated(times: Any) -> Any:
+    """A boolean mask of records (in record order) whose time contradicts their neighbours': a clock that was wrong
+    for one record or for a while (a boot before time sync, a host a year off for half an hour).
+
+    - one record whose time jumps away from both neighbours by more than a day and by more than ten times the
+      neighbours' own distance;
+    - a run of records between a jump of more than a day and a jump back (the opposite way), where the records
+      just before and just after the run agree with each other (the later one is not more than a day earlier) and
+      every record of the run lies more than a day outside them;
+    - the first record when it is more than a day *later* than the next one (and the next two agree), the last
+      when it is more than a day *earlier* than the one before: record order says they cannot be.
+    A sparse log (records days apart, in order) has no outliers; real gaps (a host switched off for days) and a
+    clock set back for good are kept."""
     import numpy as np
 
     n = len(times)
     mask = np.zeros(n, dtype=bool)
     if n < 3:
         return mask
-    jump = np.abs(np.diff(times))
+    step = np.diff(times)
+    jump = np.abs(step)
     span = np.abs(times[2:] - times[:-2])
     limit = np.maximum(_DAY_US, 10 * span)
     mask[1:-1] = (jump[:-1] > limit) & (jump[1:] > limit)
-    mask[0] = jump[0] > max(_DAY_US, 10 * jump[1])
-    mask[-1] = jump[-1] > max(_DAY_US, 10 * jump[-2])
+    mask[0] = step[0] < -max(_DAY_US, 10 * int(jump[1]))
+    mask[-1] = step[-1] < -max(_DAY_US, 10 * int(jump[-2]))
+    big = np.nonzero(jump > _DAY_US)[0]
+    for a, b in pairwise(big.tolist()):
+        if (step[a] > 0) == (step[b] > 0):
+            continue
+        before, after = int(times[a]), int(times[b + 1])
+        if after < before - _DAY_US:
+            continue
+        run = times[a + 1:b + 1]
+        if int(run.max()) < before - _DAY_US or int(run.min()) > after + _DAY_US:
+            mask[a + 1:b + 1] = True
     return mask
+
+
+def place_misdated(times: Any, mask: Any) -> Any:
+    """``times`` with each misdated record moved between the good records around it (in record order), spread
+    evenly over a run; before the first good record it takes that one's time, after the last the last's."""
+    import numpy as np
+
+    if not mask.any():
+        return times
+    good = np.nonzero(~mask)[0]
+    placed = times.copy()
+    if not len(good):
+        return placed
+    bad = np.nonzero(mask)[0]
+    after = np.searchsorted(good, bad)
+    for index, position in zip(bad.tolist(), after.tolist(), strict=True):
+        if position == 0:
+            placed[index] = times[good[0]]
+        elif position == len(good):
+            placed[index] = times[good[-1]]
+        else:
+            lo, hi = int(good[position - 1]), int(good[position])
+            t_lo, t_hi = int(times[lo]), max(int(times[hi]), int(times[lo]))
+            placed[index] = t_lo + (t_hi - t_lo) * (index - lo) // (hi - lo)
+    return placed
 
 
 #: The logs whose coverage matters: the evidence channels, RCM (context) and System (log-cleared 104).
@@ -235,6 +301,7 @@ class CoverageBuilder:
             mine.merged_times.extend(theirs.merged_times)
             mine.merged_no_id_times |= theirs.merged_no_id_times
             mine.merged_intervals.extend(theirs.merged_intervals)
+            mine.merged_misdated.extend(theirs.merged_misdated)
         self._epoch += other._epoch
         for key, times in other._cleared.items():
             self._cleared.setdefault(key, set()).update(times)
@@ -245,25 +312,28 @@ class CoverageBuilder:
 
         for key, theirs in other._acc.items():
             mine = self._acc.setdefault(key, _Acc())
-            ids, times, envelopes, outliers = theirs.kept()
+            ids, times, envelopes, wrong = theirs.kept()
             real = ids != NO_ID
             mine.merged_ids.frombytes(np.ascontiguousarray(ids[real]).tobytes())
             mine.merged_times.frombytes(np.ascontiguousarray(times[real]).tobytes())
             mine.merged_no_id_times.update(times[~real].tolist())
             mine.merged_intervals.extend(envelopes)
-            mine.untimed_ids += theirs.untimed_ids + outliers
+            mine.untimed_ids += theirs.untimed_ids
+            mine.merged_misdated.extend(wrong)
             mine.merged_ids.extend(theirs.merged_ids)
             mine.merged_times.extend(theirs.merged_times)
             mine.merged_no_id_times |= theirs.merged_no_id_times
             mine.merged_intervals.extend(theirs.merged_intervals)
+            mine.merged_misdated.extend(theirs.merged_misdated)
         for key, times in other._cleared.items():
             self._cleared.setdefault(key, set()).update(times)
 
-    def _records(self, acc: _Acc) -> tuple[Any, Any, list[int], list[int], list[tuple[int, int]]]:
-        """(distinct ids, the latest time of each, all times, times of records without an id, intervals)."""
+    def _records(self, acc: _Acc) -> tuple[Any, Any, list[int], list[int], list[tuple[int, int]], list[Misdated]]:
+        """(distinct ids, the latest time of each, all times, times of records without an id, intervals, the
+        misdated records)."""
         import numpy as np
 
-        ids, times, envelopes, _ = acc.kept()
+        ids, times, envelopes, wrong = acc.kept()
         real = ids != NO_ID
         all_ids = np.concatenate([ids[real], np.frombuffer(acc.merged_ids, dtype=np.int64)]) \
             if acc.merged_ids else ids[real]
@@ -277,7 +347,8 @@ class CoverageBuilder:
         bounds = [*no_id[:1], *no_id[-1:]]
         if len(all_times):
             bounds += [int(all_times.min()), int(all_times.max())]
-        return all_ids[last], all_times[last], bounds, no_id, [*envelopes, *acc.merged_intervals]
+        return (all_ids[last], all_times[last], bounds, no_id, [*envelopes, *acc.merged_intervals],
+                sorted({*wrong, *acc.merged_misdated}))
 
     def spans(self) -> list[ChannelSpan]:
         """The merged spans, sorted by host and channel; duplicate records (overlapping exports) count once."""
@@ -285,7 +356,7 @@ class CoverageBuilder:
 
         result = []
         for (host, channel), acc in sorted(self._acc.items()):
-            ids, latest, bounds, no_id, intervals = self._records(acc)
+            ids, latest, bounds, no_id, intervals, wrong = self._records(acc)
             if not bounds:
                 continue
             gaps: list[Gap] = []
@@ -303,7 +374,8 @@ class CoverageBuilder:
                     last_record_id=int(ids[-1]) if len(ids) else None,
                     gaps=tuple(gaps),
                     cleared_us=tuple(sorted(self._cleared.get((host, channel), ()))),
-                    intervals=merge_intervals(intervals),
+                    intervals=merge_intervals([*intervals, *bridges(ids, latest)]),
+                    misdated=tuple(wrong),
                 )
             )
         return result
@@ -312,16 +384,16 @@ class CoverageBuilder:
         """What the store keeps of each host and channel (see :meth:`from_records`)."""
         channels = []
         for (host, channel), acc in sorted(self._acc.items()):
-            ids, times, envelopes, outliers = acc.kept()
+            ids, times, envelopes, wrong = acc.kept()
             real = ids != NO_ID
             pairs = set(zip(ids[real].tolist(), times[real].tolist(), strict=True))
             pairs.update(zip(acc.merged_ids, acc.merged_times, strict=True))
             segments = tuple([*envelopes, *acc.merged_intervals])
             channels.append(ChannelRecords(
                 host, channel, sorted(pairs), sorted(set(times[~real].tolist()) | acc.merged_no_id_times),
-                acc.untimed_ids + outliers,
+                acc.untimed_ids,
                 (min(a for a, _ in segments), max(b for _, b in segments)) if segments else None,
-                segments,
+                segments, tuple(sorted({*wrong, *acc.merged_misdated})),
             ))
         return channels
 
@@ -343,6 +415,7 @@ class CoverageBuilder:
                 acc.merged_intervals = list(item.segments)
             elif item.envelope is not None:
                 acc.merged_intervals = [item.envelope]
+            acc.merged_misdated = list(item.misdated)
         for host, channel, time in clears:
             builder._cleared.setdefault((host, channel), set()).add(time)
         return builder
@@ -361,6 +434,21 @@ class ChannelRecords:
     envelope: tuple[int, int] | None
     segments: tuple[tuple[int, int], ...] = ()
     """The file's covered segments (one, unless records were lost in between); empty = the envelope."""
+    misdated: tuple[Misdated, ...] = ()
+
+
+def bridges(ids: Any, times: Any) -> list[tuple[int, int]]:
+    """Covered time spanned by runs of consecutive EventRecordIDs (``ids`` sorted and distinct, ``times`` each id's
+    latest time): no record of that log was lost inside a run, whichever files its records came from (one log
+    exported as two adjacent files leaves no hole)."""
+    import numpy as np
+
+    if len(ids) < 2:
+        return []
+    starts = np.concatenate([[0], np.nonzero(np.diff(ids) != 1)[0] + 1])
+    sizes = np.diff(np.concatenate([starts, [len(ids)]]))
+    low, high = np.minimum.reduceat(times, starts), np.maximum.reduceat(times, starts)
+    return [(int(lo), int(hi)) for lo, hi, size in zip(low, high, sizes, strict=True) if size > 1]
 
 
 def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evtrack.coverage import ChannelSpan, Gap
+from evtrack.coverage import ChannelSpan, Gap, Misdated
 from evtrack.errors import EvtrackError
 from evtrack.report import InputFile
 
@@ -79,6 +79,7 @@ def _span_from_dict(data: dict[str, Any]) -> ChannelSpan:
         records=data["records"], first_record_id=data["first_record_id"], last_record_id=data["last_record_id"],
         gaps=tuple(Gap(**gap) for gap in data["gaps"]), cleared_us=tuple(data["cleared_us"]),
         intervals=tuple((int(a), int(b)) for a, b in data["intervals"]),
+        misdated=tuple(Misdated(**item) for item in data.get("misdated", ())),
     )
 
 

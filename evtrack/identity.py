@@ -8,12 +8,18 @@ Pure functions over observations (user, domain, SID, host) taken from the event 
 2. Names and SIDs are linked (union-find): a name seen with a SID belongs to that SID's person.
 3. A name without a domain (RCM 1149, some LSM events) is attached to the one domain-qualified person with that
    sam account name, and only when there is exactly one; otherwise it stays apart, flagged unresolved.
-4. Machine accounts, built-in principals and configured exclusions are never counted; configured exclusions are
+4. A name that two SIDs held (an account deleted and re-created for someone else) is two people. An event that
+   names the account without a SID (LocalSessionManager, 4778) goes to the SID of the same logon (a sighting of
+   the name with a SID on the same host within :data:`SAME_LOGON_US`), else to the SID that held the name at that
+   time (the latest sighting before it, else the first after it), else to the SID a directory export says holds
+   the name now -- never simply to whichever SID came first.
+5. Machine accounts, built-in principals and configured exclusions are never counted; configured exclusions are
    reported with their reason.
 """
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import re
 from collections import Counter, defaultdict
@@ -26,6 +32,9 @@ BUILTIN_DOMAINS = frozenset({"nt authority", "window manager", "font driver host
 _SERVICE_SESSION_RE = re.compile(r"^(dwm|umfd)-\d+$", re.IGNORECASE)
 _WELL_KNOWN_SID_RE = re.compile(r"^S-1-(0-0|5-(7|18|19|20)|5-(90|96)-.*)$", re.IGNORECASE)
 _DOMAIN_SID_RE = re.compile(r"^(S-1-5-21-\d+-\d+-\d+)-\d+$", re.IGNORECASE)
+#: A 4624 and the LocalSessionManager event of the same logon are written this close together (seconds, on a
+#: slow host up to a minute or two).
+SAME_LOGON_US = 120_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +190,45 @@ class IdentityResolver:
         for node in self._uf.parent:
             self._members[self._uf.find(node)].append(node)
         self._cache: dict[tuple[str, ...], Identity] = {}
+        self._name_sids: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for node, o in named:
+            if o.sid and not _WELL_KNOWN_SID_RE.match(o.sid.strip()):
+                self._name_sids[node].add(o.sid.strip().upper())
+        self._timeline: dict[tuple[str, ...], list[tuple[int, str, str]]] = {}
+        self._current: dict[tuple[str, ...], str] = {}
+        self.attributed: set[str] = set()
+        """Names held by several SIDs whose SID-less events were attributed by time and host."""
+
+    def add_sightings(self, sightings: Iterable[tuple[str | None, str | None, str | None, str, int]]) -> None:
+        """Timed sightings (user, domain, SID, host, time µs) of names that several SIDs held: the timeline that
+        attributes their SID-less events."""
+        timeline: dict[tuple[str, ...], list[tuple[int, str, str]]] = defaultdict(list)
+        for user, domain, sid, host, moment in sightings:
+            if not user or not sid or _WELL_KNOWN_SID_RE.match(sid.strip()):
+                continue
+            node = self._name_node(user, domain)
+            if len(self._name_sids.get(node, ())) > 1:
+                timeline[node].append((moment, host, sid.strip().upper()))
+        for node, items in timeline.items():
+            self._timeline[node] = sorted(set(items) | set(self._timeline.get(node, ())))
+
+    def set_current_holder(self, user: str, domain: str | None, sid: str) -> None:
+        """A directory export says ``sid`` holds this name now."""
+        self._current[self._name_node(user, domain)] = sid.strip().upper()
+
+    def _attribute(self, node: tuple[str, ...], host: str, moment: int) -> str | None:
+        """The SID that held a contested name at ``moment`` (see the module's rule 4)."""
+        timeline = self._timeline.get(node, [])
+        if timeline:
+            times = [t for t, _, _ in timeline]
+            lo = bisect.bisect_left(times, moment - SAME_LOGON_US)
+            hi = bisect.bisect_right(times, moment + SAME_LOGON_US)
+            same = [(abs(t - moment), sid) for t, h, sid in timeline[lo:hi] if h == host]
+            if same:
+                return min(same)[1]
+            index = bisect.bisect_right(times, moment)
+            return timeline[index - 1][2] if index else timeline[0][2]
+        return self._current.get(node)
 
     # -- domains -------------------------------------------------------------------------------------------------
     @staticmethod
@@ -235,11 +283,20 @@ class IdentityResolver:
         return ("name", self.canonical_domain(domain), user.lower())
 
     # -- lookups -------------------------------------------------------------------------------------------------
-    def resolve(self, user: str | None, domain: str | None, sid: str | None, host: str = "") -> Identity | None:
-        """The person behind one sighting; None for accounts that are never a person (machine, built-in)."""
+    def resolve(self, user: str | None, domain: str | None, sid: str | None, host: str = "",
+                time: int | None = None) -> Identity | None:
+        """The person behind one sighting; None for accounts that are never a person (machine, built-in).
+        ``time`` (µs) attributes a SID-less sighting of a name that several SIDs held (rule 4)."""
         if builtin_reason(user, domain, sid) is not None or user is None:
             return None
-        node = self._sid_node(sid) or self._name_node(user, domain)
+        node = self._sid_node(sid)
+        if node is None:
+            node = self._name_node(user, domain)
+            if time is not None and len(self._name_sids.get(node, ())) > 1:
+                held = self._attribute(node, host, time)
+                if held is not None:
+                    self.attributed.add(f"{domain}\\{user}" if domain else user)
+                    node = ("sid", held)
         root = self._uf.find(node)
         identity = self._cache.get(root)
         if identity is None:
@@ -290,6 +347,23 @@ class IdentityResolver:
             domain_resolved=resolved,
             excluded=self._excluded(display, aliases, sids, members),
         )
+
+    def unmatched_exclusions(self) -> list[str]:
+        """Configured exclusions (names, SIDs, patterns) that match no account seen in the inputs: a typo, or a
+        TOML escape that turned ``CONTOSO\\bob`` into a control character."""
+        ex = self._exclusions
+        forms = {f.lower() for counter in self._forms.values() for f in counter}
+        forms |= {f.rsplit("\\", 1)[-1] for f in list(forms)}
+        sids = {n[1] for n in self._uf.parent if n[0] == "sid"}
+        nodes = set(self._uf.parent)
+        unmatched = []
+        for name in sorted(ex.names):
+            domain, _, user = name.rpartition("\\")
+            if name not in forms and self._name_node(user, domain or None) not in nodes:
+                unmatched.append(name)
+        unmatched += [sid for sid in sorted(ex.sids) if sid not in sids]
+        unmatched += [p for p in ex.patterns if not any(fnmatch.fnmatchcase(f, p) for f in forms)]
+        return unmatched
 
     def _excluded(self, display: str, aliases: tuple[str, ...], sids: list[str],
                   members: list[tuple[str, ...]]) -> str | None:

@@ -35,9 +35,9 @@ class WindowUsage:
     """Distinct users with RDP evidence in the window; None when no log covers any of it (unknown)."""
     new_users: int | None
     """Users first seen (in this report's data) in this window."""
-    sessions: int
-    """Session starts (a 4624 type 10/12 and an LSM 21 a few seconds apart are one start)."""
-    reconnects: int
+    sessions: int | None
+    """Session starts (a 4624 type 10/12 and the LSM 21 of the same logon are one start); None when unknown."""
+    reconnects: int | None
     status: str
     """complete (every known host's logs cover the whole window), partial (some), unknown (none)."""
     verdict: str
@@ -50,6 +50,10 @@ class WindowUsage:
     """Distinct client devices (4778 ClientName, else the client IP address): approximate behind NAT."""
     peak_sessions: int | None
     """Most RDP sessions connected at once in the window, over all hosts."""
+    carried_over: tuple[str, ...] = ()
+    """Users counted here only because a session that began earlier was still connected in this window."""
+    in_verdict: bool = True
+    """Whether the headline verdict rests on this window (see :attr:`Report.verdict_windows`)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class UserUsage:
     reconnects: int
     hosts: tuple[str, ...]
     evidence: tuple[str, ...]
-    """Reason codes of the rules that matched (e.g. 4624_lt10, lsm25_ip)."""
+    """Reason codes of the rules that matched (e.g. 4624_lt10, lsm25_ip; ``session_carried_over`` when a session
+    that began in an earlier window was still connected in a later one)."""
     events: int
     cal_expiry: datetime
     """Estimated Per User CAL expiry: last seen + 60 days."""
@@ -119,6 +124,47 @@ class CurvePoint:
 
     day: date
     users: int
+
+
+@dataclass(frozen=True)
+class SlidingPeak:
+    """The most distinct users in any ``days`` consecutive days of the period (exact, not sampled)."""
+
+    days: int
+    users: int
+    start: datetime | None
+    """The first such stretch: ``[start, end)``."""
+    end: datetime | None
+    complete: bool
+    """Whether every counted host's logs cover that whole stretch (else the count is a lower bound)."""
+
+
+@dataclass(frozen=True)
+class HostUsers:
+    """How many distinct users one host contributes, and whether it counts."""
+
+    host: str
+    users: int
+    counted: bool
+    """False for a host left out by the host patterns (``--host`` / ``--exclude-host``)."""
+    hint: str | None = None
+    """Why the host may not be a session host (a hint, never a silent rule)."""
+
+
+@dataclass(frozen=True)
+class MisdatedEvidence:
+    """An RDP event whose time contradicts its neighbours in record order: counted at the time its neighbours
+    place it at (the time it carries is kept here, for checking)."""
+
+    host: str
+    channel: str
+    record_id: int
+    event_id: int
+    user: str
+    time: datetime
+    """The time the record carries."""
+    placed: datetime
+    """Where its neighbours put it; the report counts it there."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +230,19 @@ class Report:
     records_read: int
     records_skipped: int
     notes: tuple[str, ...]
+    lower_bound: bool = False
+    """The verdict rests on inputs that do not cover all it needs (a partial or unknown window, a 60-day look-back
+    only partly covered, a file that could not be read, misdated evidence): counts are lower bounds."""
+    verdict_windows: tuple[str, ...] = ()
+    """Labels of the windows the verdict rests on (without --from/--to: the windows the logs cover fully, plus any
+    window over the installed count)."""
+    peak_at: datetime | None = None
+    """The first instant the licence-server view reached its peak (exact)."""
+    sliding_peaks: tuple[SlidingPeak, ...] = ()
+    host_users: tuple[HostUsers, ...] = ()
+    misdated: tuple[MisdatedEvidence, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """Settings that matched nothing (a scope, exclusion or host pattern): the answer may not be what was asked."""
 
     def to_dict(self) -> dict[str, Any]:
         return _encode(self)  # type: ignore[no-any-return]
@@ -232,8 +291,8 @@ def _decode(tp: Any, value: Any) -> Any:
             return tuple(_decode(args[0], item) for item in value)
         return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = typing.get_type_hints(tp)
-        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)})
+        hints = typing.get_type_hints(tp)  # fields added later have defaults: older saved reports lack them
+        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
     if tp is datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -39,14 +39,14 @@ from evtrack.sources.base import ReadIssue, datetime_to_us
 if TYPE_CHECKING:  # imported where used: `evtrack reports list` starts fast
     import pyarrow as pa
 
-    from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder
+    from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder, Misdated
     from evtrack.reading import FileResult, Inputs
     from evtrack.report import InputFile, Report
     from evtrack.usage import ReportSource
 
 #: ``PRAGMA application_id``: "EvTr". Tells an evtrack store from any other SQLite database.
 APPLICATION_ID = 0x45765472
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STORE_FILENAME = "evtrack.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -139,6 +139,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (  # 1 -> 2: a file's coverage can be several segments (a skipped chunk leaves a hole)
         "ALTER TABLE spans ADD COLUMN segments BLOB",
+    ),
+    (  # 2 -> 3: records whose time contradicts their neighbours (record id, time, placed time), flat
+        "ALTER TABLE spans ADD COLUMN misdated BLOB",
     ),
 )
 
@@ -264,6 +267,13 @@ def _import_coverage(channels: Iterable[ChannelRecords], clears: Iterable[tuple[
 def _segments(packed: bytes | None) -> tuple[tuple[int, int], ...]:
     flat = _unpack(packed) if packed else []
     return tuple(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _misdated(packed: bytes | None) -> tuple[Misdated, ...]:
+    from evtrack.coverage import Misdated
+
+    values = _unpack(packed) if packed else []
+    return tuple(Misdated(*values[i:i + 3]) for i in range(0, len(values), 3))
 
 
 def _pack(values: Sequence[int]) -> bytes:
@@ -622,11 +632,12 @@ class Store:
                 item.envelope[0] if item.envelope else None, item.envelope[1] if item.envelope else None,
                 _pack([record_id for record_id, _ in item.pairs]), _pack([time for _, time in item.pairs]),
                 _pack(item.no_id_times), _pack([t for segment in item.segments for t in segment]),
+                _pack([value for m in item.misdated for value in (m.record_id, m.time_us, m.placed_us)]),
             ))
         db.executemany(
             "INSERT INTO spans (file_id, host, channel, first_us, last_us, records, first_record_id, last_record_id, "
             "gaps, missing_records, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
-            "no_id_times, segments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "no_id_times, segments, misdated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -661,13 +672,14 @@ class Store:
         per_file: dict[int, list[ChannelRecords]] = {}
         for row in self._db.execute(
             "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
-            "no_id_times, segments FROM spans ORDER BY file_id, host, channel"
+            "no_id_times, segments, misdated FROM spans ORDER BY file_id, host, channel"
         ):
-            file_id, host, channel, untimed, env_first, env_last, ids, times, no_id, packed = row
+            file_id, host, channel, untimed, env_first, env_last, ids, times, no_id, packed, wrong = row
             envelope = None if env_first is None or env_last is None else (env_first, env_last)
             pairs = list(zip(_unpack(ids), _unpack(times), strict=True))
             per_file.setdefault(file_id, []).append(
-                ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope, _segments(packed))
+                ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope, _segments(packed),
+                               _misdated(wrong))
             )
         clears: dict[int, list[tuple[str, str, int]]] = {}
         for file_id, host, channel, time in self._db.execute("SELECT file_id, host, channel, time_us FROM clears"):
@@ -798,9 +810,9 @@ class Store:
             clears = db.execute("DELETE FROM clears WHERE time_us < ?", (cutoff,)).rowcount
             rows = db.execute(
                 "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, "
-                "record_times, no_id_times, segments FROM spans WHERE envelope_first_us < ?", (cutoff,)
+                "record_times, no_id_times, segments, misdated FROM spans WHERE envelope_first_us < ?", (cutoff,)
             ).fetchall()
-            for file_id, host, channel, untimed, _first, env_last, ids, times, no_id, packed in rows:
+            for file_id, host, channel, untimed, _first, env_last, ids, times, no_id, packed, wrong in rows:
                 key = (file_id, host, channel)
                 if env_last < cutoff:
                     db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
@@ -809,7 +821,8 @@ class Store:
                 pairs = [(i, t) for i, t in zip(_unpack(ids), _unpack(times), strict=True) if t >= cutoff]
                 segments = tuple((max(a, cutoff), b) for a, b in _segments(packed) if b >= cutoff)
                 item = ChannelRecords(host, channel, pairs, [t for t in _unpack(no_id) if t >= cutoff], untimed,
-                                       (cutoff, env_last), segments)
+                                       (cutoff, env_last), segments,
+                                       tuple(m for m in _misdated(wrong) if m.placed_us >= cutoff))
                 db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                 spans = {(s.host, s.channel): s for s in _import_coverage([item], ()).spans()}
                 self._insert_spans(db, file_id, [item], spans)

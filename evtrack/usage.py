@@ -9,6 +9,7 @@ compute the licence-server view (distinct users with evidence in the 60 days bef
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from evtrack.concurrency import connected_intervals
 from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan, merge_intervals
 from evtrack.events import LSM, SECURITY, is_remote_ip
+from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
+from evtrack.licence import DAY_US, Peak, active_at, licence_peak, sliding_peak
 from evtrack.report import (
     CAL_VALIDITY_DAYS,
     SCHEMA_VERSION,
@@ -31,8 +34,11 @@ from evtrack.report import (
     DeviceUsage,
     ExcludedUser,
     HostPeak,
+    HostUsers,
     InputFile,
+    MisdatedEvidence,
     Report,
+    SlidingPeak,
     UserUsage,
     WindowUsage,
 )
@@ -44,8 +50,11 @@ if TYPE_CHECKING:
 
     from evtrack.directory import Directory, DirectoryUser
 
-#: A 4624 type 10 and the LSM 21 of the same logon, or the two 4624 of a UAC split token, land within this.
+#: The two 4624 of a UAC split token land within this of each other.
 SESSION_MERGE = timedelta(seconds=10)
+#: A 4624 and the LocalSessionManager 21 (or 25, 4778) of the same logon land within this (12 s is seen on real
+#: hosts; a slow profile load takes longer).
+SESSION_PAIR = timedelta(seconds=120)
 #: Channels whose records prove a host was logging RDP evidence at a time.
 EVIDENCE_CHANNELS = frozenset({SECURITY, LSM})
 ALL_DOMAINS = "All trusted domains"
@@ -71,6 +80,12 @@ class ReportSettings:
     """Scope: only users in these OUs (child OUs included); needs ``directory``."""
     directory: Directory | None = None
     created_at: datetime | None = None
+    hosts: HostSelection = field(default_factory=HostSelection)
+    """Which hosts count (``--host`` / ``--exclude-host``): Per User CALs are for RD Session Host use."""
+    expected_hosts: tuple[str, ...] = ()
+    """Session hosts that should have logs (``--expect-host``): one without any makes its windows partial."""
+    sliding_days: tuple[int, ...] = (90, 60)
+    """Lengths of the sliding peaks (the most distinct users in any N consecutive days)."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +106,15 @@ class ReportSource:
 class _Person:
     identity: Identity
     times: list[int] = field(default_factory=list)
-    starts: list[tuple[str, int]] = field(default_factory=list)
-    reconnects: list[tuple[str, int]] = field(default_factory=list)
+    """Every evidence time (µs), sorted once collected."""
+    renewals: list[int] = field(default_factory=list)
+    """Sign-ins and reconnects only: what renews the estimated CAL (logoffs and disconnects do not)."""
+    starts: list[tuple[str, int, str]] = field(default_factory=list)
+    reconnects: list[tuple[str, int, str]] = field(default_factory=list)
     hosts: set[str] = field(default_factory=set)
     reasons: set[str] = field(default_factory=set)
+    carried: list[tuple[int, int]] = field(default_factory=list)
+    """Observed connected intervals ``[start, end)`` of this person's sessions (for sessions carried over)."""
 
 
 def _observations(table: pa.Table) -> list[Observation]:
@@ -106,6 +126,16 @@ def _observations(table: pa.Table) -> list[Observation]:
         Observation(r["user"], r["domain"], r["sid"], host_key(r["host"] or ""))
         for r in unique.sort_by([(c, "ascending") for c in ("user", "domain", "sid", "host")]).to_pylist()
     ]
+
+
+def _sightings(table: pa.Table, hosts: HostNames) -> list[tuple[str | None, str | None, str | None, str, int]]:
+    """Timed sightings of accounts with a SID (for names that several SIDs held)."""
+    import pyarrow.compute as pc
+
+    named = table.filter(pc.and_(pc.is_valid(table["user"]), pc.is_valid(table["sid"])))
+    named = named.filter(pc.is_valid(named["time"])).select(["user", "domain", "sid", "host", "time"])
+    return [(r["user"], r["domain"], r["sid"], hosts.key(r["host"]), datetime_to_us(r["time"]))
+            for r in named.to_pylist()]
 
 
 def _directory_observations(directory: Directory, aliases: Mapping[str, str]) -> list[Observation]:
@@ -122,6 +152,18 @@ def _directory_observations(directory: Directory, aliases: Mapping[str, str]) ->
     return result
 
 
+def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same record from overlapping exports counts once."""
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for row in rows:
+        key = (row["host"], row["channel"], row["record_id"], row["time"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
 def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
     import pyarrow.compute as pc
 
@@ -131,19 +173,11 @@ def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
     )
     evidence = evidence.sort_by([("time", "ascending"), ("host", "ascending"), ("channel", "ascending"),
                                  ("record_id", "ascending")])
-    rows = evidence.to_pylist()
-    seen: set[tuple[Any, ...]] = set()
-    unique = []
-    for row in rows:  # the same record from overlapping exports counts once
-        key = (row["host"], row["channel"], row["record_id"], row["time"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(row)
-    return unique
+    return _unique(evidence.to_pylist())
 
 
 def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows that open or close a session (for concurrency), each record once."""
+    """Rows that open or close a session (for concurrency), each record once; times in µs."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -151,19 +185,13 @@ def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
     remote_type = pc.is_in(table["logon_type"], pa.array([10, 12]))
     logon_like = pc.is_in(table["event_id"], pa.array([4624, 4634]))
     keep = pc.and_(ids, pc.or_(pc.invert(logon_like), pc.fill_null(remote_type, False)))
-    rows = table.filter(keep).select(
-        ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "address", "session_id",
-         "logon_id", "rdp"]
-    ).to_pylist()
-    seen: set[tuple[Any, ...]] = set()
-    unique = []
+    rows = _unique(table.filter(keep).select(
+        ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "sid", "address",
+         "session_id", "logon_id", "rdp"]
+    ).to_pylist())
     for row in rows:
-        key = (row["host"], row["channel"], row["record_id"], row["time"])
-        if key not in seen:
-            seen.add(key)
-            row["time"] = datetime_to_us(row["time"]) if row["time"] is not None else None
-            unique.append(row)
-    return unique
+        row["time"] = datetime_to_us(row["time"]) if row["time"] is not None else None
+    return rows
 
 
 def _device_key(row: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
@@ -179,26 +207,40 @@ def _device_key(row: Mapping[str, Any]) -> tuple[str, str | None, str | None] | 
     return None
 
 
-def _cluster(times: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """Merge starts on one host closer than SESSION_MERGE into the first of them."""
+def _cluster(items: list[tuple[str, int, str]]) -> list[tuple[str, int]]:
+    """One start per logon (or reconnect) seen by several logs of one host: a start joins the open one when it
+    comes from a log that has not seen it yet and lands within SESSION_PAIR of its first sighting (the LSM 21 of
+    a 4624 may come seconds later), or from the same log within SESSION_MERGE of that log's last sighting (the
+    two 4624 of a UAC split token)."""
     merged: list[tuple[str, int]] = []
-    last: dict[str, int] = {}
-    gap = int(SESSION_MERGE.total_seconds() * 1_000_000)
-    for host, moment in sorted(times, key=lambda item: (item[1], item[0])):
-        previous = last.get(host)
-        last[host] = moment
-        if previous is not None and moment - previous <= gap:
-            continue
+    current: dict[str, tuple[int, dict[str, int]]] = {}
+    pair, merge = int(SESSION_PAIR.total_seconds() * 1e6), int(SESSION_MERGE.total_seconds() * 1e6)
+    for host, moment, source in sorted(items, key=lambda item: (item[1], item[0], item[2])):
+        opened = current.get(host)
+        if opened is not None:
+            first, seen = opened
+            last = seen.get(source)
+            if (moment - last <= merge) if last is not None else (moment - first <= pair):
+                seen[source] = moment
+                continue
+        current[host] = (moment, {source: moment})
         merged.append((host, moment))
     return merged
 
 
-def _host_intervals(coverage: Sequence[ChannelSpan]) -> dict[str, tuple[tuple[int, int], ...]]:
+def _host_intervals(coverage: Sequence[ChannelSpan], hosts: HostNames, selection: HostSelection,
+                    expected: Sequence[str]) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Covered time per counted host (evidence channels only); expected hosts without logs cover nothing."""
     per_host: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for span in coverage:
-        per_host[host_key(span.host)]  # a host seen in any log is known: without evidence logs it is uncovered
+        key = hosts.key(span.host)
+        if not selection.counts(key, hosts.names(key)):
+            continue
+        per_host[key]  # a host seen in any log is known: without evidence logs it is uncovered
         if span.channel.lower() in EVIDENCE_CHANNELS:
-            per_host[host_key(span.host)].extend(span.intervals or ((span.first_us, span.last_us),))
+            per_host[key].extend(span.intervals or ((span.first_us, span.last_us),))
+    for name in expected:
+        per_host[hosts.key(name)]
     return {host: merge_intervals(intervals) for host, intervals in sorted(per_host.items())}
 
 
@@ -210,6 +252,10 @@ def _covered(intervals: tuple[tuple[int, int], ...], start: int, end: int) -> in
         if hi > lo:
             total += hi - lo
     return total
+
+
+def _fully_covered(host_cover: Mapping[str, tuple[tuple[int, int], ...]], start: int, end: int) -> bool:
+    return bool(host_cover) and all(_covered(iv, start, end) >= end - start for iv in host_cover.values())
 
 
 def _verdict(users: int | None, installed: int | None, status: str = STATUS_COMPLETE) -> str:
@@ -253,10 +299,27 @@ def scope_label(domains: tuple[str, ...], ous: tuple[str, ...] = ()) -> str:
     return "; ".join(parts)
 
 
+def _misdated_lookup(coverage: Sequence[ChannelSpan]) -> dict[tuple[str, str, int, int], int]:
+    """(host, channel in lower case, record id, time it carries) → the time its neighbours place it at."""
+    return {(span.host, span.channel.lower(), m.record_id, m.time_us): m.placed_us
+            for span in coverage for m in span.misdated}
+
+
+def _any_between(times: list[int], start: int, end: int) -> bool:
+    index = bisect.bisect_left(times, start)
+    return index < len(times) and times[index] < end
+
+
+def _overlaps(intervals: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(lo < end and hi > start for lo, hi in intervals)
+
+
 def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     tz = zone(settings.tz)
     spec = WindowSpec.parse(settings.window)
     table = source.table
+    hosts = HostNames([*(span.host for span in source.coverage), *(h for h in table["host"].to_pylist() if h),
+                       *settings.expected_hosts])
     observations = _observations(table)
     observations += [Observation(user, domain, sid, host_key(host or "")) for user, domain, sid, host in
                      source.observations]
@@ -265,22 +328,45 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         aliases = {**settings.directory.aliases(), **aliases}
         observations += _directory_observations(settings.directory, aliases)
     resolver = IdentityResolver(observations, aliases=aliases, exclusions=settings.exclusions)
+    resolver.add_sightings(_sightings(table, hosts))
+    if settings.directory is not None:
+        for entry in _directory_observations(settings.directory, aliases):
+            if entry.sid:
+                resolver.set_current_holder(entry.user, entry.domain, entry.sid)
+    misdated = _misdated_lookup(source.coverage)
     people: dict[str, _Person] = {}
     excluded: dict[str, list[int]] = defaultdict(list)
     excluded_identity: dict[str, Identity] = {}
     out_of_scope: set[str] = set()
+    host_people: dict[str, set[str]] = defaultdict(set)
+    uncounted_hosts: set[str] = set()
     created = settings.created_at or datetime.now(timezone.utc)
     now_us = max(datetime_to_us(created), datetime_to_us(datetime.now(timezone.utc)))
     suspicious = 0
+    misdated_rows: list[MisdatedEvidence] = []
     devices: dict[str, list[tuple[int, str | None, str | None, str]]] = {}
     for row in _evidence_rows(table):
         if row["time"] is None or not plausible_time(datetime_to_us(row["time"]), now_us):
             suspicious += 1
             continue
-        identity = resolver.resolve(row["user"], row["domain"], row["sid"], host_key(row["host"] or ""))
-        if identity is None:
+        host = hosts.key(row["host"])
+        if not settings.hosts.counts(host, hosts.names(host)):
+            uncounted_hosts.add(host)
+            found = resolver.resolve(row["user"], row["domain"], row["sid"], host, datetime_to_us(row["time"]))
+            if found is not None and found.excluded is None:
+                host_people[host].add(found.key)
             continue
         moment = datetime_to_us(row["time"])
+        placed = misdated.get((row["host"], row["channel"].lower(), row["record_id"], moment))
+        if placed is not None:
+            misdated_rows.append(MisdatedEvidence(
+                host=host, channel=row["channel"], record_id=row["record_id"], event_id=row["event_id"],
+                user=f"{row['domain']}\\{row['user']}" if row["domain"] else (row["user"] or ""),
+                time=us_to_datetime(moment), placed=us_to_datetime(placed)))
+            moment = placed
+        identity = resolver.resolve(row["user"], row["domain"], row["sid"], host, moment)
+        if identity is None:
+            continue
         if identity.excluded is not None:
             excluded[identity.key].append(moment)
             excluded_identity[identity.key] = identity
@@ -291,32 +377,56 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         person = people.get(identity.key)
         if person is None:
             person = people[identity.key] = _Person(identity)
-        host = host_key(row["host"] or "")
         person.times.append(moment)
         person.hosts.add(host)
         person.reasons.add(row["reason"])
+        host_people[host].add(identity.key)
         device = _device_key(row)
         if device is not None:
             devices.setdefault(device[0], []).append((moment, device[1], device[2], identity.key))
+        log = f"{row['channel'].lower()}:{row['event_id']}"
         if row["kind"] == "logon":
-            person.starts.append((host, moment))
+            person.starts.append((host, moment, log))
+            person.renewals.append(moment)
         elif row["kind"] == "reconnect":
-            person.reconnects.append((host, moment))
+            person.reconnects.append((host, moment, log))
+            person.renewals.append(moment)
     for person in people.values():
         person.times.sort()
-        person.starts = _cluster(person.starts)
-        person.reconnects = _cluster(person.reconnects)
+        person.renewals.sort()
 
-    host_cover = _host_intervals(source.coverage)
+    host_cover = _host_intervals(source.coverage, hosts, settings.hosts, settings.expected_hosts)
+    session_rows = []
+    for row in _session_rows(table):
+        host = hosts.key(row["host"])
+        if row["time"] is None or not settings.hosts.counts(host, hosts.names(host)):
+            continue
+        placed = misdated.get((row["host"], row["channel"].lower(), row["record_id"], row["time"]))
+        if placed is not None:
+            row["time"] = placed
+        session_rows.append(row)
     connected = connected_intervals(
-        _session_rows(table), {host: intervals[-1][1] for host, intervals in host_cover.items() if intervals}
-    )
-    host_peaks: list[HostPeak] = []
+        session_rows, {host: intervals[-1][1] for host, intervals in host_cover.items() if intervals}, hosts.key)
+    counted_intervals = []
+    for interval in connected.intervals:  # sessions of counted people only (scope, exclusions)
+        identity = resolver.resolve(interval.user, interval.domain, None, interval.host, interval.start)
+        if identity is None:
+            if interval.user is None:  # a session whose account no event names: still a session
+                counted_intervals.append(interval)
+            continue
+        if identity.excluded is not None or not _in_scope(identity, resolver, settings):
+            continue
+        counted_intervals.append(interval)
+        if not interval.open_ended and identity.key in people:
+            people[identity.key].carried.append((interval.start, interval.end))
+
     evidence_times = [t for p in people.values() for t in p.times]
     cover_edges = [t for intervals in host_cover.values() for iv in intervals for t in iv]
     all_times = evidence_times + cover_edges
     notes: list[str] = []
+    warnings: list[str] = []
     windows: list[Window] = []
+    explicit = settings.start is not None or settings.end is not None
     if settings.start or settings.end or all_times:
         first_day = settings.start or local_date(us_to_datetime(min(all_times)), tz)
         last_day = settings.end or local_date(us_to_datetime(max(all_times)), tz)
@@ -324,12 +434,15 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     else:
         notes.append("The inputs hold no RDP evidence and no Security or LocalSessionManager records: "
                      "nothing can be estimated.")
+    period_lo = datetime_to_us(windows[0].start) if windows else 0
+    period_hi = datetime_to_us(windows[-1].end) if windows else 0
 
-    first_seen = {key: p.times[0] for key, p in people.items()}
+    first_seen = {key: p.times[0] for key, p in people.items() if p.times}
     window_rows: list[WindowUsage] = []
     user_windows: dict[str, list[str]] = defaultdict(list)
+    carried_users: set[str] = set()
+    host_peaks: list[HostPeak] = []
     seen_before: set[str] = set()
-    all_complete = bool(windows)
     for window in windows:
         start, end = datetime_to_us(window.start), datetime_to_us(window.end)
         complete: list[str] = []
@@ -338,7 +451,10 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         for host, intervals in host_cover.items():
             covered = _covered(intervals, start, end)
             (complete if covered >= end - start else partial if covered > 0 else unknown).append(host)
-        keys = sorted(k for k, p in people.items() if _any_between(p.times, start, end))
+        direct = {k for k, p in people.items() if _any_between(p.times, start, end)}
+        carried = {k for k, p in people.items() if k not in direct and _overlaps(p.carried, start, end)}
+        keys = sorted(direct | carried)
+        carried_users |= carried
         for key in keys:
             user_windows[key].append(window.label)
         has_evidence = bool(keys)
@@ -348,65 +464,99 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             status = STATUS_PARTIAL
         else:
             status = STATUS_UNKNOWN
-        if status != STATUS_COMPLETE:
-            all_complete = False
         users = None if status == STATUS_UNKNOWN else len(keys)
-        new = [k for k in keys if k not in seen_before and start <= first_seen[k] < end]
+        new = [k for k in keys if k not in seen_before and k in first_seen and start <= first_seen[k] < end]
         seen_before.update(keys)
-        sessions = sum(1 for p in people.values() for _, t in p.starts if start <= t < end)
-        reconnects = sum(1 for p in people.values() for _, t in p.reconnects if start <= t < end)
+        sessions = sum(1 for p in people.values() for _, t in _cluster(p.starts) if start <= t < end)
+        reconnects = sum(1 for p in people.values() for _, t in _cluster(p.reconnects) if start <= t < end)
         window_devices = {key for key, seen in devices.items() if any(start <= s[0] < end for s in seen)}
-        window_peak = peak_overlap(connected.intervals, start, end)
-        for host in sorted({iv.host for iv in connected.intervals}):
-            host_peak = peak_overlap((iv for iv in connected.intervals if iv.host == host), start, end)
+        window_peak = peak_overlap(counted_intervals, start, end)
+        for host in sorted({iv.host for iv in counted_intervals}):
+            host_peak = peak_overlap((iv for iv in counted_intervals if iv.host == host), start, end)
             if host_peak:
                 host_peaks.append(HostPeak(host, window.label, host_peak))
         window_rows.append(WindowUsage(
             label=window.label, start=window.start, end=window.end, users=users,
-            new_users=None if users is None else len(new), sessions=sessions, reconnects=reconnects, status=status,
+            new_users=None if users is None else len(new), sessions=None if users is None else sessions,
+            reconnects=None if users is None else reconnects, status=status,
             verdict=_verdict(users, settings.installed, status), user_keys=tuple(keys), hosts_complete=tuple(complete),
             hosts_partial=tuple(partial), hosts_unknown=tuple(unknown),
             devices=None if users is None else len(window_devices),
-            peak_sessions=None if users is None else window_peak,
+            peak_sessions=None if users is None else window_peak, carried_over=tuple(sorted(carried)),
         ))
 
-    # licence-server view: distinct users with evidence in (D - 60 days, D]
+    # the windows the verdict rests on: all of an explicit period; without --from/--to, not the windows at either
+    # end that the exports only cut into (a routine monthly run over logs of the last full months can pass), unless
+    # they are over the installed count anyway
+    in_verdict = [True] * len(window_rows)
+    if not explicit and any(w.status == STATUS_COMPLETE for w in window_rows):
+        first = next(i for i, w in enumerate(window_rows) if w.status == STATUS_COMPLETE)
+        last = max(i for i, w in enumerate(window_rows) if w.status == STATUS_COMPLETE)
+        in_verdict = [first <= i <= last for i in range(len(window_rows))]
+    over_window = [w.users is not None and settings.installed is not None and w.users > settings.installed
+                   for w in window_rows]
+    in_verdict = [a or b for a, b in zip(in_verdict, over_window, strict=True)]
+    window_rows = [dataclasses.replace(w, in_verdict=flag) for w, flag in zip(window_rows, in_verdict, strict=True)]
+    verdict_rows = [w for w in window_rows if w.in_verdict]
+
+    # licence-server view: distinct users with a sign-in or reconnect in (D - 60 days, D]
+    validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
     end_of_data = max(all_times) if all_times else None
     if end_of_data is not None and windows:
-        end_of_data = min(end_of_data, datetime_to_us(windows[-1].end) - 1)  # --to cuts the data short
+        end_of_data = min(end_of_data, period_hi - 1)  # --to cuts the data short
     as_of = settings.as_of
     if as_of is None and end_of_data is not None:
         as_of = us_to_datetime(end_of_data)
-    validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
+    renewals = [p.renewals for p in people.values()]
     estimated: int | None = None
+    lookback_complete = False
     if as_of is not None:
         moment = datetime_to_us(as_of)
         lookback = [_covered(iv, moment - validity + 1, moment + 1) for iv in host_cover.values()]
-        if any(lookback) or _active(people, moment, validity):
-            estimated = _active(people, moment, validity)
+        lookback_complete = bool(lookback) and all(c >= validity for c in lookback)
+        if any(lookback) or active_at(renewals, moment, validity):
+            estimated = active_at(renewals, moment, validity)
         else:
             notes.append(f"No log covers the {CAL_VALIDITY_DAYS} days before {as_of.date()}: the estimate as of "
                          "that day is unknown.")
     curve: list[CurvePoint] = []
+    exact: Peak | None = None
     if windows and as_of is not None:
         day = windows[0].start.date()
         last_day = min(local_date(as_of, tz), windows[-1].end.date() - timedelta(days=1))
         while day <= last_day:
             moment = datetime_to_us(local_midnight(day + timedelta(days=1), tz)) - 1
-            curve.append(CurvePoint(day, _active(people, moment, validity)))
+            curve.append(CurvePoint(day, active_at(renewals, moment, validity)))
             day += timedelta(days=1)
-    peak = max(curve, key=lambda point: (point.users, -point.day.toordinal()), default=None)
+        exact = licence_peak(renewals, period_lo, min(period_hi, datetime_to_us(as_of) + 1), validity)
+    peak_users = exact.count if exact is not None and curve else None
+    peak_at = us_to_datetime(exact.moment) if exact is not None and exact.moment is not None else None
+    peak_day = local_date(peak_at, tz) if peak_at is not None else (curve[0].day if curve else None)
+    sliding: list[SlidingPeak] = []
+    if windows:
+        for days in settings.sliding_days:
+            most = sliding_peak([p.times for p in people.values()], period_lo, period_hi, days)
+            start_us = most.moment
+            end_us = None if start_us is None else min(start_us + days * DAY_US, period_hi)
+            sliding.append(SlidingPeak(
+                days=days, users=most.count, start=None if start_us is None else us_to_datetime(start_us),
+                end=None if end_us is None else us_to_datetime(end_us),
+                complete=start_us is not None and end_us is not None and _fully_covered(host_cover, start_us, end_us),
+            ))
     known_windows = [w.users for w in window_rows if w.users is not None]
     max_window = max(known_windows) if known_windows else None
-    candidates = [v for v in (estimated, max_window, peak.users if peak else None) if v is not None]
+    candidates = [v for v in (estimated, max_window, peak_users) if v is not None]
     over_by = 0
-    if not known_windows and not people:
+    failed = sum(1 for i in source.inputs if i.error)
+    lower_bound = (any(w.status != STATUS_COMPLETE for w in verdict_rows) or not lookback_complete
+                   or bool(failed) or bool(misdated_rows))
+    if not any(w.users is not None for w in verdict_rows) and not people:
         verdict = "unknown"
     elif settings.installed is None:
         verdict = "no installed count"
     else:
         over_by = max([*candidates, 0]) - settings.installed
-        verdict = f"over by {over_by}" if over_by > 0 else "within"
+        verdict = f"over by {over_by}" if over_by > 0 else ("within (lower bound)" if lower_bound else "within")
         over_by = max(over_by, 0)
     utilisation = (
         round(estimated / settings.installed, 4)
@@ -414,24 +564,41 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     )
     if out_of_scope:
         notes.append(f"{len(out_of_scope)} user(s) with RDP evidence are outside the scope and not counted.")
+    if (settings.domains or settings.ous) and not people:
+        warnings.append(f"The scope ({scope_label(settings.domains, settings.ous)}) matches no user with RDP "
+                        "evidence: check the domain or OU names.")
+    if settings.hosts.active:
+        known = set(hosts.keys())
+        if not any(settings.hosts.counts(h, hosts.names(h)) for h in known):
+            warnings.append("The host patterns match no host in the inputs: nothing is counted.")
+    for item in resolver.unmatched_exclusions():
+        warnings.append(f"The exclusion {item!r} matches no account in the inputs.")
     if any(w.status != STATUS_COMPLETE for w in window_rows):
         notes.append("Some windows are not fully covered by the logs: their counts are lower bounds "
                      "(partial) or unknown.")
+    if not explicit and len(verdict_rows) < len(window_rows):
+        notes.append("The verdict rests on the windows the logs cover fully: "
+                     + ", ".join(w.label for w in verdict_rows) + " (the windows the exports only cut into are "
+                     "shown, not judged; give --from/--to to judge a period of your choice).")
+    if as_of is not None and not lookback_complete and estimated is not None:
+        notes.append(f"The logs do not cover all of the {CAL_VALIDITY_DAYS} days before {as_of.date()}: the "
+                     "estimate as of that day is a lower bound.")
+    missing_hosts = [name for name in settings.expected_hosts if not host_cover.get(hosts.key(name))]
+    if missing_hosts:
+        notes.append("Expected session host(s) with no logs: " + ", ".join(sorted(missing_hosts))
+                     + ": their windows are not covered.")
+    for short, owners in sorted(hosts.ambiguous.items()):
+        notes.append(f"Records that name the host only as {short!r} cannot be told apart between "
+                     + ", ".join(owners) + ": they form a host of their own.")
+    if misdated_rows:
+        notes.append(f"{len(misdated_rows)} RDP event(s) carry a time that contradicts their neighbours in the log "
+                     "(a clock that was wrong for a while): counted where their neighbours place them, listed under "
+                     "misdated evidence; the verdict is a lower bound until they are checked.")
+    if carried_users:
+        notes.append(f"{len(carried_users)} user(s) are counted in a window only because a session that began earlier "
+                     "was still connected in it (evidence: session carried over).")
 
-    user_rows: list[UserUsage] = []
-    for key in sorted(people, key=lambda k: (people[k].identity.display.lower(), k)):
-        p = people[key]
-        last = us_to_datetime(p.times[-1])
-        user_rows.append(UserUsage(
-            key=key, display_name=p.identity.display, sid=p.identity.sid, aliases=p.identity.aliases,
-            first_seen=us_to_datetime(p.times[0]), last_seen=last, sessions=len(p.starts),
-            reconnects=len(p.reconnects), hosts=tuple(sorted(p.hosts)), evidence=tuple(sorted(p.reasons)),
-            events=len(p.times), cal_expiry=last + timedelta(days=CAL_VALIDITY_DAYS),
-            windows=tuple(user_windows.get(key, ())), local_account=p.identity.local_account,
-            domain_resolved=p.identity.domain_resolved,
-            full_name=found.display_name if (found := _directory_user(p.identity, settings.directory)) else None,
-            in_directory=None if settings.directory is None else found is not None,
-        ))
+    user_rows = _user_rows(people, user_windows, carried_users, settings, period_lo, period_hi)
     excluded_rows = []
     for key in sorted(excluded, key=lambda k: (excluded_identity[k].display.lower(), k)):
         times = sorted(excluded[key])
@@ -450,14 +617,12 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         )
         for span in source.coverage
     )
-    if any(i.error for i in source.inputs):
-        all_complete = False
-        failed = sum(1 for i in source.inputs if i.error)
+    if failed:
         notes.append(f"{failed} input file(s) could not be read: the logs they hold are missing from this estimate.")
     if resolver.conflicts:
         notes.append("Names seen with more than one SID are separate accounts, counted apart: "
                      + ", ".join(sorted(resolver.conflicts)[:10]) + ". Their events without a SID are attributed to "
-                     "the first account.")
+                     "the SID of the same logon, else to the SID that held the name at the time.")
     if curve and people:
         notes.append(f"The licence-server curve only sees users since the logs begin: its first {CAL_VALIDITY_DAYS} "
                      "days are lower bounds.")
@@ -475,6 +640,14 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     if suspicious:
         notes.append(f"{suspicious} RDP event(s) with a missing or impossible time (before 2000, or after now + 1 day) "
                      "were not counted; `evtrack events` lists them.")
+    host_rows = tuple(
+        HostUsers(host=host, users=len(host_people.get(host, ())), counted=host not in uncounted_hosts)
+        for host in sorted(set(host_cover) | set(host_people) | uncounted_hosts)
+    )
+    in_period = [s for key, seen in sorted(devices.items())
+                 if (s := [x for x in seen if period_lo <= x[0] < period_hi]) or not windows]
+    device_keys = [key for key, seen in sorted(devices.items())
+                   if [x for x in seen if period_lo <= x[0] < period_hi] or not windows]
     return Report(
         schema_version=SCHEMA_VERSION,
         created_at=created.astimezone(timezone.utc).replace(microsecond=0),
@@ -482,13 +655,13 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         installed=settings.installed,
         estimated=estimated,
         as_of=as_of,
-        peak_estimated=peak.users if peak else None,
-        peak_day=peak.day if peak else None,
+        peak_estimated=peak_users,
+        peak_day=peak_day if peak_users is not None else None,
         max_window_users=max_window,
         verdict=verdict,
         over_by=over_by,
         utilisation=utilisation,
-        coverage_complete=all_complete,
+        coverage_complete=not lower_bound and bool(verdict_rows),
         tz=settings.tz,
         window=str(spec),
         period_start=windows[0].start if windows else None,
@@ -507,7 +680,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
                 first_seen=us_to_datetime(min(s[0] for s in seen)),
                 last_seen=us_to_datetime(max(s[0] for s in seen)),
             )
-            for key, seen in sorted(devices.items())
+            for key, seen in zip(device_keys, in_period, strict=True)
         ),
         host_peaks=tuple(host_peaks),
         sessions_closed_at_coverage_end=connected.closed_at_coverage_end,
@@ -516,19 +689,42 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         records_read=source.records_read,
         records_skipped=source.records_skipped,
         notes=tuple(notes),
+        lower_bound=lower_bound,
+        verdict_windows=tuple(w.label for w in verdict_rows),
+        peak_at=peak_at,
+        sliding_peaks=tuple(sliding),
+        host_users=host_rows,
+        misdated=tuple(misdated_rows),
+        warnings=tuple(warnings),
     )
 
 
-def _any_between(times: list[int], start: int, end: int) -> bool:
-    index = bisect.bisect_left(times, start)
-    return index < len(times) and times[index] < end
-
-
-def _active(people: Mapping[str, _Person], moment: int, validity: int) -> int:
-    """Users with evidence in ``(moment - validity, moment]``."""
-    count = 0
-    for person in people.values():
-        index = bisect.bisect_right(person.times, moment)
-        if index and person.times[index - 1] > moment - validity:
-            count += 1
-    return count
+def _user_rows(people: Mapping[str, _Person], user_windows: Mapping[str, list[str]], carried: set[str],
+               settings: ReportSettings, period_lo: int, period_hi: int) -> list[UserUsage]:
+    """One row per person counted in some window of the period (the period governs the users list too)."""
+    rows: list[UserUsage] = []
+    validity = timedelta(days=CAL_VALIDITY_DAYS)
+    for key in sorted(people, key=lambda k: (people[k].identity.display.lower(), k)):
+        p = people[key]
+        if not user_windows.get(key):
+            continue
+        times = [t for t in p.times if period_lo <= t < period_hi]
+        spans = [(max(a, period_lo), min(b, period_hi)) for a, b in p.carried if a < period_hi and b > period_lo]
+        first = min([*times, *(a for a, _ in spans)])
+        last = max([*times, *(b - 1 for _, b in spans)])
+        renewed = [t for t in p.renewals if t < period_hi]
+        starts = [t for _, t in _cluster(p.starts) if period_lo <= t < period_hi]
+        reconnects = [t for _, t in _cluster(p.reconnects) if period_lo <= t < period_hi]
+        reasons = set(p.reasons) | ({"session_carried_over"} if key in carried else set())
+        found = _directory_user(p.identity, settings.directory)
+        rows.append(UserUsage(
+            key=key, display_name=p.identity.display, sid=p.identity.sid, aliases=p.identity.aliases,
+            first_seen=us_to_datetime(first), last_seen=us_to_datetime(last), sessions=len(starts),
+            reconnects=len(reconnects), hosts=tuple(sorted(p.hosts)), evidence=tuple(sorted(reasons)),
+            events=len(times), cal_expiry=us_to_datetime(renewed[-1] if renewed else last) + validity,
+            windows=tuple(user_windows.get(key, ())), local_account=p.identity.local_account,
+            domain_resolved=p.identity.domain_resolved,
+            full_name=found.display_name if found else None,
+            in_directory=None if settings.directory is None else found is not None,
+        ))
+    return rows

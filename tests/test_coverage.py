@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evtrack.coverage import CoverageBuilder, isolated_outliers
+from evtrack.coverage import CoverageBuilder, bridges, misdated, place_misdated
 from evtrack.pipeline import run_report
 from evtrack.sources.base import RawEvent
 from evtrack.usage import ReportSettings
@@ -25,14 +25,63 @@ def us(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000
 
 
-def test_isolated_outliers() -> None:
+def test_misdated_single_records_and_edges() -> None:
     base = us(datetime(2024, 3, 1, tzinfo=timezone.utc))
     times = np.array([base, base + 10, base - 1800 * DAY, base + 20, base + 30, base + 400 * DAY], dtype=np.int64)
-    assert isolated_outliers(times).tolist() == [False, False, True, False, False, True]
+    # the last record is 400 days later, but later is what record order says: a sparse edge, not an outlier
+    assert misdated(times).tolist() == [False, False, True, False, False, False]
     steady = np.array([base, base + 3 * DAY, base + 6 * DAY], dtype=np.int64)  # a host off for days: real gaps
-    assert not isolated_outliers(steady).any()
+    assert not misdated(steady).any()
     backwards = np.array([base + 4 * DAY, base + 4 * DAY + 1, base, base + 1], dtype=np.int64)  # clock set back
-    assert not isolated_outliers(backwards).any()
+    assert not misdated(backwards).any()
+    first_late = np.array([base + 30 * DAY, base, base + 10, base + 20], dtype=np.int64)  # first after its next
+    assert misdated(first_late).tolist() == [True, False, False, False]
+    last_early = np.array([base, base + 10, base + 20, base - 30 * DAY], dtype=np.int64)
+    assert misdated(last_early).tolist() == [False, False, False, True]
+
+
+def test_sparse_edges_are_not_outliers() -> None:
+    """Issue 13 case 7: the first and last record of a sparse log, more than a day from the next two."""
+    base = us(datetime(2024, 1, 3, tzinfo=timezone.utc))
+    times = np.array([base, base + 20 * DAY, base + 20 * DAY + 60, base + 20 * DAY + 120, base + 70 * DAY],
+                     dtype=np.int64)
+    assert not misdated(times).any()
+
+
+def test_a_burst_of_misdated_records_is_found_and_placed() -> None:
+    """Issue 13 case 2: a clock a year off for 30 minutes in the middle of a log."""
+    base = us(datetime(2024, 2, 10, 9, tzinfo=timezone.utc))
+    minute = 60_000_000
+    year = 366 * DAY
+    good = [base + i * minute for i in range(10)]
+    burst = [base + 10 * minute - year + i * minute for i in range(3)]
+    after = [base + 40 * minute + i * minute for i in range(5)]
+    times = np.array(good + burst + after, dtype=np.int64)
+    mask = misdated(times)
+    assert mask.tolist() == [False] * 10 + [True] * 3 + [False] * 5
+    placed = place_misdated(times, mask)
+    assert all(good[-1] < p < after[0] for p in placed[10:13].tolist())
+    assert placed[:10].tolist() == good and placed[13:].tolist() == after
+    # a burst into the future, and a long one, are found the same way
+    future = np.array(good + [t + 2 * year for t in burst] + after, dtype=np.int64)
+    assert misdated(future).tolist() == mask.tolist()
+
+
+def test_a_real_gap_is_not_a_burst_but_a_run_ahead_of_both_neighbours_is() -> None:
+    base = us(datetime(2024, 2, 10, tzinfo=timezone.utc))
+    gap = np.array([base, base + 1, base + 5 * DAY, base + 5 * DAY + 1, base + 9 * DAY, base + 9 * DAY + 1],
+                   dtype=np.int64)  # a host off twice: in order, so nothing is misdated
+    assert not misdated(gap).any()
+    # days 5 lie after day 2, which record order puts after them: the clock was ahead, then corrected
+    ahead = np.array([base, base + 1, base + 5 * DAY, base + 5 * DAY + 1, base + 2 * DAY, base + 2 * DAY + 1],
+                     dtype=np.int64)
+    assert misdated(ahead).tolist() == [False, False, True, True, False, False]
+
+
+def test_bridges_join_runs_of_consecutive_record_ids() -> None:
+    ids = np.array([1, 2, 3, 10, 11, 20], dtype=np.int64)
+    times = np.array([100, 200, 300, 1000, 900, 5000], dtype=np.int64)
+    assert bridges(ids, times) == [(100, 300), (900, 1000)]
 
 
 def test_one_wrong_clock_does_not_stretch_the_span() -> None:
@@ -172,4 +221,7 @@ def test_blocks_and_single_records_give_the_same_coverage() -> None:
         blocks.add_block("RDSH01", "Security", ids[lo : lo + 7], times[lo : lo + 7])
     assert one.spans() == blocks.spans()
     (span,) = one.spans()
-    assert span.first_us == base and span.records == 99
+    # the misdated record still counts (its id leaves no gap) but sits between its neighbours
+    assert span.first_us == base and span.records == 100 and not span.gaps
+    assert [(m.record_id, m.time_us) for m in span.misdated] == [(150, int(times[50]))]
+    assert int(times[49]) <= span.misdated[0].placed_us <= int(times[51])
