@@ -292,7 +292,9 @@ TzOpt = Annotated[
     typer.Option("--tz", envvar="EVTRACK_TZ", help="IANA time zone for window boundaries (default UTC)."),
 ]
 WindowOpt = Annotated[
-    str | None, typer.Option("--window", help="month (default), week, rolling:30d, or range (one window).")
+    str | None,
+    typer.Option("--window", help="month (default), week, blocks:30d (back-to-back 30-day blocks), or range "
+                 "(one window)."),
 ]
 FromOpt = Annotated[str | None, typer.Option("--from", help="First day of the period (YYYY-MM-DD, local).")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="Last day of the period, inclusive (YYYY-MM-DD, local).")]
@@ -337,12 +339,14 @@ def _settings(
     config: Path | None, installed: int | None, tz: str | None, window: str | None, start: str | None,
     end: str | None, as_of: str | None, scopes: list[str] | None, excludes: list[str] | None,
     aliases: list[str] | None, created_at: str | None, directory: Path | None = None, netbios: str | None = None,
-    keypacks: Path | None = None, product_version: str | None = None,
+    keypacks: Path | None = None, product_version: str | None = None, hosts: list[str] | None = None,
+    exclude_hosts: list[str] | None = None, expect_hosts: list[str] | None = None,
 ) -> tuple[ReportSettings, FileConfig]:
     import os
     from datetime import datetime, timezone
 
     from evtrack.config import load_config
+    from evtrack.hosts import HostSelection
     from evtrack.identity import Exclusions
     from evtrack.usage import ReportSettings
     from evtrack.windows import WindowSpec, parse_date, parse_moment, zone
@@ -396,6 +400,8 @@ def _settings(
         ous=ous,
         directory=loaded_directory,
         created_at=created,
+        hosts=HostSelection.build(hosts or file.hosts_include, [*file.hosts_exclude, *(exclude_hosts or [])]),
+        expected_hosts=tuple(expect_hosts or file.hosts_expected),
     )
     return settings, file
 
@@ -498,6 +504,19 @@ def report(
     product_version: ProductVersionOpt = None,
     exclude: ExcludeOpt = None,
     alias: AliasOpt = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="Count only hosts matching this glob pattern (repeatable; default: every host)."),
+    ] = None,
+    exclude_host: Annotated[
+        list[str] | None,
+        typer.Option("--exclude-host", help="Do not count hosts matching this glob pattern, e.g. dc* (repeatable)."),
+    ] = None,
+    expect_host: Annotated[
+        list[str] | None,
+        typer.Option("--expect-host", help="A session host that must have logs (repeatable): without any, its "
+                     "windows are partial and it is named."),
+    ] = None,
     engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
     verify_checksums: ChecksumOpt = True,
     jobs: JobsOpt = None,
@@ -531,7 +550,8 @@ def report(
     dataset_lines: list[str] = []
     try:
         settings, _file = _settings(config, installed, tz, window, start, end, as_of, scope, exclude, alias,
-                                    created_at, directory, netbios, keypacks, product_version)
+                                    created_at, directory, netbios, keypacks, product_version, host, exclude_host,
+                                    expect_host)
         if paths:
             result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet, slim=True)
             _require_something_read(result, quiet)
@@ -557,7 +577,11 @@ def report(
     _print_summary(dataset_lines, quiet)
     if save and not quiet:
         _stderr().print(f"saved as report {saved_id} in {store_path}")
+    for warning in built.warnings:
+        _stderr().print(f"warning: {_escape(warning)}")
     if strict and result is not None and (result.skipped or result.file_errors or result.issues):
+        raise typer.Exit(EXIT_ERROR)
+    if strict and built.warnings:
         raise typer.Exit(EXIT_ERROR)
     if check:
         raise typer.Exit(_check_code(built))

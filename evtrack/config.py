@@ -15,6 +15,11 @@ Flags override the file; the CLI merges them. Example::
     names = ["CONTOSO\\\\adm-alice"]
     sids = ["S-1-5-21-1-2-3-500"]
     patterns = ["*\\\\svc_*"]
+
+    [hosts]                        # which hosts count (Per User CALs are for RD Session Hosts)
+    include = ["rdsh*"]            # glob patterns on host names; absent = every host
+    exclude = ["dc*"]
+    expected = ["RDSH01", "RDSH02"]  # session hosts that must have logs: one without is named, its windows partial
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DEFAULT_CONFIG_NAME = "evtrack.toml"
-_KNOWN = {"installed", "tz", "window", "domains", "scope", "aliases", "exclude", "engine"}
+_KNOWN = {"installed", "tz", "window", "domains", "scope", "aliases", "exclude", "engine", "hosts"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class FileConfig:
     exclude_names: tuple[str, ...] = ()
     exclude_sids: tuple[str, ...] = ()
     exclude_patterns: tuple[str, ...] = ()
+    hosts_include: tuple[str, ...] = ()
+    hosts_exclude: tuple[str, ...] = ()
+    hosts_expected: tuple[str, ...] = ()
 
 
 def _strings(value: Any, where: str, path: Path) -> tuple[str, ...]:
@@ -98,6 +106,9 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
     exclude = data.get("exclude", {})
     if not isinstance(exclude, dict) or set(exclude) - {"names", "sids", "patterns"}:
         raise ConfigError(f"{path}: [exclude] takes names, sids and patterns")
+    hosts = data.get("hosts", {})
+    if not isinstance(hosts, dict) or set(hosts) - {"include", "exclude", "expected"}:
+        raise ConfigError(f"{path}: [hosts] takes include, exclude and expected")
     return FileConfig(
         path=path,
         installed=installed,
@@ -110,4 +121,7 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
         exclude_names=_strings(exclude.get("names", []), "exclude.names", path),
         exclude_sids=_strings(exclude.get("sids", []), "exclude.sids", path),
         exclude_patterns=_strings(exclude.get("patterns", []), "exclude.patterns", path),
+        hosts_include=_strings(hosts.get("include", []), "hosts.include", path),
+        hosts_exclude=_strings(hosts.get("exclude", []), "hosts.exclude", path),
+        hosts_expected=_strings(hosts.get("expected", []), "hosts.expected", path),
     )

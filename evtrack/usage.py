@@ -394,6 +394,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     for person in people.values():
         person.times.sort()
         person.renewals.sort()
+        if not person.renewals or person.times[0] < person.renewals[0]:
+            # a session that began before the logs: its sign-in was no later than its first evidence
+            person.renewals.insert(0, person.times[0])
 
     host_cover = _host_intervals(source.coverage, hosts, settings.hosts, settings.expected_hosts)
     session_rows = []

@@ -1,4 +1,6 @@
-"""Time windows: calendar months (default), ISO weeks, rolling N-day blocks or one custom range.
+"""Time windows: calendar months (default), ISO weeks, back-to-back N-day blocks or one custom range.
+
+Sliding N-day peaks (the most users in any N consecutive days) are not windows: see :mod:`evtrack.licence`.
 
 Boundaries are local midnights in an explicit IANA time zone (DST handled by zoneinfo + tzdata), stored as aware
 datetimes; windows are half-open ``[start, end)`` and tile the period without gap or overlap.
@@ -13,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from evtrack.errors import ConfigError
 
-_ROLLING_RE = re.compile(r"^rolling:(\d+)d$")
+_BLOCKS_RE = re.compile(r"^(blocks|rolling):(\d+)d$")
+#: ``rolling:Nd`` was the old name of ``blocks:Nd``: accepted, but the windows never slid.
 MAX_ROLLING_DAYS = 3660
 #: Dates evtrack accepts: no RDS log is older than 2000, and arithmetic near year 9999 overflows.
 FIRST_YEAR, LAST_YEAR = 1990, 2200
@@ -35,7 +38,8 @@ def zone(name: str) -> ZoneInfo:
 
 @dataclass(frozen=True, slots=True)
 class WindowSpec:
-    """How the period is cut: ``month``, ``week``, ``rolling:Nd`` or ``range`` (one window from --from/--to)."""
+    """How the period is cut: ``month``, ``week``, ``blocks:Nd`` (back-to-back N-day blocks from the first day;
+    ``rolling:Nd`` is its old name) or ``range`` (one window from --from/--to)."""
 
     kind: str
     days: int = 0
@@ -45,14 +49,14 @@ class WindowSpec:
         text = text.strip().lower()
         if text in ("month", "week", "range"):
             return WindowSpec(text)
-        match = _ROLLING_RE.match(text)
-        if match and 0 < int(match.group(1)) <= MAX_ROLLING_DAYS:
-            return WindowSpec("rolling", int(match.group(1)))
-        raise ConfigError(f"unknown window {text!r} (use month, week, rolling:Nd with 1 <= N <= {MAX_ROLLING_DAYS}, "
+        match = _BLOCKS_RE.match(text)
+        if match and 0 < int(match.group(2)) <= MAX_ROLLING_DAYS:
+            return WindowSpec("blocks", int(match.group(2)))
+        raise ConfigError(f"unknown window {text!r} (use month, week, blocks:Nd with 1 <= N <= {MAX_ROLLING_DAYS}, "
                           "or range)")
 
     def __str__(self) -> str:
-        return f"rolling:{self.days}d" if self.kind == "rolling" else self.kind
+        return f"blocks:{self.days}d" if self.kind == "blocks" else self.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,7 @@ def windows_between(spec: WindowSpec, first: date, last: date, tz: ZoneInfo) -> 
             year, week, _ = cursor.isocalendar()
             days.append((f"{year}-W{week:02d}", cursor, cursor + timedelta(days=7)))
             cursor += timedelta(days=7)
-    elif spec.kind == "rolling":
+    elif spec.kind == "blocks":
         cursor = first
         while cursor <= last:
             end = cursor + timedelta(days=spec.days)

@@ -91,7 +91,7 @@ def test_month_windows_follow_dst() -> None:
     length=st.integers(min_value=0, max_value=400),
     tz=st.sampled_from(["UTC", "Europe/Berlin", "America/Santiago", "Australia/Lord_Howe", "Asia/Kolkata",
                         "America/St_Johns", "Pacific/Apia"]),
-    spec=st.sampled_from(["month", "week", "rolling:1d", "rolling:30d", "rolling:7d", "range"]),
+    spec=st.sampled_from(["month", "week", "blocks:1d", "rolling:30d", "blocks:7d", "range"]),
 )
 def test_windows_tile_the_period_without_gap_or_overlap(first: date, length: int, tz: str, spec: str) -> None:
     last = first + timedelta(days=length)
@@ -373,6 +373,6 @@ def test_slim_reading_gives_the_same_report(tmp_path: Path) -> None:
 
 def test_a_day_that_never_happened_has_no_window() -> None:
     apia = zone("Pacific/Apia")  # Samoa skipped 30 December 2011
-    windows = windows_between(WindowSpec.parse("rolling:1d"), date(2011, 12, 29), date(2011, 12, 31), apia)
+    windows = windows_between(WindowSpec.parse("blocks:1d"), date(2011, 12, 29), date(2011, 12, 31), apia)
     assert [w.label for w in windows] == ["2011-12-29/2011-12-29", "2011-12-31/2011-12-31"]
     assert windows[0].end == windows[1].start

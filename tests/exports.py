@@ -1,0 +1,125 @@
+"""Minimal hand-written exports, in both shapes a user feeds evtrack: `wevtutil qe /f:xml` XML and real `.evtx`
+(written by `evtrack.synth`). One list of :class:`Rec` makes both, so a test can check both give one answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from evtrack.synth import VT, EventSpec, EvtxWriter
+from evtrack.synth import shapes as sh
+from evtrack.synth.evtx_writer import EventType
+
+from .conftest import LSM_CHANNEL, logon_4624, lsm, write_events, xml_event
+
+SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
+
+
+@dataclass(frozen=True)
+class Rec:
+    """One record: ``what`` is 4624 (a logon of ``logon_type``), 4634 (its logoff), lsm21/lsm23/lsm24/lsm25, or
+    noise (a Security 4672 or an LSM 22 with a console address: coverage, never evidence)."""
+
+    what: str
+    time: datetime
+    record_id: int
+    host: str = "RDSH01.contoso.local"
+    user: str = "alice"
+    domain: str = "CONTOSO"
+    sid: str = "S-1-5-21-1-2-3-1105"
+    ip: str = "10.0.0.5"
+    logon_type: int = 10
+    session: int = 3
+    channel: str = "Security"
+
+    @property
+    def lsm(self) -> bool:
+        return self.what.startswith("lsm") or self.channel == LSM_CHANNEL
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)  # type: ignore[misc]
+
+
+def noise(start: datetime, end: datetime, every: timedelta, first_id: int, **kw: object) -> list[Rec]:
+    """Coverage: a noise record every ``every`` from ``start`` to ``end`` inclusive, with consecutive ids."""
+    out = []
+    moment, record_id = start, first_id
+    while moment <= end:
+        out.append(Rec("noise", moment, record_id, **kw))  # type: ignore[arg-type]
+        moment += every
+        record_id += 1
+    return out
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _xml(rec: Rec) -> str:
+    common = {"computer": rec.host, "time": _stamp(rec.time), "record_id": rec.record_id}
+    if rec.what == "4624":
+        return logon_4624(rec.logon_type, user=rec.user, domain=rec.domain, ip=rec.ip, sid=rec.sid, **common)
+    if rec.what == "4634":
+        return xml_event(4634, provider=SECURITY_PROVIDER, data={
+            "TargetUserSid": rec.sid, "TargetUserName": rec.user, "TargetDomainName": rec.domain,
+            "TargetLogonId": "0x1A2B3C", "LogonType": str(rec.logon_type)}, **common)  # type: ignore[arg-type]
+    if rec.what.startswith("lsm"):
+        event_id = int(rec.what[3:])
+        address = None if event_id == 23 else rec.ip
+        return lsm(event_id, user=f"{rec.domain}\\{rec.user}", address=address, session=str(rec.session),
+                   **common)
+    if rec.what == "noise" and rec.lsm:
+        return lsm(22, user=f"{rec.domain}\\{rec.user}", address="LOCAL", session="1", **common)
+    if rec.what == "noise":
+        return xml_event(4672, provider=SECURITY_PROVIDER, data={
+            "SubjectUserSid": "S-1-5-18", "SubjectUserName": "SYSTEM", "SubjectDomainName": "NT AUTHORITY",
+            "SubjectLogonId": "0x3e7", "PrivilegeList": "SeTcbPrivilege"}, **common)  # type: ignore[arg-type]
+    raise ValueError(rec.what)
+
+
+def _fill(etype: EventType, given: dict[str, object]) -> tuple[object, ...]:
+    default = {VT.STRING: "-", VT.SID: "S-1-0-0", VT.GUID: "{00000000-0000-0000-0000-000000000000}"}
+    return tuple(given.get(name, default.get(vtype, 0)) for name, vtype in etype.fields)
+
+
+def _spec(rec: Rec) -> EventSpec:
+    etype: EventType
+    values: dict[str, object]
+    user_sid = None
+    if rec.what in ("4624", "4634"):
+        etype = sh.E4624 if rec.what == "4624" else sh.E4634
+        values = {"TargetUserSid": rec.sid, "TargetUserName": rec.user, "TargetDomainName": rec.domain,
+                  "TargetLogonId": 0x1A2B3C, "LogonType": rec.logon_type, "IpAddress": rec.ip}
+    elif rec.what.startswith("lsm") or (rec.what == "noise" and rec.lsm):
+        event_id = 22 if rec.what == "noise" else int(rec.what[3:])
+        etype = {21: sh.LSM21, 22: sh.LSM22, 23: sh.LSM23, 24: sh.LSM24, 25: sh.LSM25}[event_id]
+        values = {"User": f"{rec.domain}\\{rec.user}", "SessionID": rec.session if rec.what != "noise" else 1,
+                  "Address": "LOCAL" if rec.what == "noise" else rec.ip}
+        user_sid = sh.LSM_USER_SID
+    elif rec.what == "noise":
+        etype = sh.E4672
+        values = {"SubjectUserSid": "S-1-5-18", "SubjectUserName": "SYSTEM", "SubjectDomainName": "NT AUTHORITY",
+                  "SubjectLogonId": 0x3E7, "PrivilegeList": "SeTcbPrivilege"}
+    else:
+        raise ValueError(rec.what)
+    return EventSpec(etype, rec.time, rec.record_id, rec.host, _fill(etype, values), user_sid=user_sid)  # type: ignore[arg-type]
+
+
+def write(path: Path, records: Sequence[Rec], shape: str) -> Path:
+    """Write ``records`` (one log: one host and channel) as ``path.xml`` or ``path.evtx``."""
+    if shape == "xml":
+        return write_events(path.with_suffix(".xml"), *(_xml(r) for r in records), root=True)
+    target = path.with_suffix(".evtx")
+    with EvtxWriter(target) as writer:
+        for rec in records:
+            writer.add(_spec(rec))
+    return target
+
+
+def lsm_log(records: Sequence[Rec]) -> list[Rec]:
+    """The same records marked as LocalSessionManager records (for noise)."""
+    return [Rec(r.what, r.time, r.record_id, r.host, r.user, r.domain, r.sid, r.ip, r.logon_type, r.session,
+                LSM_CHANNEL) for r in records]

@@ -1,0 +1,177 @@
+"""Issue 13: the cases where the report was confidently wrong, each from a minimal export (XML and .evtx) whose
+answer was worked out by hand (the docstrings say how)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evtrack.cli import app
+from evtrack.pipeline import run_report
+from evtrack.report import Report
+from evtrack.usage import ReportSettings
+
+from .conftest import LSM_CHANNEL
+from .exports import Rec, noise, utc, write
+
+runner = CliRunner()
+SHAPES = ["xml", "evtx"]
+HOUR = timedelta(hours=6)
+JAN_TO_APR = {"start": utc(2024, 1, 1), "end": utc(2024, 4, 1)}
+
+
+def report(paths: list[Path], **settings: object) -> Report:
+    built, _ = run_report(paths, ReportSettings(created_at=utc(2024, 6, 1), **settings))  # type: ignore[arg-type]
+    return built
+
+
+def cli(*args: str) -> tuple[int, dict[str, object]]:
+    result = runner.invoke(app, ["report", *args, "-f", "json", "-q", "--created-at", "2024-06-01"])
+    assert result.exit_code in (0, 3, 4), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def users(built: Report) -> dict[str, tuple[str, ...] | None]:
+    return {w.label: (w.user_keys if w.users is not None else None) for w in built.windows}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_1_account_recreated_for_another_person(tmp_path: Path, shape: str) -> None:
+    """CONTOSO\\jsmith is S-...-1200 in January, deleted and re-created for someone else (-1300) in March; the LSM
+    events name only CONTOSO\\jsmith. Each LSM 21 is the 4624 of its own logon (seconds apart): January has -1200,
+    March has -1300 alone. 10 January + 60 days = 10 March, before the March logons: peak 1, within for 1."""
+    old, new = "S-1-5-21-7-8-9-1200", "S-1-5-21-7-8-9-1300"
+    security = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1),
+                Rec("4624", utc(2024, 1, 10, 9), 1000, user="jsmith", sid=old),
+                Rec("4624", utc(2024, 3, 20, 9), 1001, user="jsmith", sid=new),
+                Rec("4624", utc(2024, 3, 27, 9), 1002, user="jsmith", sid=new)]
+    lsm_records = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1, channel=LSM_CHANNEL),
+                   Rec("lsm21", utc(2024, 1, 10, 9, 0, 4), 1000, user="jsmith"),
+                   Rec("lsm21", utc(2024, 3, 20, 9, 0, 3), 1001, user="jsmith"),
+                   Rec("lsm21", utc(2024, 3, 27, 9, 0, 5), 1002, user="jsmith")]
+    security.sort(key=lambda r: r.record_id)
+    paths = [write(tmp_path / "sec", security, shape), write(tmp_path / "lsm", lsm_records, shape)]
+    built = report(paths, installed=1)
+    assert users(built)["2024-03"] == (new,)
+    assert users(built)["2024-01"] == (old,)
+    assert built.windows[2].users == 1 and built.peak_estimated == 1
+    assert built.verdict == "within"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_2_a_burst_of_misdated_records(tmp_path: Path, shape: str) -> None:
+    """A Security log from 1 January to 1 April 2024, a record every 6 hours; on 10 February the clock is a year
+    off for half an hour: a noise record and alice's RDP logon carry 2023 times. Coverage must not reach back to
+    2023; alice counts in February 2024 (where her neighbours place her) and the report names the two records;
+    the Jan-Mar verdict is not a clean pass."""
+    records = noise(utc(2024, 1, 1), utc(2024, 2, 10, 6), HOUR, 1)
+    next_id = records[-1].record_id + 1
+    wrong = timedelta(days=366)
+    records += [Rec("noise", utc(2024, 2, 10, 9) - wrong, next_id),
+                Rec("4624", utc(2024, 2, 10, 9, 20) - wrong, next_id + 1)]
+    records += noise(utc(2024, 2, 10, 12), utc(2024, 4, 1), HOUR, next_id + 2)
+    path = write(tmp_path / "sec", records, shape)
+    built = report([path], installed=5)
+    assert not any(w.label.startswith("2023") for w in built.windows)
+    assert [(m.record_id, m.time.year, m.placed.date().isoformat()) for m in built.misdated] == [
+        (next_id + 1, 2023, "2024-02-10")]
+    assert users(built)["2024-02"] == ("S-1-5-21-1-2-3-1105",)
+    assert built.lower_bound and built.verdict == "within (lower bound)"
+    code, data = cli(str(path), "--installed", "5", "--from", "2024-01-01", "--to", "2024-03-31", "--check")
+    assert code in (3, 4) and data["misdated"][0]["record_id"] == next_id + 1
+    code, data = cli(str(path), "--installed", "5", "--from", "2023-01-01", "--to", "2024-03-31")
+    assert not any(w["status"] == "complete" for w in data["windows"] if w["label"].startswith("2023"))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_3_two_hosts_with_one_short_name(tmp_path: Path, shape: str) -> None:
+    """RDSH01.contoso.local logs until 1 February 00:00, RDSH01.fabrikam.local until April: two hosts, so February and
+    March are partial (contoso's host has no logs then) and --check exits 4."""
+    contoso = noise(utc(2024, 1, 1), utc(2024, 2, 1), HOUR, 1, host="RDSH01.contoso.local")
+    contoso.append(Rec("4624", utc(2024, 1, 15, 9), 900, host="RDSH01.contoso.local"))
+    fabrikam = noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1, host="RDSH01.fabrikam.local")
+    fabrikam.append(Rec("4624", utc(2024, 2, 15, 9), 900, host="RDSH01.fabrikam.local", user="bob", domain="FABRIKAM",
+                        sid="S-1-5-21-4-5-6-1106"))
+    paths = [write(tmp_path / "contoso", contoso, shape), write(tmp_path / "fabrikam", fabrikam, shape)]
+    built = report(paths, installed=5)
+    statuses = {w.label: w.status for w in built.windows}
+    assert statuses == {"2024-01": "complete", "2024-02": "partial", "2024-03": "partial", "2024-04": "partial"}
+    assert {h.host for h in built.host_users} == {"rdsh01.contoso.local", "rdsh01.fabrikam.local"}
+    code, _ = cli(*map(str, paths), "--installed", "5", "--from", "2024-01-01", "--to", "2024-03-31", "--check")
+    assert code == 4
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_4_a_session_that_spans_a_month(tmp_path: Path, shape: str) -> None:
+    """Logon 20 January, logoff 5 March, nothing in February: the session was connected all February, so alice
+    used RDS in February ("session carried over")."""
+    security = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1),
+                Rec("4624", utc(2024, 1, 20, 9), 1000), Rec("4634", utc(2024, 3, 5, 17), 1001)]
+    lsm_records = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1, channel=LSM_CHANNEL),
+                   Rec("lsm21", utc(2024, 1, 20, 9, 0, 3), 1000), Rec("lsm23", utc(2024, 3, 5, 17), 1001)]
+    paths = [write(tmp_path / "sec", security, shape), write(tmp_path / "lsm", lsm_records, shape)]
+    built = report(paths, installed=1)
+    assert built.windows[1].label == "2024-02" and built.windows[1].users == 1
+    assert built.windows[1].carried_over == ("S-1-5-21-1-2-3-1105",)
+    assert built.windows[1].peak_sessions == 1
+    assert "session_carried_over" in built.users[0].evidence
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_5_adjacent_exports(tmp_path: Path, shape: str) -> None:
+    """One Security log exported as two files with consecutive EventRecordIDs and a quiet spell between them
+    (twelve hours here): nothing was lost, so January is complete and --check exits 0 (the log starts in
+    November, so the 60 days before 31 January are covered too)."""
+    moments = [r.time for r in noise(utc(2023, 11, 1), utc(2024, 2, 1), HOUR, 1) if r.time != utc(2024, 1, 15, 18)]
+    kinds = sorted([("noise", t) for t in moments] + [("4624", utc(2024, 1, 10, 9))], key=lambda item: item[1])
+    records = [Rec(what, moment, index) for index, (what, moment) in enumerate(kinds, start=1)]
+    cut = next(i for i, r in enumerate(records) if r.time > utc(2024, 1, 15, 12))
+    first, second = records[:cut], records[cut:]  # ids run on: ...N | N+1..., with twelve quiet hours between
+    assert second[0].record_id == first[-1].record_id + 1 and second[0].time - first[-1].time == timedelta(hours=12)
+    paths = [write(tmp_path / "part1", first, shape), write(tmp_path / "part2", second, shape)]
+    code, data = cli(*map(str, paths), "--installed", "5", "--from", "2024-01-01", "--to", "2024-01-31", "--check")
+    assert code == 0, data["notes"]
+    assert data["verdict"] == "within"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_6_exact_peak_of_the_licence_server_view(tmp_path: Path, shape: str) -> None:
+    """A signs in 5 January 12:00 (valid until 5 March 12:00), C on 20 January, B first on 5 March 08:00: from
+    08:00 to 12:00 on 5 March three CALs are out. A daily sample at midnight sees 2; the exact peak is 3, over by
+    1 for 2 installed."""
+    records = noise(utc(2024, 1, 1), utc(2024, 5, 1), HOUR, 1)
+    records += [Rec("4624", utc(2024, 1, 5, 12), 2000, user="a", sid="S-1-5-21-1-2-3-2001"),
+                Rec("4624", utc(2024, 1, 20, 12), 2001, user="c", sid="S-1-5-21-1-2-3-2003"),
+                Rec("4624", utc(2024, 3, 5, 8), 2002, user="b", sid="S-1-5-21-1-2-3-2002")]
+    built = report([write(tmp_path / "sec", records, shape)], installed=2)
+    assert built.peak_estimated == 3 and built.peak_at == utc(2024, 3, 5, 8)
+    assert max(point.users for point in built.curve) == 2  # the daily curve alone misses it
+    assert built.verdict == "over by 1" and built.over_by == 1
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_7_sparse_edges_stay_covered(tmp_path: Path, shape: str) -> None:
+    """A sparse log: 2 January, three records on 1 February, 28 March. In record order nothing contradicts its
+    neighbours, so the log covers 2 January to 28 March: January and March partial, February complete."""
+    records = [Rec("noise", utc(2024, 1, 2), 1), Rec("noise", utc(2024, 2, 1), 2),
+               Rec("4624", utc(2024, 2, 1, 0, 1), 3), Rec("noise", utc(2024, 2, 1, 0, 2), 4),
+               Rec("noise", utc(2024, 3, 28), 5)]
+    built = report([write(tmp_path / "sec", records, shape)])
+    assert {w.label: w.status for w in built.windows} == {
+        "2024-01": "partial", "2024-02": "complete", "2024-03": "partial"}
+    assert built.as_of == utc(2024, 3, 28)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_8_lsm_21_twelve_seconds_after_its_4624_is_one_session(tmp_path: Path, shape: str) -> None:
+    security = [*noise(utc(2024, 1, 1), utc(2024, 2, 1), HOUR, 1), Rec("4624", utc(2024, 1, 10, 9), 500),
+                Rec("4624", utc(2024, 1, 11, 9), 501)]
+    lsm_records = [*noise(utc(2024, 1, 1), utc(2024, 2, 1), HOUR, 1, channel=LSM_CHANNEL),
+                   Rec("lsm21", utc(2024, 1, 10, 9, 0, 12), 500), Rec("lsm21", utc(2024, 1, 11, 9, 0, 45), 501)]
+    paths = [write(tmp_path / "sec", security, shape), write(tmp_path / "lsm", lsm_records, shape)]
+    built = report(paths)
+    assert built.windows[0].sessions == 2 and built.users[0].sessions == 2

@@ -1,0 +1,145 @@
+"""What the verdict rests on (issue 13's semantics, issue 16's flags): renewals, sliding peaks, host selection,
+lower bounds at the top, the default period of a routine monthly run, and the period governing everything."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from evtrack.hosts import HostNames, HostSelection
+from evtrack.identity import Exclusions
+from evtrack.licence import DAY_US, licence_peak, sliding_peak
+from evtrack.report import Report
+from evtrack.usage import ReportSettings, build_report
+
+from .test_report import CREATED, SID_A, SID_B, ev, source, span, utc
+
+SID_C = "S-1-5-21-10-20-30-1106"
+
+
+def build(rows: list[dict[str, object]], cover: list[object], **settings: object) -> Report:
+    return build_report(source(rows, cover), ReportSettings(created_at=CREATED, **settings))  # type: ignore[arg-type]
+
+
+def test_an_idle_logoff_does_not_renew_the_estimated_cal() -> None:
+    """Sign-in 1 December (valid to 30 January), idle logoff 03:00 on 1 February: not issued on 1 February."""
+    rows = [ev(utc(2023, 12, 1, 9)), ev(utc(2024, 2, 1, 3), event_id=4634, kind="logoff", reason="4634_lt10")]
+    built = build(rows, [span(utc(2023, 11, 1), utc(2024, 2, 29))])
+    curve = {p.day: p.users for p in built.curve}
+    assert curve[date(2024, 1, 29)] == 1 and curve[date(2024, 2, 1)] == 0
+    assert built.users[0].cal_expiry == utc(2023, 12, 1, 9) + timedelta(days=60)
+    assert built.windows[3].user_keys == (SID_A,)  # February: the logoff still shows the session was there
+
+
+def test_exact_peaks_by_hand() -> None:
+    day = DAY_US
+    a, b, c = [0], [61 * day], [59 * day + 1]
+    # licence view (60 days): a is active [0, 60d), c from 59d+1: overlap; b starts after a ended
+    assert licence_peak([a, b, c], 0, 200 * day, 60 * day).count == 2
+    assert licence_peak([a, b, c], 0, 200 * day, 60 * day).moment == 59 * day + 1
+    # sliding 60-day windows [s, s+60d): a and c fit in one (c - a < 60d), so do c and b; never all three
+    assert sliding_peak([a, b, c], 0, 200 * day, 60).count == 2
+    assert sliding_peak([a, b, c], 0, 200 * day, 62).count == 3
+    assert sliding_peak([a, b, c], 0, 200 * day, 62).moment == 0
+
+
+def test_sliding_peaks_are_in_the_report_with_their_coverage() -> None:
+    rows = [ev(utc(2024, 1, 5), sid=SID_A), ev(utc(2024, 2, 20), "bob", sid=SID_B),
+            ev(utc(2024, 4, 1), "carol", sid=SID_C)]
+    built = build(rows, [span(utc(2024, 1, 1), utc(2024, 6, 30))])
+    peaks = {p.days: p for p in built.sliding_peaks}
+    assert peaks[90].users == 3 and peaks[60].users == 2 and peaks[90].complete
+    assert peaks[90].start is not None and peaks[90].end is not None
+    assert peaks[90].end - peaks[90].start == timedelta(days=90)
+
+
+def test_blocks_window_is_what_rolling_used_to_be() -> None:
+    rows = [ev(utc(2024, 1, 5))]
+    built = build(rows, [span(utc(2024, 1, 1), utc(2024, 3, 1))], window="rolling:30d")
+    assert built.window == "blocks:30d" and built.windows[0].label == "2024-01-01/2024-01-30"
+
+
+def test_host_names_keep_fqdn_hosts_apart_and_join_short_names() -> None:
+    hosts = HostNames(["RDSH01.contoso.local", "rdsh01", "RDSH02.contoso.local", "RDSH03.a.local", "RDSH03.b.local",
+                       "RDSH03"])
+    assert hosts.key("RDSH01") == hosts.key("rdsh01.CONTOSO.local") == "rdsh01"
+    assert hosts.key("RDSH03.a.local") != hosts.key("RDSH03.b.local")
+    assert hosts.key("RDSH03") == "rdsh03" and hosts.ambiguous == {"rdsh03": ("rdsh03.a.local", "rdsh03.b.local")}
+
+
+def test_excluded_hosts_do_not_count_and_say_how_many_users_they_had() -> None:
+    rows = [ev(utc(2024, 1, 5)), ev(utc(2024, 1, 6), "bob", sid=SID_B, host="DC01.contoso.local")]
+    cover = [span(utc(2024, 1, 1), utc(2024, 2, 1)), span(utc(2024, 1, 1), utc(2024, 2, 1), host="DC01.contoso.local")]
+    built = build(rows, cover, hosts=HostSelection.build(exclude=["dc*"]))
+    assert built.windows[0].user_keys == (SID_A,) and built.windows[0].status == "complete"
+    assert {(h.host, h.users, h.counted) for h in built.host_users} == {("rdsh01", 1, True), ("dc01", 1, False)}
+    nothing = build(rows, cover, hosts=HostSelection.build(include=["nosuchhost*"]))
+    assert any("match no host" in w for w in nothing.warnings)
+
+
+def test_an_expected_host_without_logs_makes_windows_partial() -> None:
+    rows = [ev(utc(2024, 1, 5))]
+    built = build(rows, [span(utc(2024, 1, 1), utc(2024, 2, 1))], expected_hosts=("RDSH02",), installed=5)
+    assert built.windows[0].status == "partial" and built.windows[0].hosts_unknown == ("rdsh02",)
+    assert built.lower_bound and built.verdict == "within (lower bound)"
+    assert any("RDSH02" in note for note in built.notes)
+
+
+def test_a_routine_monthly_run_can_pass() -> None:
+    """Logs from 15 November to 3 March (exported on 3 March): the verdict rests on December to February, the
+    months the logs cover fully; the 60 days before 3 March are covered: a clean within."""
+    rows = [ev(utc(2023, 12, 5)), ev(utc(2024, 2, 5), "bob", sid=SID_B)]
+    built = build(rows, [span(utc(2023, 11, 15, 10), utc(2024, 3, 3, 8))], installed=2)
+    assert built.verdict_windows == ("2023-12", "2024-01", "2024-02")
+    assert built.verdict == "within" and built.coverage_complete and not built.lower_bound
+    assert [w.in_verdict for w in built.windows] == [False, True, True, True, False]
+    # the same logs with an explicit period that includes the cut months: a lower bound, said at the top
+    explicit = build(rows, [span(utc(2023, 11, 15, 10), utc(2024, 3, 3, 8))], installed=2,
+                     start=date(2023, 11, 1), end=date(2024, 3, 31))
+    assert explicit.verdict == "within (lower bound)" and explicit.lower_bound and not explicit.coverage_complete
+
+
+def test_a_short_look_back_makes_the_estimate_a_lower_bound() -> None:
+    rows = [ev(utc(2024, 2, 5))]
+    built = build(rows, [span(utc(2024, 2, 1), utc(2024, 3, 1))], installed=2)
+    assert built.windows[0].status == "complete" and built.lower_bound
+    assert built.verdict == "within (lower bound)"
+
+
+def test_an_over_edge_window_is_still_judged() -> None:
+    rows = [ev(utc(2024, 1, 20)), ev(utc(2024, 1, 21), "bob", sid=SID_B)]
+    built = build(rows, [span(utc(2024, 1, 15), utc(2024, 2, 10))], installed=1)
+    assert built.verdict == "over by 1" and "2024-01" in built.verdict_windows
+
+
+def test_the_period_governs_the_users_list() -> None:
+    """--from/--to: January's users only, not bob who first came in February."""
+    rows = [ev(utc(2024, 1, 5)), ev(utc(2024, 2, 5), "bob", sid=SID_B)]
+    built = build(rows, [span(utc(2024, 1, 1), utc(2024, 3, 1))], start=date(2024, 1, 1), end=date(2024, 1, 31))
+    assert [u.key for u in built.users] == [SID_A]
+    assert built.users[0].last_seen == utc(2024, 1, 5)
+
+
+def test_no_data_gives_no_verdict_and_unknown_windows_say_unknown() -> None:
+    built = build([], [], installed=1, start=date(2024, 1, 1), end=date(2024, 1, 31))
+    assert built.verdict == "unknown" and built.windows[0].users is None
+    assert built.windows[0].sessions is None and built.windows[0].reconnects is None
+    assert not built.coverage_complete
+
+
+def test_a_scope_or_exclusion_that_matches_nothing_warns() -> None:
+    rows = [ev(utc(2024, 1, 5))]
+    cover = [span(utc(2024, 1, 1), utc(2024, 2, 1))]
+    built = build(rows, cover, domains=("FABRIKAM",), installed=1)
+    assert built.users == () and any("scope" in w for w in built.warnings)
+    typo = build(rows, cover, exclusions=Exclusions.build(names=["CONTOSO\bob"]))  # a TOML \b: a backspace
+    assert any("matches no account" in w for w in typo.warnings)
+    fine = build(rows, cover, exclusions=Exclusions.build(names=["CONTOSO\\alice"]))
+    assert fine.warnings == () and fine.excluded[0].name == "CONTOSO\\alice"
+
+
+def test_peak_concurrency_follows_the_scope() -> None:
+    rows = [ev(utc(2024, 1, 5, 9)), ev(utc(2024, 1, 5, 9, 30), "bob", sid=SID_B, domain="FABRIKAM")]
+    rows[0]["logon_id"], rows[1]["logon_id"] = "0x1", "0x2"  # open until the logs end: both at 09:30
+    built = build(rows, [span(utc(2024, 1, 1), utc(2024, 2, 1))], domains=("FABRIKAM",))
+    everyone = build(rows, [span(utc(2024, 1, 1), utc(2024, 2, 1))])
+    assert everyone.windows[0].peak_sessions == 2 and built.windows[0].peak_sessions == 1
