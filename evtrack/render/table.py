@@ -55,6 +55,16 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
     utilisation = "" if report.utilisation is None else f"   Utilisation: {report.utilisation:.0%}"
     coverage = "complete" if report.coverage_complete else "INCOMPLETE"
     console.print(Text(f"Verdict: {report.verdict.upper()}{utilisation}   Log coverage: {coverage}", style="bold"))
+    if report.lower_bound:
+        console.print(Text("The counts behind this verdict are LOWER BOUNDS: the inputs do not cover all it needs "
+                           "(see the notes)."))
+    if report.verdict_windows and len(report.verdict_windows) < len(report.windows):
+        console.print(Text("Verdict rests on: " + ", ".join(report.verdict_windows)))
+    if report.sliding_peaks:
+        console.print(Text("Most users in any " + ", ".join(
+            f"{p.days} days: {p.users}" + ("" if p.complete else " (lower bound)") for p in report.sliding_peaks)))
+    for warning in report.warnings:
+        console.print(Text(f"Warning: {warning}", style="bold"))
 
     windows = Table(title="Distinct RDP users per window", box=frame, title_justify="left", pad_edge=False)
     for name, justify in (("Window", "left"), ("Status", "left"), ("Users", "right"), ("New", "right"),
@@ -96,6 +106,19 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
         coverage_table.add_row(_t(c.host.split(".", 1)[0]), _t(_short_channel(c.channel)), _t(_day(c.first, local)),
                                _t(_day(c.last, local)), _t(c.records), _t(holes), _t(len(c.cleared)))
     console.print(coverage_table)
+
+    if report.misdated:
+        misdated = Table(title=f"Misdated RDP evidence ({len(report.misdated)})", box=frame, title_justify="left",
+                         pad_edge=False)
+        for name in ("Host", "Record", "User", "Time it carries", "Counted at"):
+            misdated.add_column(name, overflow="fold")
+        for m in report.misdated:
+            misdated.add_row(_t(m.host), _t(m.record_id), _t(m.user), _t(m.time.strftime("%Y-%m-%d %H:%M")),
+                             _t(m.placed.astimezone(local).strftime("%Y-%m-%d %H:%M")))
+        console.print(misdated)
+    if len(report.host_users) > 1 or any(not h.counted for h in report.host_users):
+        console.print(Text("Users per host: " + ", ".join(
+            f"{h.host} {h.users}" + ("" if h.counted else " (not counted)") for h in report.host_users)))
 
     failed = [i for i in report.inputs if i.error]
     console.print(Text(
