@@ -484,7 +484,8 @@ def report(
     paths: OptionalPathsArg = None,
     store: Annotated[
         Path | None,
-        typer.Option("--store", help="Report from this evtrack store (see `evtrack ingest`) instead of files."),
+        typer.Option("--store", help="Report from this evtrack store (see `evtrack ingest`) instead of files "
+                     "(default with no files: EVTRACK_STORE)."),
     ] = None,
     save: Annotated[bool, typer.Option("--save", help="Keep the report in the store (`evtrack reports`).")] = False,
     events_dataset: Annotated[
@@ -532,11 +533,13 @@ def report(
     from evtrack.pipeline import source_from_read
     from evtrack.usage import build_report
 
-    store_path = store or (Path(os.environ["EVTRACK_STORE"]) if save and os.environ.get("EVTRACK_STORE") else None)
+    env_store = Path(os.environ["EVTRACK_STORE"]) if os.environ.get("EVTRACK_STORE") else None
+    # EVTRACK_STORE stands in for --store where a store is wanted: to --save into, or to report from (no inputs)
+    store_path = store or (env_store if save or (not paths and events_dataset is None) else None)
     if events_dataset is not None and (paths or store is not None or save):
         _fail("--events reads a dataset: give no files, --store or --save with it")
     if not paths and store_path is None and events_dataset is None:
-        _fail("give event log files or folders, or --store PATH, or --events DIR")
+        _fail("give event log files or folders, or --store PATH (or EVTRACK_STORE), or --events DIR")
     if paths and store_path is not None and not save:
         _fail("give either files or --store, not both (to add files to a store: evtrack ingest)")
     if save and store_path is None:
