@@ -289,7 +289,8 @@ InstalledOpt = Annotated[
 ]
 TzOpt = Annotated[
     str | None,
-    typer.Option("--tz", envvar="EVTRACK_TZ", help="IANA time zone for window boundaries (default UTC)."),
+    typer.Option("--tz", envvar="EVTRACK_TZ", help="Time zone of window boundaries: IANA (Europe/Berlin), Windows "
+                 "(W. Europe Standard Time) or local (default UTC)."),
 ]
 WindowOpt = Annotated[
     str | None,
@@ -349,11 +350,13 @@ def _settings(
     from evtrack.hosts import HostSelection
     from evtrack.identity import Exclusions
     from evtrack.usage import ReportSettings
-    from evtrack.windows import WindowSpec, parse_date, parse_moment, zone
+    from evtrack.windows import WindowSpec, parse_date, parse_moment, resolve_zone, zone
 
     file = load_config(config)
-    tz_name = tz or file.tz or "UTC"
-    tzinfo = zone(tz_name)
+    for warning in file.warnings:
+        _stderr().print(f"[bold yellow]warning:[/] {_escape(warning)}")
+    resolved = resolve_zone(tz or file.tz or "UTC")
+    tzinfo = resolved.info
     window_name = window or file.window or "month"
     WindowSpec.parse(window_name)
     alias_map = dict(file.aliases)
@@ -389,7 +392,7 @@ def _settings(
         installed = load_keypacks(keypacks).per_user_installed(product_version)
     settings = ReportSettings(
         installed=installed if installed is not None else file.installed,
-        tz=tz_name,
+        tz=resolved.name,
         window=window_name,
         start=parse_date(start) if start else None,
         end=parse_date(end) if end else None,
@@ -404,6 +407,17 @@ def _settings(
         expected_hosts=tuple(expect_hosts or file.hosts_expected),
     )
     return settings, file
+
+
+def _zone_line(used: str, flag: str | None, file: FileConfig) -> str:
+    """Which time zone cut the windows, and where it came from: a report must never leave that to guesswork."""
+    if flag:
+        origin = "--tz/EVTRACK_TZ" + (f" {flag!r}" if flag != used else "")
+    elif file.tz:
+        origin = f"tz{'' if file.tz == used else f' {file.tz!r}'} in {file.path}"
+    else:
+        origin = "the default; set another with --tz or tz in evtrack.toml"
+    return f"time zone: {used} ({origin})"
 
 
 def _config_engine(file: FileConfig) -> Engine:
@@ -476,7 +490,8 @@ def report(
     paths: OptionalPathsArg = None,
     store: Annotated[
         Path | None,
-        typer.Option("--store", help="Report from this evtrack store (see `evtrack ingest`) instead of files."),
+        typer.Option("--store", help="Report from this evtrack store (see `evtrack ingest`) instead of files "
+                     "(default with no files: EVTRACK_STORE)."),
     ] = None,
     save: Annotated[bool, typer.Option("--save", help="Keep the report in the store (`evtrack reports`).")] = False,
     events_dataset: Annotated[
@@ -537,11 +552,13 @@ def report(
     from evtrack.pipeline import source_from_read
     from evtrack.usage import build_report
 
-    store_path = store or (Path(os.environ["EVTRACK_STORE"]) if save and os.environ.get("EVTRACK_STORE") else None)
+    env_store = Path(os.environ["EVTRACK_STORE"]) if os.environ.get("EVTRACK_STORE") else None
+    # EVTRACK_STORE stands in for --store where a store is wanted: to --save into, or to report from (no inputs)
+    store_path = store or (env_store if save or (not paths and events_dataset is None) else None)
     if events_dataset is not None and (paths or store is not None or save):
         _fail("--events reads a dataset: give no files, --store or --save with it")
     if not paths and store_path is None and events_dataset is None:
-        _fail("give event log files or folders, or --store PATH, or --events DIR")
+        _fail("give event log files or folders, or --store PATH (or EVTRACK_STORE), or --events DIR")
     if paths and store_path is not None and not save:
         _fail("give either files or --store, not both (to add files to a store: evtrack ingest)")
     if save and store_path is None:
@@ -575,6 +592,7 @@ def report(
     if result is not None:
         _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
     _print_summary(dataset_lines, quiet)
+    _print_summary([_zone_line(settings.tz, tz, _file)], quiet)
     if save and not quiet:
         _stderr().print(f"saved as report {saved_id} in {store_path}")
     for warning in built.warnings:
@@ -636,23 +654,46 @@ def config_show(
         settings, file = _settings(config, installed, tz, window, None, None, None, scope, exclude, alias, None)
     except EvtrackError as exc:
         _fail(str(exc))
+    def strings(values: list[str]) -> str:
+        return "[" + ", ".join(_toml_string(v) for v in values) + "]"
+
+    try:
+        engine = _config_engine(file).value
+    except EvtrackError as exc:
+        _fail(str(exc))
     lines = [
         f"# config file: {file.path if file.path else '(none)'}",
-        f"installed = {settings.installed if settings.installed is not None else '# not set'}",
-        f'tz = "{settings.tz}"',
-        f'window = "{settings.window}"',
-        "scope = [" + ", ".join([f'"domain:{d}"' for d in settings.domains] + [f'"ou:{o}"' for o in settings.ous])
-        + "]  # empty: all trusted domains",
+        "# the settings a report would use (file, flags and environment merged); this output loads as evtrack.toml",
+        f"installed = {settings.installed}" if settings.installed is not None else "# installed = (not set)",
+        f"tz = {_toml_string(settings.tz)}",
+        f"window = {_toml_string(settings.window)}",
+        f"engine = {_toml_string(engine)}",
+        "scope = " + strings([f"domain:{d}" for d in settings.domains] + [f"ou:{o}" for o in settings.ous])
+        + "  # empty: all trusted domains",
         "",
         "[aliases]",
-        *(f'"{k}" = "{v}"' for k, v in sorted(settings.aliases.items())),
+        *(f"{_toml_string(k)} = {_toml_string(v)}" for k, v in sorted(settings.aliases.items())),
         "",
         "[exclude]",
-        "names = [" + ", ".join(f'"{n}"' for n in sorted(settings.exclusions.names)) + "]",
-        "sids = [" + ", ".join(f'"{n}"' for n in sorted(settings.exclusions.sids)) + "]",
-        "patterns = [" + ", ".join(f'"{n}"' for n in settings.exclusions.patterns) + "]",
+        "names = " + strings(sorted(settings.exclusions.names)),
+        "sids = " + strings(sorted(settings.exclusions.sids)),
+        "patterns = " + strings(list(settings.exclusions.patterns)),
+        "",
+        "[hosts]",
+        "include = " + strings(list(settings.hosts.include)) + "  # empty: every host",
+        "exclude = " + strings(list(settings.hosts.exclude)),
+        "expected = " + strings(list(settings.expected_hosts)),
     ]
-    typer.echo("\n".join(line.replace("\\", "\\\\") if "=" in line and "\\" in line else line for line in lines))
+    typer.echo("\n".join(lines))
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML string: single-quoted (backslashes stay literal) unless it holds a quote or control."""
+    import json
+
+    if "'" not in text and text.isprintable():
+        return f"'{text}'"
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")  # JSON's escapes are TOML's too
 
 
 @app.command()
@@ -674,10 +715,10 @@ def sample(
 ) -> None:
     """Write a synthetic session-host fleet as real .evtx files, with ground_truth.json."""
     from evtrack.synth import write_sample
-    from evtrack.windows import parse_date, zone
+    from evtrack.windows import parse_date, resolve_zone
 
     try:
-        zone(tz)
+        tz = resolve_zone(tz).name
         first, last = parse_date(start), parse_date(end)
         if last < first:
             raise ConfigError(f"--to {end} is before --from {start}")

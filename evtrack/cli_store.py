@@ -165,7 +165,7 @@ reports_app = typer.Typer(help="Saved reports: list, show, export, delete.", no_
 
 @reports_app.command("list")
 def reports_list(store: StoreOpt = None) -> None:
-    """List saved reports: id, created, scope, window, installed, estimated, verdict."""
+    """List saved reports: id, created, scope, window, period, installed, estimated, verdict."""
     from rich.console import Console
     from rich.table import Table
 
@@ -191,11 +191,12 @@ def reports_list(store: StoreOpt = None) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("id", justify="right")
     table.add_column("created", no_wrap=True)
-    table.add_column("scope")
-    table.add_column("period", no_wrap=True)
+    table.add_column("scope", min_width=8)
+    table.add_column("window", no_wrap=True)
+    table.add_column("period", min_width=10)  # wraps after "..": 80 columns are tight
     table.add_column("inst.", justify="right")
     table.add_column("est.", justify="right")
-    table.add_column("verdict")
+    table.add_column("verdict", min_width=8)
     for row in saved:
         period = "-"
         if row.period_start and row.period_end:
@@ -205,9 +206,9 @@ def reports_list(store: StoreOpt = None) -> None:
                 local = None
             first = row.period_start.astimezone(local).date()
             last = (row.period_end - timedelta(microseconds=1)).astimezone(local).date()
-            period = f"{first.isoformat()}..{last.isoformat()}"
+            period = f"{first.isoformat()} .. {last.isoformat()}"
         table.add_row(*(Text(cell) for cell in (
-            str(row.id), row.created_at.strftime("%Y-%m-%d"), row.scope, period,
+            str(row.id), row.created_at.strftime("%Y-%m-%d"), row.scope, row.window, period,
             "-" if row.installed is None else str(row.installed), "-" if row.estimated is None else str(row.estimated),
             row.verdict,
         )))

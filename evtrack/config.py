@@ -12,20 +12,26 @@ Flags override the file; the CLI merges them. Example::
     "contoso.com" = "CONTOSO"
 
     [exclude]                      # accounts not counted (reported as excluded, with the reason)
-    names = ["CONTOSO\\\\adm-alice"]
-    sids = ["S-1-5-21-1-2-3-500"]
-    patterns = ["*\\\\svc_*"]
+    names = ['CONTOSO\\adm-alice']   # single quotes: a backslash is just a backslash
+    sids = ['S-1-5-21-1-2-3-500']
+    patterns = ['*\\svc_*']
 
     [hosts]                        # which hosts count (Per User CALs are for RD Session Hosts)
-    include = ["rdsh*"]            # glob patterns on host names; absent = every host
-    exclude = ["dc*"]
-    expected = ["RDSH01", "RDSH02"]  # session hosts that must have logs: one without is named, its windows partial
+    include = ['rdsh*']            # glob patterns on host names; absent = every host
+    exclude = ['dc*']
+    expected = ['RDSH01', 'RDSH02']  # session hosts that must have logs: one without is named, its windows partial
+
+In a double-quoted TOML string a backslash starts an escape: ``"CONTOSO\\bob"`` holds a backspace, not ``\\b``. Such
+values load (TOML allows them) but match nobody, so :func:`load_config` returns a warning for every name, pattern,
+alias or scope that holds a control character. The file may be UTF-8 (with or without a BOM) or UTF-16 with a BOM
+(what Windows PowerShell's ``>`` writes); anything else is a :class:`ConfigError` that says to save it as UTF-8.
 """
 
 from __future__ import annotations
 
+import codecs
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,10 @@ else:  # pragma: no cover - Python 3.10
 
 DEFAULT_CONFIG_NAME = "evtrack.toml"
 _KNOWN = {"installed", "tz", "window", "domains", "scope", "aliases", "exclude", "engine", "hosts"}
+#: How TOML writes the control characters a stray backslash produces (``\b`` in ``CONTOSO\bob``).
+_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_CONTROL_NAMES = {"\b": "a backspace", "\t": "a tab", "\n": "a line break", "\f": "a form feed",
+                  "\r": "a carriage return"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,8 @@ class FileConfig:
     hosts_include: tuple[str, ...] = ()
     hosts_exclude: tuple[str, ...] = ()
     hosts_expected: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """What loaded but is probably not what was meant (a backslash read as a TOML escape); the CLI prints them."""
 
 
 def _strings(value: Any, where: str, path: Path) -> tuple[str, ...]:
@@ -74,10 +86,10 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
             return FileConfig()
         path = candidate
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad and PowerShell write a BOM
+        data = tomllib.loads(_decode(path.read_bytes(), path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         hint = ""
@@ -109,7 +121,7 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
     hosts = data.get("hosts", {})
     if not isinstance(hosts, dict) or set(hosts) - {"include", "exclude", "expected"}:
         raise ConfigError(f"{path}: [hosts] takes include, exclude and expected")
-    return FileConfig(
+    loaded = FileConfig(
         path=path,
         installed=installed,
         tz=data.get("tz"),
@@ -125,3 +137,57 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
         hosts_exclude=_strings(hosts.get("exclude", []), "hosts.exclude", path),
         hosts_expected=_strings(hosts.get("expected", []), "hosts.expected", path),
     )
+    return replace(loaded, warnings=tuple(_control_warnings(loaded)))
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """UTF-8 (a BOM is dropped: Notepad writes one) or UTF-16 with a BOM (Windows PowerShell's ``>``)."""
+    encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    if encoding != "utf-16" and b"\x00" in raw:
+        raise ConfigError(f"{path}: holds NUL bytes (UTF-16 without a byte order mark?): save it as UTF-8 "
+                          "(in PowerShell: Set-Content -Encoding utf8)")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        name = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise ConfigError(f"{path}: not {name} text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it "
+                          "as UTF-8 (in PowerShell: Set-Content -Encoding utf8)") from None
+    return text
+
+
+def _control_warnings(config: FileConfig) -> list[str]:
+    """One warning per name, pattern, alias or scope value holding a control character (a misread backslash)."""
+    values: list[tuple[str, str]] = [("domains", v) for v in config.domains]
+    values += [("scope", v) for v in config.scope]
+    for key, value in config.aliases.items():
+        values += [("[aliases] name", key), (f"[aliases] \"{_shown(key)}\"", value)]
+    values += [("exclude.names", v) for v in config.exclude_names]
+    values += [("exclude.sids", v) for v in config.exclude_sids]
+    values += [("exclude.patterns", v) for v in config.exclude_patterns]
+    values += [("hosts.include", v) for v in config.hosts_include]
+    values += [("hosts.exclude", v) for v in config.hosts_exclude]
+    values += [("hosts.expected", v) for v in config.hosts_expected]
+    warnings = []
+    for where, value in values:
+        controls = [c for c in dict.fromkeys(value) if _is_control(c)]
+        if not controls:
+            continue
+        what = ", ".join(_CONTROL_NAMES.get(c, f"control character U+{ord(c):04X}") for c in controls)
+        meant = _shown(value)
+        fix = f"'{meant}' (single quotes)" if "'" not in meant else None
+        doubled = '"' + meant.replace("\\", "\\\\") + '"'
+        warnings.append(
+            f"{config.path}: {where} \"{meant}\" was read with {what} (in double quotes TOML reads a "
+            "backslash as an escape), so it is not the text you typed and matches nothing; write "
+            f"{fix + ' or ' if fix else ''}{doubled} (doubled backslashes)"
+        )
+    return warnings
+
+
+def _is_control(char: str) -> bool:
+    return ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0
+
+
+def _shown(value: str) -> str:
+    """``value`` with its control characters written as TOML escapes, as it probably stood in the file."""
+    return "".join(_ESCAPES.get(c, f"\\u{ord(c):04X}" if _is_control(c) else c) for c in value)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from evtrack.coverage import ChannelSpan, Gap, Misdated
 from evtrack.errors import EvtrackError
+from evtrack.output import creation_mode
 from evtrack.report import InputFile
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def write_events_dataset(source: ReportSource, directory: Path, *, by_host: bool
     schema = pa.schema([table.schema.field(name) for name in partitioning])
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
     try:
+        os.chmod(staging, creation_mode(directory=True))  # mkdtemp's 0700 would hide the dataset from others
         written: list[str] = []
         pads.write_dataset(
             table, staging, format="parquet", partitioning=pads.partitioning(schema, flavor="hive"),

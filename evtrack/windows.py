@@ -2,16 +2,18 @@
 
 Sliding N-day peaks (the most users in any N consecutive days) are not windows: see :mod:`evtrack.licence`.
 
-Boundaries are local midnights in an explicit IANA time zone (DST handled by zoneinfo + tzdata), stored as aware
-datetimes; windows are half-open ``[start, end)`` and tile the period without gap or overlap.
+Boundaries are local midnights in an explicit time zone (an IANA name, a Windows name or ``local``, resolved once
+to IANA by :func:`resolve_zone`; DST handled by zoneinfo + tzdata), stored as aware datetimes; windows are half-open
+``[start, end)`` and tile the period without gap or overlap.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from evtrack.errors import ConfigError
 
@@ -28,12 +30,81 @@ def _check_year(day: date, text: str) -> date:
     return day
 
 
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A time zone as the user named it, resolved once: its canonical IANA name and the zone itself."""
+
+    name: str
+    """The IANA name the report records (``Europe/Berlin``), whatever spelling the user gave."""
+    info: ZoneInfo
+    given: str
+    """The text it was resolved from (``W. Europe Standard Time``, ``local``, ``europe/berlin``)."""
+
+
+def resolve_zone(text: str) -> Zone:
+    """Turn a zone name into a :class:`Zone`: the one place where zone text is parsed.
+
+    Accepted, in this order: an IANA name in any letter case (``Europe/Berlin``, ``europe/berlin``, ``UTC``),
+    ``local`` (this machine's zone, via tzlocal), and a Windows zone name (``W. Europe Standard Time``, as
+    ``tzutil /g`` or ``Get-TimeZone`` print it), mapped to IANA by CLDR's windowsZones table that tzlocal ships.
+    """
+    return _resolve(text.strip())
+
+
 def zone(name: str) -> ZoneInfo:
-    """An IANA time zone by name (``Europe/Berlin``, ``UTC``), with a clear error for a wrong one."""
+    """The zone for ``name`` (see :func:`resolve_zone`), with a clear error for a wrong one."""
+    return resolve_zone(name).info
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve(text: str) -> Zone:
+    if text == "UTC":  # the default: no need to list the zone database
+        return Zone("UTC", ZoneInfo("UTC"), text)
+    if text.lower() == "local":
+        return Zone(*_iana(_local_name(), text))
+    canonical = _iana_names().get(text.lower()) or _windows_names().get(text.lower())
+    if canonical is not None:
+        return Zone(*_iana(canonical, text))
+    try:  # a zone the database listing missed (a custom TZPATH entry)
+        return Zone(text, ZoneInfo(text), text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"unknown time zone {text!r} (use an IANA name such as Europe/Berlin or UTC, a Windows "
+                          "name such as W. Europe Standard Time, or local for this machine's zone)") from None
+
+
+def _iana(name: str, given: str) -> tuple[str, ZoneInfo, str]:
+    name = _iana_names().get(name.lower(), name)
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin or UTC)") from None
+        return name, ZoneInfo(name), given
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"time zone {given!r} means {name!r}, which this machine's zone database does not have "
+                          "(pip install -U tzdata)") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _iana_names() -> dict[str, str]:
+    """Lower-case IANA name -> its proper spelling (Windows and macOS file systems would accept any case)."""
+    return {name.lower(): name for name in available_timezones()}
+
+
+@functools.lru_cache(maxsize=1)
+def _windows_names() -> dict[str, str]:
+    from tzlocal.windows_tz import win_tz
+
+    return {windows.lower(): iana for windows, iana in win_tz.items()}
+
+
+def _local_name() -> str:
+    import tzlocal
+
+    try:
+        name = tzlocal.get_localzone_name()
+    except (LookupError, ValueError, OSError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise ConfigError(f"cannot tell this machine's time zone for 'local' ({exc}): give its name, e.g. "
+                          "--tz Europe/Berlin") from None
+    if not name:
+        raise ConfigError("cannot tell this machine's time zone for 'local': give its name, e.g. --tz Europe/Berlin")
+    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,7 @@ def test_config_file_and_flags(tmp_path: Path, fleet: Path) -> None:
                       '[exclude]\nnames = ["CONTOSO\\\\alice"]\n', encoding="utf-8")
     shown = runner.invoke(app, ["config", "show", "--config", str(config), "--installed", "9"])
     assert shown.exit_code == 0
-    assert "installed = 9" in shown.stdout and 'tz = "Europe/Berlin"' in shown.stdout
+    assert "installed = 9" in shown.stdout and "tz = 'Europe/Berlin'" in shown.stdout
     report = runner.invoke(app, ["report", str(fleet), "--config", str(config), "-f", "json", "-q"])
     data = json.loads(report.stdout)
     assert data["installed"] == 7 and data["tz"] == "Europe/Berlin"
