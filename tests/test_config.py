@@ -138,7 +138,7 @@ def test_config_show_prints_toml_that_loads_as_the_same_settings(tmp_path: Path,
     first = runner.invoke(app, ["config", "show", "--config", str(source), *FLAGS[flags]])
     assert first.exit_code == 0, first.output
     parsed = tomllib.loads(first.stdout)
-    assert set(parsed) <= {"installed", "tz", "window", "engine", "scope", "aliases", "exclude"}
+    assert set(parsed) <= {"installed", "tz", "window", "engine", "scope", "aliases", "exclude", "hosts"}
     shown = _write(tmp_path, first.stdout, "shown.toml")
     loaded = load_config(shown)
     assert loaded.tz == parsed["tz"] and loaded.exclude_names == tuple(parsed["exclude"]["names"])
@@ -157,6 +157,7 @@ def test_config_show_values(tmp_path: Path) -> None:
         "installed": 4, "tz": "Europe/London", "window": "month", "engine": "evtx", "scope": [],
         "aliases": {"müller.example": "MÜLLER"},
         "exclude": {"names": ["contoso\\bob"], "sids": [], "patterns": ["svc_*"]},
+        "hosts": {"include": [], "exclude": [], "expected": []},
     }
     unset = runner.invoke(app, ["config", "show", "--config", str(_write(tmp_path, "", "empty.toml"))])
     assert "\n# installed = (not set)\n" in unset.stdout and "installed" not in tomllib.loads(unset.stdout)

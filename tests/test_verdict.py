@@ -4,6 +4,7 @@ lower bounds at the top, the default period of a routine monthly run, and the pe
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions
@@ -143,3 +144,32 @@ def test_peak_concurrency_follows_the_scope() -> None:
     built = build(rows, [span(utc(2024, 1, 1), utc(2024, 2, 1))], domains=("FABRIKAM",))
     everyone = build(rows, [span(utc(2024, 1, 1), utc(2024, 2, 1))])
     assert everyone.windows[0].peak_sessions == 2 and built.windows[0].peak_sessions == 1
+
+
+def test_hosts_from_config_and_flags_and_strict_warnings(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from evtrack.cli import app
+    from evtrack.config import load_config
+
+    from .conftest import logon_4624, write_events
+
+    config = tmp_path / "evtrack.toml"
+    config.write_text("[hosts]\ninclude = ['rdsh*']\nexclude = ['rdsh09*']\nexpected = ['RDSH02']\n", encoding="utf-8")
+    loaded = load_config(config)
+    assert (loaded.hosts_include, loaded.hosts_exclude, loaded.hosts_expected) == (("rdsh*",), ("rdsh09*",),
+                                                                                    ("RDSH02",))
+    logs = write_events(tmp_path / "a.xml", logon_4624(10, computer="RDSH01.contoso.local", record_id=1),
+                        logon_4624(10, user="bob", sid="S-1-5-21-1-2-3-1106", computer="DC01.contoso.local",
+                                   record_id=2))
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", str(logs), "--config", str(config), "-f", "json", "-q"])
+    data = json.loads(result.stdout)
+    assert [u["display_name"] for u in data["users"]] == ["CONTOSO\\alice"]
+    assert "rdsh02" in data["windows"][0]["hosts_unknown"]
+    flags = runner.invoke(app, ["report", str(logs), "--exclude-host", "RDSH01*", "-f", "json", "-q"])
+    assert [u["display_name"] for u in json.loads(flags.stdout)["users"]] == ["CONTOSO\\bob"]
+    strict = runner.invoke(app, ["report", str(logs), "--scope", "domain:FABRIKAM", "--strict", "-q"])
+    assert strict.exit_code == 1 and "matches no user" in strict.stderr
