@@ -20,14 +20,7 @@ DAY_US = 86_400_000_000
 
 def merged(times: Iterable[int], before: int, after: int) -> list[tuple[int, int]]:
     """Half-open intervals ``[t - before, t + after)`` for each time, merged where they overlap or touch."""
-    result: list[tuple[int, int]] = []
-    for moment in sorted(times):
-        lo, hi = moment - before, moment + after
-        if result and lo <= result[-1][1]:
-            result[-1] = (result[-1][0], max(result[-1][1], hi))
-        else:
-            result.append((lo, hi))
-    return result
+    return _union((moment - before, moment + after) for moment in times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +66,26 @@ def licence_peak(per_person: Iterable[Sequence[int]], lo: int, hi: int, validity
     return peak((merged(times, 0, validity) for times in per_person), lo, hi)
 
 
-def sliding_peak(per_person: Iterable[Sequence[int]], lo: int, hi: int, days: int) -> Peak:
-    """The most distinct people with a time in one ``[s, s + days)`` inside ``[lo, hi)``; ``moment`` is the
-    first such start ``s``. A range shorter than ``days`` has one window, the range itself."""
+def sliding_peak(per_person: Iterable[tuple[Sequence[int], Sequence[tuple[int, int]]]], lo: int, hi: int,
+                 days: int) -> Peak:
+    """The most distinct people with a time, or a connected session ``[a, b)``, in one ``[s, s + days)`` inside
+    ``[lo, hi)``; ``moment`` is the first such start ``s``. A range shorter than ``days`` has one window, the range
+    itself."""
     length = days * DAY_US
     last_start = max(lo, hi - length)
     people = []
-    for times in per_person:
-        inside = [t for t in times if lo <= t < hi]
-        people.append(merged(inside, length - 1, 1))
+    for times, sessions in per_person:
+        spans = [(t - length + 1, t + 1) for t in times if lo <= t < hi]
+        spans += [(max(a, lo) - length + 1, min(b, hi)) for a, b in sessions if a < hi and b > lo]
+        people.append(_union(spans))
     return peak(people, lo, last_start + 1)
+
+
+def _union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    result: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if result and lo <= result[-1][1]:
+            result[-1] = (result[-1][0], max(result[-1][1], hi))
+        else:
+            result.append((lo, hi))
+    return result

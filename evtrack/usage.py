@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -115,6 +115,9 @@ class _Person:
     reasons: set[str] = field(default_factory=set)
     carried: list[tuple[int, int]] = field(default_factory=list)
     """Observed connected intervals ``[start, end)`` of this person's sessions (for sessions carried over)."""
+    session_starts: list[int] = field(default_factory=list)
+    """Session starts, one per logon seen by several logs (see :func:`_cluster`)."""
+    reconnect_starts: list[int] = field(default_factory=list)
 
 
 def _observations(table: pa.Table) -> list[Observation]:
@@ -305,6 +308,17 @@ def _misdated_lookup(coverage: Sequence[ChannelSpan]) -> dict[tuple[str, str, in
             for span in coverage for m in span.misdated}
 
 
+def _memo(function: Callable[[str], bool]) -> Callable[[str], bool]:
+    cache: dict[str, bool] = {}
+
+    def cached(key: str) -> bool:
+        if key not in cache:
+            cache[key] = function(key)
+        return cache[key]
+
+    return cached
+
+
 def _any_between(times: list[int], start: int, end: int) -> bool:
     index = bisect.bisect_left(times, start)
     return index < len(times) and times[index] < end
@@ -318,8 +332,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     tz = zone(settings.tz)
     spec = WindowSpec.parse(settings.window)
     table = source.table
-    hosts = HostNames([*(span.host for span in source.coverage), *(h for h in table["host"].to_pylist() if h),
-                       *settings.expected_hosts])
+    import pyarrow.compute as pc
+
+    hosts = HostNames([*(span.host for span in source.coverage),
+                       *(h for h in pc.unique(table["host"]).to_pylist() if h), *settings.expected_hosts])
+    counted_host = _memo(lambda key: settings.hosts.counts(key, hosts.names(key)))
     observations = _observations(table)
     observations += [Observation(user, domain, sid, host_key(host or "")) for user, domain, sid, host in
                      source.observations]
@@ -350,7 +367,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             suspicious += 1
             continue
         host = hosts.key(row["host"])
-        if not settings.hosts.counts(host, hosts.names(host)):
+        if not counted_host(host):
             uncounted_hosts.add(host)
             found = resolver.resolve(row["user"], row["domain"], row["sid"], host, datetime_to_us(row["time"]))
             if found is not None and found.excluded is None:
@@ -394,6 +411,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     for person in people.values():
         person.times.sort()
         person.renewals.sort()
+        person.session_starts = [t for _, t in _cluster(person.starts)]
+        person.reconnect_starts = [t for _, t in _cluster(person.reconnects)]
         if not person.renewals or person.times[0] < person.renewals[0]:
             # a session that began before the logs: its sign-in was no later than its first evidence
             person.renewals.insert(0, person.times[0])
@@ -401,8 +420,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     host_cover = _host_intervals(source.coverage, hosts, settings.hosts, settings.expected_hosts)
     session_rows = []
     for row in _session_rows(table):
-        host = hosts.key(row["host"])
-        if row["time"] is None or not settings.hosts.counts(host, hosts.names(host)):
+        if row["time"] is None or not counted_host(hosts.key(row["host"])):
             continue
         placed = misdated.get((row["host"], row["channel"].lower(), row["record_id"], row["time"]))
         if placed is not None:
@@ -470,8 +488,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         users = None if status == STATUS_UNKNOWN else len(keys)
         new = [k for k in keys if k not in seen_before and k in first_seen and start <= first_seen[k] < end]
         seen_before.update(keys)
-        sessions = sum(1 for p in people.values() for _, t in _cluster(p.starts) if start <= t < end)
-        reconnects = sum(1 for p in people.values() for _, t in _cluster(p.reconnects) if start <= t < end)
+        sessions = sum(1 for p in people.values() for t in p.session_starts if start <= t < end)
+        reconnects = sum(1 for p in people.values() for t in p.reconnect_starts if start <= t < end)
         window_devices = {key for key, seen in devices.items() if any(start <= s[0] < end for s in seen)}
         window_peak = peak_overlap(counted_intervals, start, end)
         for host in sorted({iv.host for iv in counted_intervals}):
@@ -538,7 +556,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     sliding: list[SlidingPeak] = []
     if windows:
         for days in settings.sliding_days:
-            most = sliding_peak([p.times for p in people.values()], period_lo, period_hi, days)
+            most = sliding_peak([(p.times, p.carried) for p in people.values()], period_lo, period_hi, days)
             start_us = most.moment
             end_us = None if start_us is None else min(start_us + days * DAY_US, period_hi)
             sliding.append(SlidingPeak(
@@ -716,8 +734,8 @@ def _user_rows(people: Mapping[str, _Person], user_windows: Mapping[str, list[st
         first = min([*times, *(a for a, _ in spans)])
         last = max([*times, *(b - 1 for _, b in spans)])
         renewed = [t for t in p.renewals if t < period_hi]
-        starts = [t for _, t in _cluster(p.starts) if period_lo <= t < period_hi]
-        reconnects = [t for _, t in _cluster(p.reconnects) if period_lo <= t < period_hi]
+        starts = [t for t in p.session_starts if period_lo <= t < period_hi]
+        reconnects = [t for t in p.reconnect_starts if period_lo <= t < period_hi]
         reasons = set(p.reasons) | ({"session_carried_over"} if key in carried else set())
         found = _directory_user(p.identity, settings.directory)
         rows.append(UserUsage(

@@ -38,9 +38,13 @@ def test_exact_peaks_by_hand() -> None:
     assert licence_peak([a, b, c], 0, 200 * day, 60 * day).count == 2
     assert licence_peak([a, b, c], 0, 200 * day, 60 * day).moment == 59 * day + 1
     # sliding 60-day windows [s, s+60d): a and c fit in one (c - a < 60d), so do c and b; never all three
-    assert sliding_peak([a, b, c], 0, 200 * day, 60).count == 2
-    assert sliding_peak([a, b, c], 0, 200 * day, 62).count == 3
-    assert sliding_peak([a, b, c], 0, 200 * day, 62).moment == 0
+    people = [(a, []), (b, []), (c, [])]
+    assert sliding_peak(people, 0, 200 * day, 60).count == 2
+    assert sliding_peak(people, 0, 200 * day, 62).count == 3
+    assert sliding_peak(people, 0, 200 * day, 62).moment == 0
+    # a session connected from day 100 to day 150 puts its person in any stretch that overlaps it
+    assert sliding_peak([([], [(100 * day, 150 * day)]), ([149 * day], [])], 0, 200 * day, 30).count == 2
+    assert sliding_peak([([], [(100 * day, 150 * day)]), ([181 * day], [])], 0, 200 * day, 30).count == 1
 
 
 def test_sliding_peaks_are_in_the_report_with_their_coverage() -> None:
