@@ -47,6 +47,7 @@ class HostNames:
                 self.ambiguous[short] = tuple(sorted(owners))
             else:
                 self._keys[name] = short
+        self._seen: dict[str, str] = {}
         self._raw: dict[str, set[str]] = defaultdict(set)
         for name, key in self._keys.items():
             self._raw[key].add(name)
@@ -55,11 +56,11 @@ class HostNames:
         """The host key for a raw name (a name never seen when the map was built keys by itself)."""
         if not name:
             return ""
-        clean = _clean(name)
-        found = self._keys.get(clean)
-        if found is not None:
-            return found
-        return short_name(clean)
+        found = self._seen.get(name)
+        if found is None:
+            clean = _clean(name)
+            found = self._seen[name] = self._keys.get(clean) or short_name(clean)
+        return found
 
     def keys(self) -> tuple[str, ...]:
         return tuple(sorted(self._raw))

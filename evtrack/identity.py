@@ -194,6 +194,8 @@ class IdentityResolver:
         for node, o in named:
             if o.sid and not _WELL_KNOWN_SID_RE.match(o.sid.strip()):
                 self._name_sids[node].add(o.sid.strip().upper())
+        self._contested_names = frozenset(n[-1] for n, sids in self._name_sids.items() if len(sids) > 1)
+        self._resolved: dict[tuple[str | None, str | None, str | None], Identity | None] = {}
         self._timeline: dict[tuple[str, ...], list[tuple[int, str, str]]] = {}
         self._current: dict[tuple[str, ...], str] = {}
         self.attributed: set[str] = set()
@@ -287,7 +289,12 @@ class IdentityResolver:
                 time: int | None = None) -> Identity | None:
         """The person behind one sighting; None for accounts that are never a person (machine, built-in).
         ``time`` (µs) attributes a SID-less sighting of a name that several SIDs held (rule 4)."""
+        contested = self._contested(user, domain) if sid is None and time is not None else False
+        memo = (user, domain, sid)
+        if not contested and memo in self._resolved:
+            return self._resolved[memo]
         if builtin_reason(user, domain, sid) is not None or user is None:
+            self._resolved[memo] = None
             return None
         node = self._sid_node(sid)
         if node is None:
@@ -301,7 +308,20 @@ class IdentityResolver:
         identity = self._cache.get(root)
         if identity is None:
             identity = self._cache[root] = self._identity(root)
+        if not contested:
+            self._resolved[memo] = identity
         return identity
+
+    def _contested(self, user: str | None, domain: str | None) -> bool:
+        """Whether several SIDs held this name (its SID-less sightings are attributed by time)."""
+        if not self._contested_names or not user:
+            return False
+        return len(self._name_sids.get(self._name_node(user, domain), ())) > 1
+
+    @property
+    def contested_names(self) -> frozenset[str]:
+        """Lower-case sam account names that several SIDs held."""
+        return self._contested_names
 
     @staticmethod
     def _sid_node(sid: str | None) -> tuple[str, ...] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,11 +132,14 @@ def _observations(table: pa.Table) -> list[Observation]:
     ]
 
 
-def _sightings(table: pa.Table, hosts: HostNames) -> list[tuple[str | None, str | None, str | None, str, int]]:
-    """Timed sightings of accounts with a SID (for names that several SIDs held)."""
+def _sightings(table: pa.Table, hosts: HostNames, names: frozenset[str]
+               ) -> list[tuple[str | None, str | None, str | None, str, int]]:
+    """Timed sightings with a SID of the names that several SIDs held (``names``: sam names, lower case)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    named = table.filter(pc.and_(pc.is_valid(table["user"]), pc.is_valid(table["sid"])))
+    sam = pc.utf8_lower(pc.replace_substring_regex(table["user"], "@.*$", ""))
+    named = table.filter(pc.and_(pc.is_in(sam, pa.array(sorted(names))), pc.is_valid(table["sid"])))
     named = named.filter(pc.is_valid(named["time"])).select(["user", "domain", "sid", "host", "time"])
     return [(r["user"], r["domain"], r["sid"], hosts.key(r["host"]), datetime_to_us(r["time"]))
             for r in named.to_pylist()]
@@ -200,9 +204,14 @@ def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
 def _device_key(row: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
     """A client device: its IP address (not loopback or unspecified: tunnels hide the client), with the client
     name 4778/4779 give; a name alone where there is no usable address."""
-    name = (row["client_name"] or "").strip()
+    return _device(row["client_name"], row["address"])
+
+
+@functools.lru_cache(maxsize=65_536)
+def _device(client_name: str | None, address_text: str | None) -> tuple[str, str | None, str | None] | None:
+    name = (client_name or "").strip()
     name = name if name and name.lower() not in ("unknown", "-") else ""
-    address = (row["address"] or "").strip()
+    address = (address_text or "").strip()
     if is_remote_ip(address):
         return "ip:" + address.lower(), name or None, address
     if name:
@@ -345,7 +354,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         aliases = {**settings.directory.aliases(), **aliases}
         observations += _directory_observations(settings.directory, aliases)
     resolver = IdentityResolver(observations, aliases=aliases, exclusions=settings.exclusions)
-    resolver.add_sightings(_sightings(table, hosts))
+    if resolver.contested_names:
+        resolver.add_sightings(_sightings(table, hosts, resolver.contested_names))
     if settings.directory is not None:
         for entry in _directory_observations(settings.directory, aliases):
             if entry.sid:
