@@ -379,12 +379,17 @@ def _settings(
         from evtrack.directory import load_directory
 
         loaded_directory = load_directory(directory, netbios=netbios)
+    source = None if installed is None else (
+        "EVTRACK_INSTALLED" if os.environ.get("EVTRACK_INSTALLED", "").strip() == str(installed) else "--installed")
     if installed is None and keypacks is not None:  # flags (--keypacks) override the config file
         from evtrack.keypacks import load_keypacks
 
         installed = load_keypacks(keypacks).per_user_installed(product_version)
+        source = f"key packs {keypacks}" + (f" ({product_version})" if product_version else "")
     settings = ReportSettings(
         installed=installed if installed is not None else file.installed,
+        installed_source=source if installed is not None else (
+            f"config file {file.path}" if file.installed is not None else None),
         tz=tz_name,
         window=window_name,
         start=parse_date(start) if start else None,

@@ -71,6 +71,7 @@ class ReportSettings:
     """Scope: only users in these OUs (child OUs included); needs ``directory``."""
     directory: Directory | None = None
     created_at: datetime | None = None
+    installed_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -480,6 +481,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         created_at=created.astimezone(timezone.utc).replace(microsecond=0),
         scope=scope_label(settings.domains, settings.ous),
         installed=settings.installed,
+        installed_source=settings.installed_source if settings.installed is not None else None,
         estimated=estimated,
         as_of=as_of,
         peak_estimated=peak.users if peak else None,

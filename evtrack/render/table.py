@@ -47,7 +47,8 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
     local = zone(report.tz)
     as_of = _day(report.as_of, local) if report.as_of else "-"
     estimated = "unknown" if report.estimated is None else str(report.estimated)
-    console.print(Text(f"Per User CALs installed: {installed}"))
+    source = f" (from {report.installed_source})" if report.installed is not None and report.installed_source else ""
+    console.print(Text(f"Per User CALs installed: {installed}{source}"))
     console.print(Text(f"Estimated issued as of {as_of}: {estimated} (users seen in the 60 days before)"))
     peak = f"{report.peak_estimated} on {report.peak_day}" if report.peak_estimated is not None else "-"
     busiest = "-" if report.max_window_users is None else str(report.max_window_users)
