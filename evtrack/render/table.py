@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from evtrack.identity import host_key
 from evtrack.report import Report
 from evtrack.windows import zone
 
@@ -94,7 +95,7 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
                                   min_width=10 if name in ("First", "Last") else len(name) if name != "Host" else None)
     for c in report.coverage:
         holes = max(len(c.intervals) - 1, 0)
-        coverage_table.add_row(_t(c.host.split(".", 1)[0]), _t(_short_channel(c.channel)), _t(_day(c.first, local)),
+        coverage_table.add_row(_t(host_key(c.host)), _t(_short_channel(c.channel)), _t(_day(c.first, local)),
                                _t(_day(c.last, local)), _t(c.records), _t(holes), _t(len(c.cleared)))
     console.print(coverage_table)
 
