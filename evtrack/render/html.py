@@ -376,7 +376,7 @@ def windows_chart_layout(report: Report) -> Chart:
         tooltip = (f"{w.label}: " + ("unknown (no logs)" if w.users is None else f"{w.users} users") +
                    f", {w.status}, {w.sessions} sessions")
         if w.users is None:
-            inside = Label("unknown", centre, top + plot_h / 2, fill="#57606a", vertical=True)
+            inside = Label("unknown", centre, top + plot_h / 2, fill="#57606a", vertical=True, halo=True)
             shown = [inside] if inside.box.width <= slot and inside.box.height <= plot_h else []
             parts.append(
                 f'<g class="bar bar-unknown" data-window="{esc(w.label)}"><title>{esc(tooltip)}</title>'
