@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from evtrack import __version__
-from evtrack.cli_options import Engine, EventFormat, Per, ReportFormat
+from evtrack.cli_options import BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
 from evtrack.errors import ConfigError, EvtrackError
 
 if TYPE_CHECKING:
@@ -224,6 +224,7 @@ def events(
     unsafe_csv: Annotated[
         bool, typer.Option("--raw-csv", help="Do not neutralise cells that spreadsheets would run as formulas.")
     ] = False,
+    csv_delimiter: CsvDelimiterOpt = ",",
     quiet: QuietOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every read issue.")] = False,
 ) -> None:
@@ -240,8 +241,8 @@ def events(
         try:
             with Store.open(store, create=False) as opened:
                 table = opened.events_table()
-            _write_or_print(render_events(table, fmt.value, safe=not unsafe_csv), Path(output) if output else None,
-                            [store])
+            _write_or_print(render_events(table, fmt.value, safe=not unsafe_csv, sep=csv_delimiter),
+                            Path(output) if output else None, [store])
         except EvtrackError as exc:
             _fail(str(exc))
         return
@@ -263,7 +264,7 @@ def events(
             written = write_events_dataset(source_from_read(result), Path(output),
                                            by_host=partition_by is PartitionBy.host)
         else:
-            data = render_events(result.table, fmt.value, safe=not unsafe_csv)
+            data = render_events(result.table, fmt.value, safe=not unsafe_csv, sep=csv_delimiter)
             _write_or_print(data, None if output is None else Path(output), [stats.path for stats in result.files])
     except EvtrackError as exc:
         _fail(str(exc))
@@ -386,12 +387,17 @@ def _settings(
         from evtrack.directory import load_directory
 
         loaded_directory = load_directory(directory, netbios=netbios)
+    source = None if installed is None else (
+        "EVTRACK_INSTALLED" if os.environ.get("EVTRACK_INSTALLED", "").strip() == str(installed) else "--installed")
     if installed is None and keypacks is not None:  # flags (--keypacks) override the config file
         from evtrack.keypacks import load_keypacks
 
         installed = load_keypacks(keypacks).per_user_installed(product_version)
+        source = f"key packs {keypacks}" + (f" ({product_version})" if product_version else "")
     settings = ReportSettings(
         installed=installed if installed is not None else file.installed,
+        installed_source=source if installed is not None else (
+            f"config file {file.path}" if file.installed is not None else None),
         tz=resolved.name,
         window=window_name,
         start=parse_date(start) if start else None,
@@ -454,7 +460,8 @@ def _ascii_console() -> bool:
     return False
 
 
-def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = True, bom: bool = False) -> bytes:
+def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = True, bom: bool = True,
+                  sep: str = ",") -> bytes:
     from evtrack.render.csv import users_csv, windows_csv
     from evtrack.render.json import report_json
     from evtrack.render.table import report_table
@@ -466,7 +473,8 @@ def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = T
 
         return report_html(report).encode("utf-8")
     if fmt is ReportFormat.csv:
-        text = windows_csv(report, safe=safe, bom=bom) if per is Per.window else users_csv(report, safe=safe, bom=bom)
+        to_csv = windows_csv if per is Per.window else users_csv
+        text = to_csv(report, safe=safe, bom=bom, sep=sep)
         return text.encode("utf-8")
     return report_table(report, ascii_only=_ascii_console()).encode(sys.stdout.encoding or "utf-8", "replace")
 
@@ -536,7 +544,8 @@ def report(
     verify_checksums: ChecksumOpt = True,
     jobs: JobsOpt = None,
     strict: StrictOpt = False,
-    bom: Annotated[bool, typer.Option("--bom", help="Start CSV with a UTF-8 BOM (for Excel).")] = False,
+    bom: BomOpt = True,
+    csv_delimiter: CsvDelimiterOpt = ",",
     unsafe_csv: Annotated[
         bool, typer.Option("--raw-csv", help="Do not neutralise cells that spreadsheets would run as formulas.")
     ] = False,
@@ -585,7 +594,7 @@ def report(
 
             with Store.open(store_path) as opened:
                 saved_id = opened.save_report(built)
-        data = render_report(built, fmt, per, safe=not unsafe_csv, bom=bom)
+        data = render_report(built, fmt, per, safe=not unsafe_csv, bom=bom, sep=csv_delimiter)
         _write_or_print(data, output, [stats.path for stats in result.files] if result else [])
     except EvtrackError as exc:
         _fail(str(exc))

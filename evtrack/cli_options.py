@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
+
+import typer
 
 
 class Engine(str, Enum):
@@ -28,3 +31,24 @@ class ReportFormat(str, Enum):
 class Per(str, Enum):
     user = "user"
     window = "window"
+
+
+def _csv_delimiter(value: str) -> str:
+    from evtrack.render.csv import delimiter
+
+    try:
+        return delimiter(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+BomOpt = Annotated[
+    bool,
+    typer.Option("--bom/--no-bom", help="Start CSV with a UTF-8 byte-order mark, which Excel needs to read accented "
+                 "names (default); --no-bom leaves it out."),
+]
+CsvDelimiterOpt = Annotated[
+    str,
+    typer.Option("--csv-delimiter", callback=_csv_delimiter, metavar="CHAR",
+                 help="Between CSV cells: ',' (default), ';' (Excel in most European locales), '|' or 'tab'."),
+]

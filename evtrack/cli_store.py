@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from evtrack.cli_options import Engine, EventFormat, Per, ReportFormat
+from evtrack.cli_options import BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
 
 if TYPE_CHECKING:
     from evtrack.store import FileOutcome, FileScanner, IngestResult, Store, StoreInfo
@@ -240,7 +240,8 @@ def reports_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file ('-' for stdout).")],
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.json,
     per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
-    bom: Annotated[bool, typer.Option("--bom", help="Start CSV with a UTF-8 BOM (for Excel).")] = False,
+    bom: BomOpt = True,
+    csv_delimiter: CsvDelimiterOpt = ",",
     store: StoreOpt = None,
 ) -> None:
     """Write a saved report to a file as CSV or JSON."""
@@ -251,7 +252,7 @@ def reports_export(
         with _open(store, create=False) as opened:
             report = opened.get_report(report_id)
             store_path = opened.path
-        data = render_report(report, fmt, per, bom=bom)
+        data = render_report(report, fmt, per, bom=bom, sep=csv_delimiter)
         _write_or_print(data, output, [store_path])
     except EvtrackError as exc:
         _fail(str(exc))

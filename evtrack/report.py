@@ -243,6 +243,9 @@ class Report:
     misdated: tuple[MisdatedEvidence, ...] = ()
     warnings: tuple[str, ...] = ()
     """Settings that matched nothing (a scope, exclusion or host pattern): the answer may not be what was asked."""
+    installed_source: str | None = None
+    """Where ``installed`` came from ("--installed", "config file evtrack.toml", "key packs keypacks.csv ...");
+    None when not set or not recorded (reports saved before this field existed)."""
 
     def to_dict(self) -> dict[str, Any]:
         return _encode(self)  # type: ignore[no-any-return]
@@ -291,8 +294,11 @@ def _decode(tp: Any, value: Any) -> Any:
             return tuple(_decode(args[0], item) for item in value)
         return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = typing.get_type_hints(tp)  # fields added later have defaults: older saved reports lack them
-        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value})
+        hints = typing.get_type_hints(tp)
+        # a field with a default may be absent: it was added after reports were saved (same schema version)
+        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)
+                     if f.name in value or (f.default is dataclasses.MISSING
+                                            and f.default_factory is dataclasses.MISSING)})
     if tp is datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

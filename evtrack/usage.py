@@ -87,6 +87,7 @@ class ReportSettings:
     """Session hosts that should have logs (``--expect-host``): one without any makes its windows partial."""
     sliding_days: tuple[int, ...] = (90, 60)
     """Lengths of the sliding peaks (the most distinct users in any N consecutive days)."""
+    installed_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -684,6 +685,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         created_at=created.astimezone(timezone.utc).replace(microsecond=0),
         scope=scope_label(settings.domains, settings.ous),
         installed=settings.installed,
+        installed_source=settings.installed_source if settings.installed is not None else None,
         estimated=estimated,
         as_of=as_of,
         peak_estimated=peak_users,

@@ -103,7 +103,7 @@ def test_csv_per_user_and_per_window(fleet: Path) -> None:
     assert users.stdout.startswith("\ufeffUser,CAL Type,Estimated Expiration Date")
     rows = list(csv.DictReader(io.StringIO(users.stdout.lstrip("\ufeff"))))
     assert rows and all(r["CAL Type"] == "RDS Per User CAL" for r in rows)
-    windows = runner.invoke(app, ["report", str(fleet), "-f", "csv", "--per", "window", "-q"])
+    windows = runner.invoke(app, ["report", str(fleet), "-f", "csv", "--per", "window", "-q", "--no-bom"])
     labels = [r["Window"] for r in csv.DictReader(io.StringIO(windows.stdout))]
     assert labels == ["2024-01", "2024-02"]
 
@@ -200,7 +200,7 @@ def test_csv_keeps_non_ascii_names_and_neutralises_formulas(tmp_path: Path) -> N
                         logon_4624(10, user="ローカル太郎", domain="KONTOSO", sid="S-1-5-21-1-2-3-1201", record_id=2),
                         logon_4624(10, user="@SUM(A1)", domain="KONTOSO", sid="S-1-5-21-1-2-3-1202", record_id=3))
     result = runner.invoke(app, ["report", str(path), "-f", "csv", "-q"])
-    rows = {r["User"] for r in csv.DictReader(io.StringIO(result.stdout))}
+    rows = {r["User"] for r in csv.DictReader(io.StringIO(result.stdout.removeprefix("\ufeff")))}
     assert rows == {"KONTOSO\\İlker", "KONTOSO\\ローカル太郎", "KONTOSO\\@SUM(A1)"}  # not at the start of the cell
     raw = runner.invoke(app, ["report", str(path), "-f", "csv", "-q", "--raw-csv"])
     assert "KONTOSO\\@SUM(A1)" in raw.stdout

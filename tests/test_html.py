@@ -20,10 +20,23 @@ from pathlib import Path
 import pytest
 
 from evtrack.coverage import ChannelSpan
+from evtrack.events import LSM as LSM_CHANNEL
+from evtrack.events import RCM, SECURITY, classify
 from evtrack.identity import Exclusions
-from evtrack.render.html import CSP, SCRIPT, STYLE, report_html
+from evtrack.render.html import (
+    CSP,
+    SCRIPT,
+    STYLE,
+    Label,
+    curve_chart_layout,
+    overlapping,
+    report_html,
+    windows_chart_layout,
+)
+from evtrack.render.words import EVIDENCE_WORDS, evidence_words, host_summary
 from evtrack.report import InputFile, Report
 from evtrack.usage import ReportSettings, build_report
+from tests.fleet import fleet_report
 from tests.test_report import CREATED, SID_A, SID_B, ev, lsm21, source, span, us, utc
 
 SCRIPT_NAME = "<script>alert(1)</script>"
@@ -184,7 +197,10 @@ def test_unknown_window_is_marked_never_a_zero_bar() -> None:
 
 def test_installed_line_holes_and_clears_are_drawn() -> None:
     document = report_html(hostile_report(installed=1))
-    assert 'class="installed"' in document and "installed 1" in document
+    installed = re.search(r'<g class="installed">(.*?)</g>', document)
+    assert installed is not None
+    assert [t.text for t in ET.fromstring(f'<g xmlns="http://www.w3.org/2000/svg">{installed.group(1)}</g>')
+            .iter("{http://www.w3.org/2000/svg}text")] == ["installed", "1"]
     assert document.count('class="hole"') == 2  # Security and LSM both have the February hole
     assert document.count('class="clear"') == 1
     assert 'class="installed"' not in report_html(hostile_report(installed=None))
@@ -227,6 +243,140 @@ def test_many_windows_thin_out_labels() -> None:
     svg = re.findall(r"<svg .*?</svg>", document, flags=re.DOTALL)[0]
     ET.fromstring(svg)
     assert svg.count('class="bar ') == len(report.windows)
+
+
+# -- at fleet size ---------------------------------------------------------------------------------------------
+
+
+def section(document: str, table_id: str) -> str:
+    match = re.search(rf'<table id="table-{table_id}".*?</table>', document, flags=re.DOTALL)
+    assert match is not None
+    return match.group(0)
+
+
+def test_a_window_summarises_its_hosts_and_names_only_the_incomplete_ones() -> None:
+    report = fleet_report(hosts=20, windows=12, users=10)
+    document = report_html(report)
+    windows = section(document, "windows")
+    assert windows.count("20/20 complete") == 10
+    assert "19/20 complete; partial: rdsh20<" in windows and "19/20 complete; no logs: rdsh19<" in windows
+    assert "rdsh05" not in windows  # complete everywhere: counted, not named
+    # the whole page names a host a handful of times (coverage table and chart, a few users), not per window
+    text = " ".join(parse(document).text)
+    assert 1 <= text.count("rdsh05") <= 6 < len(report.windows)
+    assert document.count("rdsh05") <= 8
+
+
+def test_host_summary_words() -> None:
+    assert host_summary(["a", "b"], [], []).text == "2/2 complete"
+    many = host_summary(["a"], ["p1", "p2", "p3", "p4", "p5"], ["u1"])
+    assert many.text == "1/7 complete; partial: p1, p2, p3 +2 more; no logs: u1"
+    assert many.detail == "partial: p1, p2, p3, p4, p5; no logs: u1"
+    assert host_summary([], [], ["a", "b"]).text == "no logs from any of 2 hosts"
+    assert host_summary([], [], []).text == "no hosts"
+
+
+CHART_CASES = [
+    pytest.param(dict(windows=1), id="1-month"),
+    pytest.param(dict(windows=12), id="12-months"),
+    pytest.param(dict(windows=36, unknown_window=5), id="36-months"),
+    pytest.param(dict(windows=52, kind="week"), id="52-weeks"),
+    pytest.param(dict(windows=52, kind="week", users=900, hosts=200), id="52-weeks-900-users"),
+]
+
+
+def svg_texts(svg: str) -> list[str]:
+    return ["".join(t.itertext()) for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
+
+
+@pytest.mark.parametrize("shape", CHART_CASES)
+@pytest.mark.parametrize("installed", [None, 20, "at-the-top"])
+def test_chart_labels_do_not_overlap(shape: dict[str, object], installed: object) -> None:
+    plain = fleet_report(**shape, installed=None)  # type: ignore[arg-type]
+    top = max(w.users or 0 for w in plain.windows)
+    count = None if installed is None else top if installed == "at-the-top" else int(str(installed))
+    report = fleet_report(**shape, installed=count)  # type: ignore[arg-type]
+    for layout in (windows_chart_layout(report), curve_chart_layout(report)):
+        assert overlapping(layout.labels) == []
+        # every text the chart draws is one of the measured labels, and each stays inside the chart
+        assert sorted(svg_texts(layout.svg)) == sorted(label.text for label in layout.labels)
+        for label in layout.labels:
+            assert label.box.x >= 0 and label.box.x + label.box.width <= 960, label
+    chart = windows_chart_layout(report)
+    texts = [label.text for label in chart.labels]
+    assert texts.count("installed") == (1 if count is None else 2)  # the legend, and the line's own label
+    axis = [w.label for w in report.windows if w.label in texts]
+    assert axis and axis[0] == report.windows[0].label  # the first window is always labelled
+    if len(report.windows) <= 12:
+        assert axis == [w.label for w in report.windows]
+
+
+def test_label_boxes_measure_text() -> None:
+    label = Label("installed", 100, 50, size=10, anchor="end")
+    assert label.box.x + label.box.width == 100 and label.box.width == pytest.approx(9 * 10 * 0.62)
+    assert Label("x", 0, 50).box.overlaps(Label("y", 3, 52).box)
+    assert not Label("x", 0, 50).box.overlaps(Label("y", 0, 70).box)
+    vertical = Label("unknown", 100, 100, vertical=True)
+    assert vertical.box.width == 11 and vertical.box.height == pytest.approx(7 * 11 * 0.62)
+
+
+def test_every_evidence_code_has_words() -> None:
+    codes = {
+        classify(channel, event_id, logon_type, address, session).reason
+        for channel in (SECURITY, LSM_CHANNEL, RCM)
+        for event_id in (4624, 4634, 4778, 4779, 21, 24, 25, 1149)
+        for logon_type in (None, 2, 7, 10, 12)
+        for address in (None, "127.0.0.1", "LOCAL", "10.1.2.3")
+        for session in (None, "Console", "RDP-Tcp#3")
+        if classify(channel, event_id, logon_type, address, session).rdp
+    }
+    assert codes == set(EVIDENCE_WORDS)
+    assert evidence_words("4624_lt7_remote_ip").startswith("Unlock or reconnect from another computer")
+    assert evidence_words("new_code_x") == "new_code_x"
+
+
+def test_users_table_shows_directory_names_compact_sids_and_evidence_in_words() -> None:
+    report = fleet_report(hosts=3, windows=3, users=10)
+    document = report_html(report)
+    users = section(document, "users")
+    assert ">Name (directory)<" in users
+    assert ">Jürgen Groß 1<" in users and ">Zoë Müller 6<" in users
+    sid = report.users[1].sid
+    assert sid is not None
+    assert f'<span class="clip" title="{sid}">{sid}</span>' in users  # one line, cut, full value on hover
+    user = next(u for u in report.users if len(u.evidence) > 1)
+    row = next(r for r in users.split("<tr>") if f">{user.display_name}<" in r)
+    words = [evidence_words(code) for code in user.evidence]
+    assert f"<summary>{words[0]} +{len(words) - 1}</summary>" in row
+    for code, text in zip(user.evidence, words, strict=True):
+        assert f'<li title="{code}">{text}</li>' in row
+    assert ".clip { display: inline-block; max-width: 7rem; overflow: hidden; text-overflow: ellipsis; " \
+        "white-space: nowrap;" in STYLE
+    # without a directory export the column is left out
+    assert ">Name (directory)<" not in report_html(fleet_report(hosts=3, windows=3, users=10, directory=False))
+
+
+def words_of(document: str) -> str:
+    return " ".join(" ".join(parse(document).text).split())
+
+
+def test_headline_says_where_the_installed_count_came_from() -> None:
+    page = words_of(report_html(fleet_report(installed=25, installed_source="key packs kp.csv (2019)")))
+    assert "Per User CALs installed 25 from key packs kp.csv (2019) Estimated" in page
+    page = words_of(report_html(fleet_report(installed=25, installed_source=None)))
+    assert "Per User CALs installed 25 source not recorded Estimated" in page
+    page = words_of(report_html(fleet_report(installed=None)))
+    assert "Per User CALs installed not set Estimated" in page
+
+
+def test_coverage_chart_at_fleet_size_draws_the_logs_worth_a_look() -> None:
+    report = fleet_report(hosts=200, windows=12, users=50)
+    document = report_html(report)
+    chart = re.findall(r"<svg .*?</svg>", document, flags=re.DOTALL)[2]
+    drawn = sorted({t.split()[0] for t in re.findall(r"</title>([^<]+)</text>", chart)})
+    assert drawn == ["rdsh01", "rdsh199", "rdsh200"]  # a hole and a clear; partial; no logs in a window
+    assert "395 logs not drawn (197 hosts with every window complete and no hole or clear)" in document
+    assert section(document, "coverage").count("<tr>") == 400 + 1  # the table still lists every log
 
 
 # -- in a real browser ----------------------------------------------------------------------------------------
@@ -378,3 +528,51 @@ def test_browser_screenshot_is_not_blank(page_file: Path, tmp_path: Path) -> Non
     assert bytes.fromhex("2f6fb3") in colours  # complete bars
     assert any(r > 150 and g < 80 and b < 80 for r, g, b in colours)  # the red installed line / verdict
     assert console_messages(result.stderr) == []
+
+
+PROBE = """
+(function () {
+  var out = {height: document.documentElement.scrollHeight, width: document.documentElement.scrollWidth,
+             view: document.documentElement.clientWidth, tables: {}};
+  document.querySelectorAll("div.scroll").forEach(function (box) {
+    var table = box.querySelector("table");
+    out.tables[table.id] = [box.scrollWidth, box.clientWidth];
+  });
+  document.documentElement.setAttribute("data-measure", JSON.stringify(out));
+})();
+"""
+
+
+def measure(tmp_path: Path, report: Report) -> dict[str, object]:
+    """Page height and each table's scroll and visible widths, by a probe script added under the same CSP."""
+    document = report_html(report)
+    assert document.count(csp_hash(SCRIPT)) == 1  # in the CSP <meta>, quoted as &#39;
+    document = document.replace(csp_hash(SCRIPT), f"{csp_hash(SCRIPT)}&#39; &#39;{csp_hash(PROBE)}").replace(
+        "</body>", f"<script>{PROBE}</script></body>")
+    path = tmp_path / "probe.html"
+    path.write_text(document, encoding="utf-8")
+    result = chromium(tmp_path, path.as_uri(), "--dump-dom", "--window-size=1400,2000")
+    assert result.returncode == 0, result.stderr[-2000:]
+    match = re.search(r'data-measure="([^"]*)"', result.stdout)
+    assert match is not None, console_messages(result.stderr)
+    data: dict[str, object] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return data
+
+
+@needs_chromium
+@pytest.mark.parametrize(("shape", "max_height"), [
+    (dict(hosts=1, windows=12, users=8), 4500),
+    (dict(hosts=20, windows=12, users=120), 8000),
+    (dict(hosts=200, windows=12, users=900), 8000),
+    (dict(hosts=20, windows=36, users=120, unknown_window=5), 8000),
+    (dict(hosts=20, windows=52, users=120, kind="week"), 8000),
+], ids=["1-host-year", "20-host-year", "200-host-year", "20-hosts-36-months", "20-hosts-52-weeks"])
+def test_browser_page_stays_short_and_nothing_is_clipped(tmp_path: Path, shape: dict[str, object],
+                                                          max_height: int) -> None:
+    data = measure(tmp_path, fleet_report(**shape))  # type: ignore[arg-type]
+    assert isinstance(data["height"], int) and data["height"] < max_height
+    assert data["width"] == data["view"]  # the page itself never scrolls sideways
+    tables = data["tables"]
+    assert isinstance(tables, dict) and {"table-windows", "table-users", "table-coverage"} <= set(tables)
+    for name, (scroll_width, client_width) in tables.items():
+        assert scroll_width <= client_width, name  # every column visible, at 1400 px

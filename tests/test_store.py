@@ -425,7 +425,7 @@ def test_cli_ingest_list_show_export_delete(tmp_path: Path, exports: dict[str, P
     assert result.exit_code == 0 and json.loads(result.stdout) == json.loads(json.dumps(report.to_dict()))
     out = tmp_path / "users.csv"
     result = runner.invoke(app, ["reports", "export", str(report_id), "-f", "csv", "-o", str(out)], env=env)
-    assert result.exit_code == 0 and out.read_text(encoding="utf-8").startswith("User,")
+    assert result.exit_code == 0 and out.read_text(encoding="utf-8").startswith("\ufeffUser,")
 
     result = runner.invoke(app, ["reports", "delete", str(report_id)], input="n\n", env=env)
     assert result.exit_code == 1

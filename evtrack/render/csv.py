@@ -1,24 +1,39 @@
 """The report as CSV: one row per user (like the Licensing Manager's "Save As"), or one row per window.
 
-Excel-friendly: ISO dates, UTF-8 (with a BOM on request, which Excel needs to read UTF-8), CRLF line ends, and
-cells that a spreadsheet would run as a formula neutralised unless asked otherwise.
+Excel-friendly by default: times in the report's time zone as ``YYYY-MM-DD HH:MM:SS`` (a form Excel reads as a date
+in every locale) with the zone named in the column header, UTF-8 with a byte-order mark (without it Excel reads
+"Müller" as "MÃ¼ller"), CRLF line ends, ``,`` or ``;`` between cells (European Excel expects ``;``), and cells that
+a spreadsheet would run as a formula neutralised unless asked otherwise. Host names are spelled as in the JSON
+report and the other formats (the host key: short name, lower case).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from evtrack.output import neutralise_cell
-from evtrack.report import Report, iso
+from evtrack.report import Report
+from evtrack.windows import zone
 
 CAL_TYPE = "RDS Per User CAL"
+DELIMITERS = (",", ";", "\t", "|")
+"""What ``--csv-delimiter`` accepts (``tab`` stands for a tab)."""
 
 
-def _csv(header: list[str], rows: Iterable[Sequence[object]], *, safe: bool, bom: bool) -> str:
+def delimiter(text: str) -> str:
+    """``,`` ``;`` ``|`` or ``tab``/``\\t`` → the character; anything else is a ValueError that says what works."""
+    value = "\t" if text.strip().lower() in ("tab", "\\t") or text == "\t" else text.strip()
+    if value not in DELIMITERS:
+        raise ValueError(f"CSV delimiter {text!r}: use ',' (the default), ';' (European Excel), '|' or 'tab'")
+    return value
+
+
+def _csv(header: list[str], rows: Iterable[Sequence[object]], *, safe: bool, bom: bool, sep: str) -> str:
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, delimiter=sep, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
         cells = ["" if value is None else str(value) for value in row]
@@ -26,31 +41,44 @@ def _csv(header: list[str], rows: Iterable[Sequence[object]], *, safe: bool, bom
     return ("\ufeff" if bom else "") + buffer.getvalue()
 
 
-def users_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
+def _local(report: Report) -> Callable[[datetime], str]:
+    """A time in the report's zone as ``YYYY-MM-DD HH:MM:SS`` (the header names the zone)."""
+    tz = zone(report.tz)
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    return local
+
+
+def users_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str = ",") -> str:
+    local = _local(report)
+    zone_name = f"({report.tz})"
     header = [
-        "User", "CAL Type", "Estimated Expiration Date", "Key", "SID", "First Seen", "Last Seen", "Sessions",
-        "Reconnects", "Events", "Hosts", "Evidence", "Windows", "Aliases", "Local Account", "Domain Resolved",
-        "Full Name", "In Directory",
+        "User", "CAL Type", f"Estimated Expiration Date {zone_name}", "Key", "SID", f"First Seen {zone_name}",
+        f"Last Seen {zone_name}", "Sessions", "Reconnects", "Events", "Hosts", "Evidence", "Windows", "Aliases",
+        "Local Account", "Domain Resolved", "Full Name", "In Directory",
     ]
     rows = (
         [
-            u.display_name, CAL_TYPE, iso(u.cal_expiry), u.key, u.sid, iso(u.first_seen), iso(u.last_seen),
+            u.display_name, CAL_TYPE, local(u.cal_expiry), u.key, u.sid, local(u.first_seen), local(u.last_seen),
             u.sessions, u.reconnects, u.events, ";".join(u.hosts), ";".join(u.evidence), ";".join(u.windows),
             ";".join(u.aliases), "yes" if u.local_account else "no", "yes" if u.domain_resolved else "no",
             u.full_name, "" if u.in_directory is None else ("yes" if u.in_directory else "no"),
         ]
         for u in report.users
     )
-    return _csv(header, rows, safe=safe, bom=bom)
+    return _csv(header, rows, safe=safe, bom=bom, sep=sep)
 
 
-def windows_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
-    header = ["Window", "Start", "End", "Status", "Users", "New Users", "Sessions", "Reconnects",
-              "Peak Concurrent Sessions", "Devices", "Installed", "Verdict", "Hosts Complete", "Hosts Partial",
-              "Hosts Unknown"]
+def windows_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str = ",") -> str:
+    local = _local(report)
+    header = ["Window", f"Start ({report.tz})", f"End ({report.tz})", "Status", "Users", "New Users", "Sessions",
+              "Reconnects", "Peak Concurrent Sessions", "Devices", "Installed", "Verdict", "Hosts Complete",
+              "Hosts Partial", "Hosts Unknown"]
     rows = (
         [
-            w.label, iso(w.start), iso(w.end), w.status, "unknown" if w.users is None else w.users,
+            w.label, local(w.start), local(w.end), w.status, "unknown" if w.users is None else w.users,
             "" if w.new_users is None else w.new_users, w.sessions, w.reconnects,
             "" if w.peak_sessions is None else w.peak_sessions, "" if w.devices is None else w.devices,
             report.installed, w.verdict,
@@ -58,4 +86,4 @@ def windows_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
         ]
         for w in report.windows
     )
-    return _csv(header, rows, safe=safe, bom=bom)
+    return _csv(header, rows, safe=safe, bom=bom, sep=sep)

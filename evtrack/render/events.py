@@ -31,9 +31,9 @@ def iso_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def events_csv(table: pa.Table, *, safe: bool = True, bom: bool = False) -> bytes:
+def events_csv(table: pa.Table, *, safe: bool = True, bom: bool = False, sep: str = ",") -> bytes:
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, delimiter=sep, lineterminator="\r\n")
     writer.writerow(table.column_names)
     for row in table.to_pylist():
         cells = [_text(value) for value in row.values()]
@@ -57,9 +57,9 @@ def events_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def render_events(table: pa.Table, fmt: str, *, safe: bool = True, bom: bool = False) -> bytes:
+def render_events(table: pa.Table, fmt: str, *, safe: bool = True, bom: bool = False, sep: str = ",") -> bytes:
     if fmt == "csv":
-        return events_csv(table, safe=safe, bom=bom)
+        return events_csv(table, safe=safe, bom=bom, sep=sep)
     if fmt == "jsonl":
         return events_jsonl(table)
     if fmt == "parquet":

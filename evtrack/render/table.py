@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from evtrack.identity import host_key
 from evtrack.report import Report
 from evtrack.windows import zone
 
@@ -47,7 +48,8 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
     local = zone(report.tz)
     as_of = _day(report.as_of, local) if report.as_of else "-"
     estimated = "unknown" if report.estimated is None else str(report.estimated)
-    console.print(Text(f"Per User CALs installed: {installed}"))
+    source = f" (from {report.installed_source})" if report.installed is not None and report.installed_source else ""
+    console.print(Text(f"Per User CALs installed: {installed}{source}"))
     console.print(Text(f"Estimated issued as of {as_of}: {estimated} (users seen in the 60 days before)"))
     peak = f"{report.peak_estimated} on {report.peak_day}" if report.peak_estimated is not None else "-"
     busiest = "-" if report.max_window_users is None else str(report.max_window_users)
@@ -103,7 +105,7 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
                                   min_width=10 if name in ("First", "Last") else len(name) if name != "Host" else None)
     for c in report.coverage:
         holes = max(len(c.intervals) - 1, 0)
-        coverage_table.add_row(_t(c.host.split(".", 1)[0]), _t(_short_channel(c.channel)), _t(_day(c.first, local)),
+        coverage_table.add_row(_t(host_key(c.host)), _t(_short_channel(c.channel)), _t(_day(c.first, local)),
                                _t(_day(c.last, local)), _t(c.records), _t(holes), _t(len(c.cleared)))
     console.print(coverage_table)
 
