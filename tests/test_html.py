@@ -23,16 +23,8 @@ from evtrack.coverage import ChannelSpan
 from evtrack.events import LSM as LSM_CHANNEL
 from evtrack.events import RCM, SECURITY, classify
 from evtrack.identity import Exclusions
-from evtrack.render.html import (
-    CSP,
-    SCRIPT,
-    STYLE,
-    Label,
-    curve_chart_layout,
-    overlapping,
-    report_html,
-    windows_chart_layout,
-)
+from evtrack.render.charts import Label, curve_chart_layout, overlapping, windows_chart_layout
+from evtrack.render.html import CSP, SCRIPT, STYLE, report_html
 from evtrack.render.words import EVIDENCE_WORDS, evidence_words, host_summary
 from evtrack.report import InputFile, Report
 from evtrack.usage import ReportSettings, build_report

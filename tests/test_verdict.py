@@ -177,3 +177,24 @@ def test_hosts_from_config_and_flags_and_strict_warnings(tmp_path: Path) -> None
     assert [u["display_name"] for u in json.loads(flags.stdout)["users"]] == ["CONTOSO\\bob"]
     strict = runner.invoke(app, ["report", str(logs), "--scope", "domain:FABRIKAM", "--strict", "-q"])
     assert strict.exit_code == 1 and "matches no user" in strict.stderr
+
+
+def test_every_format_says_lower_bound_warnings_and_what_the_verdict_rests_on() -> None:
+    import json
+
+    from evtrack.render.csv import windows_csv
+    from evtrack.render.html import report_html
+    from evtrack.render.json import report_json
+    from evtrack.render.table import report_table
+
+    rows = [ev(utc(2023, 12, 5))]
+    built = build(rows, [span(utc(2023, 11, 15, 10), utc(2024, 3, 3, 8))], installed=2, expected_hosts=("RDSH09",),
+                  exclusions=Exclusions.build(names=["CONTOSO\bob"]))
+    assert built.lower_bound and built.warnings
+    table = report_table(built)
+    assert "LOWER BOUNDS" in table and "Warning: The exclusion" in table
+    page = report_html(built)
+    assert "counts are lower bounds" in page and "Warning:" in page and "Most users in any" in page
+    data = json.loads(report_json(built))
+    assert data["lower_bound"] is True and data["warnings"] == list(built.warnings)
+    assert "2023-11" in windows_csv(built)
