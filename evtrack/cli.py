@@ -389,12 +389,18 @@ def _settings(
         loaded_directory = load_directory(directory, netbios=netbios)
     source = None if installed is None else (
         "EVTRACK_INSTALLED" if os.environ.get("EVTRACK_INSTALLED", "").strip() == str(installed) else "--installed")
+    setting_warnings: list[str] = []
     if installed is None and keypacks is not None:  # flags (--keypacks) override the config file
         from evtrack.keypacks import load_keypacks
 
-        installed = load_keypacks(keypacks).per_user_installed(product_version)
+        packs = load_keypacks(keypacks)
+        installed = packs.per_user_installed(product_version)
         source = f"key packs {keypacks}" + (f" ({product_version})" if product_version else "")
+        if not packs.matches(product_version):
+            setting_warnings.append(f"{keypacks}: no Per User CAL key pack" + (
+                f" of product version {product_version!r}" if product_version else "") + ": installed counts as 0.")
     settings = ReportSettings(
+        setting_warnings=tuple(setting_warnings),
         installed=installed if installed is not None else file.installed,
         installed_source=source if installed is not None else (
             f"config file {file.path}" if file.installed is not None else None),

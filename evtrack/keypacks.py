@@ -103,6 +103,10 @@ class KeyPacks:
     def _counted(self, product_version: str | None) -> list[KeyPack]:
         return [p for p in self.packs if p.counted and _version_matches(p.product_version, product_version)]
 
+    def matches(self, product_version: str | None) -> bool:
+        """Whether any counted Per User key pack is of this product version (any, when None)."""
+        return bool(self._counted(product_version))
+
     def per_user_installed(self, product_version: str | None = None) -> int:
         """Per User CALs installed (all product versions, or those matching e.g. "2019" / "Windows Server 2019")."""
         return sum(p.total or 0 for p in self._counted(product_version))

@@ -87,6 +87,8 @@ class ReportSettings:
     """Session hosts that should have logs (``--expect-host``): one without any makes its windows partial."""
     sliding_days: tuple[int, ...] = (90, 60)
     """Lengths of the sliding peaks (the most distinct users in any N consecutive days)."""
+    setting_warnings: tuple[str, ...] = ()
+    """What resolving the settings found suspicious (a key pack file with no pack of the asked product version)."""
     installed_source: str | None = None
 
 
@@ -456,7 +458,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     cover_edges = [t for intervals in host_cover.values() for iv in intervals for t in iv]
     all_times = evidence_times + cover_edges
     notes: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = list(settings.setting_warnings)
     windows: list[Window] = []
     explicit = settings.start is not None or settings.end is not None
     if settings.start or settings.end or all_times:

@@ -88,3 +88,20 @@ def test_bad_number_names_the_file_and_row(tmp_path: Path) -> None:
     text = CIM_CSV.replace('"5","25","RDS Per User CAL"', '"5","twenty","RDS Per User CAL"')
     with pytest.raises(SourceError, match=r"keypacks\.csv: key pack row 2: totallicenses is not a number"):
         load_keypacks(write(tmp_path, text))
+
+
+def test_a_product_version_that_matches_no_pack_warns_and_fails_under_strict(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from evtrack.cli import app
+
+    from .conftest import logon_4624, write_events
+
+    packs = write(tmp_path, CIM_CSV)
+    logs = write_events(tmp_path / "a.xml", logon_4624(10))
+    runner = CliRunner()
+    base = ["report", str(logs), "--keypacks", str(packs), "-q"]
+    assert runner.invoke(app, [*base, "--product-version", "2019"]).stderr == ""
+    result = runner.invoke(app, [*base, "--product-version", "2031", "--strict"])
+    assert result.exit_code == 1
+    assert "no Per User CAL key pack of product version '2031'" in result.stderr

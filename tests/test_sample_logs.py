@@ -3,11 +3,14 @@ report matches its ground truth."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shlex
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from evtrack.cli import app
@@ -44,3 +47,19 @@ def test_demo_report_matches_ground_truth_and_is_over_in_one_month() -> None:
         assert set(window["user_keys"]) == {u["sid"] for u in truth["months"][window["label"]]["users"]}
     over = [w["label"] for w in report["windows"] if w["verdict"].startswith("over")]
     assert over == ["2024-02"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_from_to_lists_exactly_the_period_users(fmt: str) -> None:
+    """January alone: the 6 users of January, in the users list and in the per-user CSV (dave came in February)."""
+    result = CliRunner().invoke(app, ["report", str(SAMPLE), "--config", str(SAMPLE / "evtrack.toml"), "-f", fmt,
+                                      "--from", "2024-01-01", "--to", "2024-01-31", "-q"])
+    truth = json.loads((SAMPLE / "ground_truth.json").read_text(encoding="utf-8"))
+    january = {u["account"].split("\\")[1] for u in truth["months"]["2024-01"]["users"]}
+    if fmt == "json":
+        shown = {u["display_name"].split("\\")[1] for u in json.loads(result.stdout)["users"]}
+    else:
+        rows = list(csv.DictReader(io.StringIO(result.stdout.lstrip("\ufeff"))))
+        shown = {next(v for k, v in row.items() if k and k.lower().startswith("user")).split("\\")[1]
+                 for row in rows}
+    assert shown == january and len(january) == 6
