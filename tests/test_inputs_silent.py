@@ -3,6 +3,7 @@ inputs, missing stores. Each case is a failed input named with its path and why,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evtrack.cli import EXIT_ERROR, app
+from evtrack.cli import EXIT_ERROR, EXIT_INTERRUPTED, app
 from evtrack.errors import NotAnEventLog, SourceError
 from evtrack.reading import detect_kind, expand_inputs, join_ranges, read_file, read_inputs
 from evtrack.sources.base import CHUNK_SIZE, FILE_HEADER_SIZE, InputKind
@@ -306,3 +307,67 @@ def test_a_store_in_a_missing_folder_is_an_error_and_a_new_store_is_announced(tm
     assert first.exit_code == again.exit_code == 0
     assert first.stderr.splitlines()[0] == f"created a new evtrack store: {store}"
     assert [line for line in again.stderr.splitlines() if "created" in line] == []
+
+
+# -- 5. interrupted runs -------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_ingest_says_what_is_stored_and_a_rerun_continues(tmp_path: Path, logs: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "s.sqlite3"
+    real = Store._add_file
+    calls = 0
+
+    def add_then_interrupt(self: Store, *args: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "_add_file", add_then_interrupt)
+    args = ["ingest", str(logs), "--store", str(store), "-j", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.stderr.splitlines() == [
+        f"created a new evtrack store: {store}",
+        "interrupted: 1 file stored in this run (each file is stored whole or not at all); run the same command "
+        "again to continue: files already stored are skipped",
+    ]
+    monkeypatch.setattr(Store, "_add_file", real)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0
+    assert again.stderr.startswith("files: 2 ingested, 2 already ingested, 0 failed, 1 ignored"), again.stderr
+    fresh = tmp_path / "fresh.sqlite3"
+    assert runner.invoke(app, ["ingest", str(logs), "--store", str(fresh), "-j", "1"]).exit_code == 0
+    assert _stored(store) == _stored(fresh)  # the interrupted run plus the re-run: as one uninterrupted run
+
+
+def _stored(store: Path) -> list[tuple[str, str, int]]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        files = db.execute("SELECT path, sha256, events FROM files ORDER BY path").fetchall()
+        return [*files, ("events", "", db.execute("SELECT count(*) FROM events").fetchone()[0])]
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError])
+def test_an_interrupted_or_failed_sample_leaves_no_partial_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 failure: type[BaseException]) -> None:
+    from evtrack.synth import sample
+
+    real = sample._ground_truth
+
+    def written_then_fail(*args: object, **kwargs: object) -> object:
+        staged = [p for p in tmp_path.rglob("*.evtx")]
+        assert len(staged) == 4 and all(p.stat().st_size > 0 for p in staged)  # the logs are written by now
+        raise failure
+
+    monkeypatch.setattr(sample, "_ground_truth", written_then_fail)
+    with pytest.raises(failure):
+        sample.write_sample(tmp_path, users=2, hosts=1, start=date(2024, 1, 1), end=date(2024, 1, 7))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(sample, "_ground_truth", real)
+    done = sample.write_sample(tmp_path, users=2, hosts=1, start=date(2024, 1, 1), end=date(2024, 1, 7))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in done.files)
+    assert all(p.parent == tmp_path and p.is_file() for p in done.files)
