@@ -374,9 +374,9 @@ class LocalScanner:
 
     def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool,
              stored: frozenset[str]) -> Iterator[ScannedFile]:
-        from concurrent.futures import Executor, ProcessPoolExecutor
+        from concurrent.futures import Executor
 
-        from evtrack.reading import read_file
+        from evtrack.reading import process_pool, read_file
 
         todo: list[tuple[Path, str]] = []
         for path in files:
@@ -391,7 +391,7 @@ class LocalScanner:
                 todo.append((path, digest))
         pool: Executor | None = None
         if self.jobs > 1 and len(todo) > 1:
-            pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)))
+            pool = process_pool(min(self.jobs, len(todo)))
         try:
             if pool is not None:
                 futures = [pool.submit(read_file, path, engine, verify_checksums) for path, _ in todo]
