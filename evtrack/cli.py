@@ -36,6 +36,8 @@ app = typer.Typer(
 EXIT_ERROR = 1
 EXIT_OVER = 3
 EXIT_INCOMPLETE = 4
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report a process ended by SIGINT."""
 
 
 
@@ -153,11 +155,25 @@ def _summary(result: ReadResult, kept: int, verbose: bool) -> list[str]:
     return lines
 
 
-def _require_something_read(result: ReadResult, quiet: bool) -> None:
-    """Inputs that all failed (missing, not event logs) are an error, not an empty report."""
-    if result.file_errors and not result.files:
-        _print_summary(_summary(result, 0, False), quiet)
+def _require_something_read(result: ReadResult, paths: list[str], quiet: bool) -> None:
+    """Inputs that all failed (missing, unreadable, damaged) or that hold no event log are an error, not an empty
+    report."""
+    if result.files:
+        return
+    _print_summary(_summary(result, 0, True), quiet)
+    if result.file_errors:
         _fail("none of the inputs could be read")
+    _fail(no_logs_found(paths))
+
+
+def no_logs_found(paths: list[str]) -> str:
+    return f"no event logs found in {', '.join(paths)}"
+
+
+def announce_new_store(path: Path, quiet: bool) -> None:
+    """One line when a command made a new store file: a mistyped ``--store`` shows at once."""
+    if not quiet:
+        _stderr().print(_escape(f"created a new evtrack store: {path}"))
 
 
 def _print_summary(lines: list[str], quiet: bool) -> None:
@@ -255,7 +271,7 @@ def events(
     written = None
     try:
         result = _read(paths, engine, verify_checksums, jobs, quiet)
-        _require_something_read(result, quiet)
+        _require_something_read(result, paths, quiet)
         if as_dataset:
             assert output is not None
             from evtrack.dataset import write_events_dataset
@@ -586,7 +602,7 @@ def report(
                                     expect_host)
         if paths:
             result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet, slim=True)
-            _require_something_read(result, quiet)
+            _require_something_read(result, paths, quiet)
             built = build_report(source_from_read(result), settings)
         elif events_dataset is not None:
             built, dataset_lines = _report_from_dataset(events_dataset, settings)
@@ -599,6 +615,8 @@ def report(
             from evtrack.store import Store
 
             with Store.open(store_path) as opened:
+                if opened.created:
+                    announce_new_store(opened.path, quiet)
                 saved_id = opened.save_report(built)
         data = render_report(built, fmt, per, safe=not unsafe_csv, bom=bom, sep=csv_delimiter)
         _write_or_print(data, output, [stats.path for stats in result.files] if result else [])

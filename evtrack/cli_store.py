@@ -16,6 +16,9 @@ import typer
 from evtrack.cli_options import BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from evtrack.reading import Inputs
     from evtrack.store import FileOutcome, FileScanner, IngestResult, Store, StoreInfo
 
 
@@ -106,16 +109,24 @@ def ingest(
     ] = None,
 ) -> None:
     """Add event logs to the store; files and events already there are skipped (safe to re-run)."""
-    from evtrack.cli import _escape, _stderr
+    from evtrack.cli import EXIT_ERROR, EXIT_INTERRUPTED, _escape, _stderr, announce_new_store, no_logs_found
     from evtrack.errors import EvtrackError
     from evtrack.reading import default_jobs
 
     console = _stderr()
     if scheduler and executor is not Executor.dask:
         _fail("--scheduler needs --executor dask")
+    stored: list[FileOutcome] = []  # what is in the store for good, as the files go in (for an interrupt)
     try:
+        inputs = _expand(paths, executor)
+        if not inputs.files:  # nothing to read: say so before a store is made
+            for issue in inputs.errors:
+                console.print(_escape(f"  failed: {issue.path}: {issue.reason}"))
+            _fail("none of the inputs could be read" if inputs.errors else no_logs_found(paths))
         with contextlib.ExitStack() as stack:
             opened = stack.enter_context(_open(store, create=True))  # a bad store fails before a cluster starts
+            if opened.created:
+                announce_new_store(opened.path, quiet)
             scanner: FileScanner | None = None
             if executor is Executor.dask:
                 from evtrack.distributed import DaskScanner, dask_client
@@ -123,22 +134,43 @@ def ingest(
                 scanner = DaskScanner(stack.enter_context(dask_client(scheduler, workers=jobs)))
             if quiet or not console.is_terminal:
                 result = opened.ingest(paths, engine=engine.value, verify_checksums=verify_checksums,
-                                       jobs=jobs or default_jobs(), scanner=scanner)
+                                       jobs=jobs or default_jobs(), scanner=scanner, progress=stored.append)
             else:
                 result = _ingest_with_progress(opened, paths, engine.value, verify_checksums, jobs or default_jobs(),
-                                               scanner)
+                                               scanner, stored.append)
             where = opened.path
     except EvtrackError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        from evtrack.store import STATUS_INGESTED
+
+        done = sum(1 for outcome in stored if outcome.status == STATUS_INGESTED)
+        console.print(_escape(
+            f"interrupted: {done} file{'' if done == 1 else 's'} stored in this run (each file is stored whole or "
+            "not at all); run the same command again to continue: files already stored are skipped"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if not quiet:
         for line in ingest_summary(result, where):
             console.print(_escape(line))
+    if not result.ingested and not result.already:
+        _fail("none of the inputs could be read" if result.failed else no_logs_found(paths))
     if strict and (result.failed or any(o.skipped for o in result.files)):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _expand(paths: list[str], executor: Executor) -> Inputs:
+    if executor is Executor.dask:
+        from evtrack.distributed import expand_locations
+
+        return expand_locations(paths)
+    from evtrack.reading import expand_inputs
+
+    return expand_inputs(paths)
 
 
 def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: bool, jobs: int,
-                          scanner: FileScanner | None = None) -> IngestResult:
+                          scanner: FileScanner | None = None,
+                          also: Callable[[FileOutcome], None] | None = None) -> IngestResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from evtrack.cli import _stderr
@@ -151,8 +183,10 @@ def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: b
     ) as progress:
         task = progress.add_task("ingest", total=len(inputs.files) + len(inputs.errors))
 
-        def advance(_outcome: FileOutcome) -> None:
+        def advance(outcome: FileOutcome) -> None:
             progress.advance(task)
+            if also is not None:
+                also(outcome)
 
         return store.ingest(paths, engine=engine, verify_checksums=verify, jobs=jobs, progress=advance,
                             scanner=scanner)

@@ -18,6 +18,11 @@ class SourceError(EvtrackError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class NotAnEventLog(SourceError):
+    """A file whose content is no event log and that does not claim to be one (not named ``*.evtx``, no damaged
+    .evtx header): noise when a folder scan finds it, an error when it was named."""
+
+
 class ConfigError(EvtrackError):
     """A setting, flag or config file that is wrong."""
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib
+import multiprocessing
+import multiprocessing.context
 import os
+import stat
+import struct
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -17,9 +22,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evtrack.coverage import ChannelSpan, CoverageBuilder
-from evtrack.errors import SourceError
+from evtrack.errors import NotAnEventLog, SourceError
 from evtrack.events import BatchBuilder, needed_for_report, normalise
-from evtrack.sources.base import EVTX_MAGIC, FileStats, InputKind, RawEvent, Reader, ReadIssue
+from evtrack.sources.base import (
+    CHUNK_MAGIC,
+    EVTX_MAGIC,
+    FILE_HEADER_SIZE,
+    FileStats,
+    InputKind,
+    RawEvent,
+    Reader,
+    ReadIssue,
+)
 from evtrack.sources.xmlfile import looks_like_xml_events
 
 if TYPE_CHECKING:
@@ -48,10 +62,14 @@ def get_reader(kind: InputKind, engine: str) -> Reader:
 
 
 def detect_kind(path: Path) -> InputKind:
-    """Tell an .evtx from an XML export by its first bytes, never by its name."""
+    """Tell an .evtx from an XML export by its first bytes, never by its name.
+
+    Content that is no event log raises :class:`NotAnEventLog` (a folder scan ignores such files), unless the file
+    claims to be one: named ``*.evtx``, or with the layout of an .evtx whose magic is damaged. Then it raises a
+    plain :class:`SourceError`, a failed input."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(4096)
+            head = handle.read(FILE_HEADER_SIZE + len(CHUNK_MAGIC))
     except IsADirectoryError:
         raise SourceError(path, "is a directory, not a file") from None
     except PermissionError:
@@ -60,21 +78,116 @@ def detect_kind(path: Path) -> InputKind:
         raise SourceError(path, "no such file") from None
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not head:
-        raise SourceError(path, "not an event log: the file is empty")
     if head.startswith(EVTX_MAGIC):
         return InputKind.EVTX
-    if looks_like_xml_events(head):
+    if head and looks_like_xml_events(head[:4096]):
         return InputKind.XML
-    raise SourceError(path, f"not an event log (starts with {head[:16]!r})")
+    if not head:
+        reason = "not an event log: the file is empty"
+    elif not any(head):
+        reason = "not an event log: all zeros where the header should be (never written, or wiped)"
+    elif _damaged_evtx(head):
+        raise SourceError(path, f"damaged .evtx: bad file header magic {head[:8]!r} (expected {EVTX_MAGIC!r})")
+    else:
+        reason = f"not an event log (starts with {head[:16]!r})"
+    if path.suffix.lower() == ".evtx":
+        raise SourceError(path, reason)
+    raise NotAnEventLog(path, reason)
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    """Every file below ``directory``, sorted, without following symlinked directories (no loops)."""
-    for root, dirs, files in os.walk(directory, followlinks=False):
+def _damaged_evtx(head: bytes) -> bool:
+    """An .evtx header whose magic is damaged: the magic off by a few bytes, the usual header fields (header size
+    128, version 3, block size 4096), or a chunk magic where the first chunk starts."""
+    if len(head) >= len(EVTX_MAGIC) and sum(a != b for a, b in zip(head[:8], EVTX_MAGIC, strict=True)) <= 3:
+        return True
+    if len(head) >= 0x80 and struct.unpack_from("<IHHH", head, 32) == (0x80, 1, 3, FILE_HEADER_SIZE):
+        return True
+    return head[FILE_HEADER_SIZE : FILE_HEADER_SIZE + len(CHUNK_MAGIC)] == CHUNK_MAGIC
+
+
+def _cannot_list(folder: Path, exc: OSError) -> ReadIssue:
+    return ReadIssue(folder, "input", f"cannot list this folder: {_why(exc)}", 0)
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return str(exc.strerror or exc)
+
+
+def _walk(directory: Path, errors: list[ReadIssue]) -> Iterator[Path]:
+    """Every file below ``directory``, sorted, without following symlinked directories (no loops). A folder that
+    cannot be listed (permissions) goes to ``errors``: what it holds would otherwise be lost without a word."""
+
+    def denied(exc: OSError) -> None:
+        errors.append(_cannot_list(Path(exc.filename) if exc.filename else directory, exc))
+
+    for root, dirs, files in os.walk(directory, onerror=denied, followlinks=False):
         dirs.sort()
         for name in sorted(files):
             yield Path(root) / name
+
+
+def _what_is(path: Path) -> str | OSError:
+    """``dir``, ``file``, ``missing``, or the error that stopped us from telling (a folder on the way that cannot
+    be entered)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except NotADirectoryError:
+        return "missing"
+    except OSError as exc:
+        return exc
+    return "dir" if stat.S_ISDIR(mode) else "file"
+
+
+def _glob_root(pattern: str) -> tuple[Path, list[str]]:
+    """The literal folder a glob pattern starts from, and the pattern's parts below it."""
+    parts = Path(pattern).parts
+    for index, part in enumerate(parts):
+        if _GLOB_CHARS & set(part):
+            return Path(*parts[:index]) if index else Path(), list(parts[index:])
+    return Path(pattern), []
+
+
+def _may_hold(relative: tuple[str, ...], parts: list[str]) -> bool:
+    """Whether a folder at ``relative`` (below the glob root) could hold matches of ``parts``."""
+    import fnmatch
+
+    if not relative:
+        return bool(parts)
+    if not parts:
+        return False
+    if parts[0] == "**":
+        return _may_hold(relative, parts[1:]) or _may_hold(relative[1:], parts)
+    return fnmatch.fnmatch(relative[0], parts[0]) and _may_hold(relative[1:], parts[1:])
+
+
+def _unlistable(pattern: str) -> list[ReadIssue]:
+    """Folders a glob could not look into (``glob`` skips them without a word), where matches could be."""
+    root, parts = _glob_root(pattern)
+    found: list[ReadIssue] = []
+    recursive = "**" in parts
+    depth = len(parts) - 1
+
+    def denied(exc: OSError) -> None:
+        folder = Path(exc.filename) if exc.filename else root
+        try:
+            relative = folder.relative_to(root).parts
+        except ValueError:
+            relative = ()
+        if _may_hold(relative, parts):
+            found.append(_cannot_list(folder, exc))
+
+    for top, dirs, _files in os.walk(root, onerror=denied, followlinks=False):
+        level = len(Path(top).relative_to(root).parts)
+        if not recursive and level >= depth:
+            dirs.clear()
+            continue
+        relative = Path(top).relative_to(root).parts
+        dirs[:] = [d for d in dirs if _may_hold((*relative, d), parts)]
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,25 +218,30 @@ def expand_inputs(arguments: Iterable[str | Path]) -> Inputs:
 
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
-            for found in _walk(path):
+        what = _what_is(path)
+        if what == "dir":
+            for found in _walk(path, errors):
                 add(found, True)
-        elif path.exists():
+        elif what == "file":
             add(path, False)
         elif _GLOB_CHARS & set(str(argument)):
             matches = sorted(glob.glob(str(argument), recursive=True))
-            if not matches:
+            unlistable = _unlistable(str(argument))
+            errors.extend(unlistable)
+            if not matches and not unlistable:
                 errors.append(ReadIssue(path, "input", "no file matches this pattern", 0))
             for match in matches:
                 found_path = Path(match)
-                if found_path.is_dir():
-                    for found in _walk(found_path):
+                if _what_is(found_path) == "dir":
+                    for found in _walk(found_path, errors):
                         add(found, True)
                 else:
                     add(found_path, False)
+        elif isinstance(what, OSError):
+            errors.append(ReadIssue(path, "input", f"cannot access: {_why(what)}", 0))
         else:
             errors.append(ReadIssue(path, "input", "no such file or directory", 0))
-    return Inputs(tuple(files), tuple(errors), frozenset(scanned))
+    return Inputs(tuple(files), tuple(dict.fromkeys(errors)), frozenset(scanned))  # a folder named twice: once
 
 
 @dataclass(slots=True)
@@ -134,11 +252,19 @@ class FileResult:
     batches: list[pa.RecordBatch] = field(default_factory=list)
     coverage: CoverageBuilder = field(default_factory=CoverageBuilder)
     error: str | None = None
-    """Set when the file could not be read at all (not an event log, unreadable)."""
+    """Set when the file could not be read at all (not an event log, unreadable, no record readable)."""
+    not_a_log: bool = False
+    """The file is no event log and does not claim to be one (:class:`evtrack.errors.NotAnEventLog`): a folder
+    scan ignores it."""
     observations: set[tuple[str, str | None, str | None, str]] = field(default_factory=set)
     """(user, domain, SID, host) of rows left out by a slim read, for identity linking."""
 
 
+
+
+def ignorable(result: FileResult, inputs: Inputs) -> bool:
+    """A file a folder scan found that is no event log (nor claims to be one): noted as ignored, not failed."""
+    return result.not_a_log and result.stats.path in inputs.from_directories
 
 
 def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder, stats: FileStats) -> Iterator[RawEvent]:
@@ -195,8 +321,21 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
                     result.batches.append(builder.flush())
     except SourceError as exc:
         result.error = exc.reason
+        result.not_a_log = isinstance(exc, NotAnEventLog)
     if builder.rows:
         result.batches.append(builder.flush())
+    return result if chunks is not None else _settle(result)
+
+
+def _settle(result: FileResult) -> FileResult:
+    """A whole file from which not one record could be read, while its reader named what went wrong (a file cut
+    short, every chunk damaged), is a failed file, not an empty log."""
+    stats = result.stats
+    if result.error is None and stats.records == 0 and stats.issues:
+        first = stats.issues[0]
+        more = len(stats.issues) - 1
+        result.error = f"no record could be read: {first.where}: {first.reason}" + (
+            f" (and {more} more issue{'s' if more > 1 else ''})" if more else "")
     return result
 
 
@@ -299,24 +438,41 @@ def join_ranges(parts: Sequence[FileResult]) -> FileResult:
     # reading whole, the guard names every chunk it withholds before pyevtx-rs reports anything
     guard = (REFUSED, BLANK)
     stats.issues = [i for i in issues if i.reason in guard] + [i for i in issues if i.reason not in guard]
-    return head
+    return _settle(head)
 
 
-def _warm_up(engine: str) -> None:
-    """Import what every worker needs before the pool starts: where workers are forked (Linux) they inherit it
-    instead of each paying ~0.4 s (pyarrow imports pandas on its first array, numpy, the parser)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute
+#: What every worker needs, imported once by the forkserver so that forked workers start with it (~0.8 s each
+#: otherwise: pyarrow, numpy, the parsers, and pandas, which pyarrow imports when it makes its first array).
+_PRELOAD = ["evtrack.reading", "evtrack.sources.rust", "evtrack.sources.pyevtx", "evtrack.sources.xmlfile",
+            "evtx", "pyarrow", "pyarrow.compute", "numpy", "pandas"]
 
-    get_reader(InputKind.EVTX, engine)
-    get_reader(InputKind.XML, engine)
-    pa.array(np.zeros(1, dtype=np.int64))
+
+def pool_context(method: str | None = None) -> multiprocessing.context.BaseContext:
+    """The start method of every evtrack process pool, chosen explicitly rather than left to the platform.
+
+    Not ``fork``: forking a process that runs pyarrow's threads may deadlock (Python 3.12+ warns about it), and
+    it is not what Windows and macOS do. ``forkserver`` where it exists (Linux, BSD): a clean server process that
+    imports :data:`_PRELOAD` once and forks workers from it; ``spawn`` on Windows and macOS. ``method`` forces
+    one (tests run ``spawn`` on Linux too)."""
+    if method is None:
+        methods = multiprocessing.get_all_start_methods()
+        method = "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def process_pool(workers: int, method: str | None = None) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes started by :func:`pool_context`."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(method))
 
 
 def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
-                jobs: int = 1, progress: ProgressCallback | None = None, slim: bool = False) -> ReadResult:
-    """Read every input; the result does not depend on ``jobs`` or on the order files finish in."""
+                jobs: int = 1, progress: ProgressCallback | None = None, slim: bool = False,
+                start_method: str | None = None) -> ReadResult:
+    """Read every input; the result does not depend on ``jobs``, on the pool's ``start_method`` (see
+    :func:`pool_context`) or on the order files finish in."""
     import pyarrow as pa
 
     from evtrack.events import logon_schema
@@ -327,8 +483,7 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
     units = plan_units(inputs.files, engine, jobs)
     done: list[FileResult | None] = [None] * len(units)
     if jobs > 1 and len(units) > 1:
-        _warm_up(engine)
-        with ProcessPoolExecutor(max_workers=min(jobs, len(units))) as pool:
+        with process_pool(min(jobs, len(units)), start_method) as pool:
             futures = {pool.submit(read_file, path, engine, verify_checksums, 65_536, slim, chunks): index
                        for index, (path, chunks) in enumerate(units)}
             for future in as_completed(futures):
@@ -358,8 +513,7 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
     for result in results:
         if result.error is not None:
             issue = ReadIssue(result.stats.path, "file", result.error, 0)
-            is_noise = result.stats.path in inputs.from_directories and result.error.startswith("not an event log")
-            (ignored if is_noise else errors).append(issue)
+            (ignored if ignorable(result, inputs) else errors).append(issue)
             continue
         files.append(result.stats)
         batches.extend(result.batches)

@@ -384,9 +384,9 @@ class LocalScanner:
 
     def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool,
              stored: frozenset[str]) -> Iterator[ScannedFile]:
-        from concurrent.futures import Executor, ProcessPoolExecutor
+        from concurrent.futures import Executor
 
-        from evtrack.reading import read_file
+        from evtrack.reading import process_pool, read_file
 
         todo: list[tuple[Path, str]] = []
         for path in files:
@@ -401,7 +401,7 @@ class LocalScanner:
                 todo.append((path, digest))
         pool: Executor | None = None
         if self.jobs > 1 and len(todo) > 1:
-            pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)))
+            pool = process_pool(min(self.jobs, len(todo)))
         try:
             if pool is not None:
                 futures = [pool.submit(read_file, path, engine, verify_checksums) for path, _ in todo]
@@ -421,9 +421,11 @@ class LocalScanner:
 class Store:
     """An open evtrack store. Use :meth:`open` (or ``with Store.open(path) as store:``)."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, connection: sqlite3.Connection, created: bool = False) -> None:
         self.path = path
         self._db = connection
+        self.created = created
+        """Whether :meth:`open` made this store's file (it did not exist, or was empty)."""
 
     # opening ---------------------------------------------------------------------------------------------------
 
@@ -433,7 +435,8 @@ class Store:
         """Open (and with ``create``, make or upgrade) the store at ``path`` (default :func:`default_store_path`).
 
         Raises :class:`StoreError` for a file that is not an evtrack store, one written by a newer evtrack, or
-        (without ``create``) a missing store.
+        (without ``create``) a missing store, and for a new store whose folder does not exist: only the default
+        location's folder is made (a mistyped ``--store`` must not leave folders behind).
         """
         target = Path(path) if path is not None else default_store_path()
         if target.is_dir():
@@ -449,16 +452,18 @@ class Store:
                 raise StoreError(f"not an evtrack store: {target}")
         elif not create:
             raise StoreError(f"no evtrack store at {target} (run `evtrack ingest` to create one)")
-        else:
+        elif path is None:
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create store folder {target.parent}: {exc.strerror or exc}") from None
+        elif not target.parent.is_dir():
+            raise StoreError(f"cannot create store {target}: the folder {target.parent} does not exist")
         try:
             connection = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {target}: {exc}") from None
-        store = cls(target, connection)
+        store = cls(target, connection, created=not exists)
         try:
             store._prepare(create)
         except BaseException:
@@ -549,7 +554,7 @@ class Store:
         only this process writes, through the same code.
         """
         from evtrack.errors import SourceError
-        from evtrack.reading import DEFAULT_ENGINE, ENGINES
+        from evtrack.reading import DEFAULT_ENGINE, ENGINES, ignorable
 
         engine = engine or DEFAULT_ENGINE
         if engine not in ENGINES:
@@ -578,7 +583,7 @@ class Store:
                 continue
             assert digest is not None
             if result.error is not None:
-                if path in inputs.from_directories and result.error.startswith("not an event log"):
+                if ignorable(result, inputs):
                     ignored.append(ReadIssue(path, "file", result.error, 0))
                     continue
                 report(FileOutcome(path, STATUS_FAILED, digest, error=result.error))

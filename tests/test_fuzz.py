@@ -744,11 +744,14 @@ def test_the_guard_parses_templates_whatever_type_the_token_declares(tmp_path: P
 def test_the_guard_survives_a_truncated_chunk(tmp_path: Path) -> None:
     """Bug (atheris): a template offset past the end of a truncated last chunk raised struct.error."""
     from evtrack.reading import read_file
-    from evtrack.sources.guard import explosive_chunks
+    from evtrack.sources.guard import REFUSED, explosive_chunks
 
     whole = evtx_file([_bomb_record(2, 3)])
-    for cut in (0x1000 + 0x200 + 40, 0x1000 + 0x220, 0x1000 + 0x300):
+    truncated = "truncated chunk ({:,} of 65,536 bytes): the file was cut short"
+    for cut, first_issue in ((0x1000 + 0x200 + 40, truncated.format(0x228)), (0x1000 + 0x220, truncated.format(0x220)),
+                             (0x1000 + 0x300, REFUSED + " (and 1 more issue)")):
         path = tmp_path / f"cut-{cut}.evtx"
         path.write_bytes(whole[:cut])
         explosive_chunks(path)
-        assert read_file(path).error is None
+        # no record is whole: a failed file naming the chunk (it used to pass as an empty log)
+        assert read_file(path).error == f"no record could be read: chunk 0: {first_issue}"

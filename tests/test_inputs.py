@@ -116,3 +116,26 @@ def test_results_do_not_depend_on_jobs(shared_evtx: Path) -> None:
     two = read_inputs(files, jobs=2)
     assert one.table.equals(two.table)
     assert one.coverage == two.coverage
+
+
+def test_a_parallel_read_under_spawn_equals_a_serial_read(tmp_path: Path) -> None:
+    """Windows and macOS start workers with ``spawn``: nothing may depend on a forked parent's state."""
+    from datetime import date
+
+    from evtrack.reading import pool_context
+    from evtrack.synth import write_sample
+
+    write_sample(tmp_path, users=4, hosts=2, start=date(2024, 1, 1), end=date(2024, 1, 31), seed=5)
+    one = read_inputs([tmp_path], jobs=1, slim=True)
+    two = read_inputs([tmp_path], jobs=2, slim=True, start_method="spawn")
+    assert len(one.files) == len(list(tmp_path.glob("*.evtx"))) > 2 and one.table.num_rows > 0
+    assert one.table.equals(two.table)
+    assert (one.coverage, one.files, one.ignored, one.observations) == (two.coverage, two.files, two.ignored,
+                                                                        two.observations)
+    assert pool_context().get_start_method() != "fork"  # no fork of a process running pyarrow's threads
+
+
+def test_the_local_dask_cluster_spawns_its_workers() -> None:
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("dask.distributed")
+    assert dask.config.get("distributed.worker.multiprocessing-method") == "spawn"

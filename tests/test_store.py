@@ -299,8 +299,9 @@ def test_corrupt_sqlite_header_is_not_a_store(tmp_path: Path) -> None:
 
 
 def test_new_store_is_marked_and_versioned(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "s.sqlite3"
-    Store.open(path).close()
+    path = tmp_path / "s.sqlite3"
+    with Store.open(path) as made:
+        assert made.created
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -405,8 +406,9 @@ def test_cli_ingest_list_show_export_delete(tmp_path: Path, exports: dict[str, P
     result = runner.invoke(app, ["ingest", str(exports["jan"]), str(exports["overlap"]), "-j", "1"], env=env)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
+        f"created a new evtrack store: {db}",
         f"files: 2 ingested, 0 already ingested, 0 failed, 0 ignored; events: 7 added, 1 already present "
-        f"(store {db})"
+        f"(store {db})",
     ]
     result = runner.invoke(app, ["ingest", str(exports["jan"]), "--store", str(db)])
     assert result.exit_code == 0

@@ -18,8 +18,6 @@ from typing import Protocol
 #: Seconds between the FILETIME epoch (1601-01-01) and the Unix epoch, in 100 ns ticks.
 FILETIME_UNIX_OFFSET = 116_444_736_000_000_000
 
-#: Event ids whose payload a reader must decode. For any other id a reader may leave ``data`` empty:
-#: those records count towards coverage (time, host, channel, record id) only.
 #: The .evtx layout both engines and the guard read: a 4 KiB file header, then 64 KiB chunks whose records
 #: start after a 512-byte chunk header.
 EVTX_MAGIC = b"ElfFile\x00"
@@ -28,6 +26,35 @@ FILE_HEADER_SIZE = 0x1000
 CHUNK_SIZE = 0x10000
 CHUNK_HEADER_SIZE = 0x200
 
+
+def truncated_header(size: int) -> str:
+    """The reason both engines give for an .evtx shorter than its file header."""
+    return f"truncated file header ({size:,} of {FILE_HEADER_SIZE:,} bytes): the file was cut short"
+
+
+def truncated_chunk(present: int) -> str:
+    """The reason both engines give for a last chunk the file ends inside."""
+    return f"truncated chunk ({present:,} of {CHUNK_SIZE:,} bytes): the file was cut short"
+
+
+def missing_chunks(size: int, header: bytes) -> tuple[int, str] | None:
+    """When the file ends (on a chunk boundary) before the last chunk its header names: the first missing chunk
+    and why. A header naming fewer chunks than the file holds is usual (a "dirty" log) and not reported."""
+    import struct
+
+    if len(header) < 0x2C or size < FILE_HEADER_SIZE:
+        return None
+    (named,) = struct.unpack_from("<H", header, 0x2A)
+    present = (size - FILE_HEADER_SIZE) // CHUNK_SIZE
+    if (size - FILE_HEADER_SIZE) % CHUNK_SIZE or named <= present:
+        return None
+    return present, (f"the file ends after {present:,} of the {named:,} chunks its header names: "
+                     "the file was cut short (records lost)")
+
+
+
+#: Event ids whose payload a reader must decode. For any other id a reader may leave ``data`` empty:
+#: those records count towards coverage (time, host, channel, record id) only.
 WANTED_EVENT_IDS: frozenset[int] = frozenset(
     {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149}
 )

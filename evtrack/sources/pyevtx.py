@@ -58,6 +58,9 @@ from evtrack.sources.base import (
     InputKind,
     RawEvent,
     filetime_to_us,
+    missing_chunks,
+    truncated_chunk,
+    truncated_header,
 )
 from evtrack.sources.guard import BLANK
 from evtrack.sources.xmlfile import event_from_xml, parse_system_time
@@ -1615,7 +1618,7 @@ def _chunk_events(chunk: _Chunk, stats: FileStats, reading: _Reading | None = No
             return
 
 
-def _open(path: Path) -> tuple[BinaryIO, int]:
+def _open(path: Path) -> tuple[BinaryIO, int, bytes]:
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -1629,7 +1632,10 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
     if len(header) < 128 or header[:8] != EVTX_MAGIC:
         handle.close()
         raise SourceError(path, "cannot open as .evtx: bad file header magic")
-    return handle, size
+    if size < FILE_HEADER_SIZE:
+        handle.close()
+        raise SourceError(path, f"cannot open as .evtx: {truncated_header(size)}")
+    return handle, size, header
 
 
 def read_python_evtx(
@@ -1648,7 +1654,7 @@ def read_python_evtx(
     this file is not yielded: it adds nothing to a slim read (see :class:`_Slim`)."""
     stats.kind = InputKind.EVTX
     stats.engine = ENGINE
-    handle, size = _open(path)
+    handle, size, header = _open(path)
     stats.size = size
     reading = _Reading(stats, coverage, slim)
     blank: list[int] = []
@@ -1663,6 +1669,9 @@ def read_python_evtx(
                 stats.add_issue(f"chunk {index}", f"cannot read: {exc}", 0)
                 return
             if not data:
+                missing = missing_chunks(size, header)
+                if missing is not None:
+                    stats.add_issue(f"chunk {missing[0]}", missing[1], 0)
                 return
             if data == _ZERO_CHUNK[: len(data)]:
                 blank.append(index)  # unused space at the end of a file; lost records if a used chunk follows
@@ -1680,7 +1689,7 @@ def read_python_evtx(
                     return
                 if limit < CHUNK_HEADER_SIZE or data[:8] != CHUNK_MAGIC or verify_checksums:
                     skipped = _chunk_record_count(data) if limit >= 24 and data[:8] == CHUNK_MAGIC else 0
-                    stats.add_issue(f"chunk {index}", f"truncated chunk ({limit} of {CHUNK_SIZE} bytes)", skipped)
+                    stats.add_issue(f"chunk {index}", truncated_chunk(limit), skipped)
                     return
                 data += bytes(CHUNK_SIZE - limit)
             problem = _chunk_problem(data, verify_checksums)

@@ -26,14 +26,18 @@ from evtrack.errors import SourceError
 from evtrack.events import observation_only
 from evtrack.sources.base import (
     CHUNK_SIZE,
+    EVTX_MAGIC,
     FILE_HEADER_SIZE,
     PAYLOAD_KEYS,
     WANTED_EVENT_IDS,
     FileStats,
     InputKind,
     RawEvent,
+    missing_chunks,
+    truncated_chunk,
+    truncated_header,
 )
-from evtrack.sources.guard import REFUSED, ChunkView, scan_chunks
+from evtrack.sources.guard import REFUSED, ChunkView, chunk_count, scan_chunks
 from evtrack.sources.xmlfile import parse_system_time
 
 ENGINE = "evtx"
@@ -315,9 +319,15 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
     stats.engine = ENGINE
     first, last = chunks if chunks is not None else (0, None)
     try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = handle.read(FILE_HEADER_SIZE)
+        if size < FILE_HEADER_SIZE and header.startswith(EVTX_MAGIC):
+            raise SourceError(path, f"cannot open as .evtx: {truncated_header(size)}")
         withheld = scan_chunks(path, first, last)
         refused = [index for index, _ in withheld]
         source: Any = ChunkView(path, refused, first, last) if refused or chunks is not None else str(path)
+        cut = _cut_short(path, size, header, first, last)
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from exc
     for index, reason in withheld:  # pyevtx-rs names them where they stand: coverage breaks there
@@ -331,8 +341,33 @@ def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
         raise SourceError(path, f"cannot open as .evtx: {exc}") from exc
     if coverage is None:
         yield from _every_record(path, stats, records, refused, first)
-        return
-    yield from _fast(path, stats, records, refused, first, coverage, slim)
+    else:
+        yield from _fast(path, stats, records, refused, first, coverage, slim)
+    if cut is not None:  # pyevtx-rs stops before a chunk the file ends inside, and says nothing
+        stats.add_issue(*cut)
+
+
+def _cut_short(path: Path, size: int, header: bytes, first: int, last: int | None) -> tuple[str, str, int] | None:
+    """The issue (where, reason, records lost) of a file that ends inside its last chunk, or before the last chunk
+    its header names, when that end falls in the range read (``first`` to ``last``); None if it does not."""
+    slots = chunk_count(size)
+    if last is not None and last < slots:
+        return None  # another range holds the end of the file
+    present = (size - FILE_HEADER_SIZE) % CHUNK_SIZE
+    if present:
+        index = slots - 1
+        if index < first:
+            return None
+        with path.open("rb") as handle:
+            handle.seek(FILE_HEADER_SIZE + index * CHUNK_SIZE)
+            tail = handle.read(present)
+        if not any(tail):
+            return None  # unused space at the end of the file
+        return f"chunk {index}", truncated_chunk(present), chunk_record_count(path, index)
+    missing = missing_chunks(size, header)
+    if missing is None:
+        return None
+    return f"chunk {missing[0]}", missing[1], 0
 
 
 def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int], first: int) -> int:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import math
+import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -207,12 +211,22 @@ def write_sample(
     evidence: dict[str, set[int]] = {}
     devices: dict[str, dict[str, set[str]]] = {}
     stats: list[WriteStats] = []
-    for plan in wl.plans:
-        stats.extend(_write_host(wl, plan, out_dir, evidence, tzinfo, devices))
-
-    gt = _ground_truth(wl, stats, evidence, tzinfo, noise_ratio, size_mb, devices)
+    # Written into a staging folder first and moved into place only once complete: a run that is interrupted or
+    # fails leaves no partial file behind (and no half-written fleet under the final names).
+    staging = Path(tempfile.mkdtemp(prefix=".evtrack-sample-", dir=out_dir))
+    try:
+        for plan in wl.plans:
+            stats.extend(_write_host(wl, plan, staging, evidence, tzinfo, devices))
+        gt = _ground_truth(wl, stats, evidence, tzinfo, noise_ratio, size_mb, devices)
+        (staging / "ground_truth.json").write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n",
+                                                   encoding="utf-8")
+        names = [s.path.name for s in stats] + ["ground_truth.json"]
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    stats = [dataclasses.replace(s, path=out_dir / s.path.name) for s in stats]
     gt_path = out_dir / "ground_truth.json"
-    gt_path.write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     files = (*(s.path for s in stats), gt_path)
     return SampleResult(
         out_dir=out_dir,
