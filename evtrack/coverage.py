@@ -50,6 +50,8 @@ class ChannelSpan:
     misdated: tuple[Misdated, ...] = ()
     """Records whose time contradicts their neighbours (see :func:`misdated`): left out of the span, placed
     between their neighbours."""
+    kdc: bool = False
+    """The log holds Kerberos KDC events (Security 4768/4769): the host is a domain controller."""
 
     @property
     def missing_records(self) -> int:
@@ -205,6 +207,9 @@ COVERED_CHANNELS = frozenset({
     "microsoft-windows-terminalservices-remoteconnectionmanager/operational",
 })
 
+#: Security events only a Kerberos KDC (a domain controller) writes: a hint that a host is no session host.
+KDC_EVENT_IDS = frozenset({4768, 4769})
+
 #: The record id stored for a record without one (EventRecordIDs are never negative: readers check).
 NO_ID = -1
 
@@ -227,6 +232,7 @@ class CoverageBuilder:
         self._now_us = time.time_ns() // 1000
         self._acc: dict[tuple[str, str], _Acc] = {}
         self._cleared: dict[tuple[str, str], set[int]] = {}
+        self._kdc: set[tuple[str, str]] = set()
         self._epoch = 0
 
     def _channel(self, computer: str, channel: str) -> _Acc | None:
@@ -247,6 +253,8 @@ class CoverageBuilder:
             acc.untimed_ids += 1  # missing or impossible time: counted, never stretches the span
             return
         assert event.time_us is not None
+        if event.event_id in KDC_EVENT_IDS:
+            self.note_kdc(event.computer, event.channel)
         acc.ids.append(NO_ID if event.record_id is None else event.record_id)
         acc.times.append(event.time_us)
         self.note_clear(event)
@@ -264,6 +272,11 @@ class CoverageBuilder:
         acc.untimed_ids += untimed + int(len(ok) - int(ok.sum()))
         acc.ids.frombytes(np.ascontiguousarray(ids[ok], dtype=np.int64).tobytes())
         acc.times.frombytes(np.ascontiguousarray(times[ok], dtype=np.int64).tobytes())
+
+    def note_kdc(self, computer: str, channel: str) -> None:
+        """This host's log holds a Kerberos KDC event (4768/4769 in Security)."""
+        if channel.lower() == "security":
+            self._kdc.add((computer, channel))
 
     def note_clear(self, event: RawEvent) -> None:
         """Record a log-cleared event (Security 1102, or System 104 naming the log it cleared)."""
@@ -303,6 +316,7 @@ class CoverageBuilder:
             mine.merged_intervals.extend(theirs.merged_intervals)
             mine.merged_misdated.extend(theirs.merged_misdated)
         self._epoch += other._epoch
+        self._kdc |= other._kdc
         for key, times in other._cleared.items():
             self._cleared.setdefault(key, set()).update(times)
 
@@ -325,6 +339,7 @@ class CoverageBuilder:
             mine.merged_no_id_times |= theirs.merged_no_id_times
             mine.merged_intervals.extend(theirs.merged_intervals)
             mine.merged_misdated.extend(theirs.merged_misdated)
+        self._kdc |= other._kdc
         for key, times in other._cleared.items():
             self._cleared.setdefault(key, set()).update(times)
 
@@ -376,6 +391,7 @@ class CoverageBuilder:
                     cleared_us=tuple(sorted(self._cleared.get((host, channel), ()))),
                     intervals=merge_intervals([*intervals, *bridges(ids, latest)]),
                     misdated=tuple(wrong),
+                    kdc=(host, channel) in self._kdc,
                 )
             )
         return result
@@ -393,7 +409,7 @@ class CoverageBuilder:
                 host, channel, sorted(pairs), sorted(set(times[~real].tolist()) | acc.merged_no_id_times),
                 acc.untimed_ids,
                 (min(a for a, _ in segments), max(b for _, b in segments)) if segments else None,
-                segments, tuple(sorted({*wrong, *acc.merged_misdated})),
+                segments, tuple(sorted({*wrong, *acc.merged_misdated})), (host, channel) in self._kdc,
             ))
         return channels
 
@@ -416,6 +432,8 @@ class CoverageBuilder:
             elif item.envelope is not None:
                 acc.merged_intervals = [item.envelope]
             acc.merged_misdated = list(item.misdated)
+            if item.kdc:
+                builder._kdc.add((item.host, item.channel))
         for host, channel, time in clears:
             builder._cleared.setdefault((host, channel), set()).add(time)
         return builder
@@ -435,6 +453,7 @@ class ChannelRecords:
     segments: tuple[tuple[int, int], ...] = ()
     """The file's covered segments (one, unless records were lost in between); empty = the envelope."""
     misdated: tuple[Misdated, ...] = ()
+    kdc: bool = False
 
 
 def bridges(ids: Any, times: Any) -> list[tuple[int, int]]:

@@ -81,6 +81,7 @@ def _span_from_dict(data: dict[str, Any]) -> ChannelSpan:
         gaps=tuple(Gap(**gap) for gap in data["gaps"]), cleared_us=tuple(data["cleared_us"]),
         intervals=tuple((int(a), int(b)) for a, b in data["intervals"]),
         misdated=tuple(Misdated(**item) for item in data.get("misdated", ())),
+        kdc=bool(data.get("kdc", False)),
     )
 
 

@@ -142,6 +142,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (  # 2 -> 3: records whose time contradicts their neighbours (record id, time, placed time), flat
         "ALTER TABLE spans ADD COLUMN misdated BLOB",
+        "ALTER TABLE spans ADD COLUMN kdc INTEGER NOT NULL DEFAULT 0",  # the log holds Kerberos KDC events
     ),
 )
 
@@ -638,11 +639,12 @@ class Store:
                 _pack([record_id for record_id, _ in item.pairs]), _pack([time for _, time in item.pairs]),
                 _pack(item.no_id_times), _pack([t for segment in item.segments for t in segment]),
                 _pack([value for m in item.misdated for value in (m.record_id, m.time_us, m.placed_us)]),
+                int(item.kdc),
             ))
         db.executemany(
             "INSERT INTO spans (file_id, host, channel, first_us, last_us, records, first_record_id, last_record_id, "
             "gaps, missing_records, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
-            "no_id_times, segments, misdated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "no_id_times, segments, misdated, kdc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -677,14 +679,14 @@ class Store:
         per_file: dict[int, list[ChannelRecords]] = {}
         for row in self._db.execute(
             "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, record_times, "
-            "no_id_times, segments, misdated FROM spans ORDER BY file_id, host, channel"
+            "no_id_times, segments, misdated, kdc FROM spans ORDER BY file_id, host, channel"
         ):
-            file_id, host, channel, untimed, env_first, env_last, ids, times, no_id, packed, wrong = row
+            file_id, host, channel, untimed, env_first, env_last, ids, times, no_id, packed, wrong, kdc = row
             envelope = None if env_first is None or env_last is None else (env_first, env_last)
             pairs = list(zip(_unpack(ids), _unpack(times), strict=True))
             per_file.setdefault(file_id, []).append(
                 ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope, _segments(packed),
-                               _misdated(wrong))
+                               _misdated(wrong), bool(kdc))
             )
         clears: dict[int, list[tuple[str, str, int]]] = {}
         for file_id, host, channel, time in self._db.execute("SELECT file_id, host, channel, time_us FROM clears"):
@@ -815,9 +817,10 @@ class Store:
             clears = db.execute("DELETE FROM clears WHERE time_us < ?", (cutoff,)).rowcount
             rows = db.execute(
                 "SELECT file_id, host, channel, untimed, envelope_first_us, envelope_last_us, record_ids, "
-                "record_times, no_id_times, segments, misdated FROM spans WHERE envelope_first_us < ?", (cutoff,)
+                "record_times, no_id_times, segments, misdated, kdc FROM spans WHERE envelope_first_us < ?",
+                (cutoff,),
             ).fetchall()
-            for file_id, host, channel, untimed, _first, env_last, ids, times, no_id, packed, wrong in rows:
+            for file_id, host, channel, untimed, _first, env_last, ids, times, no_id, packed, wrong, kdc in rows:
                 key = (file_id, host, channel)
                 if env_last < cutoff:
                     db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
@@ -827,7 +830,7 @@ class Store:
                 segments = tuple((max(a, cutoff), b) for a, b in _segments(packed) if b >= cutoff)
                 item = ChannelRecords(host, channel, pairs, [t for t in _unpack(no_id) if t >= cutoff], untimed,
                                        (cutoff, env_last), segments,
-                                       tuple(m for m in _misdated(wrong) if m.placed_us >= cutoff))
+                                       tuple(m for m in _misdated(wrong) if m.placed_us >= cutoff), bool(kdc))
                 db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                 spans = {(s.host, s.channel): s for s in _import_coverage([item], ()).spans()}
                 self._insert_spans(db, file_id, [item], spans)

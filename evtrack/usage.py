@@ -59,6 +59,7 @@ SESSION_PAIR = timedelta(seconds=120)
 #: Channels whose records prove a host was logging RDP evidence at a time.
 EVIDENCE_CHANNELS = frozenset({SECURITY, LSM})
 ALL_DOMAINS = "All trusted domains"
+KDC_HINT = "Kerberos KDC events (4768/4769) in its Security log: a domain controller, not an RD Session Host?"
 
 
 @dataclass(frozen=True)
@@ -674,10 +675,18 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     if suspicious:
         notes.append(f"{suspicious} RDP event(s) with a missing or impossible time (before 2000, or after now + 1 day) "
                      "were not counted; `evtrack events` lists them.")
+    kdc_hosts = {hosts.key(span.host) for span in source.coverage if span.kdc}
     host_rows = tuple(
-        HostUsers(host=host, users=len(host_people.get(host, ())), counted=host not in uncounted_hosts)
-        for host in sorted(set(host_cover) | set(host_people) | uncounted_hosts)
+        HostUsers(host=host, users=len(host_people.get(host, ())), counted=host not in uncounted_hosts,
+                  hint=KDC_HINT if host in kdc_hosts else None)
+        for host in sorted(set(host_cover) | set(host_people) | uncounted_hosts | kdc_hosts)
     )
+    hinted = [h.host for h in host_rows if h.hint and h.counted and h.users]
+    if hinted:
+        notes.append("Host(s) " + ", ".join(hinted) + " hold Kerberos KDC events (4768/4769) in their Security "
+                     "log: domain controllers, where RDP is usually administration, which Per User CALs do not "
+                     "cover. Their users are counted; leave them out with --exclude-host if they are no session "
+                     "hosts.")
     in_period = [s for key, seen in sorted(devices.items())
                  if (s := [x for x in seen if period_lo <= x[0] < period_hi]) or not windows]
     device_keys = [key for key, seen in sorted(devices.items())

@@ -15,12 +15,18 @@ from evtrack.synth.evtx_writer import EventType
 from .conftest import LSM_CHANNEL, logon_4624, lsm, write_events, xml_event
 
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
+#: "A Kerberos authentication ticket (TGT) was requested": only a domain controller (the KDC) writes it.
+E4768 = EventType(sh.SECURITY_AUDITING, sh.SECURITY, 4768, (
+    ("TargetUserName", VT.STRING), ("TargetDomainName", VT.STRING), ("TargetSid", VT.SID),
+    ("ServiceName", VT.STRING), ("ServiceSid", VT.SID), ("TicketOptions", VT.STRING), ("Status", VT.STRING),
+    ("TicketEncryptionType", VT.STRING), ("PreAuthType", VT.STRING), ("IpAddress", VT.STRING),
+    ("IpPort", VT.STRING)), task=14339, keywords=sh.AUDIT_SUCCESS)
 
 
 @dataclass(frozen=True)
 class Rec:
     """One record: ``what`` is 4624 (a logon of ``logon_type``), 4634 (its logoff), lsm21/lsm23/lsm24/lsm25, or
-    noise (a Security 4672 or an LSM 22 with a console address: coverage, never evidence)."""
+    noise (a Security 4672 or an LSM 22 with a console address: coverage, never evidence), or kdc (a 4768)."""
 
     what: str
     time: datetime
@@ -71,6 +77,10 @@ def _xml(rec: Rec) -> str:
         address = None if event_id == 23 else rec.ip
         return lsm(event_id, user=f"{rec.domain}\\{rec.user}", address=address, session=str(rec.session),
                    **common)
+    if rec.what == "kdc":
+        return xml_event(4768, provider=SECURITY_PROVIDER, data={
+            "TargetUserName": rec.user, "TargetDomainName": rec.domain, "TargetSid": rec.sid,
+            "ServiceName": "krbtgt", "Status": "0x0", "IpAddress": f"::ffff:{rec.ip}"}, **common)  # type: ignore[arg-type]
     if rec.what == "noise" and rec.lsm:
         return lsm(22, user=f"{rec.domain}\\{rec.user}", address="LOCAL", session="1", **common)
     if rec.what == "noise":
@@ -99,6 +109,10 @@ def _spec(rec: Rec) -> EventSpec:
         values = {"User": f"{rec.domain}\\{rec.user}", "SessionID": rec.session if rec.what != "noise" else 1,
                   "Address": "LOCAL" if rec.what == "noise" else rec.ip}
         user_sid = sh.LSM_USER_SID
+    elif rec.what == "kdc":
+        etype = E4768
+        values = {"TargetUserName": rec.user, "TargetDomainName": rec.domain, "TargetSid": rec.sid,
+                  "ServiceName": "krbtgt", "Status": "0x0", "IpAddress": f"::ffff:{rec.ip}"}
     elif rec.what == "noise":
         etype = sh.E4672
         values = {"SubjectUserSid": "S-1-5-18", "SubjectUserName": "SYSTEM", "SubjectDomainName": "NT AUTHORITY",

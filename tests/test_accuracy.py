@@ -175,3 +175,39 @@ def test_8_lsm_21_twelve_seconds_after_its_4624_is_one_session(tmp_path: Path, s
     paths = [write(tmp_path / "sec", security, shape), write(tmp_path / "lsm", lsm_records, shape)]
     built = report(paths)
     assert built.windows[0].sessions == 2 and built.users[0].sessions == 2
+
+
+@pytest.mark.parametrize("engine", ["evtx", "python-evtx"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_domain_controller_is_hinted_not_silently_dropped(tmp_path: Path, shape: str, engine: str) -> None:
+    """Admin RDP to a domain controller: its Security log holds Kerberos KDC events (4768). The report counts the
+    user (no silent rule) and hints that the host is no session host; --exclude-host leaves it out."""
+    dc = [*noise(utc(2024, 1, 1), utc(2024, 2, 1), HOUR, 1, host="DC01.contoso.local"),
+          Rec("kdc", utc(2024, 1, 3, 8), 900, host="DC01.contoso.local"),
+          Rec("4624", utc(2024, 1, 3, 9), 901, host="DC01.contoso.local", user="admin", sid="S-1-5-21-1-2-3-500")]
+    rdsh = [*noise(utc(2024, 1, 1), utc(2024, 2, 1), HOUR, 1), Rec("4624", utc(2024, 1, 4, 9), 900)]
+    paths = [write(tmp_path / "dc", dc, shape), write(tmp_path / "rdsh", rdsh, shape)]
+    code, data = cli(*map(str, paths), "--engine", engine)
+    hints = {h["host"]: h["hint"] for h in data["host_users"]}  # type: ignore[attr-defined]
+    assert hints["rdsh01"] is None and "domain controller" in hints["dc01"]
+    assert len(data["users"]) == 2 and any("Kerberos KDC" in note for note in data["notes"])  # type: ignore[attr-defined]
+    code, data = cli(*map(str, paths), "--engine", engine, "--exclude-host", "dc*")
+    assert [u["display_name"] for u in data["users"]] == ["CONTOSO\\alice"]  # type: ignore[index]
+
+
+def test_misdated_evidence_and_kdc_hints_survive_the_store(tmp_path: Path) -> None:
+    """The store keeps what coverage found (schema 3): a report from the store equals the report from the files."""
+    records = noise(utc(2024, 1, 1), utc(2024, 2, 10, 6), HOUR, 1)
+    next_id = records[-1].record_id + 1
+    records += [Rec("kdc", utc(2024, 2, 10, 7), next_id, user="svc"),
+                Rec("4624", utc(2023, 2, 10, 9, 20), next_id + 1)]  # a year off, between 7:00 and 12:00
+    records += noise(utc(2024, 2, 10, 12), utc(2024, 4, 1), HOUR, next_id + 2)
+    path = write(tmp_path / "sec", records, "evtx")
+    store = tmp_path / "store.sqlite3"
+    assert runner.invoke(app, ["ingest", str(path), "--store", str(store), "-q"]).exit_code == 0
+    _, from_files = cli(str(path), "--installed", "5")
+    _, from_store = cli("--store", str(store), "--installed", "5")
+    for key in ("misdated", "host_users", "windows", "verdict", "lower_bound"):
+        assert from_store[key] == from_files[key], key
+    assert from_store["misdated"][0]["record_id"] == next_id + 1  # type: ignore[index]
+    assert from_store["host_users"][0]["hint"]  # type: ignore[index]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from evtrack.coverage import CoverageBuilder
+from evtrack.coverage import KDC_EVENT_IDS, CoverageBuilder
 from evtrack.errors import SourceError
 from evtrack.events import observation_only
 from evtrack.sources.base import (
@@ -200,6 +200,7 @@ def _wanted_event(text: str, fields: tuple[int, str, str, str, str]) -> RawEvent
 
 _WANTED_TEXT = frozenset(str(event_id) for event_id in WANTED_EVENT_IDS)
 _LOGONS_TEXT = frozenset({"4624", "4634"})
+_KDC_TEXT = frozenset(str(event_id) for event_id in KDC_EVENT_IDS)
 #: What follows a 27-character SystemTime in compact pyevtx-rs JSON.
 _AFTER_TIME = '"}},"EventRecordID":'
 _ID_AT = 14 + 27 + len(_AFTER_TIME)  # from '"SystemTime":"' to the EventRecordID digits
@@ -438,7 +439,8 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
     block = _Block()
     times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
     observed: set[tuple[str, str]] = set()
-    wanted_ids = _WANTED_TEXT
+    kdc_keys: set[str] = set()
+    wanted_ids, kdc_ids = _WANTED_TEXT, _KDC_TEXT
     count = 0
     room = _BLOCK  # records until the next flush (later, if something flushed early: harmless)
     key = "\0"  # matches no record: the first one sets it
@@ -492,6 +494,8 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                     continue
                 if account is not None:
                     observed.add((key, account))  # only once its account has really been yielded
+        elif eid in kdc_ids:
+            kdc_keys.add(key)
         count += 1
         times_append(text[t + 14 : t + 41])
         ids_append(rid)
@@ -504,6 +508,9 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
             coverage.note_clear(wanted)
             yield wanted
     block.flush(stats, coverage)
+    for found in kdc_keys:
+        channel, computer = block._pairs[found]
+        coverage.note_kdc(computer, channel)
     stats.records += count
 
 
