@@ -187,11 +187,11 @@ def test_a_domain_controller_is_hinted_not_silently_dropped(tmp_path: Path, shap
           Rec("4624", utc(2024, 1, 3, 9), 901, host="DC01.contoso.local", user="admin", sid="S-1-5-21-1-2-3-500")]
     rdsh = [*noise(utc(2024, 1, 1), utc(2024, 2, 1), HOUR, 1), Rec("4624", utc(2024, 1, 4, 9), 900)]
     paths = [write(tmp_path / "dc", dc, shape), write(tmp_path / "rdsh", rdsh, shape)]
-    code, data = cli(*map(str, paths), "--engine", engine)
+    _, data = cli(*map(str, paths), "--engine", engine)
     hints = {h["host"]: h["hint"] for h in data["host_users"]}  # type: ignore[attr-defined]
     assert hints["rdsh01"] is None and "domain controller" in hints["dc01"]
     assert len(data["users"]) == 2 and any("Kerberos KDC" in note for note in data["notes"])  # type: ignore[attr-defined]
-    code, data = cli(*map(str, paths), "--engine", engine, "--exclude-host", "dc*")
+    _, data = cli(*map(str, paths), "--engine", engine, "--exclude-host", "dc*")
     assert [u["display_name"] for u in data["users"]] == ["CONTOSO\\alice"]  # type: ignore[index]
 
 
