@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evtrack.events import LSM, SECURITY, is_ip
+from evtrack.catalogue import LSM, Transition, lookup
 from evtrack.identity import host_key
 
-CONNECT, DISCONNECT, END = "connect", "disconnect", "end"
+CONNECT, DISCONNECT, END = Transition.CONNECT, Transition.DISCONNECT, Transition.END
 _MERGE_US = 10_000_000
 
 
@@ -40,23 +40,11 @@ class Sessions:
 
 
 def _transition(row: Mapping[str, Any]) -> str | None:
-    channel, event_id = (row["channel"] or "").lower(), row["event_id"]
-    if channel == LSM:
-        if event_id in (21, 25):
-            return CONNECT if is_ip(row["address"]) else None
-        return {24: DISCONNECT, 23: END}.get(event_id)
-    if channel == SECURITY:
-        if event_id == 4624:
-            return CONNECT if row["logon_type"] in (10, 12) else None
-        if event_id == 4778:
-            return CONNECT if row["rdp"] else None
-        if event_id == 4779:
-            return DISCONNECT
-        if event_id == 4634:
-            return END if row["logon_type"] in (10, 12) else None
-        if event_id == 4647:
-            return END
-    return None
+    """What the row does to its session, as the event catalogue says (None: nothing)."""
+    definition = lookup(row["channel"] or "", row["event_id"])
+    if definition is None or definition.transition is None:
+        return None
+    return definition.transition(row["logon_type"], row["address"], bool(row["rdp"]))
 
 
 def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping[str, int],

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from evtrack.catalogue import COVERED_CHANNELS, KDC_EVENTS, SECURITY, Role, lookup
 from evtrack.sources.base import MIN_PLAUSIBLE_US, RawEvent, plausible_time
 
 
@@ -201,14 +202,9 @@ def place_misdated(times: Any, mask: Any) -> Any:
     return placed
 
 
-#: The logs whose coverage matters: the evidence channels, RCM (context) and System (log-cleared 104).
-COVERED_CHANNELS = frozenset({
-    "security", "system", "microsoft-windows-terminalservices-localsessionmanager/operational",
-    "microsoft-windows-terminalservices-remoteconnectionmanager/operational",
-})
 
 #: Security events only a Kerberos KDC (a domain controller) writes: a hint that a host is no session host.
-KDC_EVENT_IDS = frozenset({4768, 4769})
+KDC_EVENT_IDS = frozenset(event_id for channel, event_id in KDC_EVENTS if channel == SECURITY)
 
 #: The record id stored for a record without one (EventRecordIDs are never negative: readers check).
 NO_ID = -1
@@ -253,7 +249,7 @@ class CoverageBuilder:
             acc.untimed_ids += 1  # missing or impossible time: counted, never stretches the span
             return
         assert event.time_us is not None
-        if event.event_id in KDC_EVENT_IDS:
+        if (event.channel.lower(), event.event_id) in KDC_EVENTS:
             self.note_kdc(event.computer, event.channel)
         acc.ids.append(NO_ID if event.record_id is None else event.record_id)
         acc.times.append(event.time_us)
@@ -275,7 +271,7 @@ class CoverageBuilder:
 
     def note_kdc(self, computer: str, channel: str) -> None:
         """This host's log holds a Kerberos KDC event (4768/4769 in Security)."""
-        if channel.lower() == "security":
+        if channel.lower() == SECURITY:
             self._kdc.add((computer, channel))
 
     def note_clear(self, event: RawEvent) -> None:
@@ -283,12 +279,15 @@ class CoverageBuilder:
         if event.time_us is None:
             return
         key = (event.computer, event.channel)
-        if event.event_id == 1102 and event.channel.lower() == "security":
-            self._cleared.setdefault(key, set()).add(event.time_us)
-        elif event.event_id == 104 and event.channel.lower() == "system":
-            cleared = event.data.get("Channel")
+        definition = lookup(event.channel, event.event_id)
+        if definition is None or definition.role is not Role.CLEARED:
+            return
+        if definition.fields.detail:  # System 104 names the log it cleared
+            cleared = event.data.get(definition.fields.detail)
             if cleared:
                 self._cleared.setdefault((event.computer, cleared), set()).add(event.time_us)
+        else:
+            self._cleared.setdefault(key, set()).add(event.time_us)
 
     def break_segments(self) -> None:
         """Records were lost here (a skipped chunk or record): what comes next starts a new covered segment, so the

@@ -1,56 +1,36 @@
-"""The RDP evidence rules and the normalised event table (:data:`LOGON_SCHEMA`).
+"""Raw events to rows of the normalised event table (:func:`logon_schema`), as the event catalogue says.
 
-Every rule that decides whether an event proves a remote (RDP) session lives in :func:`classify`; see
-docs/rules.md for the sources behind each one (Microsoft's 4624/4778 pages, the LocalSessionManager field
-maps, and the localisation trap: console logons say ``LOCAL`` in English Windows and e.g. ``YEREL`` in Turkish,
-so "not LOCAL" is not a test for RDP — only "is an IP address" is).
+What each event means -- its kind, the payload fields read, its evidence rule -- is said once, in
+:mod:`evtrack.catalogue`; this module applies it: :func:`normalise` turns a raw event into a row, :func:`classify`
+gives an event's evidence verdict, :func:`observation_only` and :func:`needed_for_report` say what a slim read keeps.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from evtrack.catalogue import (
+    LSM,
+    RCM,
+    SECURITY,
+    SESSION_LOGON_TYPES,
+    SYSTEM,
+    Evidence,
+    Kind,
+    Slim,
+    is_ip,
+    is_remote_ip,
+    lookup,
+    parse_ip,
+)
 from evtrack.sources.base import RawEvent
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SECURITY = "security"
-SYSTEM = "system"
-LSM = "microsoft-windows-terminalservices-localsessionmanager/operational"
-RCM = "microsoft-windows-terminalservices-remoteconnectionmanager/operational"
-
-
-class Kind(str, Enum):
-    LOGON = "logon"
-    RECONNECT = "reconnect"
-    DISCONNECT = "disconnect"
-    LOGOFF = "logoff"
-    AUTH = "auth"
-    LOG_CLEARED = "log_cleared"
-
-
-#: Event ids per channel (lower case) that become rows, and the kind of each.
-EVENT_KINDS: dict[tuple[str, int], Kind] = {
-    (SECURITY, 4624): Kind.LOGON,
-    (SECURITY, 4634): Kind.LOGOFF,
-    (SECURITY, 4647): Kind.LOGOFF,
-    (SECURITY, 4778): Kind.RECONNECT,
-    (SECURITY, 4779): Kind.DISCONNECT,
-    (SECURITY, 1102): Kind.LOG_CLEARED,
-    (SYSTEM, 104): Kind.LOG_CLEARED,
-    (LSM, 21): Kind.LOGON,
-    (LSM, 23): Kind.LOGOFF,
-    (LSM, 24): Kind.DISCONNECT,
-    (LSM, 25): Kind.RECONNECT,
-    (RCM, 1149): Kind.AUTH,
-}
-
-RDP_LOGON_TYPES = frozenset({10, 12})
-UNLOCK_OR_RECONNECT = 7
+__all__ = ["COLUMNS", "LSM", "RCM", "SECURITY", "SYSTEM", "BatchBuilder", "Evidence", "Kind", "classify",
+           "empty_table", "is_ip", "is_remote_ip", "logon_schema", "needed_for_report", "normalise",
+           "observation_only", "parse_ip"]
 
 
 def _columns() -> list[tuple[str, Any]]:
@@ -95,35 +75,6 @@ COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An IP address (v4, v6, ``::ffff:`` mapped, with or without an IPv6 zone id), or None when it is not one."""
-    if not text:
-        return None
-    value = text.strip()
-    if value.startswith("[") and value.endswith("]"):
-        value = value[1:-1]
-    value = value.split("%", 1)[0]
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
-
-
-def is_ip(text: str | None) -> bool:
-    """True for any IP address, including 0.0.0.0, 127.0.0.1 and ::1 (RDP tunnels and enhanced sessions)."""
-    return parse_ip(text) is not None
-
-
-def is_remote_ip(text: str | None) -> bool:
-    """An IP address that is neither loopback nor unspecified (console unlocks log 127.0.0.1 in 4624 type 7)."""
-    address = parse_ip(text)
-    if address is None:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not (address.is_loopback or address.is_unspecified)
-
-
 def _clean(value: str | None) -> str | None:
     if value is None:
         return None
@@ -153,59 +104,14 @@ def _elevated(value: str | None) -> bool | None:
     return {"%%1842": True, "yes": True, "%%1843": False, "no": False}.get(value.lower())
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Whether a row proves an RDP session, and which rule said so (a short, stable reason code)."""
-
-    rdp: bool
-    reason: str
-
-
 def classify(channel: str, event_id: int, logon_type: int | None, address: str | None,
              session_name: str | None) -> Evidence:
-    """THE RDP evidence rules, all in one place.
-
-    - 4624 type 10 or 12 (RemoteInteractive, CachedRemoteInteractive);
-    - 4624 type 7 (unlock or reconnect) only with a remote IpAddress (console unlocks log 127.0.0.1);
-    - LSM 21 / 24 / 25 only when Address is an IP address (console sessions write LOCAL or a localised word);
-    - 4778 / 4779 when SessionName is ``RDP-Tcp#...`` or ClientAddress is an IP;
-    - 4634 of a type 10/12 logon.
-    1149 (authentication only), console sessions and logoffs without a remote marker are not evidence.
-    """
-    if channel == SECURITY:
-        if event_id == 4624:
-            if logon_type in RDP_LOGON_TYPES:
-                return Evidence(True, f"4624_lt{logon_type}")
-            if logon_type == UNLOCK_OR_RECONNECT:
-                if is_remote_ip(address):
-                    return Evidence(True, "4624_lt7_remote_ip")
-                return Evidence(False, "4624_lt7_local")
-            return Evidence(False, f"4624_lt{logon_type if logon_type is not None else 'unknown'}")
-        if event_id == 4634:
-            if logon_type in RDP_LOGON_TYPES:
-                return Evidence(True, f"4634_lt{logon_type}")
-            return Evidence(False, "logoff_not_remote")
-        if event_id in (4778, 4779):
-            if session_name is not None and session_name.upper().startswith("RDP-TCP#"):
-                return Evidence(True, f"{event_id}_rdp_session")
-            if is_ip(address):
-                return Evidence(True, f"{event_id}_ip")
-            return Evidence(False, f"{event_id}_console")
-        if event_id == 4647:
-            return Evidence(False, "logoff_no_marker")
-        if event_id == 1102:
-            return Evidence(False, "log_cleared")
-    if channel == SYSTEM and event_id == 104:
-        return Evidence(False, "log_cleared")
-    if channel == LSM:
-        if event_id in (21, 24, 25):
-            if is_ip(address):
-                return Evidence(True, f"lsm{event_id}_ip")
-            return Evidence(False, f"lsm{event_id}_console")
-        return Evidence(False, "logoff_no_marker")
-    if channel == RCM:
-        return Evidence(False, "1149_auth_only")
-    return Evidence(False, "not_covered")
+    """THE RDP evidence rule of one event, as the catalogue (:mod:`evtrack.catalogue`) says it; events the
+    catalogue does not know are not evidence."""
+    definition = lookup(channel, event_id)
+    if definition is None:
+        return Evidence(False, "not_covered")
+    return definition.evidence(logon_type, address, session_name)
 
 
 def _split_user(value: str | None) -> tuple[str | None, str | None]:
@@ -220,47 +126,22 @@ def _split_user(value: str | None) -> tuple[str | None, str | None]:
 
 
 def normalise(raw: RawEvent, source: str) -> dict[str, Any] | None:
-    """One table row for a relevant event, or None for an event that is not a row (counted elsewhere)."""
-    channel = raw.channel.lower()
-    kind = EVENT_KINDS.get((channel, raw.event_id))
-    if kind is None:
+    """One table row for an event the catalogue makes a row, or None (an event that is not a row)."""
+    definition = lookup(raw.channel, raw.event_id)
+    if definition is None or definition.kind is None:
         return None
-    data = raw.data
-    logon_type: int | None = None
-    user = domain = sid = address = client_name = logon_id = session_name = detail = None
-    session_id: int | None = None
-    elevated: bool | None = None
-    if channel == SECURITY and raw.event_id in (4624, 4634, 4647):
-        user, domain, sid = _clean(data.get("TargetUserName")), _clean(data.get("TargetDomainName")), _clean(
-            data.get("TargetUserSid")
-        )
-        logon_id = _logon_id(data.get("TargetLogonId"))
-        logon_type = _int(data.get("LogonType"))
-        if raw.event_id == 4624:
-            address = _clean(data.get("IpAddress"))
-            elevated = _elevated(data.get("ElevatedToken"))
-    elif channel == SECURITY and raw.event_id in (4778, 4779):
-        user, domain = _clean(data.get("AccountName")), _clean(data.get("AccountDomain"))
-        logon_id = _logon_id(data.get("LogonID"))
-        session_name = _clean(data.get("SessionName"))
-        client_name = _clean(data.get("ClientName"))
-        address = _clean(data.get("ClientAddress"))
-    elif kind is Kind.LOG_CLEARED:
-        user, domain = _clean(data.get("SubjectUserName")), _clean(data.get("SubjectDomainName"))
-        sid = _clean(data.get("SubjectUserSid"))
-        detail = _clean(data.get("Channel")) if channel == SYSTEM else "Security"
-    elif channel == LSM:
-        user, domain = _split_user(data.get("User"))
-        session_id = _int(data.get("SessionID"))
-        address = _clean(data.get("Address"))
-    elif channel == RCM:
-        user, domain = _clean(data.get("Param1")), _clean(data.get("Param2"))
-        address = _clean(data.get("Param3"))
+    data, fields = raw.data, definition.fields
+    user = _clean(data.get(fields.user)) if fields.user else None
+    domain = _clean(data.get(fields.domain)) if fields.domain else None
+    if fields.qualified_user:
+        user, domain = _split_user(data.get(fields.user)) if fields.user else (None, None)
+    logon_type = _int(data.get(fields.logon_type)) if fields.logon_type else None
     if logon_type is not None and not -128 <= logon_type <= 127:
         logon_type = None
-    evidence = classify(channel, raw.event_id, logon_type, address, session_name)
-    if channel == SECURITY and raw.event_id == 4624 and logon_type == UNLOCK_OR_RECONNECT:
-        kind = Kind.RECONNECT
+    address = _clean(data.get(fields.address)) if fields.address else None
+    session_name = _clean(data.get(fields.session_name)) if fields.session_name else None
+    evidence = definition.evidence(logon_type, address, session_name)
+    kind = (definition.rekind(logon_type) if definition.rekind else None) or definition.kind
     return {
         "time": raw.time_us,
         "host": raw.computer,
@@ -272,43 +153,44 @@ def normalise(raw: RawEvent, source: str) -> dict[str, Any] | None:
         "logon_type": logon_type,
         "user": user,
         "domain": domain,
-        "sid": sid,
+        "sid": _clean(data.get(fields.sid)) if fields.sid else None,
         "address": address,
-        "client_name": client_name,
-        "session_id": session_id,
-        "logon_id": logon_id,
+        "client_name": _clean(data.get(fields.client_name)) if fields.client_name else None,
+        "session_id": _int(data.get(fields.session_id)) if fields.session_id else None,
+        "logon_id": _logon_id(data.get(fields.logon_id)) if fields.logon_id else None,
         "session_name": session_name,
-        "elevated": elevated,
+        "elevated": _elevated(data.get(fields.elevated)) if fields.elevated else None,
         "rdp": evidence.rdp,
         "reason": evidence.reason,
-        "detail": detail,
+        "detail": _detail(raw, definition.fields.detail),
         "source": source,
     }
 
 
-#: Events a report reads even when they are not RDP evidence (session ends and reconnects for concurrency).
-_SESSION_EVENTS = frozenset({4778, 4779, 4647, 1102, 104})
-#: Logon types whose 4624/4634 rows a report reads; every other logon only lends its account to identities.
-SESSION_LOGON_TYPES = frozenset({7, 10, 12})
+def _detail(raw: RawEvent, key: str | None) -> str | None:
+    """What a log-cleared row says was cleared: the log named in the payload (System 104), else its own log."""
+    if key:
+        return _clean(raw.data.get(key))
+    definition = lookup(raw.channel, raw.event_id)
+    if definition is not None and definition.kind is Kind.LOG_CLEARED:
+        return "Security" if raw.channel.lower() == SECURITY else raw.channel
+    return None
 
 
 def observation_only(channel: str, event_id: int, logon_type: int | None) -> bool:
-    """Whether a Security 4624/4634 row with this logon type (as :func:`normalise` reads it) is left out of a
-    slim read, keeping only its account (TargetUserName, TargetDomainName, TargetUserSid, host) for identity
-    linking. Readers use this to skip such records once they have yielded one with the same account."""
-    return (channel.lower() == SECURITY and event_id in (4624, 4634)
+    """Whether a row (as :func:`normalise` reads it) is left out of a slim read, keeping only its account
+    (TargetUserName, TargetDomainName, TargetUserSid, host) for identity linking: the catalogue's account-only
+    events (4624/4634) whose logon type opens no RDP session. Readers use this to skip such records once they have
+    yielded one with the same account."""
+    definition = lookup(channel, event_id)
+    return (definition is not None and definition.slim is Slim.ACCOUNT
             and (logon_type is None or not -128 <= logon_type <= 127 or logon_type not in SESSION_LOGON_TYPES))
 
 
 def needed_for_report(row: dict[str, Any]) -> bool:
     """Whether the report needs the row itself; the others (network and service logons, their logoffs: most of a
     Security log) only lend their account names and SIDs to identity linking."""
-    if row["rdp"] or row["event_id"] in _SESSION_EVENTS:
-        return True
-    channel = row["channel"].lower()
-    if channel in (LSM, RCM):
-        return True
-    return row["event_id"] in (4624, 4634) and not observation_only(channel, row["event_id"], row["logon_type"])
+    return row["rdp"] or not observation_only(row["channel"], row["event_id"], row["logon_type"])
 
 
 class BatchBuilder:

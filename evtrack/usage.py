@@ -17,10 +17,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from evtrack.catalogue import (
+    ACCOUNT_ONLY_EVENT_IDS,
+    EVIDENCE_CHANNELS,
+    RDP_LOGON_TYPES,
+    SESSION_EVENT_IDS,
+    is_remote_ip,
+)
 from evtrack.concurrency import connected_intervals
 from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan, merge_intervals
-from evtrack.events import LSM, SECURITY, is_remote_ip
 from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
 from evtrack.licence import DAY_US, Peak, active_at, licence_peak, sliding_peak
@@ -56,8 +62,6 @@ SESSION_MERGE = timedelta(seconds=10)
 #: A 4624 and the LocalSessionManager 21 (or 25, 4778) of the same logon land within this (12 s is seen on real
 #: hosts; a slow profile load takes longer).
 SESSION_PAIR = timedelta(seconds=120)
-#: Channels whose records prove a host was logging RDP evidence at a time.
-EVIDENCE_CHANNELS = frozenset({SECURITY, LSM})
 ALL_DOMAINS = "All trusted domains"
 KDC_HINT = "Kerberos KDC events (4768/4769) in its Security log: a domain controller, not an RD Session Host?"
 
@@ -192,9 +196,9 @@ def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    ids = pc.is_in(table["event_id"], pa.array([21, 23, 24, 25, 4624, 4778, 4779, 4634, 4647]))
-    remote_type = pc.is_in(table["logon_type"], pa.array([10, 12]))
-    logon_like = pc.is_in(table["event_id"], pa.array([4624, 4634]))
+    ids = pc.is_in(table["event_id"], pa.array(sorted(SESSION_EVENT_IDS)))
+    remote_type = pc.is_in(table["logon_type"], pa.array(sorted(RDP_LOGON_TYPES)))
+    logon_like = pc.is_in(table["event_id"], pa.array(sorted({i for _, i in ACCOUNT_ONLY_EVENT_IDS})))
     keep = pc.and_(ids, pc.or_(pc.invert(logon_like), pc.fill_null(remote_type, False)))
     rows = _unique(table.filter(keep).select(
         ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "sid", "address",

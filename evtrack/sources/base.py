@@ -54,18 +54,19 @@ def missing_chunks(size: int, header: bytes) -> tuple[int, str] | None:
 
 
 #: Event ids whose payload a reader must decode. For any other id a reader may leave ``data`` empty:
-#: those records count towards coverage (time, host, channel, record id) only.
+#: those records count towards coverage (time, host, channel, record id) only. A copy of what the event catalogue
+#: (evtrack.catalogue) derives -- readers import nothing outside sources/; tests/test_catalogue.py ties the two.
 WANTED_EVENT_IDS: frozenset[int] = frozenset(
     {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149}
 )
 
-#: The payload fields evtrack reads (see evtrack.events.normalise). Readers decode only these, for speed; both
-#: engines must give them identical text.
+#: The payload fields evtrack reads (the catalogue's, tied by tests/test_catalogue.py). Readers decode only these,
+#: for speed; both engines must give them identical text.
 PAYLOAD_KEYS: frozenset[str] = frozenset({
-    "TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId", "LogonType", "IpAddress", "IpPort",
-    "WorkstationName", "ElevatedToken", "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId",
-    "AccountName", "AccountDomain", "LogonID", "SessionName", "ClientName", "ClientAddress", "User", "SessionID",
-    "Address", "Param1", "Param2", "Param3", "Channel", "BackupPath",
+    "TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId", "LogonType", "IpAddress",
+    "ElevatedToken", "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "AccountName", "AccountDomain",
+    "LogonID", "SessionName", "ClientName", "ClientAddress", "User", "SessionID", "Address", "Param1", "Param2",
+    "Param3", "Channel",
 })
 
 

@@ -1,0 +1,303 @@
+"""The event catalogue: what each event evtrack reads means, said once.
+
+Per (channel, event ID): its kind, the payload fields read into each column of the event table, the evidence rule
+(does it prove an RDP session, and which rule said so), its session transition (connect, disconnect, end: for
+concurrency and sessions carried over), its role in coverage (a log cleared, a Kerberos KDC), and what a slim read
+may do with it. Everything else derives from this table: the event ids and payload fields the readers decode
+(:data:`WANTED_EVENT_IDS`, :data:`PAYLOAD_KEYS`), the kinds, the session events, the slim rules; a test ties every
+derived set to it. Adding an evidence event is one :class:`EventDef` here, plus its test.
+
+Sources for the rules: Microsoft's pages for 4624/4634/4647/4778/4779/1102, the LocalSessionManager field maps
+(EvtxECmd) and sample XML (hayabusa rules), and the localisation trap: console sessions say ``LOCAL`` in English
+Windows and e.g. ``YEREL`` in Turkish, so "not LOCAL" is no test for RDP -- only "is an IP address" is. See
+docs/how-it-works.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+SECURITY = "security"
+SYSTEM = "system"
+LSM = "microsoft-windows-terminalservices-localsessionmanager/operational"
+RCM = "microsoft-windows-terminalservices-remoteconnectionmanager/operational"
+
+#: Logs whose coverage matters: the evidence channels, RCM (context) and System (log-cleared 104).
+COVERED_CHANNELS = frozenset({SECURITY, SYSTEM, LSM, RCM})
+#: Logs whose records prove a host was logging RDP evidence at a time (the others give context only).
+EVIDENCE_CHANNELS = frozenset({SECURITY, LSM})
+
+
+class Kind(str, Enum):
+    LOGON = "logon"
+    RECONNECT = "reconnect"
+    DISCONNECT = "disconnect"
+    LOGOFF = "logoff"
+    AUTH = "auth"
+    LOG_CLEARED = "log_cleared"
+
+
+class Transition(str, Enum):
+    """What an event does to a session (half-open connected intervals ``[connect, disconnect or end)``)."""
+
+    CONNECT = "connect"
+    DISCONNECT = "disconnect"
+    END = "end"
+
+
+class Slim(str, Enum):
+    """What a slim read (a report's) may do with the event."""
+
+    KEEP = "keep"
+    """The report needs the row."""
+    ACCOUNT = "account"
+    """Only its account (for identity linking), unless its logon type is one of :data:`SESSION_LOGON_TYPES`."""
+
+
+class Role(str, Enum):
+    """The event's role in coverage."""
+
+    NONE = "none"
+    CLEARED = "cleared"
+    """The log was cleared (1102 in Security; System 104 names the log it cleared in ``Channel``)."""
+    KDC = "kdc"
+    """Only a Kerberos KDC writes it: the host is a domain controller (a hint, never a silent rule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Whether a row proves an RDP session, and which rule said so (a short, stable reason code)."""
+
+    rdp: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """The payload field read into each column of the event table (None: the column stays empty)."""
+
+    user: str | None = None
+    domain: str | None = None
+    sid: str | None = None
+    logon_id: str | None = None
+    logon_type: str | None = None
+    address: str | None = None
+    session_name: str | None = None
+    client_name: str | None = None
+    session_id: str | None = None
+    elevated: str | None = None
+    detail: str | None = None
+    """A field whose text goes to ``detail`` (System 104: the log it cleared)."""
+    qualified_user: bool = False
+    """``user`` holds ``DOMAIN\\user`` (LocalSessionManager), split into user and domain."""
+
+    def payload_keys(self) -> frozenset[str]:
+        return frozenset(v for v in (self.user, self.domain, self.sid, self.logon_id, self.logon_type, self.address,
+                                     self.session_name, self.client_name, self.session_id, self.elevated,
+                                     self.detail) if v)
+
+
+#: (logon_type, address, session_name) -> the evidence verdict
+Rule = Callable[[int | None, str | None, str | None], Evidence]
+#: (logon_type, address, rdp) -> the session transition, or None
+TransitionRule = Callable[[int | None, str | None, bool], Transition | None]
+
+
+@dataclass(frozen=True, slots=True)
+class EventDef:
+    channel: str
+    """Lower case, as :func:`key` compares it."""
+    event_id: int
+    title: str
+    kind: Kind | None
+    """None: not a row of the event table (read for coverage only)."""
+    fields: Fields
+    evidence: Rule
+    transition: TransitionRule | None = None
+    slim: Slim = Slim.KEEP
+    role: Role = Role.NONE
+    rekind: Callable[[int | None], Kind | None] | None = None
+    """A kind that depends on the logon type (a 4624 type 7 is a reconnect or an unlock, not a logon)."""
+
+
+# -- tests the rules use ----------------------------------------------------------------------------------------
+
+RDP_LOGON_TYPES = frozenset({10, 12})
+UNLOCK_OR_RECONNECT = 7
+#: Logon types whose 4624/4634 rows a report reads; every other logon only lends its account to identities.
+SESSION_LOGON_TYPES = frozenset({7, 10, 12})
+
+
+def parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address (v4, v6, ``::ffff:`` mapped, with or without an IPv6 zone id), or None when it is not one."""
+    if not text:
+        return None
+    value = text.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    value = value.split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def is_ip(text: str | None) -> bool:
+    """True for any IP address, including 0.0.0.0, 127.0.0.1 and ::1 (RDP tunnels and enhanced sessions)."""
+    return parse_ip(text) is not None
+
+
+def is_remote_ip(text: str | None) -> bool:
+    """An IP address that is neither loopback nor unspecified (console unlocks log 127.0.0.1 in 4624 type 7)."""
+    address = parse_ip(text)
+    if address is None:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not (address.is_loopback or address.is_unspecified)
+
+
+# -- the rules ---------------------------------------------------------------------------------------------------
+
+
+def _logon_4624(logon_type: int | None, address: str | None, _session: str | None) -> Evidence:
+    """Type 10 or 12 (RemoteInteractive, CachedRemoteInteractive); type 7 (unlock or reconnect) only with a remote
+    IpAddress (console unlocks log 127.0.0.1)."""
+    if logon_type in RDP_LOGON_TYPES:
+        return Evidence(True, f"4624_lt{logon_type}")
+    if logon_type == UNLOCK_OR_RECONNECT:
+        return Evidence(True, "4624_lt7_remote_ip") if is_remote_ip(address) else Evidence(False, "4624_lt7_local")
+    return Evidence(False, f"4624_lt{logon_type if logon_type is not None else 'unknown'}")
+
+
+def _logoff_4634(logon_type: int | None, _address: str | None, _session: str | None) -> Evidence:
+    """The logoff of a type 10/12 logon."""
+    if logon_type in RDP_LOGON_TYPES:
+        return Evidence(True, f"4634_lt{logon_type}")
+    return Evidence(False, "logoff_not_remote")
+
+
+def _window_station(event_id: int) -> Rule:
+    """4778/4779: SessionName ``RDP-Tcp#...`` or ClientAddress is an IP (console: ``Console``, ``LOCAL``)."""
+
+    def rule(_logon_type: int | None, address: str | None, session: str | None) -> Evidence:
+        if session is not None and session.upper().startswith("RDP-TCP#"):
+            return Evidence(True, f"{event_id}_rdp_session")
+        if is_ip(address):
+            return Evidence(True, f"{event_id}_ip")
+        return Evidence(False, f"{event_id}_console")
+
+    return rule
+
+
+def _lsm(event_id: int) -> Rule:
+    """LSM 21/24/25: Address is an IP address (console sessions write LOCAL or a localised word)."""
+
+    def rule(_logon_type: int | None, address: str | None, _session: str | None) -> Evidence:
+        return Evidence(True, f"lsm{event_id}_ip") if is_ip(address) else Evidence(False, f"lsm{event_id}_console")
+
+    return rule
+
+
+def _never(reason: str) -> Rule:
+    def rule(_logon_type: int | None, _address: str | None, _session: str | None) -> Evidence:
+        return Evidence(False, reason)
+
+    return rule
+
+
+def _connect_if_remote_type(logon_type: int | None, _address: str | None, _rdp: bool) -> Transition | None:
+    return Transition.CONNECT if logon_type in RDP_LOGON_TYPES else None
+
+
+def _end_if_remote_type(logon_type: int | None, _address: str | None, _rdp: bool) -> Transition | None:
+    return Transition.END if logon_type in RDP_LOGON_TYPES else None
+
+
+def _connect_if_ip(_logon_type: int | None, address: str | None, _rdp: bool) -> Transition | None:
+    return Transition.CONNECT if is_ip(address) else None
+
+
+def _connect_if_rdp(_logon_type: int | None, _address: str | None, rdp: bool) -> Transition | None:
+    return Transition.CONNECT if rdp else None
+
+
+def _always(transition: Transition) -> TransitionRule:
+    def rule(_logon_type: int | None, _address: str | None, _rdp: bool) -> Transition | None:
+        return transition
+
+    return rule
+
+
+def _reconnect_if_type_7(logon_type: int | None) -> Kind | None:
+    return Kind.RECONNECT if logon_type == UNLOCK_OR_RECONNECT else None
+
+
+_TARGET = Fields(user="TargetUserName", domain="TargetDomainName", sid="TargetUserSid", logon_id="TargetLogonId",
+                 logon_type="LogonType")
+_STATION = Fields(user="AccountName", domain="AccountDomain", logon_id="LogonID", session_name="SessionName",
+                  client_name="ClientName", address="ClientAddress")
+_LSM_FIELDS = Fields(user="User", session_id="SessionID", address="Address", qualified_user=True)
+_SUBJECT = Fields(user="SubjectUserName", domain="SubjectDomainName", sid="SubjectUserSid")
+
+CATALOGUE: tuple[EventDef, ...] = (
+    EventDef(SECURITY, 4624, "An account was successfully logged on", Kind.LOGON,
+             Fields(user="TargetUserName", domain="TargetDomainName", sid="TargetUserSid", logon_id="TargetLogonId",
+                    logon_type="LogonType", address="IpAddress", elevated="ElevatedToken"),
+             _logon_4624, _connect_if_remote_type, Slim.ACCOUNT, rekind=_reconnect_if_type_7),
+    EventDef(SECURITY, 4634, "An account was logged off", Kind.LOGOFF, _TARGET, _logoff_4634, _end_if_remote_type,
+             Slim.ACCOUNT),
+    EventDef(SECURITY, 4647, "User initiated logoff", Kind.LOGOFF, _TARGET, _never("logoff_no_marker"),
+             _always(Transition.END)),
+    EventDef(SECURITY, 4778, "A session was reconnected to a Window Station", Kind.RECONNECT, _STATION,
+             _window_station(4778), _connect_if_rdp),
+    EventDef(SECURITY, 4779, "A session was disconnected from a Window Station", Kind.DISCONNECT, _STATION,
+             _window_station(4779), _always(Transition.DISCONNECT)),
+    EventDef(SECURITY, 1102, "The audit log was cleared", Kind.LOG_CLEARED, _SUBJECT, _never("log_cleared"),
+             role=Role.CLEARED),
+    EventDef(SECURITY, 4768, "A Kerberos authentication ticket (TGT) was requested", None, Fields(),
+             _never("kdc"), role=Role.KDC),
+    EventDef(SECURITY, 4769, "A Kerberos service ticket was requested", None, Fields(), _never("kdc"),
+             role=Role.KDC),
+    EventDef(SYSTEM, 104, "The log file was cleared", Kind.LOG_CLEARED,
+             Fields(user="SubjectUserName", domain="SubjectDomainName", sid="SubjectUserSid", detail="Channel"),
+             _never("log_cleared"), role=Role.CLEARED),
+    EventDef(LSM, 21, "Session logon succeeded", Kind.LOGON, _LSM_FIELDS, _lsm(21), _connect_if_ip),
+    EventDef(LSM, 23, "Session logoff succeeded", Kind.LOGOFF, _LSM_FIELDS, _never("logoff_no_marker"),
+             _always(Transition.END)),
+    EventDef(LSM, 24, "Session has been disconnected", Kind.DISCONNECT, _LSM_FIELDS, _lsm(24),
+             _always(Transition.DISCONNECT)),
+    EventDef(LSM, 25, "Session reconnection succeeded", Kind.RECONNECT, _LSM_FIELDS, _lsm(25), _connect_if_ip),
+    EventDef(RCM, 1149, "User authentication succeeded (network level, not a logon)", Kind.AUTH,
+             Fields(user="Param1", domain="Param2", address="Param3"), _never("1149_auth_only")),
+)
+
+BY_KEY: dict[tuple[str, int], EventDef] = {(d.channel, d.event_id): d for d in CATALOGUE}
+
+
+def lookup(channel: str, event_id: int) -> EventDef | None:
+    """The definition of an event (``channel`` in any case), or None for an event evtrack does not read."""
+    return BY_KEY.get((channel.lower(), event_id))
+
+
+# -- derived: nothing below names an event id --------------------------------------------------------------------
+
+#: Event ids (per channel, lower case) that become rows of the event table, and the kind of each.
+EVENT_KINDS: dict[tuple[str, int], Kind] = {(d.channel, d.event_id): d.kind for d in CATALOGUE if d.kind}
+#: Event ids whose payload the readers decode (rows of the event table).
+WANTED_EVENT_IDS: frozenset[int] = frozenset(d.event_id for d in CATALOGUE if d.kind is not None)
+#: The payload fields the readers decode (both engines must give them identical text).
+PAYLOAD_KEYS: frozenset[str] = frozenset(k for d in CATALOGUE for k in d.fields.payload_keys())
+#: Event ids with a session transition (the rows concurrency and sessions carried over read).
+SESSION_EVENT_IDS: frozenset[int] = frozenset(d.event_id for d in CATALOGUE if d.transition is not None)
+#: Event ids that a slim read keeps only as an account unless their logon type opens sessions.
+ACCOUNT_ONLY_EVENT_IDS: frozenset[tuple[str, int]] = frozenset(
+    (d.channel, d.event_id) for d in CATALOGUE if d.slim is Slim.ACCOUNT)
+#: Event ids only a Kerberos KDC writes (per channel).
+KDC_EVENTS: frozenset[tuple[str, int]] = frozenset((d.channel, d.event_id) for d in CATALOGUE if d.role is Role.KDC)
+#: Event ids that say a log was cleared (per channel).
+CLEARED_EVENTS: frozenset[tuple[str, int]] = frozenset(
+    (d.channel, d.event_id) for d in CATALOGUE if d.role is Role.CLEARED)

@@ -1,0 +1,68 @@
+"""The event catalogue says what each event means, once: every other set derives from it, and a new evidence
+event is one catalogue entry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pytest
+
+from evtrack import catalogue, concurrency, coverage, events
+from evtrack.catalogue import SECURITY, EventDef, Evidence, Fields, Kind, Transition
+from evtrack.sources import base, rust
+from evtrack.sources.base import RawEvent
+from evtrack.usage import ReportSettings, ReportSource, build_report
+
+from .test_report import span, utc
+
+
+def test_reader_constants_are_the_catalogues() -> None:
+    """Readers import nothing outside sources/, so they hold a copy: it must be the catalogue's exactly."""
+    assert base.WANTED_EVENT_IDS == catalogue.WANTED_EVENT_IDS
+    assert base.PAYLOAD_KEYS == catalogue.PAYLOAD_KEYS
+    assert coverage.KDC_EVENT_IDS == {i for c, i in catalogue.KDC_EVENTS if c == SECURITY} == {4768, 4769}
+    assert rust._KDC_TEXT == {str(i) for i in coverage.KDC_EVENT_IDS}
+    assert coverage.COVERED_CHANNELS is catalogue.COVERED_CHANNELS
+
+
+def test_derived_sets_come_from_the_entries() -> None:
+    rows = {(d.channel, d.event_id) for d in catalogue.CATALOGUE if d.kind is not None}
+    assert set(catalogue.EVENT_KINDS) == rows
+    assert catalogue.WANTED_EVENT_IDS == {i for _, i in rows}
+    assert catalogue.SESSION_EVENT_IDS == {d.event_id for d in catalogue.CATALOGUE if d.transition}
+    assert catalogue.PAYLOAD_KEYS == {k for d in catalogue.CATALOGUE for k in d.fields.payload_keys()}
+    assert catalogue.ACCOUNT_ONLY_EVENT_IDS == {(SECURITY, 4624), (SECURITY, 4634)}
+    # every row's kind and rule go through the catalogue: classify and observation_only agree with it
+    for definition in catalogue.CATALOGUE:
+        assert events.classify(definition.channel, definition.event_id, 10, "10.0.0.1", "RDP-Tcp#1") == \
+            definition.evidence(10, "10.0.0.1", "RDP-Tcp#1")
+        assert events.observation_only(definition.channel, definition.event_id, 3) == \
+            (definition.slim is catalogue.Slim.ACCOUNT)
+
+
+def _raw(event_id: int, moment: datetime, data: dict[str, str], record_id: int) -> RawEvent:
+    return RawEvent(int(moment.timestamp() * 1_000_000), event_id, record_id, "Security", "RDSH01.contoso.local",
+                    "p", data)
+
+
+def test_a_new_evidence_event_is_one_catalogue_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A made-up event 9999 ("remote session started", with its own field names) becomes evidence, a session start
+    and a connected session by adding one EventDef -- nothing else is touched."""
+    made_up = EventDef(
+        SECURITY, 9999, "A made-up remote session start", Kind.LOGON,
+        Fields(user="Who", domain="Where", sid="WhoSid", address="From", logon_id="Session"),
+        lambda _lt, address, _s: Evidence(catalogue.is_remote_ip(address), "9999_remote"),
+        lambda _lt, address, _rdp: Transition.CONNECT if catalogue.is_remote_ip(address) else None,
+    )
+    monkeypatch.setitem(catalogue.BY_KEY, (SECURITY, 9999), made_up)
+    data = {"Who": "zoe", "Where": "CONTOSO", "WhoSid": "S-1-5-21-1-2-3-4242", "From": "10.9.9.9", "Session": "0x42"}
+    row = events.normalise(_raw(9999, utc(2024, 1, 10, 9), data, 77), "test")
+    assert row is not None and row["rdp"] and row["reason"] == "9999_remote" and row["kind"] == "logon"
+    assert row["user"] == "zoe" and row["sid"] == "S-1-5-21-1-2-3-4242" and row["logon_id"] == "0x42"
+    assert concurrency._transition(row) is Transition.CONNECT
+    table = pa.Table.from_pylist([row], schema=events.logon_schema())
+    report = build_report(ReportSource(table, [span(utc(2024, 1, 1), utc(2024, 2, 1))], (), "test", 1, 0),
+                          ReportSettings(created_at=datetime(2024, 6, 1, tzinfo=timezone.utc)))
+    assert report.windows[0].user_keys == ("S-1-5-21-1-2-3-4242",) and report.users[0].evidence == ("9999_remote",)
+    assert report.windows[0].sessions == 1
