@@ -22,17 +22,17 @@ def test_reader_constants_are_the_catalogues() -> None:
     assert base.WANTED_EVENT_IDS == catalogue.WANTED_EVENT_IDS
     assert base.PAYLOAD_KEYS == catalogue.PAYLOAD_KEYS
     assert coverage.KDC_EVENT_IDS == {i for c, i in catalogue.KDC_EVENTS if c == SECURITY} == {4768, 4769}
-    assert rust._KDC_TEXT == {str(i) for i in coverage.KDC_EVENT_IDS}
+    assert {str(i) for i in coverage.KDC_EVENT_IDS} == rust._KDC_TEXT
     assert coverage.COVERED_CHANNELS is catalogue.COVERED_CHANNELS
 
 
 def test_derived_sets_come_from_the_entries() -> None:
     rows = {(d.channel, d.event_id) for d in catalogue.CATALOGUE if d.kind is not None}
     assert set(catalogue.EVENT_KINDS) == rows
-    assert catalogue.WANTED_EVENT_IDS == {i for _, i in rows}
-    assert catalogue.SESSION_EVENT_IDS == {d.event_id for d in catalogue.CATALOGUE if d.transition}
-    assert catalogue.PAYLOAD_KEYS == {k for d in catalogue.CATALOGUE for k in d.fields.payload_keys()}
-    assert catalogue.ACCOUNT_ONLY_EVENT_IDS == {(SECURITY, 4624), (SECURITY, 4634)}
+    assert {i for _, i in rows} == catalogue.WANTED_EVENT_IDS
+    assert {d.event_id for d in catalogue.CATALOGUE if d.transition} == catalogue.SESSION_EVENT_IDS
+    assert {k for d in catalogue.CATALOGUE for k in d.fields.payload_keys()} == catalogue.PAYLOAD_KEYS
+    assert {(SECURITY, 4624), (SECURITY, 4634)} == catalogue.ACCOUNT_ONLY_EVENT_IDS
     # every row's kind and rule go through the catalogue: classify and observation_only agree with it
     for definition in catalogue.CATALOGUE:
         assert events.classify(definition.channel, definition.event_id, 10, "10.0.0.1", "RDP-Tcp#1") == \

@@ -11,7 +11,7 @@ from evtrack.errors import SourceError
 from evtrack.reading import detect_kind, expand_inputs, read_file, read_inputs
 from evtrack.sources.base import InputKind
 
-from .conftest import SHARED, logon_4624, lsm, write_events
+from .conftest import logon_4624, lsm, write_events
 
 
 def test_wevtutil_stream_without_root(tmp_path: Path) -> None:
@@ -101,11 +101,9 @@ def test_symlink_loop_does_not_hang(tmp_path: Path) -> None:
     assert [p.name for p in expand_inputs([tmp_path]).files] == ["one.xml"]
 
 
-def test_evtx_detected_by_magic_not_by_name(tmp_path: Path) -> None:
-    if not SHARED.is_dir():
-        pytest.skip("../shared/evtx is not present")
+def test_evtx_detected_by_magic_not_by_name(tmp_path: Path, shared_evtx: Path) -> None:
     renamed = tmp_path / "security.log"
-    renamed.write_bytes((SHARED / "velociraptor_rdpauth_localsessionmanager.evtx").read_bytes())
+    renamed.write_bytes((shared_evtx / "velociraptor_rdpauth_localsessionmanager.evtx").read_bytes())
     assert detect_kind(renamed) is InputKind.EVTX
     assert read_file(renamed).stats.records == 17
 

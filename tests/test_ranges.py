@@ -88,7 +88,7 @@ def test_large_files_are_split_and_reports_do_not_change(security: Path, tmp_pat
         (s.path, s.records, s.size, s.issues, dict(s.per_channel)) for s in two.files]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/evtx is not here")
+@pytest.mark.shared
 def test_real_files_split_like_whole(tmp_path: Path) -> None:
     for path in sorted(SHARED.glob("*.evtx")):
         count = chunk_count(path.stat().st_size)
