@@ -79,6 +79,8 @@ class _Acc:
     merged_no_id_times: set[int] = field(default_factory=set)
     merged_intervals: list[tuple[int, int]] = field(default_factory=list)
     merged_misdated: list[Misdated] = field(default_factory=list)
+    merged_edges: list[tuple[int, int, int, int]] = field(default_factory=list)
+    """Each merged file's (first id, time, last id, time): where adjacent exports of one log join."""
 
     def start(self, epoch: int) -> None:
         """About to add records while the builder is at ``epoch``: open a new segment if records were lost."""
@@ -88,9 +90,11 @@ class _Acc:
             self.breaks.append(len(self.ids))
         self.epoch = epoch
 
-    def segments(self) -> list[tuple[Any, Any, Any]]:
-        """This file's (ids, times, misdated) per segment as int64 numpy arrays: misdated records keep their id
-        but take the time their neighbours give them (:func:`place_misdated`); ``misdated`` is a boolean mask."""
+    def segments(self) -> list[tuple[Any, Any, Any, Any]]:
+        """This file's (ids, placed times, misdated mask, times) per segment as numpy arrays, in record order
+        (by EventRecordID; file order where a record has none): an export written newest first
+        (``wevtutil qe /rd:true``) reads as the log was written. Misdated records keep their id but take the time
+        their neighbours give them (:func:`place_misdated`)."""
         import numpy as np
 
         ids = np.frombuffer(self.ids, dtype=np.int64) if self.ids else np.zeros(0, dtype=np.int64)
@@ -100,8 +104,12 @@ class _Acc:
         for lo, hi in pairwise(bounds):
             if hi <= lo:
                 continue
-            mask = misdated(times[lo:hi])
-            result.append((ids[lo:hi], place_misdated(times[lo:hi], mask), mask))
+            seg_ids, seg_times = ids[lo:hi], times[lo:hi]
+            if (seg_ids != NO_ID).all() and (np.diff(seg_ids) < 0).any():
+                order = np.argsort(seg_ids, kind="stable")
+                seg_ids, seg_times = seg_ids[order], seg_times[order]
+            mask = misdated(seg_times)
+            result.append((seg_ids, place_misdated(seg_times, mask), mask, seg_times))
         return result
 
     def kept(self) -> tuple[Any, Any, list[tuple[int, int]], list[Misdated]]:
@@ -112,13 +120,24 @@ class _Acc:
         parts = self.segments()
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [], []
-        ids = np.concatenate([i for i, _, _ in parts])
-        times = np.concatenate([t for _, t, _ in parts])
-        envelopes = [(int(t.min()), int(t.max())) for _, t, _ in parts if len(t)]
-        raw = np.frombuffer(self.times, dtype=np.int64)
-        mask = np.concatenate([m for _, _, m in parts])
+        ids = np.concatenate([i for i, _, _, _ in parts])
+        times = np.concatenate([t for _, t, _, _ in parts])
+        envelopes = [(int(t.min()), int(t.max())) for _, t, _, _ in parts if len(t)]
+        raw = np.concatenate([r for _, _, _, r in parts])
+        mask = np.concatenate([m for _, _, m, _ in parts])
         wrong = [Misdated(int(ids[i]), int(raw[i]), int(times[i])) for i in np.nonzero(mask)[0]]
         return ids, times, envelopes, wrong
+
+
+def _edge(ids: Any, times: Any) -> tuple[int, int, int, int] | None:
+    """A file's (first id, its time, last id, its time), by record id (placed times): where it may join an
+    adjacent export (:func:`bridges`)."""
+    real = ids != NO_ID
+    if not real.any():
+        return None
+    ids, times = ids[real], times[real]
+    first, last = int(ids.argmin()), int(ids.argmax())
+    return int(ids[first]), int(times[first]), int(ids[last]), int(times[last])
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -148,9 +167,11 @@ def misdated(times: Any) -> Any:
       just before and just after the run agree with each other (the later one is not more than a day earlier) and
       every record of the run lies more than a day outside them;
     - the first record when it is more than a day *later* than the next one (and the next two agree), the last
-      when it is more than a day *earlier* than the one before: record order says they cannot be.
+      when it is more than a day *earlier* than the one before: record order says they cannot be;
+    - every record more than a day earlier than the log's first good record (a clock set back to before the log
+      began, for good): it would claim time the log never saw.
     A sparse log (records days apart, in order) has no outliers; real gaps (a host switched off for days) and a
-    clock set back for good are kept."""
+    clock set back for good within the time the log already covers are kept."""
     import numpy as np
 
     n = len(times)
@@ -174,6 +195,10 @@ def misdated(times: Any) -> Any:
         run = times[a + 1:b + 1]
         if int(run.max()) < before - _DAY_US or int(run.min()) > after + _DAY_US:
             mask[a + 1:b + 1] = True
+    good = np.nonzero(~mask)[0]
+    if len(good):  # a clock set back to before the log began (and never forward again): record order forbids it
+        first = int(good[0])
+        mask[first + 1:] |= times[first + 1:] < int(times[first]) - _DAY_US
     return mask
 
 
@@ -314,6 +339,7 @@ class CoverageBuilder:
             mine.merged_no_id_times |= theirs.merged_no_id_times
             mine.merged_intervals.extend(theirs.merged_intervals)
             mine.merged_misdated.extend(theirs.merged_misdated)
+            mine.merged_edges.extend(theirs.merged_edges)
         self._epoch += other._epoch
         self._kdc |= other._kdc
         for key, times in other._cleared.items():
@@ -333,6 +359,10 @@ class CoverageBuilder:
             mine.merged_intervals.extend(envelopes)
             mine.untimed_ids += theirs.untimed_ids
             mine.merged_misdated.extend(wrong)
+            edge = _edge(ids, times)
+            if edge is not None:
+                mine.merged_edges.append(edge)
+            mine.merged_edges.extend(theirs.merged_edges)
             mine.merged_ids.extend(theirs.merged_ids)
             mine.merged_times.extend(theirs.merged_times)
             mine.merged_no_id_times |= theirs.merged_no_id_times
@@ -342,9 +372,10 @@ class CoverageBuilder:
         for key, times in other._cleared.items():
             self._cleared.setdefault(key, set()).update(times)
 
-    def _records(self, acc: _Acc) -> tuple[Any, Any, list[int], list[int], list[tuple[int, int]], list[Misdated]]:
+    def _records(self, acc: _Acc) -> tuple[Any, Any, list[int], list[int], list[tuple[int, int]], list[Misdated],
+                                           list[tuple[int, int, int, int]]]:
         """(distinct ids, the latest time of each, all times, times of records without an id, intervals, the
-        misdated records)."""
+        misdated records, each file's edge)."""
         import numpy as np
 
         ids, times, envelopes, wrong = acc.kept()
@@ -361,8 +392,9 @@ class CoverageBuilder:
         bounds = [*no_id[:1], *no_id[-1:]]
         if len(all_times):
             bounds += [int(all_times.min()), int(all_times.max())]
+        edge = _edge(ids, times)
         return (all_ids[last], all_times[last], bounds, no_id, [*envelopes, *acc.merged_intervals],
-                sorted({*wrong, *acc.merged_misdated}))
+                sorted({*wrong, *acc.merged_misdated}), [*([edge] if edge else []), *acc.merged_edges])
 
     def spans(self) -> list[ChannelSpan]:
         """The merged spans, sorted by host and channel; duplicate records (overlapping exports) count once."""
@@ -370,7 +402,7 @@ class CoverageBuilder:
 
         result = []
         for (host, channel), acc in sorted(self._acc.items()):
-            ids, latest, bounds, no_id, intervals, wrong = self._records(acc)
+            ids, latest, bounds, no_id, intervals, wrong, edges = self._records(acc)
             if not bounds:
                 continue
             gaps: list[Gap] = []
@@ -388,7 +420,7 @@ class CoverageBuilder:
                     last_record_id=int(ids[-1]) if len(ids) else None,
                     gaps=tuple(gaps),
                     cleared_us=tuple(sorted(self._cleared.get((host, channel), ()))),
-                    intervals=merge_intervals([*intervals, *bridges(ids, latest)]),
+                    intervals=merge_intervals([*intervals, *bridges(edges)]),
                     misdated=tuple(wrong),
                     kdc=(host, channel) in self._kdc,
                 )
@@ -431,6 +463,9 @@ class CoverageBuilder:
             elif item.envelope is not None:
                 acc.merged_intervals = [item.envelope]
             acc.merged_misdated = list(item.misdated)
+            if item.pairs:
+                (first_id, first_time), (last_id, last_time) = item.pairs[0], item.pairs[-1]
+                acc.merged_edges = [(first_id, first_time, last_id, last_time)]
             if item.kdc:
                 builder._kdc.add((item.host, item.channel))
         for host, channel, time in clears:
@@ -455,18 +490,20 @@ class ChannelRecords:
     kdc: bool = False
 
 
-def bridges(ids: Any, times: Any) -> list[tuple[int, int]]:
-    """Covered time spanned by runs of consecutive EventRecordIDs (``ids`` sorted and distinct, ``times`` each id's
-    latest time): no record of that log was lost inside a run, whichever files its records came from (one log
-    exported as two adjacent files leaves no hole)."""
-    import numpy as np
-
-    if len(ids) < 2:
-        return []
-    starts = np.concatenate([[0], np.nonzero(np.diff(ids) != 1)[0] + 1])
-    sizes = np.diff(np.concatenate([starts, [len(ids)]]))
-    low, high = np.minimum.reduceat(times, starts), np.maximum.reduceat(times, starts)
-    return [(int(lo), int(hi)) for lo, hi, size in zip(low, high, sizes, strict=True) if size > 1]
+def bridges(edges: Iterable[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
+    """Covered time between adjacent exports of one log: where one file's last EventRecordID is N and another's
+    first is N + 1, and the second begins no earlier than the first ends, no record was lost between them (one log
+    exported as two files leaves no hole). Ids that restart (a re-imaged host, another machine of the same name)
+    or times that run backwards join nothing."""
+    firsts: dict[int, list[int]] = {}
+    for first_id, first_time, _last_id, _last_time in edges:
+        firsts.setdefault(first_id, []).append(first_time)
+    joined = []
+    for _first_id, _first_time, last_id, last_time in edges:
+        for then in firsts.get(last_id + 1, ()):
+            if then >= last_time:
+                joined.append((last_time, then))
+    return joined
 
 
 def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

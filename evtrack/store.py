@@ -838,6 +838,35 @@ class Store:
         return PruneResult(before, events, clipped, removed, clears)
 
 
+def _recheck_clocks(db: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: files ingested before evtrack checked clocks get their misdated records found now, from the
+    (record id, time) pairs the store kept, exactly as a new ingest would (record order is id order): their times
+    are placed between their neighbours and the covered segments no longer reach out to them."""
+    import numpy as np
+
+    from evtrack.coverage import misdated, place_misdated
+
+    rows = db.execute("SELECT file_id, host, channel, record_ids, record_times, segments FROM spans").fetchall()
+    for file_id, host, channel, ids_blob, times_blob, packed in rows:
+        ids = np.array(_unpack(ids_blob), dtype=np.int64)
+        times = np.array(_unpack(times_blob), dtype=np.int64)
+        if len(times) < 3:
+            continue
+        mask = misdated(times)
+        if not mask.any():
+            continue
+        placed = place_misdated(times, mask)
+        lo, hi = int(placed.min()), int(placed.max())
+        segments = [(max(a, lo), min(b, hi)) for a, b in _segments(packed) if a <= hi and b >= lo] or [(lo, hi)]
+        wrong = [value for i in np.nonzero(mask)[0].tolist() for value in (int(ids[i]), int(times[i]), int(placed[i]))]
+        db.execute(
+            "UPDATE spans SET record_times = ?, misdated = ?, segments = ?, envelope_first_us = ?, "
+            "envelope_last_us = ?, first_us = ?, last_us = ? WHERE file_id = ? AND host = ? AND channel = ?",
+            (_pack(placed.tolist()), _pack(wrong), _pack([t for segment in segments for t in segment]), lo, hi, lo,
+             hi, file_id, host, channel),
+        )
+
+
 def migrate(db: sqlite3.Connection) -> int:
     """Bring the store's schema to :data:`SCHEMA_VERSION`, one transaction per step; returns the new version."""
     while True:
@@ -849,6 +878,8 @@ def migrate(db: sqlite3.Connection) -> int:
                 return int(version)
             for statement in _MIGRATIONS[version]:
                 db.execute(statement)
+            if version == 2:
+                _recheck_clocks(db)
             if version == 0:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (_iso(_now()),))

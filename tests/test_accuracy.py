@@ -211,3 +211,35 @@ def test_misdated_evidence_and_kdc_hints_survive_the_store(tmp_path: Path) -> No
         assert from_store[key] == from_files[key], key
     assert from_store["misdated"][0]["record_id"] == next_id + 1  # type: ignore[index]
     assert from_store["host_users"][0]["hint"]  # type: ignore[index]
+
+
+def test_a_store_from_before_clock_checks_is_rechecked_on_upgrade(tmp_path: Path) -> None:
+    """A schema-2 store (ingested before evtrack checked clocks) holds the misdated time as it was: upgrading it
+    finds the misdated record from the stored pairs, as a fresh ingest does, so Jan-Mar 2024 is not a clean pass."""
+    import sqlite3
+
+    from evtrack.store import _pack, _unpack
+
+    records = noise(utc(2024, 1, 1), utc(2024, 2, 10, 6), HOUR, 1)
+    next_id = records[-1].record_id + 1
+    records += [Rec("4624", utc(2023, 2, 10, 9, 20), next_id)] + noise(utc(2024, 2, 10, 12), utc(2024, 4, 1), HOUR,
+                                                                       next_id + 1)
+    path = write(tmp_path / "sec", records, "xml")
+    store = tmp_path / "store.sqlite3"
+    assert runner.invoke(app, ["ingest", str(path), "--store", str(store), "-q"]).exit_code == 0
+    db = sqlite3.connect(store)  # turn it into what evtrack 2 wrote: raw times, stretched segments, no new columns
+    ids, times = db.execute("SELECT record_ids, record_times FROM spans WHERE channel = 'Security'").fetchone()
+    raw = [t if i != next_id else int(utc(2023, 2, 10, 9, 20).timestamp() * 1e6) for i, t in
+           zip(_unpack(ids), _unpack(times), strict=True)]
+    db.execute("UPDATE spans SET record_times = ?, segments = ?, envelope_first_us = ?", (
+        _pack(raw), _pack([min(raw), max(raw)]), min(raw)))
+    db.execute("ALTER TABLE spans DROP COLUMN misdated")
+    db.execute("ALTER TABLE spans DROP COLUMN kdc")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    code, data = cli("--store", str(store), "--installed", "5", "--from", "2024-01-01", "--to", "2024-03-31",
+                     "--check")
+    assert code == 4 and data["misdated"][0]["record_id"] == next_id  # type: ignore[index]
+    _, older = cli("--store", str(store), "--from", "2023-01-01", "--to", "2023-12-31")
+    assert all(w["users"] is None for w in older["windows"])  # type: ignore[union-attr]

@@ -32,8 +32,12 @@ def test_misdated_single_records_and_edges() -> None:
     assert misdated(times).tolist() == [False, False, True, False, False, False]
     steady = np.array([base, base + 3 * DAY, base + 6 * DAY], dtype=np.int64)  # a host off for days: real gaps
     assert not misdated(steady).any()
-    backwards = np.array([base + 4 * DAY, base + 4 * DAY + 1, base, base + 1], dtype=np.int64)  # clock set back
-    assert not misdated(backwards).any()
+    hour = DAY // 24
+    back = np.array([base + i * hour for i in range(97)] + [base + 2 * DAY + i * hour for i in range(97)],
+                    dtype=np.int64)
+    assert not misdated(back).any()  # a clock set back two days for good, within the time the log already covers
+    before = np.array([base + 4 * DAY, base + 4 * DAY + 1, base, base + 1], dtype=np.int64)  # set back before start
+    assert misdated(before).tolist() == [False, False, True, True]
     first_late = np.array([base + 30 * DAY, base, base + 10, base + 20], dtype=np.int64)  # first after its next
     assert misdated(first_late).tolist() == [True, False, False, False]
     last_early = np.array([base, base + 10, base + 20, base - 30 * DAY], dtype=np.int64)
@@ -78,10 +82,14 @@ def test_a_real_gap_is_not_a_burst_but_a_run_ahead_of_both_neighbours_is() -> No
     assert misdated(ahead).tolist() == [False, False, True, True, False, False]
 
 
-def test_bridges_join_runs_of_consecutive_record_ids() -> None:
-    ids = np.array([1, 2, 3, 10, 11, 20], dtype=np.int64)
-    times = np.array([100, 200, 300, 1000, 900, 5000], dtype=np.int64)
-    assert bridges(ids, times) == [(100, 300), (900, 1000)]
+def test_bridges_join_adjacent_exports_only() -> None:
+    """File A ends at id 3, file B starts at id 4 later: joined. A file whose ids restart (1 again), or one that
+    starts earlier than A ends, joins nothing."""
+    a, b = (1, 100, 3, 300), (4, 1000, 9, 2000)
+    restarted, backwards = (1, 5000, 50, 6000), (4, 200, 9, 400)
+    assert bridges([a, b]) == [(300, 1000)]
+    assert bridges([a, restarted]) == []
+    assert bridges([a, backwards]) == []
 
 
 def test_one_wrong_clock_does_not_stretch_the_span() -> None:
