@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -62,7 +62,7 @@ class HostNames:
             found = self._seen[name] = self._keys.get(clean) or short_name(clean)
         return found
 
-    def keys(self) -> tuple[str, ...]:
+    def all_keys(self) -> tuple[str, ...]:
         return tuple(sorted(self._raw))
 
     def names(self, key: str) -> tuple[str, ...]:
@@ -85,6 +85,16 @@ class HostSelection:
     @property
     def active(self) -> bool:
         return bool(self.include or self.exclude)
+
+    def unmatched(self, keys: Iterable[str], names_of: Callable[[str], Iterable[str]]) -> list[str]:
+        """A warning for each pattern that matches no host (a typo leaves the answer silently wrong)."""
+        candidates: set[str] = set()
+        for key in keys:
+            candidates |= {key.lower(), *(n.lower() for n in names_of(key))}
+        candidates |= {short_name(c) for c in list(candidates)}
+        return [f"The host pattern {kind} {pattern!r} matches no host in the inputs."
+                for kind, patterns in (("--host", self.include), ("--exclude-host", self.exclude))
+                for pattern in patterns if not any(fnmatch.fnmatchcase(c, pattern) for c in candidates)]
 
     def counts(self, key: str, names: Iterable[str] = ()) -> bool:
         """Whether the host (its key and raw names) is counted."""

@@ -541,6 +541,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     # licence-server view: distinct users with a sign-in or reconnect in (D - 60 days, D]
     validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
     end_of_data = max(all_times) if all_times else None
+    host_ends = [intervals[-1][1] for intervals in host_cover.values() if intervals]
+    if host_ends and len(host_ends) == len(host_cover):
+        end_of_data = min(host_ends)  # the latest instant every host's logs reach: hosts exported minutes apart
     if end_of_data is not None and windows:
         end_of_data = min(end_of_data, period_hi - 1)  # --to cuts the data short
     as_of = settings.as_of
@@ -588,7 +591,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     over_by = 0
     failed = sum(1 for i in source.inputs if i.error)
     lower_bound = (any(w.status != STATUS_COMPLETE for w in verdict_rows) or not lookback_complete
-                   or bool(failed) or bool(misdated_rows))
+                   or bool(failed) or bool(misdated_rows) or bool(suspicious))
     if not any(w.users is not None for w in verdict_rows) and not people:
         verdict = "unknown"
     elif settings.installed is None:
@@ -607,18 +610,19 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         warnings.append(f"The scope ({scope_label(settings.domains, settings.ous)}) matches no user with RDP "
                         "evidence: check the domain or OU names.")
     if settings.hosts.active:
-        known = set(hosts.keys())
-        if not any(settings.hosts.counts(h, hosts.names(h)) for h in known):
-            warnings.append("The host patterns match no host in the inputs: nothing is counted.")
+        warnings += settings.hosts.unmatched(hosts.all_keys(), hosts.names)
+        if not any(counted_host(h) for h in hosts.all_keys()):
+            warnings.append("No host is counted: every host in the inputs is left out by the host patterns.")
     for item in resolver.unmatched_exclusions():
         warnings.append(f"The exclusion {item!r} matches no account in the inputs.")
     if any(w.status != STATUS_COMPLETE for w in window_rows):
         notes.append("Some windows are not fully covered by the logs: their counts are lower bounds "
                      "(partial) or unknown.")
     if not explicit and len(verdict_rows) < len(window_rows):
-        notes.append("The verdict rests on the windows the logs cover fully: "
-                     + ", ".join(w.label for w in verdict_rows) + " (the windows the exports only cut into are "
-                     "shown, not judged; give --from/--to to judge a period of your choice).")
+        notes.append("The verdict rests on " + ", ".join(w.label for w in verdict_rows) + ": the windows from the "
+                     "first to the last one the logs cover fully, and any window over the installed count (the "
+                     "windows the exports only cut into are shown, not judged; give --from/--to to judge a period "
+                     "of your choice).")
     if as_of is not None and not lookback_complete and estimated is not None:
         notes.append(f"The logs do not cover all of the {CAL_VALIDITY_DAYS} days before {as_of.date()}: the "
                      "estimate as of that day is a lower bound.")
@@ -678,7 +682,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
                          + ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
     if suspicious:
         notes.append(f"{suspicious} RDP event(s) with a missing or impossible time (before 2000, or after now + 1 day) "
-                     "were not counted; `evtrack events` lists them.")
+                     "were not counted; `evtrack events` lists them. The verdict is a lower bound until they are "
+                     "checked.")
     kdc_hosts = {hosts.key(span.host) for span in source.coverage if span.kdc}
     host_rows = tuple(
         HostUsers(host=host, users=len(host_people.get(host, ())), counted=host not in uncounted_hosts,

@@ -78,7 +78,13 @@ def test_excluded_hosts_do_not_count_and_say_how_many_users_they_had() -> None:
     assert built.windows[0].user_keys == (SID_A,) and built.windows[0].status == "complete"
     assert {(h.host, h.users, h.counted) for h in built.host_users} == {("rdsh01", 1, True), ("dc01", 1, False)}
     nothing = build(rows, cover, hosts=HostSelection.build(include=["nosuchhost*"]))
-    assert any("match no host" in w for w in nothing.warnings)
+    assert nothing.warnings == ("The host pattern --host 'nosuchhost*' matches no host in the inputs.",
+                                "No host is counted: every host in the inputs is left out by the host patterns.")
+    typo = build(rows, cover, hosts=HostSelection.build(exclude=["dc01", "dc1*"]))  # one right, one a typo
+    assert typo.warnings == ("The host pattern --exclude-host 'dc1*' matches no host in the inputs.",)
+    everything = build(rows, cover, hosts=HostSelection.build(exclude=["*contoso*"]))
+    assert everything.warnings == ("No host is counted: every host in the inputs is left out by the host "
+                                   "patterns.",)
 
 
 def test_an_expected_host_without_logs_makes_windows_partial() -> None:
