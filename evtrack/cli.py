@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from evtrack import __version__
-from evtrack.cli_options import Engine, EventFormat, Per, ReportFormat
+from evtrack.cli_options import PER_HELP, Engine, EventFormat, Per, ReportFormat
 from evtrack.errors import ConfigError, EvtrackError
 
 if TYPE_CHECKING:
@@ -455,7 +455,7 @@ def _ascii_console() -> bool:
 
 
 def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = True, bom: bool = False) -> bytes:
-    from evtrack.render.csv import users_csv, windows_csv
+    from evtrack.render.csv import proof_csv, users_csv, windows_csv
     from evtrack.render.json import report_json
     from evtrack.render.table import report_table
 
@@ -466,8 +466,8 @@ def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = T
 
         return report_html(report).encode("utf-8")
     if fmt is ReportFormat.csv:
-        text = windows_csv(report, safe=safe, bom=bom) if per is Per.window else users_csv(report, safe=safe, bom=bom)
-        return text.encode("utf-8")
+        rows = {Per.window: windows_csv, Per.proof: proof_csv, Per.user: users_csv}[per]
+        return rows(report, safe=safe, bom=bom).encode("utf-8")
     return report_table(report, ascii_only=_ascii_console()).encode(sys.stdout.encoding or "utf-8", "replace")
 
 
@@ -506,7 +506,7 @@ def report(
     end: ToOpt = None,
     as_of: AsOfOpt = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
-    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
+    per: Annotated[Per, typer.Option("--per", help=PER_HELP)] = Per.user,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 3 when over the installed count, 4 when log coverage is incomplete.")

@@ -28,3 +28,8 @@ class ReportFormat(str, Enum):
 class Per(str, Enum):
     user = "user"
     window = "window"
+    proof = "proof"
+
+
+PER_HELP = ("CSV rows: one per user (default), per window, or per proof record (the first and last record that "
+            "prove each user in each window).")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from evtrack.cli_options import Engine, EventFormat, Per, ReportFormat
+from evtrack.cli_options import PER_HELP, Engine, EventFormat, Per, ReportFormat
 
 if TYPE_CHECKING:
     from evtrack.store import FileOutcome, FileScanner, IngestResult, Store, StoreInfo
@@ -219,7 +219,7 @@ def reports_list(store: StoreOpt = None) -> None:
 def reports_show(
     report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
-    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
+    per: Annotated[Per, typer.Option("--per", help=PER_HELP)] = Per.user,
     store: StoreOpt = None,
 ) -> None:
     """Print a saved report (as `evtrack report` would have)."""
@@ -239,7 +239,7 @@ def reports_export(
     report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file ('-' for stdout).")],
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.json,
-    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
+    per: Annotated[Per, typer.Option("--per", help=PER_HELP)] = Per.user,
     bom: Annotated[bool, typer.Option("--bom", help="Start CSV with a UTF-8 BOM (for Excel).")] = False,
     store: StoreOpt = None,
 ) -> None:

@@ -59,3 +59,20 @@ def windows_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
         for w in report.windows
     )
     return _csv(header, rows, safe=safe, bom=bom)
+
+
+def proof_csv(report: Report, *, safe: bool = True, bom: bool = False) -> str:
+    """One row per proof record: per user and window counted, the first and last qualifying record (or the logon
+    of a session carried over), to be found in the named file by its EventRecordID."""
+    header = ["User", "Key", "Window", "Which", "File", "Host", "Channel", "Record ID", "Event ID", "Time (UTC)",
+              f"Time ({report.tz})", "Rule", "Account In Record", "Placed At", "Carried Over"]
+    rows = (
+        [
+            u.display_name, u.key, p.window, p.which, p.file, p.host, p.channel, p.record_id, p.event_id,
+            iso(p.time), iso(p.local_time), p.rule, p.user, iso(p.placed) if p.placed else "",
+            "yes" if p.carried_over else "no",
+        ]
+        for u in report.users
+        for p in u.proof
+    )
+    return _csv(header, rows, safe=safe, bom=bom)
