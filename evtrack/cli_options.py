@@ -25,6 +25,11 @@ class ReportFormat(str, Enum):
     html = "html"
 
 
+class ExplainFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 class Per(str, Enum):
     user = "user"
     window = "window"

@@ -303,6 +303,11 @@ def iso(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def jsonable(value: Any) -> Any:
+    """A report value (a dataclass, datetimes, tuples) as plain JSON types, the way :meth:`Report.to_dict` writes."""
+    return _encode(value)
+
+
 def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
