@@ -260,3 +260,18 @@ def test_store_inputs_name_the_ingest_and_the_hash(tmp_path: Path) -> None:
     assert check_proofs(built) >= sum(len(u.windows) for u in built.users) > 10
     again = runner.invoke(app, ["report", "--store", str(store), "-q", "-f", "json", "--created-at", "2024-06-01"])
     assert again.stdout_bytes == result.stdout_bytes
+
+
+def test_html_has_an_expandable_proof_per_user_and_every_input_hash() -> None:
+    from evtrack.render.html import report_html
+
+    built, _ = run_report([SAMPLE_LOGS], ReportSettings(created_at=utc(2024, 6, 1)))
+    page = report_html(built)
+    cells = re.findall(r'<td data-sort="(\d+)"><details class="proof"><summary>(\d+) records</summary><ul>(.*?)</ul>',
+                       page)
+    assert [(int(a), int(b)) for a, b, _ in cells] == [(len(u.proof), len(u.proof)) for u in built.users]
+    first = built.users[0].proof[0]
+    assert (f"record <strong>{first.record_id}</strong> on {first.host}" in cells[0][2]
+            and cells[0][2].count("<li>") == len(built.users[0].proof))
+    for item in built.inputs:
+        assert f"{item.size:,} bytes, SHA-256 <span class=\"mono\">{item.sha256}</span>" in page

@@ -25,6 +25,7 @@ from evtrack.report import (
     STATUS_PARTIAL,
     STATUS_UNKNOWN,
     ChannelCoverage,
+    Proof,
     Report,
     iso,
 )
@@ -71,6 +72,8 @@ th button:focus-visible { outline: 2px solid var(--complete); }
 .mono { font-family: ui-monospace, "SFMono-Regular", Consolas, "Liberation Mono", monospace; font-size: .8rem;
   overflow-wrap: anywhere; }
 ul.notes li { margin-bottom: .25rem; }
+details.proof ul, details.hashes ul { margin: .25rem 0; padding-left: 1rem; font-size: .85rem; }
+details.proof summary, details.hashes summary { cursor: pointer; white-space: nowrap; }
 .error { color: var(--over); }
 footer { margin-top: 2rem; color: var(--muted); font-size: .8rem; }
 @media print {
@@ -496,12 +499,30 @@ def _flags(local_account: bool, domain_resolved: bool) -> str:
     return "".join(flags)
 
 
+def _proof_cell(proof: Sequence[Proof], tz: ZoneInfo) -> str:
+    """The audit trail of one user: expands to the first and last proving record per window (find each in its
+    file by EventRecordID)."""
+    if not proof:
+        return '<td data-sort="0">-</td>'
+    items = []
+    for p in proof:
+        placed = f" (counted at {_local(p.placed, tz)}: misdated)" if p.placed else ""
+        items.append(
+            f'<li><span class="mono">{esc(p.window)} {esc(p.which)}</span>: {esc(_short_channel(p.channel))} '
+            f"{esc(p.event_id)} record <strong>{esc(p.record_id)}</strong> on {esc(p.host)}, {esc(_local(p.time, tz))}"
+            f"{esc(placed)}, rule <span class=\"mono\">{esc(p.rule)}</span>, account {esc(p.user)}"
+            f'<br><span class="mono">{esc(p.file)}</span></li>'
+        )
+    return (f'<td data-sort="{len(proof)}"><details class="proof"><summary>{len(proof)} records</summary>'
+            f'<ul>{"".join(items)}</ul></details></td>')
+
+
 def _users_table(report: Report, tz: ZoneInfo) -> str:
     columns = [
         ("user", "User", "text"), ("key", "Key", "text"), ("first", "First seen", "date"),
         ("last", "Last seen", "date"), ("sessions", "Sessions", "number"), ("reconnects", "Reconnects", "number"),
         ("hosts", "Hosts", "text"), ("evidence", "Evidence", "text"), ("expiry", "CAL expiry (est.)", "date"),
-        ("windows", "Windows", "number"), ("flags", "Flags", "text"),
+        ("windows", "Windows", "number"), ("flags", "Flags", "text"), ("proof", "Proof", "number"),
     ]
     rows = []
     for u in report.users:
@@ -514,7 +535,8 @@ def _users_table(report: Report, tz: ZoneInfo) -> str:
             _td(", ".join(u.evidence), cls="mono") +
             _when(u.cal_expiry, tz, day=True) +
             f'<td data-sort="{len(u.windows)}">{esc(", ".join(u.windows))}</td>'
-            f'<td data-sort="{int(u.local_account)}{int(not u.domain_resolved)}">{flags}</td></tr>'
+            f'<td data-sort="{int(u.local_account)}{int(not u.domain_resolved)}">{flags}</td>'
+            + _proof_cell(u.proof, tz) + "</tr>"
         )
     return _table("users", f"{len(report.users)} users with RDP evidence (click a column to sort)", columns, rows)
 
@@ -605,6 +627,15 @@ def _inputs_section(report: Report) -> str:
         f"<p>{len(report.inputs) - len(failed)} of {len(report.inputs)} files read ({esc(report.engine)}); "
         f"records read {report.records_read:,}, skipped {report.records_skipped:,}.</p>"
     )
+    listed = "".join(
+        f'<li><span class="mono">{esc(i.path)}</span>: '
+        + (f"{i.size:,} bytes, SHA-256 <span class=\"mono\">{esc(i.sha256)}</span>" if i.sha256 else "no hash")
+        + (f", ingested {esc(i.ingested_at.strftime('%Y-%m-%d %H:%M UTC'))}" if i.ingested_at else "")
+        + "</li>"
+        for i in report.inputs
+    )
+    summary += (f'<details class="hashes"><summary>Every input file with its size and SHA-256</summary>'
+                f"<ul>{listed}</ul></details>")
     if not troubled:
         return summary + "<p>No file had errors.</p>"
     columns = [("path", "File", "text"), ("kind", "Kind", "text"), ("records", "Records", "number"),
