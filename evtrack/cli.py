@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from evtrack import __version__
-from evtrack.cli_options import BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
+from evtrack.cli_options import PER_HELP, BomOpt, CsvDelimiterOpt, Engine, EventFormat, ExplainFormat, Per, ReportFormat
 from evtrack.errors import ConfigError, EvtrackError
 
 if TYPE_CHECKING:
@@ -484,7 +484,7 @@ def _ascii_console() -> bool:
 
 def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = True, bom: bool = True,
                   sep: str = ",") -> bytes:
-    from evtrack.render.csv import users_csv, windows_csv
+    from evtrack.render.csv import proof_csv, users_csv, windows_csv
     from evtrack.render.json import report_json
     from evtrack.render.table import report_table
 
@@ -495,9 +495,8 @@ def render_report(report: Report, fmt: ReportFormat, per: Per, *, safe: bool = T
 
         return report_html(report).encode("utf-8")
     if fmt is ReportFormat.csv:
-        to_csv = windows_csv if per is Per.window else users_csv
-        text = to_csv(report, safe=safe, bom=bom, sep=sep)
-        return text.encode("utf-8")
+        rows = {Per.window: windows_csv, Per.proof: proof_csv, Per.user: users_csv}[per]
+        return rows(report, safe=safe, bom=bom, sep=sep).encode("utf-8")
     return report_table(report, ascii_only=_ascii_console()).encode(sys.stdout.encoding or "utf-8", "replace")
 
 
@@ -536,7 +535,7 @@ def report(
     end: ToOpt = None,
     as_of: AsOfOpt = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
-    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
+    per: Annotated[Per, typer.Option("--per", help=PER_HELP)] = Per.user,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Exit 3 when over the installed count, 4 when log coverage is incomplete.")
@@ -666,6 +665,98 @@ def _report_from_dataset(location: str, settings: ReportSettings) -> tuple[Repor
     if not read.has_coverage:
         lines.append(f"warning: {location} has no {SIDECAR}: coverage is unknown, so every window is unknown")
     return built, lines
+
+
+@app.command()
+def explain(
+    name: Annotated[str, typer.Argument(help="The account: DOMAIN\\sam, sam, a UPN (sam@example.com) or a SID.")],
+    paths: OptionalPathsArg = None,
+    window: Annotated[
+        list[str] | None,
+        typer.Option("--window", help="The window to explain (its label, e.g. 2024-02), or the kind of windows as "
+                     "for report (month, week, blocks:30d, range). Repeatable: --window week --window 2024-W05."),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Explain from this evtrack store instead of files (default with no files: "
+                     "EVTRACK_STORE)."),
+    ] = None,
+    events_dataset: Annotated[
+        str | None, typer.Option("--events", help="Explain from an events dataset folder or URL instead of files.")
+    ] = None,
+    fmt: Annotated[ExplainFormat, typer.Option("--format", "-f", help="Output format.")] = ExplainFormat.text,
+    tz: TzOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    config: ConfigOpt = None,
+    scope: ScopeOpt = None,
+    directory: DirectoryOpt = None,
+    netbios: NetbiosOpt = None,
+    exclude: ExcludeOpt = None,
+    alias: AliasOpt = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="Count only hosts matching this glob pattern (repeatable; default: every host)."),
+    ] = None,
+    exclude_host: Annotated[
+        list[str] | None,
+        typer.Option("--exclude-host", help="Do not count hosts matching this glob pattern, e.g. dc* (repeatable)."),
+    ] = None,
+    expect_host: Annotated[
+        list[str] | None, typer.Option("--expect-host", help="A session host that must have logs (repeatable).")
+    ] = None,
+    engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
+    verify_checksums: ChecksumOpt = True,
+    jobs: JobsOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Why a person is counted (aliases, how they were linked, the proof per window), or why a name is not."""
+    import os
+
+    from evtrack.explain import explain as explain_name
+    from evtrack.pipeline import source_from_read
+    from evtrack.render.explain import explanation_json, explanation_text
+    from evtrack.windows import WindowSpec
+
+    env_store = Path(os.environ["EVTRACK_STORE"]) if os.environ.get("EVTRACK_STORE") else None
+    store_path = store or (env_store if not paths and events_dataset is None else None)
+    if sum(bool(x) for x in (paths, store is not None, events_dataset is not None)) > 1:
+        _fail("give event log files, --store PATH or --events DIR (one of them)")
+    if not paths and store_path is None and events_dataset is None:
+        _fail("give event log files or folders, or --store PATH (or EVTRACK_STORE), or --events DIR")
+    kind: str | None = None
+    label: str | None = None
+    for value in window or []:
+        try:
+            WindowSpec.parse(value)
+            kind = value
+        except ConfigError:
+            label = value
+    result = None
+    try:
+        settings, _file = _settings(config, None, tz, kind, start, end, None, scope, exclude, alias, None, directory,
+                                    netbios, None, None, host, exclude_host, expect_host)
+        if paths:
+            result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet, slim=True)
+            _require_something_read(result, paths, quiet)
+            source = source_from_read(result)
+        elif events_dataset is not None:
+            from evtrack.dataset import read_events_dataset
+
+            source = read_events_dataset(events_dataset).source
+        else:
+            from evtrack.store import Store
+
+            with Store.open(store_path, create=False) as opened:
+                source = opened.report_source()
+        answer = explain_name(source, settings, name, label)
+    except EvtrackError as exc:
+        _fail(str(exc))
+    if result is not None:
+        _print_summary(_summary(result, result.table.num_rows, False), quiet)
+    text = explanation_json(answer) if fmt is ExplainFormat.json else explanation_text(answer)
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)

@@ -28,9 +28,19 @@ class ReportFormat(str, Enum):
     html = "html"
 
 
+class ExplainFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 class Per(str, Enum):
     user = "user"
     window = "window"
+    proof = "proof"
+
+
+PER_HELP = ("CSV rows: one per user (default), per window, or per proof record (the first and last record that "
+            "prove each user in each window).")
 
 
 def _csv_delimiter(value: str) -> str:

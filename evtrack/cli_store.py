@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from evtrack.cli_options import BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
+from evtrack.cli_options import PER_HELP, BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -253,7 +253,7 @@ def reports_list(store: StoreOpt = None) -> None:
 def reports_show(
     report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
-    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
+    per: Annotated[Per, typer.Option("--per", help=PER_HELP)] = Per.user,
     store: StoreOpt = None,
 ) -> None:
     """Print a saved report (as `evtrack report` would have)."""
@@ -273,7 +273,7 @@ def reports_export(
     report_id: Annotated[int, typer.Argument(metavar="ID", help="The report's id (see `evtrack reports list`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file ('-' for stdout).")],
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.json,
-    per: Annotated[Per, typer.Option("--per", help="CSV rows: one per user (default) or per window.")] = Per.user,
+    per: Annotated[Per, typer.Option("--per", help=PER_HELP)] = Per.user,
     bom: BomOpt = True,
     csv_delimiter: CsvDelimiterOpt = ",",
     store: StoreOpt = None,

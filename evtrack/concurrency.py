@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evtrack.catalogue import LSM, Transition, lookup
@@ -31,6 +31,8 @@ class Interval:
     domain: str | None = None
     open_ended: bool = False
     """No disconnect or logoff was seen: closed where the host's logs end."""
+    opened_by: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The row that connected the session (for the audit trail of a session carried over)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +95,14 @@ def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping
             else:
                 opened = open_since.pop(key, None)
                 if opened is not None and moment > opened[0]:
-                    intervals.append(Interval(host, opened[0], moment, opened[1]["user"], opened[1]["domain"]))
+                    intervals.append(Interval(host, opened[0], moment, opened[1]["user"], opened[1]["domain"],
+                                              opened_by=opened[1]))
         end = coverage_end.get(host)
         for start, row in open_since.values():
             stop = max(end or start, start)
             if stop > start:
-                intervals.append(Interval(host, start, stop, row["user"], row["domain"], open_ended=True))
+                intervals.append(Interval(host, start, stop, row["user"], row["domain"], open_ended=True,
+                                              opened_by=row))
             closed_at_end += 1
     intervals.sort(key=lambda iv: (iv.host, iv.start, iv.end))
     return Sessions(tuple(intervals), closed_at_end)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from evtrack.coverage import ChannelSpan, Gap, Misdated
 from evtrack.errors import EvtrackError
 from evtrack.output import creation_mode
-from evtrack.report import InputFile
+from evtrack.report import InputFile, iso
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -94,7 +94,8 @@ def sidecar_dict(source: ReportSource, partitioning: tuple[str, ...]) -> dict[st
         "engine": source.engine,
         "records_read": source.records_read,
         "records_skipped": source.records_skipped,
-        "inputs": [asdict(item) for item in source.inputs],
+        "inputs": [{**asdict(item), "ingested_at": iso(item.ingested_at) if item.ingested_at else None}
+                   for item in source.inputs],
         "coverage": [_span_to_dict(span) for span in source.coverage],
     }
 
@@ -260,8 +261,12 @@ def read_events_dataset(location: str | Path, *, time_range: tuple[datetime, dat
             arrays.append(pa.nulls(scanned.num_rows, field.type))
     table = pa.Table.from_arrays(arrays, schema=schema)
     coverage = tuple(_span_from_dict(item) for item in sidecar["coverage"]) if sidecar else ()
-    inputs = tuple(InputFile(**{**item, "issues": tuple(item["issues"])}) for item in sidecar["inputs"]) if sidecar \
-        else ()
+    inputs = tuple(
+        InputFile(**{**item, "issues": tuple(item["issues"]),
+                     "ingested_at": datetime.fromisoformat(item["ingested_at"].replace("Z", "+00:00"))
+                     if item.get("ingested_at") else None})
+        for item in sidecar["inputs"]
+    ) if sidecar else ()
     source = ReportSource(
         table=table, coverage=coverage, inputs=inputs,
         engine=sidecar["engine"] if sidecar else DEFAULT_ENGINE,

@@ -10,18 +10,33 @@ from evtrack.report import InputFile, Report
 from evtrack.usage import ReportSettings, ReportSource, build_report
 
 
+def _fingerprint(path: Path) -> tuple[int | None, str | None]:
+    """The size and SHA-256 of a file's bytes, so a reader can check a report was made from these files."""
+    from evtrack.store import file_sha256
+
+    try:
+        return path.stat().st_size, file_sha256(path)
+    except OSError:
+        return None, None
+
+
 def input_files(result: ReadResult) -> tuple[InputFile, ...]:
-    """The inputs' story for the report: every file read, and every one that could not be."""
+    """The inputs' story for the report: every file read (with its size and SHA-256), and every one that could
+    not be."""
     rows = [
         InputFile(
             path=str(stats.path), kind=stats.kind.value if stats.kind else "", engine=stats.engine,
             records=stats.records, skipped=stats.skipped, issues=tuple(str(i) for i in stats.issues), error=None,
+            size=size, sha256=digest,
         )
         for stats in result.files
+        for size, digest in [_fingerprint(stats.path)]
     ]
     rows += [
-        InputFile(path=str(issue.path), kind="", engine="", records=0, skipped=0, issues=(), error=issue.reason)
+        InputFile(path=str(issue.path), kind="", engine="", records=0, skipped=0, issues=(), error=issue.reason,
+                  size=size, sha256=digest)
         for issue in result.file_errors
+        for size, digest in [_fingerprint(Path(issue.path))]
     ]
     return tuple(sorted(rows, key=lambda row: row.path))
 

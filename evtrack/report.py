@@ -57,6 +57,36 @@ class WindowUsage:
 
 
 @dataclass(frozen=True)
+class Proof:
+    """One record that proves a person's RDP use in one window: open the named file and find it by its
+    EventRecordID (Event Viewer: Filter Current Log, XML, ``*[System[EventRecordID=1234]]``)."""
+
+    window: str
+    which: str
+    """``first`` or ``last`` qualifying record in the window, ``only`` when one record is both, ``carried over``
+    for the record that connected a session which began in an earlier window and was still connected in this one."""
+    file: str
+    """An input file that holds the record (the first by path when overlapping exports hold it; from the store:
+    the file whose ingest brought it)."""
+    host: str
+    """The computer name as the record writes it."""
+    channel: str
+    record_id: int | None
+    event_id: int
+    time: datetime
+    """The time the record carries (TimeCreated SystemTime, UTC)."""
+    local_time: datetime
+    """The same instant in the report's zone."""
+    rule: str
+    """The reason code of the evidence rule the record met (e.g. ``4624_lt10``, ``lsm21_ip``)."""
+    user: str
+    """The account as the record names it (``DOMAIN\\sam``, a UPN, or a bare name), with ``[SID]`` when it has one."""
+    placed: datetime | None = None
+    """For a misdated record: where its neighbours place it, the time the report counted it at."""
+    carried_over: bool = False
+
+
+@dataclass(frozen=True)
 class UserUsage:
     """One person who used RDP, with the evidence."""
 
@@ -83,6 +113,8 @@ class UserUsage:
     """Display name from the directory export (``--directory``), when given."""
     in_directory: bool | None
     """Found in the directory export; None when no directory was given."""
+    proof: tuple[Proof, ...] = ()
+    """Per window counted: the first and last qualifying record (or the logon of a session carried over)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +222,12 @@ class InputFile:
     skipped: int
     issues: tuple[str, ...]
     error: str | None
+    size: int | None = None
+    """Bytes in the file when it was read (None when it could not be read at all)."""
+    sha256: str | None = None
+    """SHA-256 of the file's bytes (hex): check it with ``Get-FileHash`` or ``sha256sum``."""
+    ingested_at: datetime | None = None
+    """From the store: when the ingest that brought this file ran."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +304,11 @@ def iso(moment: datetime) -> str:
     """ISO 8601 with offset (``Z`` for UTC), seconds or microseconds as needed."""
     text = moment.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def jsonable(value: Any) -> Any:
+    """A report value (a dataclass, datetimes, tuples) as plain JSON types, the way :meth:`Report.to_dict` writes."""
+    return _encode(value)
 
 
 def _encode(value: Any) -> Any:

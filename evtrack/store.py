@@ -5,6 +5,7 @@ One file (default ``platformdirs.user_data_dir("evtrack")/evtrack.sqlite3``) hol
 - ``files``: one row per ingested input, keyed by its SHA-256 (a file already stored is skipped);
 - ``events``: the normalised rows (:func:`evtrack.events.logon_schema` minus ``source``, which is the file's
   path), unique by identity ``(host, channel, EventRecordID, TimeCreated µs)`` so overlapping exports add nothing;
+  a record several files hold names the first of them by path (the file a report's proof names);
 - ``spans``: per file, host and channel what the file covered, with the (record id, time) pairs packed into
   blobs, so that :meth:`Store.report_source` rebuilds coverage with :class:`~evtrack.coverage.CoverageBuilder`
   itself and gets exactly what reading the same files together gives (a hole between two exports stays a hole);
@@ -613,12 +614,20 @@ class Store:
             )
             file_id = cursor.lastrowid
             assert file_id is not None
-            before = db.total_changes
+            (before,) = db.execute("SELECT ifnull(max(id), 0) FROM events").fetchone()
             placeholders = ", ".join("?" * (len(_EVENT_COLUMNS) + 1))
-            insert = f"INSERT OR IGNORE INTO events (file_id, {', '.join(_EVENT_COLUMNS)}) VALUES ({placeholders})"
+            # a record already stored stays once; it names the first file by path that holds it (as reading the
+            # files names it in a report's proof), whatever order the files were ingested in
+            insert = (
+                f"INSERT INTO events (file_id, {', '.join(_EVENT_COLUMNS)}) VALUES ({placeholders}) "
+                f"ON CONFLICT (host, channel, ifnull(record_id, {_MISSING}), ifnull(time, {_MISSING})) "
+                "DO UPDATE SET file_id = excluded.file_id WHERE (SELECT path FROM files WHERE id = excluded.file_id) "
+                "< (SELECT path FROM files WHERE id = events.file_id)"
+            )
             for batch in result.batches:
                 db.executemany(insert, _batch_rows(batch, file_id))
-            added = db.total_changes - before
+            (after,) = db.execute("SELECT ifnull(max(id), 0) FROM events").fetchone()
+            added = after - before  # new rows take consecutive ids; a row moved to this file keeps its id
             db.execute("UPDATE files SET events_added = ? WHERE id = ?", (added, file_id))
             self._insert_spans(db, file_id, channels, spans)
             db.executemany("INSERT OR IGNORE INTO clears (file_id, host, channel, time_us) VALUES (?, ?, ?, ?)",
@@ -700,9 +709,10 @@ class Store:
 
         rows = [
             InputFile(path=path, kind=kind, engine=reader, records=records, skipped=skipped,
-                      issues=tuple(json.loads(issues)), error=None)
-            for path, kind, reader, records, skipped, issues in self._db.execute(
-                "SELECT path, kind, reader, records, skipped, issues FROM files"
+                      issues=tuple(json.loads(issues)), error=None, size=size, sha256=digest,
+                      ingested_at=_parse_iso(ingested_at))
+            for path, kind, reader, records, skipped, issues, size, digest, ingested_at in self._db.execute(
+                "SELECT path, kind, reader, records, skipped, issues, size, sha256, ingested_at FROM files"
             )
         ]
         return tuple(sorted(rows, key=lambda row: row.path))

@@ -44,6 +44,7 @@ from evtrack.report import (
     HostUsers,
     InputFile,
     MisdatedEvidence,
+    Proof,
     Report,
     SlidingPeak,
     UserUsage,
@@ -53,6 +54,8 @@ from evtrack.sources.base import datetime_to_us, plausible_time, us_to_datetime
 from evtrack.windows import Window, WindowSpec, local_date, local_midnight, windows_between, zone
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     import pyarrow as pa
 
     from evtrack.directory import Directory, DirectoryUser
@@ -127,6 +130,90 @@ class _Person:
     session_starts: list[int] = field(default_factory=list)
     """Session starts, one per logon seen by several logs (see :func:`_cluster`)."""
     reconnect_starts: list[int] = field(default_factory=list)
+    proof_days: dict[int, list[_Ref]] = field(default_factory=dict)
+    """Per local day (ordinal in the report's zone): the first and last evidence record (the audit trail keeps
+    two records per person and day, never all of them; windows are whole local days)."""
+    carried_refs: list[_Ref | None] = field(default_factory=list)
+    """The record that connected each session in :attr:`carried` (same order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """Where one evidence record is: enough to name it in a :class:`~evtrack.report.Proof`."""
+
+    moment: int
+    """When the report counts it (µs; the placed time of a misdated record)."""
+    time: int
+    """The time the record carries (µs)."""
+    file: str
+    host: str
+    channel: str
+    record_id: int | None
+    event_id: int
+    rule: str
+    user: str
+
+
+#: Local midnights fall on whole quarter hours in every zone since 1972 (offsets are multiples of 15 minutes), so
+#: one quarter hour never straddles two local days.
+_QUARTER_US = 900_000_000
+
+
+class _LocalDays:
+    """The local day (ordinal) of an instant in µs, cached per quarter hour: one zone lookup per quarter hour."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self._tz = tz
+        self._cache: dict[int, int] = {}
+
+    def __call__(self, moment: int) -> int:
+        quarter = moment // _QUARTER_US
+        day = self._cache.get(quarter)
+        if day is None:
+            day = self._cache[quarter] = local_date(us_to_datetime(quarter * _QUARTER_US), self._tz).toordinal()
+        return day
+
+
+def _account(row: Mapping[str, Any]) -> str:
+    name = row["user"] or ""
+    if row["domain"]:
+        name = f"{row['domain']}\\{name}"
+    return f"{name} [{row['sid']}]" if row.get("sid") else name
+
+
+def _ref(row: Mapping[str, Any], moment: int, recorded: int) -> _Ref:
+    return _Ref(moment=moment, time=recorded, file=row["source"] or "", host=row["host"] or "",
+                channel=row["channel"] or "", record_id=row["record_id"], event_id=row["event_id"],
+                rule=row.get("reason") or "", user=_account(row))
+
+
+def _proof(ref: _Ref, window: str, which: str, tz: ZoneInfo, carried_over: bool = False) -> Proof:
+    recorded = us_to_datetime(ref.time)
+    return Proof(window=window, which=which, file=ref.file, host=ref.host, channel=ref.channel,
+                 record_id=ref.record_id, event_id=ref.event_id, time=recorded, local_time=recorded.astimezone(tz),
+                 rule=ref.rule, user=ref.user, placed=None if ref.moment == ref.time else us_to_datetime(ref.moment),
+                 carried_over=carried_over)
+
+
+def _window_proof(person: _Person, label: str, first_day: int, end_day: int, tz: ZoneInfo) -> list[Proof]:
+    """The first and last evidence record of ``person`` in the local days ``[first_day, end_day)``."""
+    days = sorted(day for day in person.proof_days if first_day <= day < end_day)
+    if not days:
+        return []
+    first, last = person.proof_days[days[0]][0], person.proof_days[days[-1]][1]
+    if first == last:
+        return [_proof(first, label, "only", tz)]
+    return [_proof(first, label, "first", tz), _proof(last, label, "last", tz)]
+
+
+def _carried_proof(person: _Person, label: str, start: int, end: int, tz: ZoneInfo) -> list[Proof]:
+    """The record that connected the earliest session of ``person`` still connected in ``[start, end)``."""
+    found = sorted((lo, index) for index, (lo, hi) in enumerate(person.carried) if lo < end and hi > start)
+    for _, index in found:
+        ref = person.carried_refs[index]
+        if ref is not None:
+            return [_proof(ref, label, "carried over", tz, carried_over=True)]
+    return []
 
 
 def _observations(table: pa.Table) -> list[Observation]:
@@ -168,14 +255,18 @@ def _directory_observations(directory: Directory, aliases: Mapping[str, str]) ->
 
 
 def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same record from overlapping exports counts once."""
-    seen: set[tuple[Any, ...]] = set()
+    """The same record from overlapping exports counts once; its ``source`` is the first file (by path) that
+    holds it, whatever order the files were read in."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     unique = []
     for row in rows:
         key = (row["host"], row["channel"], row["record_id"], row["time"])
-        if key not in seen:
-            seen.add(key)
+        kept = seen.get(key)
+        if kept is None:
+            seen[key] = row
             unique.append(row)
+        elif row.get("source") and (not kept.get("source") or row["source"] < kept["source"]):
+            kept["source"] = row["source"]
     return unique
 
 
@@ -184,7 +275,7 @@ def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
 
     evidence = table.filter(pc.equal(table["rdp"], True)).select(
         ["time", "host", "user", "domain", "sid", "kind", "reason", "event_id", "channel", "record_id", "address",
-         "client_name"]
+         "client_name", "source"]
     )
     evidence = evidence.sort_by([("time", "ascending"), ("host", "ascending"), ("channel", "ascending"),
                                  ("record_id", "ascending")])
@@ -202,7 +293,7 @@ def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
     keep = pc.and_(ids, pc.or_(pc.invert(logon_like), pc.fill_null(remote_type, False)))
     rows = _unique(table.filter(keep).select(
         ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "sid", "address",
-         "session_id", "logon_id", "rdp"]
+         "session_id", "logon_id", "rdp", "reason", "source"]
     ).to_pylist())
     for row in rows:
         row["time"] = datetime_to_us(row["time"]) if row["time"] is not None else None
@@ -369,6 +460,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             if entry.sid:
                 resolver.set_current_holder(entry.user, entry.domain, entry.sid)
     misdated = _misdated_lookup(source.coverage)
+    local_day = _LocalDays(tz)
     people: dict[str, _Person] = {}
     excluded: dict[str, list[int]] = defaultdict(list)
     excluded_identity: dict[str, Identity] = {}
@@ -391,7 +483,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             if found is not None and found.excluded is None:
                 host_people[host].add(found.key)
             continue
-        moment = datetime_to_us(row["time"])
+        moment = recorded = datetime_to_us(row["time"])
         placed = misdated.get((row["host"], row["channel"].lower(), row["record_id"], moment))
         if placed is not None:
             misdated_rows.append(MisdatedEvidence(
@@ -413,6 +505,15 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         if person is None:
             person = people[identity.key] = _Person(identity)
         person.times.append(moment)
+        on_day = local_day(moment)
+        kept = person.proof_days.get(on_day)
+        if kept is None:
+            ref = _ref(row, moment, recorded)
+            person.proof_days[on_day] = [ref, ref]
+        elif moment < kept[0].moment:
+            kept[0] = _ref(row, moment, recorded)
+        elif moment >= kept[1].moment:
+            kept[1] = _ref(row, moment, recorded)
         person.hosts.add(host)
         person.reasons.add(row["reason"])
         host_people[host].add(identity.key)
@@ -440,6 +541,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     for row in _session_rows(table):
         if row["time"] is None or not counted_host(hosts.key(row["host"])):
             continue
+        row["recorded"] = row["time"]
         placed = misdated.get((row["host"], row["channel"].lower(), row["record_id"], row["time"]))
         if placed is not None:
             row["time"] = placed
@@ -458,6 +560,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         counted_intervals.append(interval)
         if not interval.open_ended and identity.key in people:
             people[identity.key].carried.append((interval.start, interval.end))
+            opened = interval.opened_by
+            people[identity.key].carried_refs.append(
+                None if opened is None else _ref(opened, opened["time"], opened["recorded"]))
 
     evidence_times = [t for p in people.values() for t in p.times]
     cover_edges = [t for intervals in host_cover.values() for iv in intervals for t in iv]
@@ -482,6 +587,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     carried_users: set[str] = set()
     host_peaks: list[HostPeak] = []
     seen_before: set[str] = set()
+    proofs: dict[str, list[Proof]] = defaultdict(list)
     for window in windows:
         start, end = datetime_to_us(window.start), datetime_to_us(window.end)
         complete: list[str] = []
@@ -494,8 +600,13 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         carried = {k for k, p in people.items() if k not in direct and _overlaps(p.carried, start, end)}
         keys = sorted(direct | carried)
         carried_users |= carried
+        day_lo, day_hi = local_date(window.start, tz).toordinal(), local_date(window.end, tz).toordinal()
         for key in keys:
             user_windows[key].append(window.label)
+            if key in direct:
+                proofs[key] += _window_proof(people[key], window.label, day_lo, day_hi, tz)
+            else:
+                proofs[key] += _carried_proof(people[key], window.label, start, end, tz)
         has_evidence = bool(keys)
         if complete and not partial and not unknown:
             status = STATUS_COMPLETE
@@ -641,7 +752,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         notes.append(f"{len(carried_users)} user(s) are counted in a window only because a session that began earlier "
                      "was still connected in it (evidence: session carried over).")
 
-    user_rows = _user_rows(people, user_windows, carried_users, settings, period_lo, period_hi)
+    user_rows = _user_rows(people, user_windows, carried_users, settings, period_lo, period_hi, proofs)
     excluded_rows = []
     for key in sorted(excluded, key=lambda k: (excluded_identity[k].display.lower(), k)):
         times = sorted(excluded[key])
@@ -753,7 +864,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
 
 
 def _user_rows(people: Mapping[str, _Person], user_windows: Mapping[str, list[str]], carried: set[str],
-               settings: ReportSettings, period_lo: int, period_hi: int) -> list[UserUsage]:
+               settings: ReportSettings, period_lo: int, period_hi: int,
+               proofs: Mapping[str, list[Proof]]) -> list[UserUsage]:
     """One row per person counted in some window of the period (the period governs the users list too)."""
     rows: list[UserUsage] = []
     validity = timedelta(days=CAL_VALIDITY_DAYS)
@@ -779,5 +891,6 @@ def _user_rows(people: Mapping[str, _Person], user_windows: Mapping[str, list[st
             domain_resolved=p.identity.domain_resolved,
             full_name=found.display_name if found else None,
             in_directory=None if settings.directory is None else found is not None,
+            proof=tuple(proofs.get(key, ())),
         ))
     return rows

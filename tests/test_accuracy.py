@@ -222,8 +222,8 @@ def test_a_store_from_before_clock_checks_is_rechecked_on_upgrade(tmp_path: Path
 
     records = noise(utc(2024, 1, 1), utc(2024, 2, 10, 6), HOUR, 1)
     next_id = records[-1].record_id + 1
-    records += [Rec("4624", utc(2023, 2, 10, 9, 20), next_id)] + noise(utc(2024, 2, 10, 12), utc(2024, 4, 1), HOUR,
-                                                                       next_id + 1)
+    records.append(Rec("4624", utc(2023, 2, 10, 9, 20), next_id))
+    records += noise(utc(2024, 2, 10, 12), utc(2024, 4, 1), HOUR, next_id + 1)
     path = write(tmp_path / "sec", records, "xml")
     store = tmp_path / "store.sqlite3"
     assert runner.invoke(app, ["ingest", str(path), "--store", str(store), "-q"]).exit_code == 0

@@ -73,11 +73,16 @@ def exports(tmp_path: Path) -> dict[str, Path]:
 
 
 def _from_files(paths: list[Path]) -> dict[str, Any]:
-    return build_report(source_from_read(read_inputs(paths)), SETTINGS).to_dict()
+    data = build_report(source_from_read(read_inputs(paths)), SETTINGS).to_dict()
+    assert all(item.pop("ingested_at") is None for item in data["inputs"])
+    return data
 
 
 def _from_store(store: Store) -> dict[str, Any]:
-    return build_report(store.report_source(), SETTINGS).to_dict()
+    """The report from the store, less when each file was ingested (which reading the files cannot know)."""
+    data = build_report(store.report_source(), SETTINGS).to_dict()
+    assert all(item.pop("ingested_at") is not None for item in data["inputs"])
+    return data
 
 
 def _dump(path: Path) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from evtrack.output import neutralise_cell
-from evtrack.report import Report
+from evtrack.report import Report, iso
 from evtrack.windows import zone
 
 CAL_TYPE = "RDS Per User CAL"
@@ -85,5 +85,23 @@ def windows_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str
             ";".join(w.hosts_complete), ";".join(w.hosts_partial), ";".join(w.hosts_unknown),
         ]
         for w in report.windows
+    )
+    return _csv(header, rows, safe=safe, bom=bom, sep=sep)
+
+
+def proof_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str = ",") -> str:
+    """One row per proof record: per user and window counted, the first and last qualifying record (or the logon
+    of a session carried over), to be found in the named file by its EventRecordID."""
+    local = _local(report)
+    header = ["User", "Key", "Window", "Which", "File", "Host", "Channel", "Record ID", "Event ID", "Time (UTC)",
+              f"Time ({report.tz})", "Rule", "Account In Record", f"Placed At ({report.tz})", "Carried Over"]
+    rows = (
+        [
+            u.display_name, u.key, p.window, p.which, p.file, p.host, p.channel, p.record_id, p.event_id,
+            iso(p.time), local(p.time), p.rule, p.user, local(p.placed) if p.placed else "",
+            "yes" if p.carried_over else "no",
+        ]
+        for u in report.users
+        for p in u.proof
     )
     return _csv(header, rows, safe=safe, bom=bom, sep=sep)

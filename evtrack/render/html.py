@@ -42,6 +42,7 @@ from evtrack.report import (
     CAL_VALIDITY_DAYS,
     STATUS_COMPLETE,
     STATUS_UNKNOWN,
+    Proof,
     Report,
     iso,
 )
@@ -189,6 +190,8 @@ class Cell:
     """(word, explanation) badges."""
     items: tuple[tuple[str, str], ...] = ()
     """(words, code) shown as a list; more than one folds into a <details>."""
+    details: tuple[str, ...] = ()
+    """Lines that ``text`` (the summary) expands to (the proof records of a user)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,20 @@ def _flags(local_account: bool, domain_resolved: bool, in_directory: bool | None
     return tuple(flags)
 
 
+def _proof_cell(proof: Sequence[Proof], tz: ZoneInfo) -> Cell:
+    """The audit trail of one user: expands to the first and last proving record per window (find each in its
+    file by EventRecordID)."""
+    if not proof:
+        return Cell("-", "num", "0")
+    lines = tuple(
+        f"{p.window} {p.which}: {short_channel(p.channel)} {p.event_id} record {p.record_id} on {p.host}, "
+        f"{local_text(p.time, tz)}" + (f" (counted at {local_text(p.placed, tz)}: misdated)" if p.placed else "")
+        + f", rule {p.rule}, account {p.user} — {p.file}"
+        for p in proof
+    )
+    return Cell(f"{len(proof)} records", "proof", str(len(proof)), details=lines)
+
+
 def _users_table(report: Report, tz: ZoneInfo) -> Table:
     with_directory = any(u.full_name or u.in_directory is not None for u in report.users)
     columns = [Column("user", "User")]
@@ -258,7 +275,7 @@ def _users_table(report: Report, tz: ZoneInfo) -> Table:
         Column("key", "Key / SID"), Column("first", "First seen", "date"), Column("last", "Last seen", "date"),
         Column("sessions", "Sessions", "number"), Column("hosts", "Hosts"), Column("evidence", "Evidence"),
         Column("expiry", "CAL expiry (est.)", "date"),
-        Column("windows", "Windows", "number"), Column("flags", "Flags"),
+        Column("windows", "Windows", "number"), Column("flags", "Flags"), Column("proof", "Proof", "number"),
     ]
     rows = []
     for u in report.users:
@@ -277,6 +294,7 @@ def _users_table(report: Report, tz: ZoneInfo) -> Table:
             Cell(str(len(u.windows)), "num", str(len(u.windows)), ", ".join(u.windows)),
             Cell(sort=f"{int(u.local_account)}{int(not u.domain_resolved)}{int(u.in_directory is False)}",
                  flags=_flags(u.local_account, u.domain_resolved, u.in_directory)),
+            _proof_cell(u.proof, tz),
         ]
         rows.append(Row(tuple(cells)))
     return Table("users", f"{len(report.users)} users with RDP evidence (click a column to sort; hover a cut "
