@@ -212,8 +212,8 @@ def test_proof_survives_json_and_csv(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(SAMPLE_LOGS), "-q", "-f", "csv", "--per", "proof"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == ("User,Key,Window,Which,File,Host,Channel,Record ID,Event ID,Time (UTC),Time (UTC),Rule,"
-                        "Account In Record,Placed At,Carried Over")
+    assert lines[0] == ("\ufeffUser,Key,Window,Which,File,Host,Channel,Record ID,Event ID,Time (UTC),Time (UTC),Rule,"
+                        "Account In Record,Placed At (UTC),Carried Over")
     assert len(lines) == 1 + sum(len(u.proof) for u in built.users)
     first = built.users[0].proof[0]
     assert lines[1].split(",")[2:9] == [first.window, first.which, first.file, first.host, first.channel,
@@ -267,11 +267,11 @@ def test_html_has_an_expandable_proof_per_user_and_every_input_hash() -> None:
 
     built, _ = run_report([SAMPLE_LOGS], ReportSettings(created_at=utc(2024, 6, 1)))
     page = report_html(built)
-    cells = re.findall(r'<td data-sort="(\d+)"><details class="proof"><summary>(\d+) records</summary><ul>(.*?)</ul>',
-                       page)
-    assert [(int(a), int(b)) for a, b, _ in cells] == [(len(u.proof), len(u.proof)) for u in built.users]
+    cells = re.findall(r'<td class="proof" data-sort="(\d+)" title="[^"]*"><details class="proof"><summary>\d+: '
+                       r'(\d+) records</summary><ul>(.*?)</ul>', page)
+    assert [(int(a), int(b)) for a, b, _ in cells] == [(len(u.windows), len(u.proof)) for u in built.users]
     first = built.users[0].proof[0]
-    assert (f"record <strong>{first.record_id}</strong> on {first.host}" in cells[0][2]
+    assert (f"record {first.record_id} on {first.host}" in cells[0][2]
             and cells[0][2].count("<li>") == len(built.users[0].proof))
     for item in built.inputs:
         assert f"{item.size:,} bytes, SHA-256 <span class=\"mono\">{item.sha256}</span>" in page

@@ -252,18 +252,19 @@ def _flags(local_account: bool, domain_resolved: bool, in_directory: bool | None
     return tuple(flags)
 
 
-def _proof_cell(proof: Sequence[Proof], tz: ZoneInfo) -> Cell:
-    """The audit trail of one user: expands to the first and last proving record per window (find each in its
-    file by EventRecordID)."""
+def _proof_cell(windows: Sequence[str], proof: Sequence[Proof], tz: ZoneInfo) -> Cell:
+    """The windows a user counts in, expanding to the audit trail: the first and last proving record per window
+    (find each in its file by EventRecordID)."""
     if not proof:
-        return Cell("-", "num", "0")
+        return Cell(str(len(windows)), "num", str(len(windows)), ", ".join(windows))
     lines = tuple(
         f"{p.window} {p.which}: {short_channel(p.channel)} {p.event_id} record {p.record_id} on {p.host}, "
         f"{local_text(p.time, tz)}" + (f" (counted at {local_text(p.placed, tz)}: misdated)" if p.placed else "")
         + f", rule {p.rule}, account {p.user} — {p.file}"
         for p in proof
     )
-    return Cell(f"{len(proof)} records", "proof", str(len(proof)), details=lines)
+    return Cell(f"{len(windows)}: {len(proof)} records", "proof", str(len(windows)), ", ".join(windows),
+                details=lines)
 
 
 def _users_table(report: Report, tz: ZoneInfo) -> Table:
@@ -275,7 +276,7 @@ def _users_table(report: Report, tz: ZoneInfo) -> Table:
         Column("key", "Key / SID"), Column("first", "First seen", "date"), Column("last", "Last seen", "date"),
         Column("sessions", "Sessions", "number"), Column("hosts", "Hosts"), Column("evidence", "Evidence"),
         Column("expiry", "CAL expiry (est.)", "date"),
-        Column("windows", "Windows", "number"), Column("flags", "Flags"), Column("proof", "Proof", "number"),
+        Column("windows", "Windows (proof)", "number"), Column("flags", "Flags"),
     ]
     rows = []
     for u in report.users:
@@ -291,10 +292,9 @@ def _users_table(report: Report, tz: ZoneInfo) -> Table:
             Cell(cls="evidence", sort=",".join(u.evidence),
                  items=tuple((evidence_words(code), code) for code in u.evidence)),
             _when(u.cal_expiry, tz, day=True),
-            Cell(str(len(u.windows)), "num", str(len(u.windows)), ", ".join(u.windows)),
+            _proof_cell(u.windows, u.proof, tz),
             Cell(sort=f"{int(u.local_account)}{int(not u.domain_resolved)}{int(u.in_directory is False)}",
                  flags=_flags(u.local_account, u.domain_resolved, u.in_directory)),
-            _proof_cell(u.proof, tz),
         ]
         rows.append(Row(tuple(cells)))
     return Table("users", f"{len(report.users)} users with RDP evidence (click a column to sort; hover a cut "
