@@ -90,11 +90,20 @@ def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping
     for host, host_events in events.items():
         open_since: dict[str, tuple[int, Mapping[str, Any]]] = {}
         for moment, transition, key, row in host_events:
+            opened = open_since.get(key)
+            if opened is not None and not _same_user(opened[1], row):
+                # the id was reused by another user (after a reboot, or a crash that logged no end): the session
+                # open under it ended unseen, no later than now -- never closed by someone else's logoff
+                del open_since[key]
+                if moment > opened[0]:
+                    intervals.append(Interval(host, opened[0], moment, opened[1]["user"], opened[1]["domain"],
+                                              open_ended=True, opened_by=opened[1]))
+                opened = None
             if transition == CONNECT:
                 open_since.setdefault(key, (moment, row))
-            else:
-                opened = open_since.pop(key, None)
-                if opened is not None and moment > opened[0]:
+            elif opened is not None:
+                del open_since[key]
+                if moment > opened[0]:
                     intervals.append(Interval(host, opened[0], moment, opened[1]["user"], opened[1]["domain"],
                                               opened_by=opened[1]))
         end = coverage_end.get(host)
@@ -106,6 +115,12 @@ def connected_intervals(rows: Iterable[Mapping[str, Any]], coverage_end: Mapping
             closed_at_end += 1
     intervals.sort(key=lambda iv: (iv.host, iv.start, iv.end))
     return Sessions(tuple(intervals), closed_at_end)
+
+
+def _same_user(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two events of one session id name the same account (either naming none counts as the same)."""
+    first, second = (a["user"] or "").strip().lower(), (b["user"] or "").strip().lower()
+    return not first or not second or first == second
 
 
 def peak(intervals: Iterable[Interval], start: int, end: int) -> int:

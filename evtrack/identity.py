@@ -175,11 +175,14 @@ class IdentityResolver:
             if node[0] == "name" and node[1] != "":
                 by_sam[node[2]].add(node[1])
         self._unresolved: set[tuple[str, ...]] = set()
+        self._qualified: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """A name without a domain -> the one domain-qualified name it was attached to."""
         for node in list(self._uf.parent):
             if node[0] == "name" and node[1] == "":
                 domains = by_sam.get(node[2], set())
                 if len(domains) == 1:
-                    self._uf.union(node, ("name", next(iter(domains)), node[2]))
+                    self._qualified[node] = ("name", next(iter(domains)), node[2])
+                    self._uf.union(node, self._qualified[node])
                 else:
                     self._unresolved.add(node)
         for node, o in named:
@@ -197,6 +200,7 @@ class IdentityResolver:
         self._contested_names = frozenset(n[-1] for n, sids in self._name_sids.items() if len(sids) > 1)
         self._resolved: dict[tuple[str | None, str | None, str | None], Identity | None] = {}
         self._timeline: dict[tuple[str, ...], list[tuple[int, str, str]]] = {}
+        self._timeline_times: dict[tuple[str, ...], list[int]] = {}
         self._current: dict[tuple[str, ...], str] = {}
         self.attributed: set[str] = set()
         """Names held by several SIDs whose SID-less events were attributed by time and host."""
@@ -213,6 +217,7 @@ class IdentityResolver:
                 timeline[node].append((moment, host, sid.strip().upper()))
         for node, items in timeline.items():
             self._timeline[node] = sorted(set(items) | set(self._timeline.get(node, ())))
+            self._timeline_times[node] = [t for t, _, _ in self._timeline[node]]
 
     def set_current_holder(self, user: str, domain: str | None, sid: str) -> None:
         """A directory export says ``sid`` holds this name now."""
@@ -222,7 +227,7 @@ class IdentityResolver:
         """The SID that held a contested name at ``moment`` (see the module's rule 4)."""
         timeline = self._timeline.get(node, [])
         if timeline:
-            times = [t for t, _, _ in timeline]
+            times = self._timeline_times[node]
             lo = bisect.bisect_left(times, moment - SAME_LOGON_US)
             hi = bisect.bisect_right(times, moment + SAME_LOGON_US)
             same = [(abs(t - moment), sid) for t, h, sid in timeline[lo:hi] if h == host]
@@ -299,7 +304,8 @@ class IdentityResolver:
         node = self._sid_node(sid)
         if node is None:
             node = self._name_node(user, domain)
-            if time is not None and len(self._name_sids.get(node, ())) > 1:
+            if contested and time is not None:
+                node = self._node_of(user, domain)
                 held = self._attribute(node, host, time)
                 if held is not None:
                     self.attributed.add(f"{domain}\\{user}" if domain else user)
@@ -316,7 +322,12 @@ class IdentityResolver:
         """Whether several SIDs held this name (its SID-less sightings are attributed by time)."""
         if not self._contested_names or not user:
             return False
-        return len(self._name_sids.get(self._name_node(user, domain), ())) > 1
+        return len(self._name_sids.get(self._node_of(user, domain), ())) > 1
+
+    def _node_of(self, user: str, domain: str | None) -> tuple[str, ...]:
+        """The name node, a bare name standing for the one domain-qualified name it joined."""
+        node = self._name_node(user, domain)
+        return self._qualified.get(node, node)
 
     @property
     def contested_names(self) -> frozenset[str]:

@@ -60,6 +60,11 @@ def noise(start: datetime, end: datetime, every: timedelta, first_id: int, **kw:
     return out
 
 
+def _account(rec: Rec) -> str:
+    """``DOMAIN\\user`` as LocalSessionManager writes it, or the bare name when the record has no domain."""
+    return f"{rec.domain}\\{rec.user}" if rec.domain else rec.user
+
+
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
@@ -75,14 +80,14 @@ def _xml(rec: Rec) -> str:
     if rec.what.startswith("lsm"):
         event_id = int(rec.what[3:])
         address = None if event_id == 23 else rec.ip
-        return lsm(event_id, user=f"{rec.domain}\\{rec.user}", address=address, session=str(rec.session),
+        return lsm(event_id, user=_account(rec), address=address, session=str(rec.session),
                    **common)
     if rec.what == "kdc":
         return xml_event(4768, provider=SECURITY_PROVIDER, data={
             "TargetUserName": rec.user, "TargetDomainName": rec.domain, "TargetSid": rec.sid,
             "ServiceName": "krbtgt", "Status": "0x0", "IpAddress": f"::ffff:{rec.ip}"}, **common)  # type: ignore[arg-type]
     if rec.what == "noise" and rec.lsm:
-        return lsm(22, user=f"{rec.domain}\\{rec.user}", address="LOCAL", session="1", **common)
+        return lsm(22, user=_account(rec), address="LOCAL", session="1", **common)
     if rec.what == "noise":
         return xml_event(4672, provider=SECURITY_PROVIDER, data={
             "SubjectUserSid": "S-1-5-18", "SubjectUserName": "SYSTEM", "SubjectDomainName": "NT AUTHORITY",
@@ -106,7 +111,7 @@ def _spec(rec: Rec) -> EventSpec:
     elif rec.what.startswith("lsm") or (rec.what == "noise" and rec.lsm):
         event_id = 22 if rec.what == "noise" else int(rec.what[3:])
         etype = {21: sh.LSM21, 22: sh.LSM22, 23: sh.LSM23, 24: sh.LSM24, 25: sh.LSM25}[event_id]
-        values = {"User": f"{rec.domain}\\{rec.user}", "SessionID": rec.session if rec.what != "noise" else 1,
+        values = {"User": _account(rec), "SessionID": rec.session if rec.what != "noise" else 1,
                   "Address": "LOCAL" if rec.what == "noise" else rec.ip}
         user_sid = sh.LSM_USER_SID
     elif rec.what == "kdc":

@@ -243,3 +243,51 @@ def test_a_store_from_before_clock_checks_is_rechecked_on_upgrade(tmp_path: Path
     assert code == 4 and data["misdated"][0]["record_id"] == next_id  # type: ignore[index]
     _, older = cli("--store", str(store), "--from", "2023-01-01", "--to", "2023-12-31")
     assert all(w["users"] is None for w in older["windows"])  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_reused_session_id_never_carries_another_users_session(tmp_path: Path, shape: str) -> None:
+    """Alice's session 3 opens on 20 January and its end is never logged (a crash); after a reboot bob gets session
+    3 on 5 March and logs off. Bob's logoff must not close alice's session: February has no user."""
+    security = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1), Rec("4624", utc(2024, 1, 20, 9), 1000),
+                Rec("4624", utc(2024, 3, 5, 9), 1001, user="bob", sid="S-1-5-21-1-2-3-1200"),
+                Rec("4634", utc(2024, 3, 5, 17), 1002, user="bob", sid="S-1-5-21-1-2-3-1200")]
+    lsm_records = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1, channel=LSM_CHANNEL),
+                   Rec("lsm21", utc(2024, 1, 20, 9, 0, 3), 1000),
+                   Rec("lsm21", utc(2024, 3, 5, 9, 0, 3), 1001, user="bob"),
+                   Rec("lsm23", utc(2024, 3, 5, 17), 1002, user="bob")]
+    for name, logs in (("security only", [write(tmp_path / "sec", security, shape)]),
+                       ("with LSM", [write(tmp_path / "sec", security, shape),
+                                     write(tmp_path / "lsm", lsm_records, shape)])):
+        built = report(logs)
+        assert users(built)["2024-02"] == (), name
+        assert users(built)["2024-03"] == ("S-1-5-21-1-2-3-1200",), name
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_recreated_account_named_without_a_domain(tmp_path: Path, shape: str) -> None:
+    """As case 1, but the LSM events name the account without a domain (``jsmith``): still March's own SID."""
+    old, new = "S-1-5-21-7-8-9-1200", "S-1-5-21-7-8-9-1300"
+    security = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1),
+                Rec("4624", utc(2024, 1, 10, 9), 1000, user="jsmith", sid=old),
+                Rec("4624", utc(2024, 3, 20, 9), 1001, user="jsmith", sid=new)]
+    lsm_records = [*noise(utc(2024, 1, 1), utc(2024, 4, 1), HOUR, 1, channel=LSM_CHANNEL),
+                   Rec("lsm21", utc(2024, 1, 10, 9, 0, 4), 1000, user="jsmith", domain=""),
+                   Rec("lsm21", utc(2024, 3, 20, 9, 0, 3), 1001, user="jsmith", domain="")]
+    built = report([write(tmp_path / "sec", security, shape), write(tmp_path / "lsm", lsm_records, shape)],
+                   installed=1)
+    assert users(built)["2024-03"] == (new,) and users(built)["2024-01"] == (old,)
+
+
+def test_an_export_written_newest_first_reads_like_one_written_oldest_first(tmp_path: Path) -> None:
+    """``wevtutil qe /rd:true`` writes the newest record first: misdated detection follows record ids, so a
+    sparse log with users at both ends gives the same report either way."""
+    records = [Rec("4624", utc(2023, 12, 27, 9), 1, user="bob", sid="S-1-5-21-1-2-3-1200"),
+               *noise(utc(2024, 1, 1), utc(2024, 3, 28), HOUR, 2)]
+    records.append(Rec("4624", utc(2024, 4, 2, 9), records[-1].record_id + 1))
+    forward = report([write(tmp_path / "forward", records, "xml")])
+    backward = report([write(tmp_path / "backward", list(reversed(records)), "xml")])
+    assert forward.misdated == backward.misdated == ()
+    assert users(forward) == users(backward)
+    assert users(backward)["2023-12"] == ("S-1-5-21-1-2-3-1200",) and users(backward)["2024-04"] == (
+        "S-1-5-21-1-2-3-1105",)
