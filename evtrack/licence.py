@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from evtrack.coverage import merge_intervals
+
 DAY_US = 86_400_000_000
 
 
 def merged(times: Iterable[int], before: int, after: int) -> list[tuple[int, int]]:
     """Half-open intervals ``[t - before, t + after)`` for each time, merged where they overlap or touch."""
-    return _union((moment - before, moment + after) for moment in times)
+    return list(merge_intervals((moment - before, moment + after) for moment in times))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +79,5 @@ def sliding_peak(per_person: Iterable[tuple[Sequence[int], Sequence[tuple[int, i
     for times, sessions in per_person:
         spans = [(t - length + 1, t + 1) for t in times if lo <= t < hi]
         spans += [(max(a, lo) - length + 1, min(b, hi)) for a, b in sessions if a < hi and b > lo]
-        people.append(_union(spans))
+        people.append(list(merge_intervals(spans)))
     return peak(people, lo, last_start + 1)
-
-
-def _union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    result: list[tuple[int, int]] = []
-    for lo, hi in sorted(spans):
-        if result and lo <= result[-1][1]:
-            result[-1] = (result[-1][0], max(result[-1][1], hi))
-        else:
-            result.append((lo, hi))
-    return result
