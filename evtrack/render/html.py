@@ -258,7 +258,7 @@ def _proof_cell(windows: Sequence[str], proof: Sequence[Proof], tz: ZoneInfo) ->
     if not proof:
         return Cell(str(len(windows)), "num", str(len(windows)), ", ".join(windows))
     lines = tuple(
-        f"{p.window} {p.which}: {short_channel(p.channel)} {p.event_id} record {p.record_id} on {p.host}, "
+        f"{p.window} {p.which}: {short_channel(p.channel)} {p.event_id} record {p.record_id} on {host_key(p.host)}, "
         f"{local_text(p.time, tz)}" + (f" (counted at {local_text(p.placed, tz)}: misdated)" if p.placed else "")
         + f", rule {p.rule}, account {p.user} — {p.file}"
         for p in proof
