@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from evtrack.errors import SourceError
 from evtrack.reading import FileResult, read_file
 from evtrack.sources.base import FileStats, RawEvent
-from evtrack.sources.pyevtx import read_python_evtx
-from evtrack.sources.rust import read_rust
+from evtrack.sources.pyevtx_rs import read_pyevtx_rs
+from evtrack.sources.python_evtx import read_python_evtx
 from evtrack.sources.xmlfile import MAX_DEPTH, read_xml
 
 from .conftest import SHARED, logon_4624, lsm, xml_event
@@ -317,7 +317,7 @@ def _drain(reader: Callable[..., Any], path: Path, verify: bool) -> tuple[int, F
 
 
 ENGINES = ("evtx", "python-evtx")
-READERS: dict[str, Callable[..., Any]] = {"evtx": read_rust, "python-evtx": read_python_evtx}
+READERS: dict[str, Callable[..., Any]] = {"evtx": read_pyevtx_rs, "python-evtx": read_python_evtx}
 
 
 def run_input(path: Path, verify: bool = True, xml: bool = False, engines: tuple[str, ...] = ENGINES) -> dict[str, int]:
@@ -562,18 +562,18 @@ RUST_IN_A_BOX = """
 import resource, sys
 from pathlib import Path
 from evtrack.sources.base import FileStats
-from evtrack.sources.rust import read_rust
+from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
 path = Path(sys.argv[1])
 stats = FileStats(path)
-print(sum(1 for _ in read_rust(path, stats)), stats.skipped)
+print(sum(1 for _ in read_pyevtx_rs(path, stats)), stats.skipped)
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the memory limit in the child uses POSIX resource limits")
 def test_exponential_binxml_expansion_in_pyevtx_rs(tmp_path: Path) -> None:
     """pyevtx-rs 0.14 expands a nested BinXML value once per substitution that names it, without a bound (memory
-    grows 4x per level until the process is killed, which no except clause can catch): read_rust must refuse
+    grows 4x per level until the process is killed, which no except clause can catch): read_pyevtx_rs must refuse
     such chunks before pyevtx-rs sees them (evtrack.sources.guard). Run in a memory-limited child, just in case."""
     import subprocess
     import sys
@@ -591,13 +591,14 @@ def test_exponential_binxml_expansion_in_pyevtx_rs(tmp_path: Path) -> None:
 
 def test_python_evtx_rendering_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The last fallback, python-evtx's renderer, stops after a bounded number of nested renders too."""
-    from evtrack.sources import pyevtx
+    from evtrack.sources.binxml.values import Unsupported
+    from evtrack.sources.python_evtx import fallback, reader
 
     def unsupported(*args: object) -> RawEvent:
-        raise pyevtx._Unsupported("forced")
+        raise Unsupported("forced")
 
-    monkeypatch.setattr(pyevtx, "_fast_event", unsupported)
-    monkeypatch.setattr(pyevtx, "_tree_event", unsupported)
+    monkeypatch.setattr(reader, "fast_event", unsupported)
+    monkeypatch.setattr(fallback, "tree_event", unsupported)
     path = tmp_path / "bomb.evtx"
     path.write_bytes(evtx_file([_bomb_record(2, 30)]))
     started = time.perf_counter()
