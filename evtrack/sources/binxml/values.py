@@ -32,7 +32,7 @@ _EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 #: Tokens a nested BinXML value can start with (fragment header, template instance, element).
 BINXML_STARTS = frozenset({0x0F, 0x0C, 0x01, 0x41})
 
-# BinXML value types.
+# BinXML value types (section "Value types"); 0x80 marks an array of the type.
 T_NULL = 0x00
 T_WSTRING = 0x01
 T_ANSI = 0x02
