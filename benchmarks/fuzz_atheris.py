@@ -20,8 +20,8 @@ import atheris
 with atheris.instrument_imports():
     from evtrack.errors import SourceError
     from evtrack.sources.base import FileStats
-    from evtrack.sources.pyevtx import read_python_evtx
-    from evtrack.sources.rust import read_rust
+    from evtrack.sources.pyevtx_rs import read_pyevtx_rs
+    from evtrack.sources.python_evtx import read_python_evtx
     from evtrack.sources.xmlfile import read_xml
 
 WORK = Path(tempfile.mkdtemp(prefix="evtrack-atheris-"))
@@ -47,7 +47,7 @@ def _seeds(folder: Path) -> None:
 
 def one_input(data: bytes) -> None:
     TARGET.write_bytes(data)
-    readers = [read_xml] if data.lstrip()[:1] == b"<" else [read_rust, read_python_evtx]
+    readers = [read_xml] if data.lstrip()[:1] == b"<" else [read_pyevtx_rs, read_python_evtx]
     for reader in readers:
         stats = FileStats(TARGET)
         try:

@@ -48,7 +48,7 @@ def child(candidate: str, files: list[str], jobs: int) -> dict[str, object]:
         import pyarrow.compute
 
         import evtrack.reading
-        import evtrack.sources.rust
+        import evtrack.sources.pyevtx_rs
         import evtrack.usage  # noqa: F401
 
         pa.array(np.zeros(1))  # pyarrow imports pandas on its first array: every evtrack run pays it

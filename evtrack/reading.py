@@ -40,24 +40,28 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-#: Engine name → (module, function). Imported lazily so `evtrack --help` never loads a parser.
-ENGINES: dict[str, tuple[str, str]] = {
-    "evtx": ("evtrack.sources.rust", "read_rust"),
-    "python-evtx": ("evtrack.sources.pyevtx", "read_python_evtx"),
+#: Engine name → the module whose ``READER`` (a :class:`~evtrack.sources.base.Reader` of that name) reads .evtx
+#: with it. Imported lazily so `evtrack --help` never loads a parser.
+ENGINES: dict[str, str] = {
+    "evtx": "evtrack.sources.pyevtx_rs",
+    "python-evtx": "evtrack.sources.python_evtx",
 }
+#: The module whose ``READER`` reads XML exports.
+XML_READER = "evtrack.sources.xmlfile"
 DEFAULT_ENGINE = "evtx"
 _GLOB_CHARS = frozenset("*?[")
 
 
 def get_reader(kind: InputKind, engine: str) -> Reader:
+    """The reader of ``kind`` inputs (``engine`` for an .evtx), imported on first use."""
     if kind is InputKind.XML:
-        module, name = "evtrack.sources.xmlfile", "read_xml"
+        module = XML_READER
     else:
         try:
-            module, name = ENGINES[engine]
+            module = ENGINES[engine]
         except KeyError:
             raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})") from None
-    reader: Reader = getattr(importlib.import_module(module), name)
+    reader: Reader = importlib.import_module(module).READER
     return reader
 
 
@@ -97,7 +101,8 @@ def detect_kind(path: Path) -> InputKind:
 
 def _damaged_evtx(head: bytes) -> bool:
     """An .evtx header whose magic is damaged: the magic off by a few bytes, the usual header fields (header size
-    128, version 3, block size 4096), or a chunk magic where the first chunk starts."""
+    128, version 3.1, block size 4096 at offsets 32-40: libevtx's EVTX format notes, section "File header"; see
+    :mod:`evtrack.sources.base`), or a chunk magic where the first chunk starts."""
     if len(head) >= len(EVTX_MAGIC) and sum(a != b for a, b in zip(head[:8], EVTX_MAGIC, strict=True)) <= 3:
         return True
     if len(head) >= 0x80 and struct.unpack_from("<IHHH", head, 32) == (0x80, 1, 3, FILE_HEADER_SIZE):
@@ -298,17 +303,18 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
             stats.size = path.stat().st_size
         reader = get_reader(kind, engine)
         options: dict[str, Any] = {"verify_checksums": verify_checksums}
-        if slim and getattr(reader, "skips_observed", False):
+        if slim and reader.skips_observed:
             options["slim"] = True  # the reader may skip records whose only use is an account already yielded
         if chunks is not None:
-            if kind is not InputKind.EVTX or not getattr(reader, "reads_ranges", False):
+            if kind is not InputKind.EVTX or not reader.reads_ranges:
                 raise SourceError(path, "this engine cannot read a range of chunks")
             options["chunks"] = chunks
             stats.size = _range_bytes(stats.size, chunks)
-        if getattr(reader, "fills_coverage", False):
-            raws = reader(path, stats, coverage=result.coverage, **options)  # type: ignore[call-arg]
+        if reader.fills_coverage:
+            options["coverage"] = result.coverage
+            raws = reader.read(path, stats, **options)
         else:
-            raws = _with_coverage(reader(path, stats, **options), result.coverage, stats)
+            raws = _with_coverage(reader.read(path, stats, **options), result.coverage, stats)
         for raw in raws:
             row = normalise(raw, source)
             if row is not None:
@@ -408,7 +414,7 @@ def plan_units(files: Sequence[Path], engine: str, jobs: int) -> list[tuple[Path
     units: list[tuple[Path, tuple[int, int] | None]] = []
     for path, size in zip(files, sizes, strict=True):
         count = chunk_count(size)
-        if count < 2 * share or not getattr(reader, "reads_ranges", False) or not splittable(path):
+        if count < 2 * share or not reader.reads_ranges or not splittable(path):
             units.append((path, None))
             continue
         pieces = -(-count // share)
@@ -443,8 +449,7 @@ def join_ranges(parts: Sequence[FileResult]) -> FileResult:
 
 #: What every worker needs, imported once by the forkserver so that forked workers start with it (~0.8 s each
 #: otherwise: pyarrow, numpy, the parsers, and pandas, which pyarrow imports when it makes its first array).
-_PRELOAD = ["evtrack.reading", "evtrack.sources.rust", "evtrack.sources.pyevtx", "evtrack.sources.xmlfile",
-            "evtx", "pyarrow", "pyarrow.compute", "numpy", "pandas"]
+_PRELOAD = ["evtrack.reading", *ENGINES.values(), XML_READER, "evtx", "pyarrow", "pyarrow.compute", "numpy", "pandas"]
 
 
 def pool_context(method: str | None = None) -> multiprocessing.context.BaseContext:

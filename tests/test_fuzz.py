@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from evtrack.errors import SourceError
 from evtrack.reading import FileResult, read_file
 from evtrack.sources.base import FileStats, RawEvent
-from evtrack.sources.pyevtx import read_python_evtx
-from evtrack.sources.rust import read_rust
+from evtrack.sources.pyevtx_rs import read_pyevtx_rs
+from evtrack.sources.python_evtx import read_python_evtx
 from evtrack.sources.xmlfile import MAX_DEPTH, read_xml
 
 from .conftest import SHARED, logon_4624, lsm, xml_event
@@ -282,7 +282,7 @@ class Crash(AssertionError):
 
 
 #: Crashes whose fix belongs to a file this suite does not own, by the start of their message, and why. The random
-#: runs tolerate them (the regression corpus checks each as an xfail); delete an entry once it is fixed.
+#: runs tolerate them; delete an entry once it is fixed, and add its recipe to the regression corpus.
 KNOWN_ELSEWHERE: dict[str, str] = {}
 
 
@@ -317,7 +317,7 @@ def _drain(reader: Callable[..., Any], path: Path, verify: bool) -> tuple[int, F
 
 
 ENGINES = ("evtx", "python-evtx")
-READERS: dict[str, Callable[..., Any]] = {"evtx": read_rust, "python-evtx": read_python_evtx}
+READERS: dict[str, Callable[..., Any]] = {"evtx": read_pyevtx_rs, "python-evtx": read_python_evtx}
 
 
 def run_input(path: Path, verify: bool = True, xml: bool = False, engines: tuple[str, ...] = ENGINES) -> dict[str, int]:
@@ -475,10 +475,7 @@ def corpus() -> list[tuple[str, Recipe]]:
 def test_regression_corpus(name: str, recipe: Recipe, tmp_path: Path) -> None:
     """Each input that once broke a reader: now read within bounds, with its issues named."""
     expect = recipe.get("expect", {})
-    engines = tuple(recipe.get("engines", ENGINES))
-    if "rust_xfail" in recipe:  # the Rust engine's side is a known bug for the lead: checked apart, not strict
-        engines = tuple(engine for engine in engines if engine != "evtx")
-    run_recipe(recipe, tmp_path, engines)
+    run_recipe(recipe, tmp_path, tuple(recipe.get("engines", ENGINES)))
     xml = recipe["base"].startswith("xml:")
     path = tmp_path / ("input.xml" if xml else "input.evtx")
     reader = read_xml if xml else read_python_evtx
@@ -490,13 +487,17 @@ def test_regression_corpus(name: str, recipe: Recipe, tmp_path: Path) -> None:
         assert stats.records == expect["records"], stats.issues
 
 
-@pytest.mark.parametrize(("name", "recipe"), [(n, r) for n, r in corpus() if "rust_xfail" in r],
-                         ids=[n for n, r in corpus() if "rust_xfail" in r])  # fmt: skip
-def test_regression_corpus_rust_engine(name: str, recipe: Recipe, tmp_path: Path) -> None:
-    try:
-        run_recipe(recipe, tmp_path, ("evtx",))
-    except Crash as exc:
-        pytest.xfail(f"{recipe['rust_xfail']}: {exc}")
+#: What a recipe may hold: the keys :func:`build`, :func:`run_recipe` and :func:`test_regression_corpus` read. A
+#: corpus input is a fixed bug, replayed through every engine it names; a key nothing reads would skip a check
+#: without a word (as ``rust_xfail`` once did: a Rust-engine test that could only pass or skip).
+RECIPE_KEYS = frozenset({"base", "chunks", "ops", "fix_crcs", "verify", "engines", "expect"})
+
+
+def test_corpus_recipes_hold_only_keys_the_harness_reads() -> None:
+    recipes = corpus()
+    assert len(recipes) == len(list(CORPUS.glob("*.json"))) >= 9
+    assert {name: sorted(set(recipe) - RECIPE_KEYS) for name, recipe in recipes if set(recipe) - RECIPE_KEYS} == {}
+    assert all(set(recipe.get("engines", ENGINES)) <= set(ENGINES) for _, recipe in recipes)
 
 
 def test_corpus_readme_names_every_input() -> None:
@@ -562,18 +563,18 @@ RUST_IN_A_BOX = """
 import resource, sys
 from pathlib import Path
 from evtrack.sources.base import FileStats
-from evtrack.sources.rust import read_rust
+from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
 path = Path(sys.argv[1])
 stats = FileStats(path)
-print(sum(1 for _ in read_rust(path, stats)), stats.skipped)
+print(sum(1 for _ in read_pyevtx_rs(path, stats)), stats.skipped)
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the memory limit in the child uses POSIX resource limits")
 def test_exponential_binxml_expansion_in_pyevtx_rs(tmp_path: Path) -> None:
     """pyevtx-rs 0.14 expands a nested BinXML value once per substitution that names it, without a bound (memory
-    grows 4x per level until the process is killed, which no except clause can catch): read_rust must refuse
+    grows 4x per level until the process is killed, which no except clause can catch): read_pyevtx_rs must refuse
     such chunks before pyevtx-rs sees them (evtrack.sources.guard). Run in a memory-limited child, just in case."""
     import subprocess
     import sys
@@ -591,13 +592,14 @@ def test_exponential_binxml_expansion_in_pyevtx_rs(tmp_path: Path) -> None:
 
 def test_python_evtx_rendering_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The last fallback, python-evtx's renderer, stops after a bounded number of nested renders too."""
-    from evtrack.sources import pyevtx
+    from evtrack.sources.binxml.values import Unsupported
+    from evtrack.sources.python_evtx import fallback, reader
 
     def unsupported(*args: object) -> RawEvent:
-        raise pyevtx._Unsupported("forced")
+        raise Unsupported("forced")
 
-    monkeypatch.setattr(pyevtx, "_fast_event", unsupported)
-    monkeypatch.setattr(pyevtx, "_tree_event", unsupported)
+    monkeypatch.setattr(reader, "fast_event", unsupported)
+    monkeypatch.setattr(fallback, "tree_event", unsupported)
     path = tmp_path / "bomb.evtx"
     path.write_bytes(evtx_file([_bomb_record(2, 30)]))
     started = time.perf_counter()
@@ -709,7 +711,7 @@ def test_unreadable_xml_file_raises_source_error(tmp_path: Path) -> None:
 
 
 def test_pyevtx_rs_never_sees_an_exponential_template(tmp_path: Path) -> None:
-    """The default engine refuses the crafted chunk before pyevtx-rs expands it (the xfail above, guarded)."""
+    """The default engine refuses the crafted chunk before pyevtx-rs expands it (as the test above shows)."""
     from evtrack.reading import read_file
     from evtrack.sources.guard import REFUSED, explosive_chunks
 

@@ -1,6 +1,6 @@
 """The python-evtx engine against pyevtx-rs, on the real logs in ``../shared/evtx``.
 
-The default engine (:func:`evtrack.sources.rust.read_rust`) is the reference: on every shared file, with and
+The default engine (:func:`evtrack.sources.pyevtx_rs.read_pyevtx_rs`) is the reference: on every shared file, with and
 without checksum verification, both engines must yield the same multiset of events (every field evtrack uses),
 and where one reads a record the other does not, the difference must be accounted for by counted issues.
 """
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from evtrack.errors import SourceError
-from evtrack.sources import pyevtx
 from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
-from evtrack.sources.pyevtx import ENGINE, read_python_evtx
-from evtrack.sources.rust import read_rust
+from evtrack.sources.binxml.values import Unsupported
+from evtrack.sources.pyevtx_rs import read_pyevtx_rs
+from evtrack.sources.python_evtx import ENGINE, fallback, read_python_evtx, reader
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "evtx"
 if not SHARED.is_dir():
@@ -57,7 +57,7 @@ def _describe(events: Counter[tuple[Any, ...]]) -> str:
 @pytest.mark.parametrize("verify", [True, False], ids=["verify", "no-verify"])
 @pytest.mark.parametrize("path", FILES, ids=[path.stem[:60] for path in FILES])
 def test_same_events_as_pyevtx_rs(path: Path, verify: bool) -> None:
-    rust_events, rust_stats = _read(read_rust, path, verify)
+    rust_events, rust_stats = _read(read_pyevtx_rs, path, verify)
     py_events, py_stats = _read(read_python_evtx, path, verify)
 
     only_rust = rust_events - py_events
@@ -121,22 +121,22 @@ def test_raw_binxml_records_are_read_as_fallbacks() -> None:
 
 def test_rendering_fallback_matches_and_counts(monkeypatch: pytest.MonkeyPatch) -> None:
     def unsupported(*args: object) -> RawEvent:
-        raise pyevtx._Unsupported("forced")
+        raise Unsupported("forced")
 
-    monkeypatch.setattr(pyevtx, "_fast_event", unsupported)
-    monkeypatch.setattr(pyevtx, "_tree_event", unsupported)
+    monkeypatch.setattr(reader, "fast_event", unsupported)
+    monkeypatch.setattr(fallback, "tree_event", unsupported)
     rendered, stats = _read(read_python_evtx, SMALL_RCM)
     assert stats.fallbacks == stats.records == 4
-    assert rendered == _read(read_rust, SMALL_RCM)[0]
+    assert rendered == _read(read_pyevtx_rs, SMALL_RCM)[0]
 
 
 def test_records_nothing_can_decode_are_issues(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> RawEvent:
         raise AttributeError("'NullTypeNode' object has no attribute 'find_end_of_stream'")
 
-    monkeypatch.setattr(pyevtx, "_fast_event", broken)
-    monkeypatch.setattr(pyevtx, "_tree_event", broken)
-    monkeypatch.setattr(pyevtx, "_rendered_event", broken)
+    monkeypatch.setattr(reader, "fast_event", broken)
+    monkeypatch.setattr(fallback, "tree_event", broken)
+    monkeypatch.setattr(fallback, "rendered_event", broken)
     stats = FileStats(SMALL_RCM)
     assert list(read_python_evtx(SMALL_RCM, stats)) == []
     assert stats.records == 0
@@ -161,7 +161,7 @@ def test_a_flipped_byte_fails_its_chunk_only(tmp_path: Path) -> None:
     assert "CRC32" in stats.issues[0].reason
     # pyevtx-rs refuses the same chunk
     rust_stats = FileStats(path)
-    assert sum(1 for _ in read_rust(path, rust_stats)) == 6
+    assert sum(1 for _ in read_pyevtx_rs(path, rust_stats)) == 6
     assert [(issue.where, issue.skipped) for issue in rust_stats.issues] == [("chunk 0", 117)]
 
 

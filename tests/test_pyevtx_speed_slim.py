@@ -2,7 +2,7 @@
 
 With ``slim=True`` the engine may leave out a Security 4624/4634 whose logon type only lends its account to
 identity linking, once it has yielded one with the same host, channel and account (see
-:class:`evtrack.sources.pyevtx._Slim`); it still counts every record and feeds the coverage itself. A slim read
+:class:`evtrack.sources.python_evtx.slim.Slim`); it still counts every record and feeds the coverage itself. A slim read
 must therefore give exactly what a full read filtered as :func:`evtrack.reading.read_file` filters gives (the
 same rows, coverage and observations), and the same as the default engine's slim read. The template plans
 the engine shares across chunks and files change nothing either.
@@ -20,9 +20,10 @@ import pytest
 
 from evtrack.events import needed_for_report
 from evtrack.reading import ReadResult, read_inputs
-from evtrack.sources import pyevtx
-from evtrack.sources.base import FileStats, RawEvent
-from evtrack.sources.pyevtx import read_python_evtx
+from evtrack.sources.base import CHUNK_SIZE, FILE_HEADER_SIZE, FileStats, RawEvent
+from evtrack.sources.binxml.tree import Evaluator
+from evtrack.sources.python_evtx import chunk as plan_cache
+from evtrack.sources.python_evtx import read_python_evtx
 from evtrack.synth import EventSpec, EvtxWriter, write_sample
 from evtrack.synth import shapes as sh
 
@@ -78,11 +79,11 @@ def _events(path: Path) -> tuple[list[RawEvent], tuple[Any, ...]]:
 def _check_plan_cache(files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Plans shared across chunks and files give what evaluating every template in every chunk gives."""
     with monkeypatch.context() as patch:
-        patch.setattr(pyevtx, "_MAX_CACHED_BODY", -1)  # no plan is cached: every chunk evaluates its templates
+        patch.setattr(plan_cache, "_MAX_CACHED_BODY", -1)  # no plan is cached: every chunk evaluates its templates
         uncached = [_events(path) for path in files]
-    pyevtx._PLAN_CACHE.clear()
+    plan_cache._PLAN_CACHE.clear()
     assert [_events(path) for path in files] == uncached  # the cache filled while reading
-    assert pyevtx._PLAN_CACHE
+    assert plan_cache._PLAN_CACHE
     assert [_events(path) for path in reversed(files)] == uncached[::-1]  # every plan from the cache, if it fits
 
 
@@ -110,22 +111,22 @@ def test_generated_sample(sample: list[Path]) -> None:
 def test_generated_sample_plan_cache(sample: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     _check_plan_cache(sample, monkeypatch)
     evaluations = []
-    evaluate = pyevtx._Evaluator.evaluate
+    evaluate = Evaluator.evaluate
 
-    def counted(self: pyevtx._Evaluator, *args: Any) -> Any:
+    def counted(self: Evaluator, *args: Any) -> Any:
         evaluations.append(args)
         return evaluate(self, *args)
 
-    monkeypatch.setattr(pyevtx._Evaluator, "evaluate", counted)
+    monkeypatch.setattr(Evaluator, "evaluate", counted)
     security = max(sample, key=lambda path: path.stat().st_size)
     with monkeypatch.context() as patch:
-        patch.setattr(pyevtx, "_MAX_CACHED_BODY", -1)
+        patch.setattr(plan_cache, "_MAX_CACHED_BODY", -1)
         _events(security)
     per_chunk = len(evaluations)  # each template once in every chunk that uses it
-    pyevtx._PLAN_CACHE.clear()
+    plan_cache._PLAN_CACHE.clear()
     _events(security)
     cold = len(evaluations) - per_chunk
-    assert cold == len(pyevtx._PLAN_CACHE) < per_chunk / 2  # each template evaluated once in the file
+    assert cold == len(plan_cache._PLAN_CACHE) < per_chunk / 2  # each template evaluated once in the file
     _events(security)
     assert len(evaluations) == per_chunk + cold  # read again: every plan from the cache
 
@@ -137,9 +138,9 @@ def test_plan_cache_reads_each_chunks_names(
     the same as in another chunk, but whose names differ there, gets its own plan."""
     security = max(sample, key=lambda path: path.stat().st_size)
     data = bytearray(security.read_bytes())
-    chunk = pyevtx.FILE_HEADER_SIZE + pyevtx.CHUNK_SIZE  # the second chunk
+    chunk = FILE_HEADER_SIZE + CHUNK_SIZE  # the second chunk
     name = struct.pack("<H", 4) + "Data".encode("utf-16-le") + bytes(2)  # the name's length, text, NUL
-    at = data.find(name, chunk, chunk + pyevtx.CHUNK_SIZE)
+    at = data.find(name, chunk, chunk + CHUNK_SIZE)
     assert at > 0
     data[at : at + len(name)] = struct.pack("<H", 4) + "Dat4".encode("utf-16-le") + bytes(2)
     free_space = struct.unpack_from("<I", data, chunk + 48)[0]

@@ -106,7 +106,7 @@ def _intervals(result: FileResult) -> list[int]:
 
 def test_a_refused_chunk_is_a_hole_in_coverage(security: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Review finding: pyevtx-rs skipped the zeroed (refused) chunk silently, so coverage ran across it."""
-    import evtrack.sources.rust as rust
+    import evtrack.sources.pyevtx_rs as rust
     from evtrack.sources.guard import REFUSED
 
     monkeypatch.setattr(rust, "scan_chunks", lambda path, first=0, last=None: [

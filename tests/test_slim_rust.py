@@ -42,11 +42,11 @@ def test_generated_logs(tmp_path: Path) -> None:
     # and the skipping really happens: most network logons are repeats of an account already yielded
     from evtrack.coverage import CoverageBuilder
     from evtrack.sources.base import FileStats
-    from evtrack.sources.rust import read_rust
+    from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 
     path = tmp_path / "RDSH01-Security.evtx"
-    every = list(read_rust(path, FileStats(path), coverage=CoverageBuilder()))
-    slim = list(read_rust(path, FileStats(path), coverage=CoverageBuilder(), slim=True))
+    every = list(read_pyevtx_rs(path, FileStats(path), coverage=CoverageBuilder()))
+    slim = list(read_pyevtx_rs(path, FileStats(path), coverage=CoverageBuilder(), slim=True))
     logons = [e for e in every if e.event_id in (4624, 4634) and e.data.get("LogonType") not in ("7", "10", "12")]
     assert len(logons) > 100
     assert len(every) - len(slim) > len(logons) // 2
@@ -61,7 +61,7 @@ def test_a_damaged_record_with_any_json_type_is_text() -> None:
     """Fuzzing finding: a mutated record rendered ``"Channel":5``; the general path handed the int on and
     coverage raised AttributeError. Every System field is now the text it would render as."""
     from evtrack.coverage import CoverageBuilder
-    from evtrack.sources.rust import _event_from_json
+    from evtrack.sources.pyevtx_rs import _event_from_json
 
     text = ('{"Event":{"System":{"Provider":{"#attributes":{"Name":7}},"EventID":21,"TimeCreated":{"#attributes":'
             '{"SystemTime":"2024-01-02T03:04:05.000006Z"}},"EventRecordID":"12","Channel":5,"Computer":["a","b"]},'

@@ -19,12 +19,15 @@ from typing import Protocol
 FILETIME_UNIX_OFFSET = 116_444_736_000_000_000
 
 #: The .evtx layout both engines and the guard read: a 4 KiB file header, then 64 KiB chunks whose records
-#: start after a 512-byte chunk header.
+#: start after a 512-byte chunk header, each record with a 24-byte header before its BinXML. Sections "File
+#: header", "Chunk", "Chunk header" and "Event record" of libevtx's "Windows XML Event Log (EVTX) format",
+#: https://github.com/libyal/libevtx/blob/main/documentation/Windows%20XML%20Event%20Log%20(EVTX).asciidoc
 EVTX_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
 FILE_HEADER_SIZE = 0x1000
 CHUNK_SIZE = 0x10000
 CHUNK_HEADER_SIZE = 0x200
+RECORD_HEADER_SIZE = 24
 
 
 def truncated_header(size: int) -> str:
@@ -169,12 +172,35 @@ class FileStats:
         self.issues.append(ReadIssue(self.path, where, reason, skipped))
 
 
-class Reader(Protocol):
-    """A parsing engine: yields every record it can read from ``path`` and records what it cannot in ``stats``.
+class ReadFunction(Protocol):
+    """A parsing engine's read function: yields every record it can read from ``path`` and records what it cannot
+    in ``stats``.
 
     Must be streaming (never hold a whole file's records), must visit every chunk whatever the file header says,
     and must not raise for a bad chunk or record: it counts it in ``stats`` and goes on. It raises
-    :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened.
+    :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened. The keywords a
+    :class:`Reader` declares beyond ``verify_checksums`` are passed only when it declares them.
     """
 
     def __call__(self, path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """A reader and what it can do beyond :class:`ReadFunction`'s contract, declared once beside it.
+
+    Each reader module holds one as ``READER``; :data:`evtrack.reading.ENGINES` names the module of each engine
+    (imported only when that engine is used)."""
+
+    name: str
+    """What :attr:`FileStats.engine` says after a read: the engine name (``--engine``), or ``xml``."""
+    read: ReadFunction
+    fills_coverage: bool = False
+    """``read`` takes ``coverage=`` (a :class:`evtrack.coverage.CoverageBuilder`), feeds every record to it itself
+    and yields only the records of :data:`WANTED_EVENT_IDS`."""
+    skips_observed: bool = False
+    """``read`` takes ``slim=True``: it may leave out a record whose only use is an account it already yielded
+    (an observation-only logon or logoff)."""
+    reads_ranges: bool = False
+    """``read`` takes ``chunks=(first, last)``: it reads only that range of an .evtx's chunks (see
+    :func:`evtrack.reading.plan_units`)."""

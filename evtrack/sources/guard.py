@@ -13,6 +13,14 @@ their bytes repeated too: the file itself would grow exponentially.) No template
 ../shared/evtx, nor in any generated log, does either. Such a chunk is handed to pyevtx-rs blanked (zeros behind a
 bad magic, so it names the chunk where it stands) and reported as refused; the python-evtx engine evaluates it
 within a bounded budget instead.
+
+Format: libevtx's "Windows XML Event Log (EVTX) format",
+https://github.com/libyal/libevtx/blob/main/documentation/Windows%20XML%20Event%20Log%20(EVTX).asciidoc,
+sections "File header" (header size at 32, format version at 36, header block size at 40), "Chunk" and
+"Binary XML" > "Fragment header", "Template instance" (token 0x0c, then the template definition's offset at 6),
+"Template definition" (its body size at 20, the body at 24), "Normal substitution"/"Optional substitution"
+(token 0x0d/0x0e, a 2-byte index, a value type: 0x21 is BinXML, see "Value types"). Templates are parsed with
+:mod:`evtrack.sources.binxml`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import struct
 from pathlib import Path
 
 from evtrack.sources.base import CHUNK_MAGIC, CHUNK_SIZE, EVTX_MAGIC, FILE_HEADER_SIZE
+from evtrack.sources.binxml.tree import Element, Evaluator, Sub
 
 _FRAGMENT = b"\x0f\x01\x01\x00"
 #: A fragment header followed by a TemplateInstance token: 0x0c, one byte, template id (4), definition offset (4).
@@ -39,19 +48,17 @@ REFUSED = "refused: a template substitutes BinXML more than once (exponential ex
 
 def _substitution_indexes(chunk: bytes, start: int, end: int) -> list[int] | None:
     """The substitution indexes a template body really uses (parsed, not pattern-matched); None if unparsable."""
-    from evtrack.sources.pyevtx import _Element, _Evaluator, _Sub
-
     try:
-        nodes = _Evaluator(chunk, {}).evaluate(start, end, None)
+        nodes = Evaluator(chunk, {}).evaluate(start, end, None)
     except Exception:
         return None
     found: list[int] = []
     stack: list[object] = list(nodes)
     while stack:
         node = stack.pop()
-        if isinstance(node, _Sub):
+        if isinstance(node, Sub):
             found.append(node.index)
-        elif isinstance(node, _Element):
+        elif isinstance(node, Element):
             stack.extend(node.children)
             for parts in node.attrs.values():
                 stack.extend(parts)

@@ -22,7 +22,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser, fromstring
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import FileStats, InputKind, RawEvent
+from evtrack.sources.base import FileStats, InputKind, RawEvent, Reader
 
 _TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|[+-]\d{2}:?\d{2})?$"
@@ -368,3 +368,7 @@ def _refusal(exc: Exception, encoding: str) -> str:
     if isinstance(exc, SyntaxError):  # xml.etree.ElementTree.ParseError
         return f"malformed XML: {exc}"
     return f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+
+
+#: XML exports as :mod:`evtrack.reading` reads them: no capability beyond the basic contract.
+READER = Reader("xml", read_xml)

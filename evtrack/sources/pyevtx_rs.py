@@ -1,4 +1,4 @@
-"""The default engine: the Rust-backed ``evtx`` package (pyevtx-rs).
+"""The default engine (``--engine evtx``): the Rust-backed ``evtx`` package (pyevtx-rs).
 
 Quirks pinned here (and by tests):
 - its iterator raises once per bad chunk or record and can be resumed with ``next()``: a plain ``for`` loop
@@ -10,6 +10,12 @@ Quirks pinned here (and by tests):
 Speed: building one Python string per record is the cost, so the System fields every record needs (for
 coverage) are taken with one regular expression on the compact JSON, and ``json.loads`` runs only for the
 event ids evtrack decodes.
+
+What is read here without pyevtx-rs (a chunk's record count, a file cut short) follows libevtx's "Windows XML
+Event Log (EVTX) format",
+https://github.com/libyal/libevtx/blob/main/documentation/Windows%20XML%20Event%20Log%20(EVTX).asciidoc,
+sections "File header" (number of chunks at offset 42) and "Chunk header" (first and last event record number
+at offsets 8 and 16).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from evtrack.sources.base import (
     FileStats,
     InputKind,
     RawEvent,
+    Reader,
     missing_chunks,
     truncated_chunk,
     truncated_header,
@@ -304,9 +311,9 @@ def _observed_account(text: str, start: int, event_id: int, channel: str) -> str
     return account
 
 
-def read_rust(path: Path, stats: FileStats, *, verify_checksums: bool = True,
-              coverage: CoverageBuilder | None = None, slim: bool = False,
-              chunks: tuple[int, int] | None = None) -> Iterator[RawEvent]:
+def read_pyevtx_rs(path: Path, stats: FileStats, *, verify_checksums: bool = True,
+                   coverage: CoverageBuilder | None = None, slim: bool = False,
+                   chunks: tuple[int, int] | None = None) -> Iterator[RawEvent]:
     """Yield the records pyevtx-rs can read from ``path``; bad chunks and records go to ``stats``.
 
     Without ``coverage`` every record is yielded. With it (the fast path), every record goes into ``coverage`` in
@@ -550,6 +557,6 @@ def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageBuilder
     return event if event.event_id in WANTED_EVENT_IDS else None
 
 
-read_rust.fills_coverage = True  # type: ignore[attr-defined]
-read_rust.skips_observed = True  # type: ignore[attr-defined]
-read_rust.reads_ranges = True  # type: ignore[attr-defined]
+#: The engine as :mod:`evtrack.reading` uses it: it fills the coverage itself, skips observed accounts in a slim
+#: read, and reads ranges of chunks (several workers share one large file).
+READER = Reader(ENGINE, read_pyevtx_rs, fills_coverage=True, skips_observed=True, reads_ranges=True)
