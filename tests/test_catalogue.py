@@ -23,6 +23,14 @@ def test_reader_constants_are_the_catalogues() -> None:
     assert base.PAYLOAD_KEYS == catalogue.PAYLOAD_KEYS
     assert coverage.KDC_EVENT_IDS == {i for c, i in catalogue.KDC_EVENTS if c == SECURITY} == {4768, 4769}
     assert {str(i) for i in coverage.KDC_EVENT_IDS} == pyevtx_rs._KDC_TEXT
+    assert base.KDC_EVENT_IDS == coverage.KDC_EVENT_IDS
+    assert base.ACCOUNT_ONLY_EVENTS == catalogue.ACCOUNT_ONLY_EVENT_IDS
+    assert base.SESSION_LOGON_TYPES == catalogue.SESSION_LOGON_TYPES and base.SECURITY == catalogue.SECURITY
+    for channel in ("Security", "System", catalogue.LSM):
+        for event_id in (4624, 4634, 4647, 21, 104):
+            for logon_type in (None, 2, 3, 5, 7, 10, 12, 200):
+                assert base.observation_only(channel, event_id, logon_type) == \
+                    events.observation_only(channel, event_id, logon_type)
     assert coverage.COVERED_CHANNELS is catalogue.COVERED_CHANNELS
 
 

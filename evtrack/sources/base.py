@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 #: Seconds between the FILETIME epoch (1601-01-01) and the Unix epoch, in 100 ns ticks.
 FILETIME_UNIX_OFFSET = 116_444_736_000_000_000
@@ -71,6 +71,25 @@ PAYLOAD_KEYS: frozenset[str] = frozenset({
     "LogonID", "SessionName", "ClientName", "ClientAddress", "User", "SessionID", "Address", "Param1", "Param2",
     "Param3", "Channel",
 })
+
+# The rest of a reader's plan, copied from the event catalogue like the two sets above (tied by
+# tests/test_catalogue.py): which records a slim read keeps only as an account, and which ones say a host is a KDC.
+SECURITY = "security"
+#: (channel in lower case, event id) of the records a slim read keeps only as an account (for identity linking),
+#: unless their logon type is one of SESSION_LOGON_TYPES.
+ACCOUNT_ONLY_EVENTS: frozenset[tuple[str, int]] = frozenset({(SECURITY, 4624), (SECURITY, 4634)})
+#: Logon types whose 4624/4634 a report reads as rows (RDP, cached RDP, unlock/reconnect).
+SESSION_LOGON_TYPES: frozenset[int] = frozenset({7, 10, 12})
+#: Security events only a Kerberos KDC writes: a hint that the host is a domain controller.
+KDC_EVENT_IDS: frozenset[int] = frozenset({4768, 4769})
+
+
+def observation_only(channel: str, event_id: int, logon_type: int | None) -> bool:
+    """Whether a record (with this logon type) is kept only as an account by a slim read: an account-only event
+    whose logon type opens no RDP session. Readers skip such records once they have yielded one with the same
+    account."""
+    return ((channel.lower(), event_id) in ACCOUNT_ONLY_EVENTS
+            and (logon_type is None or not -128 <= logon_type <= 127 or logon_type not in SESSION_LOGON_TYPES))
 
 
 def filetime_to_us(filetime: int) -> int:
@@ -170,6 +189,21 @@ class FileStats:
 
     def add_issue(self, where: str, reason: str, skipped: int = 1) -> None:
         self.issues.append(ReadIssue(self.path, where, reason, skipped))
+
+
+class CoverageSink(Protocol):
+    """Where a reader puts what its records say about coverage (evtrack.coverage.CoverageBuilder is one): defined
+    here, beside the readers, so that readers import nothing from the analysis."""
+
+    def add(self, event: RawEvent) -> None: ...
+
+    def add_block(self, computer: str, channel: str, ids: Any, times: Any, untimed: int = 0) -> None: ...
+
+    def note_clear(self, event: RawEvent) -> None: ...
+
+    def note_kdc(self, computer: str, channel: str) -> None: ...
+
+    def break_segments(self) -> None: ...
 
 
 class ReadFunction(Protocol):

@@ -27,20 +27,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from evtrack.coverage import KDC_EVENT_IDS, CoverageBuilder
 from evtrack.errors import SourceError
-from evtrack.events import observation_only
 from evtrack.sources.base import (
     CHUNK_SIZE,
     EVTX_MAGIC,
     FILE_HEADER_SIZE,
+    KDC_EVENT_IDS,
     PAYLOAD_KEYS,
     WANTED_EVENT_IDS,
+    CoverageSink,
     FileStats,
     InputKind,
     RawEvent,
     Reader,
     missing_chunks,
+    observation_only,
     truncated_chunk,
     truncated_header,
 )
@@ -241,7 +242,7 @@ class _Block:
             found = self._pairs[key] = (channel or "", computer)
         return found
 
-    def flush(self, stats: FileStats, coverage: CoverageBuilder) -> None:
+    def flush(self, stats: FileStats, coverage: CoverageSink) -> None:
         if not self.times:
             return
         import numpy as np
@@ -312,7 +313,7 @@ def _observed_account(text: str, start: int, event_id: int, channel: str) -> str
 
 
 def read_pyevtx_rs(path: Path, stats: FileStats, *, verify_checksums: bool = True,
-                   coverage: CoverageBuilder | None = None, slim: bool = False,
+                   coverage: CoverageSink | None = None, slim: bool = False,
                    chunks: tuple[int, int] | None = None) -> Iterator[RawEvent]:
     """Yield the records pyevtx-rs can read from ``path``; bad chunks and records go to ``stats``.
 
@@ -437,7 +438,7 @@ def _header_id(record: Any) -> Any:
     return record.get("event_record_id", "?") if isinstance(record, dict) else "?"
 
 
-def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first: int, coverage: CoverageBuilder,
+def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first: int, coverage: CoverageSink,
           slim: bool) -> Iterator[RawEvent]:
     """The hot loop: five ``str.find`` per record for its System fields, the payload only for wanted ones.
 
@@ -540,7 +541,7 @@ class _Unusual(Exception):
     """A record not in the usual compact shape: it goes through the general path."""
 
 
-def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageBuilder, block: _Block) -> RawEvent | None:
+def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageSink, block: _Block) -> RawEvent | None:
     """A record the hot loop could not take apart: parsed fully; returned when it is wanted."""
     try:
         event = _event(text)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evtrack.events import SECURITY
-from evtrack.sources.base import FILETIME_UNIX_OFFSET, WANTED_EVENT_IDS, RawEvent, filetime_to_us
+from evtrack.sources.base import FILETIME_UNIX_OFFSET, SECURITY, WANTED_EVENT_IDS, RawEvent, filetime_to_us
 from evtrack.sources.binxml.tree import MAX_DEPTH, Ints
 from evtrack.sources.binxml.values import (
     BINXML_STARTS,

@@ -23,7 +23,7 @@ import binascii
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from evtrack.errors import SourceError
 from evtrack.sources.base import (
@@ -34,6 +34,7 @@ from evtrack.sources.base import (
     FILE_HEADER_SIZE,
     RECORD_HEADER_SIZE,
     WANTED_EVENT_IDS,
+    CoverageSink,
     FileStats,
     InputKind,
     RawEvent,
@@ -49,9 +50,6 @@ from evtrack.sources.python_evtx.fallback import slow_event
 from evtrack.sources.python_evtx.fast import fast_event
 from evtrack.sources.python_evtx.plans import checked
 from evtrack.sources.python_evtx.slim import LOGON_EVENTS, SKIPPED, Slim
-
-if TYPE_CHECKING:
-    from evtrack.coverage import CoverageBuilder
 
 ENGINE = "python-evtx"
 _RECORD_MAGIC = 0x00002A2A
@@ -100,7 +98,7 @@ class _Reading:
 
     __slots__ = ("coverage", "issues_seen", "slim", "stats")
 
-    def __init__(self, stats: FileStats, coverage: CoverageBuilder | None, slim: bool) -> None:
+    def __init__(self, stats: FileStats, coverage: CoverageSink | None, slim: bool) -> None:
         self.stats = stats
         self.coverage = coverage
         self.slim = Slim() if slim else None
@@ -191,7 +189,7 @@ def read_python_evtx(
     stats: FileStats,
     *,
     verify_checksums: bool = True,
-    coverage: CoverageBuilder | None = None,
+    coverage: CoverageSink | None = None,
     slim: bool = False,
 ) -> Iterator[RawEvent]:
     """Yield every record python-evtx's layout plus our fast decoder can read; bad chunks/records go to ``stats``.

@@ -3,8 +3,7 @@ and account (see :class:`Slim`)."""
 
 from __future__ import annotations
 
-from evtrack.events import observation_only
-from evtrack.sources.base import RawEvent
+from evtrack.sources.base import RawEvent, observation_only
 
 #: The logon and logoff events a slim read may skip (see :class:`Slim`).
 LOGON_EVENTS = frozenset({4624, 4634})
