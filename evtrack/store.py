@@ -24,36 +24,39 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-import sys
-import zlib
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from itertools import accumulate, pairwise
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from evtrack.errors import StoreError
 from evtrack.sources.base import ReadIssue, datetime_to_us
+from evtrack.store_schema import (
+    APPLICATION_ID,
+    MISSING,
+    SCHEMA_VERSION,
+    iso_text,
+    migrate,
+    now,
+    pack,
+    parse_iso,
+    unpack,
+    unpack_misdated,
+    unpack_segments,
+)
 
 if TYPE_CHECKING:  # imported where used: `evtrack reports list` starts fast
     import pyarrow as pa
 
-    from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder, Misdated
+    from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder
     from evtrack.reading import FileResult, Inputs
     from evtrack.report import InputFile, Report
     from evtrack.usage import ReportSource
 
-#: ``PRAGMA application_id``: "EvTr". Tells an evtrack store from any other SQLite database.
-APPLICATION_ID = 0x45765472
-SCHEMA_VERSION = 3
 STORE_FILENAME = "evtrack.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 30.0
-#: Stands in for a missing record id or time in the identity index (SQLite's UNIQUE lets NULLs repeat).
-_MISSING = -(2**63)
-
 STATUS_INGESTED = "ingested"
 STATUS_ALREADY = "already ingested"
 STATUS_FAILED = "failed"
@@ -63,90 +66,6 @@ _EVENT_COLUMNS: tuple[str, ...] = (
     "time", "host", "channel", "provider", "event_id", "record_id", "kind", "logon_type", "user", "domain", "sid",
     "address", "client_name", "session_id", "logon_id", "session_name", "elevated", "rdp", "reason", "detail",
 )  # fmt: skip
-
-#: Schema steps: ``_MIGRATIONS[n]`` takes a store from version n to n + 1. Append, never edit.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE files (
-            id INTEGER PRIMARY KEY,
-            sha256 TEXT NOT NULL UNIQUE,
-            path TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            engine TEXT NOT NULL,
-            reader TEXT NOT NULL,
-            first_us INTEGER,
-            last_us INTEGER,
-            records INTEGER NOT NULL,
-            events INTEGER NOT NULL,
-            events_added INTEGER NOT NULL,
-            skipped INTEGER NOT NULL,
-            issues TEXT NOT NULL,
-            ingested_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            file_id INTEGER NOT NULL REFERENCES files(id),
-            time INTEGER, host TEXT, channel TEXT, provider TEXT, event_id INTEGER, record_id INTEGER, kind TEXT,
-            logon_type INTEGER, user TEXT, domain TEXT, sid TEXT, address TEXT, client_name TEXT,
-            session_id INTEGER, logon_id TEXT, session_name TEXT, elevated INTEGER, rdp INTEGER, reason TEXT,
-            detail TEXT
-        )""",
-        f"""CREATE UNIQUE INDEX events_identity ON events
-            (host, channel, ifnull(record_id, {_MISSING}), ifnull(time, {_MISSING}))""",
-        "CREATE INDEX events_time ON events(time)",
-        "CREATE INDEX events_file ON events(file_id)",
-        """CREATE TABLE spans (
-            file_id INTEGER NOT NULL REFERENCES files(id),
-            host TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            first_us INTEGER,
-            last_us INTEGER,
-            records INTEGER NOT NULL,
-            first_record_id INTEGER,
-            last_record_id INTEGER,
-            gaps INTEGER NOT NULL,
-            missing_records INTEGER NOT NULL,
-            untimed INTEGER NOT NULL,
-            envelope_first_us INTEGER,
-            envelope_last_us INTEGER,
-            record_ids BLOB NOT NULL,
-            record_times BLOB NOT NULL,
-            no_id_times BLOB NOT NULL,
-            PRIMARY KEY (file_id, host, channel)
-        )""",
-        """CREATE TABLE clears (
-            file_id INTEGER NOT NULL REFERENCES files(id),
-            host TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            time_us INTEGER NOT NULL,
-            PRIMARY KEY (file_id, host, channel, time_us)
-        )""",
-        """CREATE TABLE reports (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            saved_at TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            scope TEXT NOT NULL,
-            window_spec TEXT NOT NULL,
-            tz TEXT NOT NULL,
-            period_start TEXT,
-            period_end TEXT,
-            installed INTEGER,
-            estimated INTEGER,
-            verdict TEXT NOT NULL,
-            data TEXT NOT NULL
-        )""",
-    ),
-    (  # 1 -> 2: a file's coverage can be several segments (a skipped chunk leaves a hole)
-        "ALTER TABLE spans ADD COLUMN segments BLOB",
-    ),
-    (  # 2 -> 3: records whose time contradicts their neighbours (record id, time, placed time), flat
-        "ALTER TABLE spans ADD COLUMN misdated BLOB",
-        "ALTER TABLE spans ADD COLUMN kdc INTEGER NOT NULL DEFAULT 0",  # the log holds Kerberos KDC events
-    ),
-)
-
 
 def default_store_path() -> Path:
     """``user_data_dir("evtrack")/evtrack.sqlite3`` (platformdirs: XDG, ~/Library, %LOCALAPPDATA%)."""
@@ -266,59 +185,12 @@ def _import_coverage(channels: Iterable[ChannelRecords], clears: Iterable[tuple[
     return CoverageBuilder.from_records(channels, clears)
 
 
-def _segments(packed: bytes | None) -> tuple[tuple[int, int], ...]:
-    flat = _unpack(packed) if packed else []
-    return tuple(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _misdated(packed: bytes | None) -> tuple[Misdated, ...]:
-    from evtrack.coverage import Misdated
-
-    values = _unpack(packed) if packed else []
-    return tuple(Misdated(*values[i:i + 3]) for i in range(0, len(values), 3))
-
-
-def _pack(values: Sequence[int]) -> bytes:
-    """Sorted-ish integers as zlib'd little-endian int64 deltas (record ids step by 1: a few bytes per 1000)."""
-    deltas = array("q", values[:1])
-    deltas.extend(b - a for a, b in pairwise(values))
-    if sys.byteorder == "big":
-        deltas.byteswap()
-    return zlib.compress(deltas.tobytes(), 6)
-
-
-def _unpack(blob: bytes) -> list[int]:
-    deltas = array("q")
-    deltas.frombytes(zlib.decompress(blob))
-    if sys.byteorder == "big":
-        deltas.byteswap()
-    return list(accumulate(deltas))
-
-
-# -- helpers --------------------------------------------------------------------------------------------------------
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat()
-
-
-def _parse_iso(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _us(moment: datetime) -> int:
@@ -610,7 +482,7 @@ class Store:
                 "INSERT INTO files (sha256, path, size, kind, engine, reader, first_us, last_us, records, events, "
                 "events_added, skipped, issues, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
                 (digest, str(stats.path), stats.size, stats.kind.value if stats.kind else "", engine, stats.engine,
-                 first_us, last_us, stats.records, events, stats.skipped, json.dumps(list(issues)), _iso(_now())),
+                 first_us, last_us, stats.records, events, stats.skipped, json.dumps(list(issues)), iso_text(now())),
             )
             file_id = cursor.lastrowid
             assert file_id is not None
@@ -620,7 +492,7 @@ class Store:
             # files names it in a report's proof), whatever order the files were ingested in
             insert = (
                 f"INSERT INTO events (file_id, {', '.join(_EVENT_COLUMNS)}) VALUES ({placeholders}) "
-                f"ON CONFLICT (host, channel, ifnull(record_id, {_MISSING}), ifnull(time, {_MISSING})) "
+                f"ON CONFLICT (host, channel, ifnull(record_id, {MISSING}), ifnull(time, {MISSING})) "
                 "DO UPDATE SET file_id = excluded.file_id WHERE (SELECT path FROM files WHERE id = excluded.file_id) "
                 "< (SELECT path FROM files WHERE id = events.file_id)"
             )
@@ -645,9 +517,9 @@ class Store:
                 span.first_record_id if span else None, span.last_record_id if span else None,
                 len(span.gaps) if span else 0, span.missing_records if span else 0, item.untimed,
                 item.envelope[0] if item.envelope else None, item.envelope[1] if item.envelope else None,
-                _pack([record_id for record_id, _ in item.pairs]), _pack([time for _, time in item.pairs]),
-                _pack(item.no_id_times), _pack([t for segment in item.segments for t in segment]),
-                _pack([value for m in item.misdated for value in (m.record_id, m.time_us, m.placed_us)]),
+                pack([record_id for record_id, _ in item.pairs]), pack([time for _, time in item.pairs]),
+                pack(item.no_id_times), pack([t for segment in item.segments for t in segment]),
+                pack([value for m in item.misdated for value in (m.record_id, m.time_us, m.placed_us)]),
                 int(item.kdc),
             ))
         db.executemany(
@@ -692,10 +564,10 @@ class Store:
         ):
             file_id, host, channel, untimed, env_first, env_last, ids, times, no_id, packed, wrong, kdc = row
             envelope = None if env_first is None or env_last is None else (env_first, env_last)
-            pairs = list(zip(_unpack(ids), _unpack(times), strict=True))
+            pairs = list(zip(unpack(ids), unpack(times), strict=True))
             per_file.setdefault(file_id, []).append(
-                ChannelRecords(host, channel, pairs, _unpack(no_id), untimed, envelope, _segments(packed),
-                               _misdated(wrong), bool(kdc))
+                ChannelRecords(host, channel, pairs, unpack(no_id), untimed, envelope, unpack_segments(packed),
+                               unpack_misdated(wrong), bool(kdc))
             )
         clears: dict[int, list[tuple[str, str, int]]] = {}
         for file_id, host, channel, time in self._db.execute("SELECT file_id, host, channel, time_us FROM clears"):
@@ -710,7 +582,7 @@ class Store:
         rows = [
             InputFile(path=path, kind=kind, engine=reader, records=records, skipped=skipped,
                       issues=tuple(json.loads(issues)), error=None, size=size, sha256=digest,
-                      ingested_at=_parse_iso(ingested_at))
+                      ingested_at=parse_iso(ingested_at))
             for path, kind, reader, records, skipped, issues, size, digest, ingested_at in self._db.execute(
                 "SELECT path, kind, reader, records, skipped, issues, size, sha256, ingested_at FROM files"
             )
@@ -738,9 +610,9 @@ class Store:
             cursor = db.execute(
                 "INSERT INTO reports (saved_at, created_at, scope, window_spec, tz, period_start, period_end, "
                 "installed, estimated, verdict, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_iso(_now()), _iso(report.created_at), report.scope, report.window, report.tz,
-                 _iso(report.period_start) if report.period_start else None,
-                 _iso(report.period_end) if report.period_end else None,
+                (iso_text(now()), iso_text(report.created_at), report.scope, report.window, report.tz,
+                 iso_text(report.period_start) if report.period_start else None,
+                 iso_text(report.period_end) if report.period_end else None,
                  report.installed, report.estimated, report.verdict, data),
             )
         assert cursor.lastrowid is not None
@@ -753,10 +625,10 @@ class Store:
         ).fetchall()
         result = []
         for row in rows:
-            saved, created = _parse_iso(row[1]), _parse_iso(row[2])
+            saved, created = parse_iso(row[1]), parse_iso(row[2])
             assert saved is not None and created is not None
-            result.append(SavedReport(row[0], saved, created, row[3], row[4], row[5], _parse_iso(row[6]),
-                                      _parse_iso(row[7]), row[8], row[9], row[10]))
+            result.append(SavedReport(row[0], saved, created, row[3], row[4], row[5], parse_iso(row[6]),
+                                      parse_iso(row[7]), row[8], row[9], row[10]))
         return result
 
     def get_report(self, report_id: int) -> Report:
@@ -797,7 +669,7 @@ class Store:
             schema_version=db.execute("PRAGMA user_version").fetchone()[0], files=files,
             events=db.execute("SELECT count(*) FROM events").fetchone()[0],
             reports=db.execute("SELECT count(*) FROM reports").fetchone()[0],
-            hosts=tuple(sorted(hosts)), coverage=coverage, last_ingest=_parse_iso(last),
+            hosts=tuple(sorted(hosts)), coverage=coverage, last_ingest=parse_iso(last),
         )
 
     def vacuum(self) -> tuple[int, int]:
@@ -836,11 +708,11 @@ class Store:
                     db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                     removed += 1
                     continue
-                pairs = [(i, t) for i, t in zip(_unpack(ids), _unpack(times), strict=True) if t >= cutoff]
-                segments = tuple((max(a, cutoff), b) for a, b in _segments(packed) if b >= cutoff)
-                item = ChannelRecords(host, channel, pairs, [t for t in _unpack(no_id) if t >= cutoff], untimed,
+                pairs = [(i, t) for i, t in zip(unpack(ids), unpack(times), strict=True) if t >= cutoff]
+                segments = tuple((max(a, cutoff), b) for a, b in unpack_segments(packed) if b >= cutoff)
+                item = ChannelRecords(host, channel, pairs, [t for t in unpack(no_id) if t >= cutoff], untimed,
                                        (cutoff, env_last), segments,
-                                       tuple(m for m in _misdated(wrong) if m.placed_us >= cutoff), bool(kdc))
+                                       tuple(m for m in unpack_misdated(wrong) if m.placed_us >= cutoff), bool(kdc))
                 db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                 spans = {(s.host, s.channel): s for s in _import_coverage([item], ()).spans()}
                 self._insert_spans(db, file_id, [item], spans)
@@ -848,54 +720,3 @@ class Store:
         return PruneResult(before, events, clipped, removed, clears)
 
 
-def _recheck_clocks(db: sqlite3.Connection) -> None:
-    """Schema 2 -> 3: files ingested before evtrack checked clocks get their misdated records found now, from the
-    (record id, time) pairs the store kept, exactly as a new ingest would (record order is id order): their times
-    are placed between their neighbours and the covered segments no longer reach out to them."""
-    import numpy as np
-
-    from evtrack.coverage import misdated, place_misdated
-
-    rows = db.execute("SELECT file_id, host, channel, record_ids, record_times, segments FROM spans").fetchall()
-    for file_id, host, channel, ids_blob, times_blob, packed in rows:
-        ids = np.array(_unpack(ids_blob), dtype=np.int64)
-        times = np.array(_unpack(times_blob), dtype=np.int64)
-        if len(times) < 3:
-            continue
-        mask = misdated(times)
-        if not mask.any():
-            continue
-        placed = place_misdated(times, mask)
-        lo, hi = int(placed.min()), int(placed.max())
-        segments = [(max(a, lo), min(b, hi)) for a, b in _segments(packed) if a <= hi and b >= lo] or [(lo, hi)]
-        wrong = [value for i in np.nonzero(mask)[0].tolist() for value in (int(ids[i]), int(times[i]), int(placed[i]))]
-        db.execute(
-            "UPDATE spans SET record_times = ?, misdated = ?, segments = ?, envelope_first_us = ?, "
-            "envelope_last_us = ?, first_us = ?, last_us = ? WHERE file_id = ? AND host = ? AND channel = ?",
-            (_pack(placed.tolist()), _pack(wrong), _pack([t for segment in segments for t in segment]), lo, hi, lo,
-             hi, file_id, host, channel),
-        )
-
-
-def migrate(db: sqlite3.Connection) -> int:
-    """Bring the store's schema to :data:`SCHEMA_VERSION`, one transaction per step; returns the new version."""
-    while True:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]  # re-read: another process may have won
-            if version >= SCHEMA_VERSION:
-                db.execute("COMMIT")
-                return int(version)
-            for statement in _MIGRATIONS[version]:
-                db.execute(statement)
-            if version == 2:
-                _recheck_clocks(db)
-            if version == 0:
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (_iso(_now()),))
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version + 1),))
-            db.execute(f"PRAGMA user_version = {version + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise

@@ -218,7 +218,7 @@ def test_a_store_from_before_clock_checks_is_rechecked_on_upgrade(tmp_path: Path
     finds the misdated record from the stored pairs, as a fresh ingest does, so Jan-Mar 2024 is not a clean pass."""
     import sqlite3
 
-    from evtrack.store import _pack, _unpack
+    from evtrack.store_schema import pack, unpack
 
     records = noise(utc(2024, 1, 1), utc(2024, 2, 10, 6), HOUR, 1)
     next_id = records[-1].record_id + 1
@@ -230,9 +230,9 @@ def test_a_store_from_before_clock_checks_is_rechecked_on_upgrade(tmp_path: Path
     db = sqlite3.connect(store)  # turn it into what evtrack 2 wrote: raw times, stretched segments, no new columns
     ids, times = db.execute("SELECT record_ids, record_times FROM spans WHERE channel = 'Security'").fetchone()
     raw = [t if i != next_id else int(utc(2023, 2, 10, 9, 20).timestamp() * 1e6) for i, t in
-           zip(_unpack(ids), _unpack(times), strict=True)]
+           zip(unpack(ids), unpack(times), strict=True)]
     db.execute("UPDATE spans SET record_times = ?, segments = ?, envelope_first_us = ?", (
-        _pack(raw), _pack([min(raw), max(raw)]), min(raw)))
+        pack(raw), pack([min(raw), max(raw)]), min(raw)))
     db.execute("ALTER TABLE spans DROP COLUMN misdated")
     db.execute("ALTER TABLE spans DROP COLUMN kdc")
     db.execute("PRAGMA user_version = 2")
