@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from evtrack.catalogue import (
-    ACCOUNT_ONLY_EVENT_IDS,
-    EVIDENCE_CHANNELS,
-    RDP_LOGON_TYPES,
-    SESSION_EVENT_IDS,
-    is_remote_ip,
-)
+from evtrack import rows as table_rows
+from evtrack.catalogue import EVIDENCE_CHANNELS
 from evtrack.concurrency import connected_intervals
 from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan, merge_intervals
@@ -60,11 +54,7 @@ if TYPE_CHECKING:
 
     from evtrack.directory import Directory, DirectoryUser
 
-#: The two 4624 of a UAC split token land within this of each other.
-SESSION_MERGE = timedelta(seconds=10)
-#: A 4624 and the LocalSessionManager 21 (or 25, 4778) of the same logon land within this (12 s is seen on real
-#: hosts; a slow profile load takes longer).
-SESSION_PAIR = timedelta(seconds=120)
+
 ALL_DOMAINS = "All trusted domains"
 KDC_HINT = "Kerberos KDC events (4768/4769) in its Security log: a domain controller, not an RD Session Host?"
 
@@ -216,129 +206,6 @@ def _carried_proof(person: _Person, label: str, start: int, end: int, tz: ZoneIn
     return []
 
 
-def _observations(table: pa.Table) -> list[Observation]:
-    import pyarrow.compute as pc
-
-    named = table.filter(pc.is_valid(table["user"])).select(["user", "domain", "sid", "host"])
-    unique = named.group_by(["user", "domain", "sid", "host"], use_threads=False).aggregate([])
-    return [
-        Observation(r["user"], r["domain"], r["sid"], host_key(r["host"] or ""))
-        for r in unique.sort_by([(c, "ascending") for c in ("user", "domain", "sid", "host")]).to_pylist()
-    ]
-
-
-def _sightings(table: pa.Table, hosts: HostNames, names: frozenset[str]
-               ) -> list[tuple[str | None, str | None, str | None, str, int]]:
-    """Timed sightings with a SID of the names that several SIDs held (``names``: sam names, lower case)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    sam = pc.utf8_lower(pc.replace_substring_regex(table["user"], "@.*$", ""))
-    named = table.filter(pc.and_(pc.is_in(sam, pa.array(sorted(names))), pc.is_valid(table["sid"])))
-    named = named.filter(pc.is_valid(named["time"])).select(["user", "domain", "sid", "host", "time"])
-    return [(r["user"], r["domain"], r["sid"], hosts.key(r["host"]), datetime_to_us(r["time"]))
-            for r in named.to_pylist()]
-
-
-def _directory_observations(directory: Directory, aliases: Mapping[str, str]) -> list[Observation]:
-    """Directory accounts as sightings, so a name seen without a SID in the logs joins its SID's person."""
-    result = []
-    for user in directory.users:
-        if not user.sid:
-            continue
-        netbios = directory.netbios or (aliases.get(user.dns_domain or "") if user.dns_domain else None)
-        if user.sam and netbios:
-            result.append(Observation(user.sam, netbios, user.sid, ""))
-        if user.upn:
-            result.append(Observation(user.upn, None, user.sid, ""))
-    return result
-
-
-def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same record from overlapping exports counts once; its ``source`` is the first file (by path) that
-    holds it, whatever order the files were read in."""
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    unique = []
-    for row in rows:
-        key = (row["host"], row["channel"], row["record_id"], row["time"])
-        kept = seen.get(key)
-        if kept is None:
-            seen[key] = row
-            unique.append(row)
-        elif row.get("source") and (not kept.get("source") or row["source"] < kept["source"]):
-            kept["source"] = row["source"]
-    return unique
-
-
-def _evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
-    import pyarrow.compute as pc
-
-    evidence = table.filter(pc.equal(table["rdp"], True)).select(
-        ["time", "host", "user", "domain", "sid", "kind", "reason", "event_id", "channel", "record_id", "address",
-         "client_name", "source"]
-    )
-    evidence = evidence.sort_by([("time", "ascending"), ("host", "ascending"), ("channel", "ascending"),
-                                 ("record_id", "ascending")])
-    return _unique(evidence.to_pylist())
-
-
-def _session_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows that open or close a session (for concurrency), each record once; times in µs."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    ids = pc.is_in(table["event_id"], pa.array(sorted(SESSION_EVENT_IDS)))
-    remote_type = pc.is_in(table["logon_type"], pa.array(sorted(RDP_LOGON_TYPES)))
-    logon_like = pc.is_in(table["event_id"], pa.array(sorted({i for _, i in ACCOUNT_ONLY_EVENT_IDS})))
-    keep = pc.and_(ids, pc.or_(pc.invert(logon_like), pc.fill_null(remote_type, False)))
-    rows = _unique(table.filter(keep).select(
-        ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "sid", "address",
-         "session_id", "logon_id", "rdp", "reason", "source"]
-    ).to_pylist())
-    for row in rows:
-        row["time"] = datetime_to_us(row["time"]) if row["time"] is not None else None
-    return rows
-
-
-def _device_key(row: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
-    """A client device: its IP address (not loopback or unspecified: tunnels hide the client), with the client
-    name 4778/4779 give; a name alone where there is no usable address."""
-    return _device(row["client_name"], row["address"])
-
-
-@functools.lru_cache(maxsize=65_536)
-def _device(client_name: str | None, address_text: str | None) -> tuple[str, str | None, str | None] | None:
-    name = (client_name or "").strip()
-    name = name if name and name.lower() not in ("unknown", "-") else ""
-    address = (address_text or "").strip()
-    if is_remote_ip(address):
-        return "ip:" + address.lower(), name or None, address
-    if name:
-        return "name:" + name.lower(), name, None
-    return None
-
-
-def _cluster(items: list[tuple[str, int, str]]) -> list[tuple[str, int]]:
-    """One start per logon (or reconnect) seen by several logs of one host: a start joins the open one when it
-    comes from a log that has not seen it yet and lands within SESSION_PAIR of its first sighting (the LSM 21 of
-    a 4624 may come seconds later), or from the same log within SESSION_MERGE of that log's last sighting (the
-    two 4624 of a UAC split token)."""
-    merged: list[tuple[str, int]] = []
-    current: dict[str, tuple[int, dict[str, int]]] = {}
-    pair, merge = int(SESSION_PAIR.total_seconds() * 1e6), int(SESSION_MERGE.total_seconds() * 1e6)
-    for host, moment, source in sorted(items, key=lambda item: (item[1], item[0], item[2])):
-        opened = current.get(host)
-        if opened is not None:
-            first, seen = opened
-            last = seen.get(source)
-            if (moment - last <= merge) if last is not None else (moment - first <= pair):
-                seen[source] = moment
-                continue
-        current[host] = (moment, {source: moment})
-        merged.append((host, moment))
-    return merged
-
-
 def _host_intervals(coverage: Sequence[ChannelSpan], hosts: HostNames, selection: HostSelection,
                     expected: Sequence[str]) -> dict[str, tuple[tuple[int, int], ...]]:
     """Covered time per counted host (evidence channels only); expected hosts without logs cover nothing."""
@@ -445,18 +312,18 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     hosts = HostNames([*(span.host for span in source.coverage),
                        *(h for h in pc.unique(table["host"]).to_pylist() if h), *settings.expected_hosts])
     counted_host = _memo(lambda key: settings.hosts.counts(key, hosts.names(key)))
-    observations = _observations(table)
+    observations = table_rows.observations(table)
     observations += [Observation(user, domain, sid, host_key(host or "")) for user, domain, sid, host in
                      source.observations]
     aliases = dict(settings.aliases)
     if settings.directory is not None:
         aliases = {**settings.directory.aliases(), **aliases}
-        observations += _directory_observations(settings.directory, aliases)
+        observations += table_rows.directory_observations(settings.directory, aliases)
     resolver = IdentityResolver(observations, aliases=aliases, exclusions=settings.exclusions)
     if resolver.contested_names:
-        resolver.add_sightings(_sightings(table, hosts, resolver.contested_names))
+        resolver.add_sightings(table_rows.sightings(table, hosts, resolver.contested_names))
     if settings.directory is not None:
-        for entry in _directory_observations(settings.directory, aliases):
+        for entry in table_rows.directory_observations(settings.directory, aliases):
             if entry.sid:
                 resolver.set_current_holder(entry.user, entry.domain, entry.sid)
     misdated = _misdated_lookup(source.coverage)
@@ -472,7 +339,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     suspicious = 0
     misdated_rows: list[MisdatedEvidence] = []
     devices: dict[str, list[tuple[int, str | None, str | None, str]]] = {}
-    for row in _evidence_rows(table):
+    for row in table_rows.evidence_rows(table):
         if row["time"] is None or not plausible_time(datetime_to_us(row["time"]), now_us):
             suspicious += 1
             continue
@@ -517,7 +384,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         person.hosts.add(host)
         person.reasons.add(row["reason"])
         host_people[host].add(identity.key)
-        device = _device_key(row)
+        device = table_rows.device_key(row)
         if device is not None:
             devices.setdefault(device[0], []).append((moment, device[1], device[2], identity.key))
         log = f"{row['channel'].lower()}:{row['event_id']}"
@@ -530,15 +397,15 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     for person in people.values():
         person.times.sort()
         person.renewals.sort()
-        person.session_starts = [t for _, t in _cluster(person.starts)]
-        person.reconnect_starts = [t for _, t in _cluster(person.reconnects)]
+        person.session_starts = [t for _, t in table_rows.cluster(person.starts)]
+        person.reconnect_starts = [t for _, t in table_rows.cluster(person.reconnects)]
         if not person.renewals or person.times[0] < person.renewals[0]:
             # a session that began before the logs: its sign-in was no later than its first evidence
             person.renewals.insert(0, person.times[0])
 
     host_cover = _host_intervals(source.coverage, hosts, settings.hosts, settings.expected_hosts)
     session_rows = []
-    for row in _session_rows(table):
+    for row in table_rows.session_rows(table):
         if row["time"] is None or not counted_host(hosts.key(row["host"])):
             continue
         row["recorded"] = row["time"]
