@@ -6,12 +6,15 @@ Heavy modules (pyarrow, pandas, parsers) are imported inside the commands so tha
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from evtrack import __version__
 from evtrack.cli_options import PER_HELP, BomOpt, CsvDelimiterOpt, Engine, EventFormat, ExplainFormat, Per, ReportFormat
@@ -19,13 +22,28 @@ from evtrack.errors import ConfigError, EvtrackError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from typer._click import Context
 
     from evtrack.config import FileConfig
+    from evtrack.dataset import DatasetRead
+    from evtrack.pipeline import FilesInput
     from evtrack.reading import FileResult, ReadResult
     from evtrack.report import Report
-    from evtrack.usage import ReportSettings
+    from evtrack.settings import ResolvedSettings, SettingFlags
+
+
+class _Commands(TyperGroup):
+    """The root command group: the one place an :class:`EvtrackError` becomes a message and an exit code."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EvtrackError as exc:
+            _fail(str(exc))
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="evtrack",
     help="Estimate RDS Per User CAL usage from exported Windows logon event logs (.evtx or XML).",
     no_args_is_help=True,
@@ -98,23 +116,29 @@ JobsOpt = Annotated[
 ]
 
 
-def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quiet: bool,
-          slim: bool = False) -> ReadResult:
-    from evtrack.reading import default_jobs, expand_inputs, read_inputs
+@contextlib.contextmanager
+def _files_input(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quiet: bool, slim: bool = False,
+                 on_read: Callable[[ReadResult], None] | None = None) -> Iterator[FilesInput]:
+    """The files adapter for ``paths``, with a progress bar on a terminal (gone before ``on_read`` runs)."""
+    from evtrack.pipeline import FilesInput
+    from evtrack.reading import default_jobs, expand_inputs
 
     console = _stderr()
     jobs = jobs or default_jobs()
+    plain = FilesInput(paths, engine=engine.value, verify_checksums=verify, jobs=jobs, slim=slim, on_read=on_read)
     if quiet or not console.is_terminal:
-        return read_inputs(paths, engine=engine.value, verify_checksums=verify, jobs=jobs, slim=slim)
+        yield plain
+        return
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     files = expand_inputs(paths).files
     total = sum(_size(path) for path in files)
-    with Progress(
+    progress = Progress(
         TextColumn("reading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TextColumn("{task.fields[files]}/{task.fields[total_files]} files, {task.fields[records]:,} records"),
         TimeRemainingColumn(), console=console, transient=True,
-    ) as progress:
+    )
+    with progress:
         task = progress.add_task("read", total=total, files=0, total_files=len(files), records=0)
         seen: set[Path] = set()
         records = 0
@@ -125,8 +149,18 @@ def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quie
             seen.add(result.stats.path)
             progress.update(task, advance=result.stats.size, files=len(seen), records=records)
 
-        return read_inputs(paths, engine=engine.value, verify_checksums=verify, jobs=jobs, progress=advance,
-                           slim=slim)
+        def done(result: ReadResult) -> None:
+            progress.stop()
+            if on_read is not None:
+                on_read(result)
+
+        yield dataclasses.replace(plain, progress=advance, on_read=done)
+
+
+def _read(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quiet: bool,
+          slim: bool = False) -> ReadResult:
+    with _files_input(paths, engine, verify, jobs, quiet, slim) as files:
+        return files.read()
 
 
 def _size(path: Path) -> int:
@@ -254,13 +288,10 @@ def events(
     if store is not None:
         from evtrack.store import Store
 
-        try:
-            with Store.open(store, create=False) as opened:
-                table = opened.events_table()
-            _write_or_print(render_events(table, fmt.value, safe=not unsafe_csv, sep=csv_delimiter),
-                            Path(output) if output else None, [store])
-        except EvtrackError as exc:
-            _fail(str(exc))
+        with Store.open(store, create=False) as opened:
+            table = opened.events_table()
+        _write_or_print(render_events(table, fmt.value, safe=not unsafe_csv, sep=csv_delimiter),
+                        Path(output) if output else None, [store])
         return
     assert paths is not None
     as_dataset = output is not None and str(output) != "-" and _is_dataset_target(output, dataset)
@@ -269,21 +300,18 @@ def events(
     if (dataset or partition_by is not PartitionBy.month) and not as_dataset:
         _fail("--dataset and --partition-by need --format parquet -o DIR/")
     written = None
-    try:
-        result = _read(paths, engine, verify_checksums, jobs, quiet)
-        _require_something_read(result, paths, quiet)
-        if as_dataset:
-            assert output is not None
-            from evtrack.dataset import write_events_dataset
-            from evtrack.pipeline import source_from_read
+    result = _read(paths, engine, verify_checksums, jobs, quiet)
+    _require_something_read(result, paths, quiet)
+    if as_dataset:
+        assert output is not None
+        from evtrack.dataset import write_events_dataset
+        from evtrack.pipeline import source_from_read
 
-            written = write_events_dataset(source_from_read(result), Path(output),
-                                           by_host=partition_by is PartitionBy.host)
-        else:
-            data = render_events(result.table, fmt.value, safe=not unsafe_csv, sep=csv_delimiter)
-            _write_or_print(data, None if output is None else Path(output), [stats.path for stats in result.files])
-    except EvtrackError as exc:
-        _fail(str(exc))
+        written = write_events_dataset(source_from_read(result), Path(output),
+                                       by_host=partition_by is PartitionBy.host)
+    else:
+        data = render_events(result.table, fmt.value, safe=not unsafe_csv, sep=csv_delimiter)
+        _write_or_print(data, None if output is None else Path(output), [stats.path for stats in result.files])
     _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
     if written is not None and not quiet:
         _stderr().print(_escape(f"dataset: {written.path}: {written.rows:,} rows in {written.files} files, "
@@ -353,99 +381,17 @@ AliasOpt = Annotated[
 ]
 
 
-def _settings(
-    config: Path | None, installed: int | None, tz: str | None, window: str | None, start: str | None,
-    end: str | None, as_of: str | None, scopes: list[str] | None, excludes: list[str] | None,
-    aliases: list[str] | None, created_at: str | None, directory: Path | None = None, netbios: str | None = None,
-    keypacks: Path | None = None, product_version: str | None = None, hosts: list[str] | None = None,
-    exclude_hosts: list[str] | None = None, expect_hosts: list[str] | None = None,
-) -> tuple[ReportSettings, FileConfig]:
+def _settings(flags: SettingFlags) -> ResolvedSettings:
+    """The settings, resolved once: config file (its warnings printed first), environment, flags."""
     import os
-    from datetime import datetime, timezone
 
     from evtrack.config import load_config
-    from evtrack.hosts import HostSelection
-    from evtrack.identity import Exclusions
-    from evtrack.usage import ReportSettings
-    from evtrack.windows import WindowSpec, parse_date, parse_moment, resolve_zone, zone
+    from evtrack.settings import resolve_settings
 
-    file = load_config(config)
+    file = load_config(flags.config)
     for warning in file.warnings:
         _stderr().print(f"[bold yellow]warning:[/] {_escape(warning)}")
-    resolved = resolve_zone(tz or file.tz or "UTC")
-    tzinfo = resolved.info
-    window_name = window or file.window or "month"
-    WindowSpec.parse(window_name)
-    alias_map = dict(file.aliases)
-    for item in aliases or []:
-        if "=" not in item:
-            raise ConfigError(f"--alias {item!r}: use fqdn=NETBIOS, e.g. contoso.local=CONTOSO")
-        key, value = item.split("=", 1)
-        alias_map[key.strip()] = value.strip()
-    names, sids, patterns = list(file.exclude_names), list(file.exclude_sids), list(file.exclude_patterns)
-    for item in excludes or []:
-        if item.upper().startswith("S-1-"):
-            sids.append(item)
-        elif set("*?[") & set(item):
-            patterns.append(item)
-        else:
-            names.append(item)
-    created: datetime | None = None
-    if created_at:
-        created = parse_moment(created_at, zone("UTC"))
-    elif os.environ.get("SOURCE_DATE_EPOCH", "").strip().isdigit():
-        created = datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), tz=timezone.utc)
-    domains, ous = _scopes(scopes or list(file.scope) or [f"domain:{d}" for d in file.domains])
-    if ous and directory is None:
-        raise ConfigError("an OU scope needs --directory (logon events carry no OU)")
-    loaded_directory = None
-    if directory is not None:
-        from evtrack.directory import load_directory
-
-        loaded_directory = load_directory(directory, netbios=netbios)
-    source = None if installed is None else (
-        "EVTRACK_INSTALLED" if os.environ.get("EVTRACK_INSTALLED", "").strip() == str(installed) else "--installed")
-    setting_warnings: list[str] = []
-    if installed is None and keypacks is not None:  # flags (--keypacks) override the config file
-        from evtrack.keypacks import load_keypacks
-
-        packs = load_keypacks(keypacks)
-        installed = packs.per_user_installed(product_version)
-        source = f"key packs {keypacks}" + (f" ({product_version})" if product_version else "")
-        if not packs.matches(product_version):
-            setting_warnings.append(f"{keypacks}: no Per User CAL key pack" + (
-                f" of product version {product_version!r}" if product_version else "") + ": installed counts as 0.")
-    settings = ReportSettings(
-        setting_warnings=tuple(setting_warnings),
-        installed=installed if installed is not None else file.installed,
-        installed_source=source if installed is not None else (
-            f"config file {file.path}" if file.installed is not None else None),
-        tz=resolved.name,
-        window=window_name,
-        start=parse_date(start) if start else None,
-        end=parse_date(end) if end else None,
-        as_of=parse_moment(as_of, tzinfo) if as_of else None,
-        aliases=alias_map,
-        exclusions=Exclusions.build(names, sids, patterns),
-        domains=domains,
-        ous=ous,
-        directory=loaded_directory,
-        created_at=created,
-        hosts=HostSelection.build(hosts or file.hosts_include, [*file.hosts_exclude, *(exclude_hosts or [])]),
-        expected_hosts=tuple(expect_hosts or file.hosts_expected),
-    )
-    return settings, file
-
-
-def _zone_line(used: str, flag: str | None, file: FileConfig) -> str:
-    """Which time zone cut the windows, and where it came from: a report must never leave that to guesswork."""
-    if flag:
-        origin = "--tz/EVTRACK_TZ" + (f" {flag!r}" if flag != used else "")
-    elif file.tz:
-        origin = f"tz{'' if file.tz == used else f' {file.tz!r}'} in {file.path}"
-    else:
-        origin = "the default; set another with --tz or tz in evtrack.toml"
-    return f"time zone: {used} ({origin})"
+    return resolve_settings(flags, file, os.environ)
 
 
 def _config_engine(file: FileConfig) -> Engine:
@@ -453,24 +399,6 @@ def _config_engine(file: FileConfig) -> Engine:
         return Engine(file.engine or Engine.evtx.value)
     except ValueError:
         raise ConfigError(f"{file.path}: engine must be one of {', '.join(e.value for e in Engine)}") from None
-
-
-def _scopes(items: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``all`` / ``domain:X`` / ``ou:DN`` → (domains, OUs); ``all`` alone means no filter."""
-    domains: list[str] = []
-    ous: list[str] = []
-    for item in items:
-        kind, _, value = item.partition(":")
-        kind = kind.strip().lower()
-        if kind == "all" and not value:
-            continue
-        if kind == "domain" and value.strip():
-            domains.append(value.strip())
-        elif kind == "ou" and value.strip():
-            ous.append(value.strip())
-        else:
-            raise ConfigError(f"--scope {item!r}: use all, domain:NAME or ou:OU=...,DC=...")
-    return tuple(domains), tuple(ous)
 
 
 def _ascii_console() -> bool:
@@ -579,8 +507,8 @@ def report(
     """Estimate Per User CALs in use: distinct RDP users per window against the installed count."""
     import os
 
-    from evtrack.pipeline import source_from_read
-    from evtrack.usage import build_report
+    from evtrack.pipeline import DatasetInput, ReportInput, StoreInput, run
+    from evtrack.settings import SettingFlags
 
     env_store = Path(os.environ["EVTRACK_STORE"]) if os.environ.get("EVTRACK_STORE") else None
     # EVTRACK_STORE stands in for --store where a store is wanted: to --save into, or to report from (no inputs)
@@ -593,38 +521,45 @@ def report(
         _fail("give either files or --store, not both (to add files to a store: evtrack ingest)")
     if save and store_path is None:
         _fail("--save needs --store PATH (or EVTRACK_STORE)")
-    result = None
-    dataset_lines: list[str] = []
-    try:
-        settings, _file = _settings(config, installed, tz, window, start, end, as_of, scope, exclude, alias,
-                                    created_at, directory, netbios, keypacks, product_version, host, exclude_host,
-                                    expect_host)
+    reads: list[ReadResult] = []
+    dataset_reads: list[DatasetRead] = []
+    resolved = _settings(SettingFlags(
+        config=config, installed=installed, tz=tz, window=window, start=start, end=end, as_of=as_of,
+        scopes=tuple(scope or ()), excludes=tuple(exclude or ()), aliases=tuple(alias or ()), created_at=created_at,
+        directory=directory, netbios=netbios, keypacks=keypacks, product_version=product_version,
+        hosts=tuple(host or ()), exclude_hosts=tuple(exclude_host or ()), expect_hosts=tuple(expect_host or ()),
+    ))
+    with contextlib.ExitStack() as stack:
+        source: ReportInput
         if paths:
-            result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet, slim=True)
-            _require_something_read(result, paths, quiet)
-            built = build_report(source_from_read(result), settings)
+            def refuse_empty(result: ReadResult) -> None:
+                reads.append(result)
+                _require_something_read(result, paths, quiet)
+
+            source = stack.enter_context(_files_input(
+                paths, engine or _config_engine(resolved.file), verify_checksums, jobs, quiet, slim=True,
+                on_read=refuse_empty))
         elif events_dataset is not None:
-            built, dataset_lines = _report_from_dataset(events_dataset, settings)
+            source = DatasetInput(events_dataset, on_read=dataset_reads.append)
         else:
-            from evtrack.store import Store
+            source = StoreInput(store_path)
+        built = run(source, resolved.report)
+    result = reads[0] if reads else None
+    if save:
+        from evtrack.store import Store
 
-            with Store.open(store_path, create=False) as opened:
-                built = build_report(opened.report_source(), settings)
-        if save:
-            from evtrack.store import Store
-
-            with Store.open(store_path) as opened:
-                if opened.created:
-                    announce_new_store(opened.path, quiet)
-                saved_id = opened.save_report(built)
-        data = render_report(built, fmt, per, safe=not unsafe_csv, bom=bom, sep=csv_delimiter)
-        _write_or_print(data, output, [stats.path for stats in result.files] if result else [])
-    except EvtrackError as exc:
-        _fail(str(exc))
+        with Store.open(store_path) as opened:
+            if opened.created:
+                announce_new_store(opened.path, quiet)
+            saved_id = opened.save_report(built)
+    data = render_report(built, fmt, per, safe=not unsafe_csv, bom=bom, sep=csv_delimiter)
+    _write_or_print(data, output, [stats.path for stats in result.files] if result else [])
     if result is not None:
         _print_summary(_summary(result, result.table.num_rows, verbose), quiet)
-    _print_summary(dataset_lines, quiet)
-    _print_summary([_zone_line(settings.tz, tz, _file)], quiet)
+    if dataset_reads:
+        assert events_dataset is not None
+        _print_summary(_dataset_lines(events_dataset, dataset_reads[0]), quiet)
+    _print_summary([resolved.zone_line()], quiet)
     if save and not quiet:
         _stderr().print(f"saved as report {saved_id} in {store_path}")
     for warning in built.warnings:
@@ -637,34 +572,17 @@ def report(
         raise typer.Exit(_check_code(built))
 
 
-def _report_from_dataset(location: str, settings: ReportSettings) -> tuple[Report, list[str]]:
-    """The report from an events dataset, and the lines to print about what was read."""
-    import dataclasses
-    from datetime import timedelta
+def _dataset_lines(location: str, read: DatasetRead) -> list[str]:
+    """What was read from an events dataset, for stderr."""
+    from evtrack.dataset import SIDECAR
 
-    from evtrack.dataset import SIDECAR, push_down_range, read_events_dataset
-    from evtrack.usage import build_report
-    from evtrack.windows import local_midnight, zone
-
-    tz = zone(settings.tz)
-    time_range = None
-    if settings.start is not None or settings.end is not None:
-        start = local_midnight(settings.start, tz) if settings.start else None
-        end = local_midnight(settings.end + timedelta(days=1), tz) if settings.end else None
-        time_range = push_down_range(start, end)
-    read = read_events_dataset(location, time_range=time_range)
-    built = build_report(read.source, settings)
     lines = [f"dataset: {location}: {read.rows:,} events read"]
-    if time_range is not None:
-        low, high = time_range
-        note = (f"Only events from {low:%Y-%m-%d} to {high:%Y-%m-%d} (UTC) were read from the dataset (--from/--to): "
-                "per-user totals and first/last seen, new users, and the estimate as of a date after the period "
-                "count only those.")
-        built = dataclasses.replace(built, notes=(*built.notes, note))
+    if read.time_range is not None:
+        low, high = read.time_range
         lines[0] += f" ({low:%Y-%m-%d} .. {high:%Y-%m-%d} UTC pushed down)"
     if not read.has_coverage:
         lines.append(f"warning: {location} has no {SIDECAR}: coverage is unknown, so every window is unknown")
-    return built, lines
+    return lines
 
 
 @app.command()
@@ -714,8 +632,9 @@ def explain(
     import os
 
     from evtrack.explain import explain as explain_name
-    from evtrack.pipeline import source_from_read
+    from evtrack.pipeline import DatasetInput, ReportInput, StoreInput, run_with_source
     from evtrack.render.explain import explanation_json, explanation_text
+    from evtrack.settings import SettingFlags
     from evtrack.windows import WindowSpec
 
     env_store = Path(os.environ["EVTRACK_STORE"]) if os.environ.get("EVTRACK_STORE") else None
@@ -732,28 +651,30 @@ def explain(
             kind = value
         except ConfigError:
             label = value
-    result = None
-    try:
-        settings, _file = _settings(config, None, tz, kind, start, end, None, scope, exclude, alias, None, directory,
-                                    netbios, None, None, host, exclude_host, expect_host)
+    resolved = _settings(SettingFlags(
+        config=config, tz=tz, window=kind, start=start, end=end, scopes=tuple(scope or ()),
+        excludes=tuple(exclude or ()), aliases=tuple(alias or ()), directory=directory, netbios=netbios,
+        hosts=tuple(host or ()), exclude_hosts=tuple(exclude_host or ()), expect_hosts=tuple(expect_host or ()),
+    ))
+    reads: list[ReadResult] = []
+    with contextlib.ExitStack() as stack:
+        source: ReportInput
         if paths:
-            result = _read(paths, engine or _config_engine(_file), verify_checksums, jobs, quiet, slim=True)
-            _require_something_read(result, paths, quiet)
-            source = source_from_read(result)
+            def refuse_empty(result: ReadResult) -> None:
+                reads.append(result)
+                _require_something_read(result, paths, quiet)
+
+            source = stack.enter_context(_files_input(
+                paths, engine or _config_engine(resolved.file), verify_checksums, jobs, quiet, slim=True,
+                on_read=refuse_empty))
         elif events_dataset is not None:
-            from evtrack.dataset import read_events_dataset
-
-            source = read_events_dataset(events_dataset).source
+            source = DatasetInput(events_dataset, push_down=False)
         else:
-            from evtrack.store import Store
-
-            with Store.open(store_path, create=False) as opened:
-                source = opened.report_source()
-        answer = explain_name(source, settings, name, label)
-    except EvtrackError as exc:
-        _fail(str(exc))
-    if result is not None:
-        _print_summary(_summary(result, result.table.num_rows, False), quiet)
+            source = StoreInput(store_path)
+        built, read_source = run_with_source(source, resolved.report)
+    answer = explain_name(read_source, resolved.report, name, label, report=built)
+    if reads:
+        _print_summary(_summary(reads[0], reads[0].table.num_rows, False), quiet)
     text = explanation_json(answer) if fmt is ExplainFormat.json else explanation_text(answer)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -774,17 +695,17 @@ def config_show(
     alias: AliasOpt = None,
 ) -> None:
     """Print the settings a report would use: config file merged with flags and environment."""
-    try:
-        settings, file = _settings(config, installed, tz, window, None, None, None, scope, exclude, alias, None)
-    except EvtrackError as exc:
-        _fail(str(exc))
+    from evtrack.settings import SettingFlags
+
+    resolved = _settings(SettingFlags(config=config, installed=installed, tz=tz, window=window,
+                                      scopes=tuple(scope or ()), excludes=tuple(exclude or ()),
+                                      aliases=tuple(alias or ())))
+    settings, file = resolved.report, resolved.file
+
     def strings(values: list[str]) -> str:
         return "[" + ", ".join(_toml_string(v) for v in values) + "]"
 
-    try:
-        engine = _config_engine(file).value
-    except EvtrackError as exc:
-        _fail(str(exc))
+    engine = _config_engine(file).value
     lines = [
         f"# config file: {file.path if file.path else '(none)'}",
         "# the settings a report would use (file, flags and environment merged); this output loads as evtrack.toml",
@@ -849,7 +770,7 @@ def sample(
         output.mkdir(parents=True, exist_ok=True)
         result = write_sample(output, users=users, hosts=hosts, start=first, end=last, tz=tz, seed=seed,
                               noise_ratio=noise_ratio, size_mb=size_mb)
-    except (EvtrackError, OSError) as exc:
+    except OSError as exc:  # the output folder: not an EvtrackError
         _fail(str(exc))
     if not quiet:
         _stderr().print(_escape(

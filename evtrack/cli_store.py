@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from evtrack.cli_options import PER_HELP, BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
+from evtrack.errors import EvtrackError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,7 +111,6 @@ def ingest(
 ) -> None:
     """Add event logs to the store; files and events already there are skipped (safe to re-run)."""
     from evtrack.cli import EXIT_ERROR, EXIT_INTERRUPTED, _escape, _stderr, announce_new_store, no_logs_found
-    from evtrack.errors import EvtrackError
     from evtrack.reading import default_jobs
 
     console = _stderr()
@@ -139,8 +139,6 @@ def ingest(
                 result = _ingest_with_progress(opened, paths, engine.value, verify_checksums, jobs or default_jobs(),
                                                scanner, stored.append)
             where = opened.path
-    except EvtrackError as exc:
-        _fail(str(exc))
     except KeyboardInterrupt:
         from evtrack.store import STATUS_INGESTED
 
@@ -203,13 +201,8 @@ def reports_list(store: StoreOpt = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from evtrack.errors import EvtrackError
-
-    try:
-        with _open(store, create=False) as opened:
-            saved = opened.list_reports()
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        saved = opened.list_reports()
     if not saved:
         from evtrack.cli import _stderr
 
@@ -258,14 +251,10 @@ def reports_show(
 ) -> None:
     """Print a saved report (as `evtrack report` would have)."""
     from evtrack.cli import _write_or_print, render_report
-    from evtrack.errors import EvtrackError
 
-    try:
-        with _open(store, create=False) as opened:
-            report = opened.get_report(report_id)
-        _write_or_print(render_report(report, fmt, per), None, [])
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        report = opened.get_report(report_id)
+    _write_or_print(render_report(report, fmt, per), None, [])
 
 
 @reports_app.command("export")
@@ -280,16 +269,12 @@ def reports_export(
 ) -> None:
     """Write a saved report to a file as CSV or JSON."""
     from evtrack.cli import _write_or_print, render_report
-    from evtrack.errors import EvtrackError
 
-    try:
-        with _open(store, create=False) as opened:
-            report = opened.get_report(report_id)
-            store_path = opened.path
-        data = render_report(report, fmt, per, bom=bom, sep=csv_delimiter)
-        _write_or_print(data, output, [store_path])
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        report = opened.get_report(report_id)
+        store_path = opened.path
+    data = render_report(report, fmt, per, bom=bom, sep=csv_delimiter)
+    _write_or_print(data, output, [store_path])
 
 
 @reports_app.command("delete")
@@ -300,16 +285,12 @@ def reports_delete(
 ) -> None:
     """Delete a saved report (the stored events stay)."""
     from evtrack.cli import _stderr
-    from evtrack.errors import EvtrackError
 
-    try:
-        with _open(store, create=False) as opened:
-            opened.get_report(report_id)  # unknown id: say so before asking
-            if not yes and not typer.confirm(f"Delete report {report_id}?"):
-                _fail("not deleted")
-            opened.delete_report(report_id)
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        opened.get_report(report_id)  # unknown id: say so before asking
+        if not yes and not typer.confirm(f"Delete report {report_id}?"):
+            _fail("not deleted")
+        opened.delete_report(report_id)
     _stderr().print(f"deleted report {report_id}")
 
 
@@ -338,13 +319,9 @@ def info_lines(info: StoreInfo) -> list[str]:
 @store_app.command("info")
 def store_info(store: StoreOpt = None) -> None:
     """Where the store is, how big, what it holds and what the logs in it cover."""
-    from evtrack.errors import EvtrackError
 
-    try:
-        with _open(store, create=False) as opened:
-            info = opened.info()
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        info = opened.info()
     typer.echo("\n".join(info_lines(info)))
 
 
@@ -352,13 +329,9 @@ def store_info(store: StoreOpt = None) -> None:
 def store_vacuum(store: StoreOpt = None) -> None:
     """Reclaim free space (after deletes or prune)."""
     from evtrack.cli import _stderr
-    from evtrack.errors import EvtrackError
 
-    try:
-        with _open(store, create=False) as opened:
-            before, after = opened.vacuum()
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        before, after = opened.vacuum()
     _stderr().print(f"vacuumed: {before:,} -> {after:,} bytes")
 
 
@@ -370,19 +343,15 @@ def store_prune(
 ) -> None:
     """Delete events older than a date; coverage before it is clipped (saved reports are kept)."""
     from evtrack.cli import _escape, _stderr
-    from evtrack.errors import EvtrackError
     from evtrack.windows import local_midnight, parse_date, parse_moment, zone
 
-    try:
-        utc = zone("UTC")
-        text = before.strip()
-        moment = local_midnight(parse_date(text), utc) if len(text) == 10 else parse_moment(text, utc)
-        with _open(store, create=False) as opened:
-            if not yes and not typer.confirm(f"Delete every stored event before {moment.isoformat()}?"):
-                _fail("nothing pruned")
-            result = opened.prune(moment)
-    except EvtrackError as exc:
-        _fail(str(exc))
+    utc = zone("UTC")
+    text = before.strip()
+    moment = local_midnight(parse_date(text), utc) if len(text) == 10 else parse_moment(text, utc)
+    with _open(store, create=False) as opened:
+        if not yes and not typer.confirm(f"Delete every stored event before {moment.isoformat()}?"):
+            _fail("nothing pruned")
+        result = opened.prune(moment)
     _stderr().print(_escape(
         f"pruned before {result.before.isoformat()}: {result.events_removed:,} events, "
         f"{result.clears_removed:,} log clears; coverage spans: {result.spans_clipped:,} clipped, "
@@ -400,18 +369,14 @@ def store_events(
 ) -> None:
     """Export the stored events (the normalised table, `source` = the file each came from)."""
     from evtrack.cli import _write_or_print
-    from evtrack.errors import EvtrackError
     from evtrack.render.events import render_events
 
     if fmt is EventFormat.parquet and output is None:
         _fail("--format parquet needs --output FILE (it is binary)")
-    try:
-        with _open(store, create=False) as opened:
-            table = opened.events_table()
-            store_path = opened.path
-        _write_or_print(render_events(table, fmt.value), output, [store_path])
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        table = opened.events_table()
+        store_path = opened.path
+    _write_or_print(render_events(table, fmt.value), output, [store_path])
 
 
 def register(app: typer.Typer) -> None:

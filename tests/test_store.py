@@ -19,8 +19,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from evtrack.cli import app as cli_app
 from evtrack.cli_options import Engine
-from evtrack.cli_store import register
 from evtrack.errors import StoreError
 from evtrack.pipeline import source_from_read
 from evtrack.reading import ENGINES, read_inputs
@@ -395,14 +395,7 @@ runner = CliRunner()
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:
-        """evtrack (test app)."""
-
-    register(app)
-    return app
+    return cli_app
 
 
 def test_cli_ingest_list_show_export_delete(tmp_path: Path, exports: dict[str, Path]) -> None:
