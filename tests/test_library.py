@@ -54,3 +54,14 @@ def test_report_needs_exactly_one_input() -> None:
         evtrack.make_report("sample_logs", store="x.sqlite3")
     with pytest.raises(ValueError, match="settings= or the setting keywords, not both"):
         evtrack.make_report("sample_logs", tz="Europe/Berlin", settings=evtrack.ReportSettings())
+
+
+def test_architecture_md_names_files_that_exist_and_readme_links_it() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(evtrack/[\w/]+(?:\.py)?)", text))
+    assert {"evtrack/catalogue.py", "evtrack/render/registry.py", "evtrack/pipeline.py"} <= named
+    assert sorted(path for path in named if not (ROOT / path).exists() and not path.endswith("markdown.py")) == []
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    development = readme[readme.index("## Development"):]
+    assert "[docs/architecture.md](docs/architecture.md)" in development
+    assert "[docs/library.md](docs/library.md)" in development
