@@ -48,7 +48,6 @@ def _main(
     """Estimate RDS Per User CAL usage from exported Windows logon event logs (.evtx or XML)."""
 
 
-
 # the order of --help: commands, then groups
 app.command()(_events.events)
 app.command()(_report.report)

@@ -134,7 +134,6 @@ def write_or_print(data: bytes, output: Path | None, inputs: list[Path]) -> None
     write_atomic(output, data)
 
 
-
 def resolve(flags: SettingFlags) -> ResolvedSettings:
     """The settings, resolved once: config file (its warnings printed first), environment, flags."""
     import os
@@ -153,7 +152,6 @@ def config_engine(file: FileConfig) -> Engine:
         return Engine(file.engine or Engine.evtx.value)
     except ValueError:
         raise ConfigError(f"{file.path}: engine must be one of {', '.join(e.value for e in Engine)}") from None
-
 
 
 def _ascii_console() -> bool:

@@ -37,18 +37,15 @@ class Commands(TyperGroup):
             fail(str(exc))
 
 
-
-
-
-
-
 def stderr() -> Console:
+    """Where messages, summaries and warnings go (stdout is kept for the output)."""
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
     stderr().print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 

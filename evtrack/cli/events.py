@@ -36,8 +36,6 @@ def _is_dataset_target(output: str, dataset: bool) -> bool:
     return dataset or output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
-
-
 def events(
     paths: EventPathsArg = None,
     store: Annotated[
@@ -108,9 +106,6 @@ def events(
                                 f"{len(written.partitions)} partitions, coverage in _evtrack_coverage.json"))
     if strict and (result.skipped or result.file_errors or result.issues):
         raise typer.Exit(EXIT_ERROR)
-
-
-
 
 
 def sample(

@@ -89,12 +89,10 @@ JobsOpt = Annotated[
 ]
 
 
-
 EventPathsArg = Annotated[
     list[str] | None,
     typer.Argument(help="Event log files (.evtx, XML exports), folders and glob patterns (or none, with --store)."),
 ]
-
 
 
 ConfigOpt = Annotated[
@@ -154,7 +152,6 @@ ExcludeOpt = Annotated[
 AliasOpt = Annotated[
     list[str] | None, typer.Option("--alias", help="Map an FQDN or UPN suffix to a NetBIOS domain: fqdn=NETBIOS.")
 ]
-
 
 
 OptionalPathsArg = Annotated[

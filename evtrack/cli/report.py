@@ -67,7 +67,6 @@ def _check_code(report: Report) -> int:
     return 0
 
 
-
 def report(
     paths: OptionalPathsArg = None,
     store: Annotated[
@@ -304,9 +303,7 @@ def explain(
     sys.stdout.flush()
 
 
-
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
-
 
 
 @config_app.command("show")
