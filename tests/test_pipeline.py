@@ -120,3 +120,12 @@ def test_help_imports_no_heavy_module() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip() == "[]"
     assert "Usage:" in done.stdout
+
+
+def test_python_m_evtrack_and_the_console_entry_point_run_the_same_app() -> None:
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    assert '[project.scripts]\nevtrack = "evtrack.cli:main"\n' in pyproject
+    done = subprocess.run([sys.executable, "-m", "evtrack", "--version"], capture_output=True, text=True, check=True)
+    from evtrack import __version__
+
+    assert done.stdout == f"evtrack {__version__}\n"
