@@ -22,7 +22,6 @@ from evtrack.errors import ConfigError
 from evtrack.identity import builtin_reason
 from evtrack.report import Proof, Report, UserUsage
 from evtrack.usage import ReportSettings, ReportSource, build_report
-from evtrack.windows import zone
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -161,7 +160,7 @@ def explain(source: ReportSource, settings: ReportSettings, query: str, window: 
 
 
 def _when(moment: datetime, settings: ReportSettings) -> str:
-    return moment.astimezone(zone(settings.tz)).strftime("%Y-%m-%d %H:%M %Z")
+    return moment.astimezone(settings.zone.info).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _counted(found: list[UserUsage], query: str, window: str | None, source: ReportSource,
@@ -256,7 +255,7 @@ def _rows_naming(table: pa.Table, query: str) -> list[dict[str, Any]]:
 
 
 def _seen(rows: Iterable[Mapping[str, Any]], settings: ReportSettings, limit: int = 3) -> tuple[Proof, ...]:
-    tz = zone(settings.tz)
+    tz = settings.zone.info
     result = []
     for row in rows:
         if row["time"] is None:

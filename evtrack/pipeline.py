@@ -1,13 +1,35 @@
-"""Wires the stages: read inputs → event table + coverage → report. What the CLI and tests call."""
+"""One pipeline: an input adapter yields a neutral :class:`~evtrack.usage.ReportSource`, :func:`run` builds the
+report from it and the resolved :class:`~evtrack.usage.ReportSettings`.
+
+Three adapters, one per kind of input: :class:`FilesInput` (event log files, folders, globs), :class:`StoreInput`
+(an evtrack store) and :class:`DatasetInput` (a Parquet events dataset). Whatever an adapter must say about how it
+read (only part of a dataset, say) travels in the source's ``notes``, which the report carries: nobody edits a
+report after it is built. The CLI, the store commands, ``explain``, the library API and the tests all call
+:func:`run` (or :func:`run_with_source` when they need the events too).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from evtrack.reading import DEFAULT_ENGINE, ProgressCallback, ReadResult, read_inputs
 from evtrack.report import InputFile, Report
 from evtrack.usage import ReportSettings, ReportSource, build_report
+
+if TYPE_CHECKING:
+    from evtrack.dataset import DatasetRead
+
+
+class ReportInput(Protocol):
+    """Where a report's events come from: anything that yields a :class:`ReportSource` for the settings."""
+
+    def source(self, settings: ReportSettings) -> ReportSource:
+        """The events, coverage and inputs' story (``settings`` may narrow what is read, e.g. --from/--to)."""
+        ...
 
 
 def _fingerprint(path: Path) -> tuple[int | None, str | None]:
@@ -42,16 +64,108 @@ def input_files(result: ReadResult) -> tuple[InputFile, ...]:
 
 
 def source_from_read(result: ReadResult) -> ReportSource:
+    """The neutral report source of files already read."""
     return ReportSource(
         table=result.table, coverage=result.coverage, inputs=input_files(result), engine=result.engine,
         records_read=result.records, records_skipped=result.skipped, observations=result.observations,
     )
 
 
+@dataclass(frozen=True)
+class FilesInput:
+    """Event log files (.evtx, XML exports), folders (searched recursively) and glob patterns."""
+
+    paths: Sequence[str | Path]
+    engine: str = DEFAULT_ENGINE
+    verify_checksums: bool = True
+    jobs: int = 1
+    slim: bool = True
+    """Skip records no report needs (see the catalogue's slim rules); False keeps every RDP-relevant event."""
+    progress: ProgressCallback | None = None
+    """Called once per file read (for a progress bar)."""
+    on_read: Callable[[ReadResult], None] | None = None
+    """Called with the read result before the report is built (for a summary, or to refuse an empty read)."""
+
+    def read(self) -> ReadResult:
+        result = read_inputs(self.paths, engine=self.engine, verify_checksums=self.verify_checksums, jobs=self.jobs,
+                             progress=self.progress, slim=self.slim)
+        if self.on_read is not None:
+            self.on_read(result)
+        return result
+
+    def source(self, settings: ReportSettings) -> ReportSource:
+        return source_from_read(self.read())
+
+
+@dataclass(frozen=True)
+class StoreInput:
+    """The events ingested into an evtrack store (``evtrack ingest``); None: the default store."""
+
+    path: Path | None
+
+    def source(self, settings: ReportSettings) -> ReportSource:
+        from evtrack.store import Store
+
+        with Store.open(self.path, create=False) as opened:
+            return opened.report_source()
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A Parquet events dataset folder or URL (``evtrack events -f parquet -o DIR/``).
+
+    With ``push_down`` (the default), a --from/--to period is pushed down to the scan, and the source's notes say
+    that only that part was read."""
+
+    location: str | Path
+    push_down: bool = True
+    on_read: Callable[[DatasetRead], None] | None = None
+    """Called with what was read (rows, pushed-down range, whether coverage was there)."""
+
+    def time_range(self, settings: ReportSettings) -> tuple[datetime, datetime] | None:
+        """The UTC range pushed down to the scan for ``settings``' period; None: the whole dataset."""
+        from evtrack.dataset import push_down_range
+        from evtrack.windows import local_midnight
+
+        if not self.push_down or (settings.start is None and settings.end is None):
+            return None
+        tz = settings.zone.info
+        start = local_midnight(settings.start, tz) if settings.start else None
+        end = local_midnight(settings.end + timedelta(days=1), tz) if settings.end else None
+        return push_down_range(start, end)
+
+    def source(self, settings: ReportSettings) -> ReportSource:
+        from evtrack.dataset import read_events_dataset
+
+        time_range = self.time_range(settings)
+        read = read_events_dataset(self.location, time_range=time_range)
+        if self.on_read is not None:
+            self.on_read(read)
+        if time_range is None:
+            return read.source
+        low, high = time_range
+        note = (f"Only events from {low:%Y-%m-%d} to {high:%Y-%m-%d} (UTC) were read from the dataset (--from/--to): "
+                "per-user totals and first/last seen, new users, and the estimate as of a date after the period "
+                "count only those.")
+        return replace(read.source, notes=(*read.source.notes, note))
+
+
+def run_with_source(input: ReportInput, settings: ReportSettings) -> tuple[Report, ReportSource]:
+    """The report of ``input`` under ``settings``, and the source it was built from (``explain`` needs both)."""
+    source = input.source(settings)
+    return build_report(source, settings), source
+
+
+def run(input: ReportInput, settings: ReportSettings) -> Report:
+    """The report of ``input`` under ``settings``: the one way every caller builds a report."""
+    return run_with_source(input, settings)[0]
+
+
 def run_report(paths: Sequence[str | Path], settings: ReportSettings, *, engine: str = DEFAULT_ENGINE,
                verify_checksums: bool = True, jobs: int = 1,
                progress: ProgressCallback | None = None) -> tuple[Report, ReadResult]:
-    """Read ``paths`` and build the report; returns the read result too (for the summary)."""
-    result = read_inputs(paths, engine=engine, verify_checksums=verify_checksums, jobs=jobs, progress=progress,
-                         slim=True)
-    return build_report(source_from_read(result), settings), result
+    """:func:`run` on files, returning the read result too (for tests that check what was read)."""
+    reads: list[ReadResult] = []
+    built = run(FilesInput(paths, engine=engine, verify_checksums=verify_checksums, jobs=jobs, progress=progress,
+                           on_read=reads.append), settings)
+    return built, reads[0]

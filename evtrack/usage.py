@@ -45,7 +45,7 @@ from evtrack.report import (
     WindowUsage,
 )
 from evtrack.sources.base import datetime_to_us, plausible_time, us_to_datetime
-from evtrack.windows import Window, WindowSpec, local_date, local_midnight, windows_between, zone
+from evtrack.windows import Window, WindowSpec, Zone, local_date, local_midnight, resolve_zone, windows_between
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -88,6 +88,16 @@ class ReportSettings:
     setting_warnings: tuple[str, ...] = ()
     """What resolving the settings found suspicious (a key pack file with no pack of the asked product version)."""
     installed_source: str | None = None
+    zone: Zone = field(init=False, repr=False, compare=False)
+    """``tz`` resolved once (IANA name and zone); ``tz`` holds its IANA name."""
+    spec: WindowSpec = field(init=False, repr=False, compare=False)
+    """``window`` parsed once."""
+
+    def __post_init__(self) -> None:
+        resolved = resolve_zone(self.tz)
+        object.__setattr__(self, "zone", resolved)
+        object.__setattr__(self, "tz", resolved.name)
+        object.__setattr__(self, "spec", WindowSpec.parse(self.window))
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,9 @@ class ReportSource:
     records_skipped: int
     observations: Sequence[tuple[str, str | None, str | None, str]] = ()
     """Accounts (user, domain, SID, host) seen in rows the table leaves out: they still link identities."""
+    notes: Sequence[str] = ()
+    """What the report must say about how this input was read (e.g. only part of a dataset): appended to its
+    notes."""
 
 
 @dataclass
@@ -304,8 +317,8 @@ def _overlaps(intervals: list[tuple[int, int]], start: int, end: int) -> bool:
 
 
 def build_report(source: ReportSource, settings: ReportSettings) -> Report:
-    tz = zone(settings.tz)
-    spec = WindowSpec.parse(settings.window)
+    tz = settings.zone.info
+    spec = settings.spec
     table = source.table
     import pyarrow.compute as pc
 
@@ -719,7 +732,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         engine=source.engine,
         records_read=source.records_read,
         records_skipped=source.records_skipped,
-        notes=tuple(notes),
+        notes=(*notes, *source.notes),
         lower_bound=lower_bound,
         verdict_windows=tuple(w.label for w in verdict_rows),
         peak_at=peak_at,

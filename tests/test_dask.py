@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from evtrack.distributed import DASK_HINT, DaskScanner, ScanTuple, dask_client, is_url, scan_file
 from evtrack.errors import ConfigError
+from evtrack.pipeline import StoreInput, run
 from evtrack.store import STATUS_ALREADY, STATUS_FAILED, STATUS_INGESTED, Store
 from evtrack.synth import write_sample
-from evtrack.usage import ReportSettings, build_report
+from evtrack.usage import ReportSettings
 
 SETTINGS = ReportSettings(installed=3, created_at=datetime(2024, 6, 1, tzinfo=timezone.utc))
 _COLUMNS = "host, channel, record_id, time, event_id, user, domain, sid, address, logon_id, rdp, kind"
@@ -80,8 +81,8 @@ def test_cluster_ingest_equals_local_ingest(client: Any, logs: Path, tmp_path: P
         assert [f.status for f in result.files] == [STATUS_INGESTED] * 7
         assert [i.path.name for i in result.ignored] == ["ground_truth.json"]
         assert _contents(remote) == _contents(local)
-        assert _without_ingest_times(build_report(remote.report_source(), SETTINGS).to_dict()) == \
-            _without_ingest_times(build_report(local.report_source(), SETTINGS).to_dict())
+        assert _without_ingest_times(run(StoreInput(remote.path), SETTINGS).to_dict()) == \
+            _without_ingest_times(run(StoreInput(local.path), SETTINGS).to_dict())
         again = remote.ingest([logs], scanner=DaskScanner(client))
         assert {f.status for f in again.files} == {STATUS_ALREADY}
         assert again.events_added == 0

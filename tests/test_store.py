@@ -19,10 +19,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from evtrack.cli_options import Engine
-from evtrack.cli_store import register
+from evtrack.cli import app as cli_app
+from evtrack.cli.options import Engine
 from evtrack.errors import StoreError
-from evtrack.pipeline import source_from_read
+from evtrack.pipeline import FilesInput, run
 from evtrack.reading import ENGINES, read_inputs
 from evtrack.report import Report
 from evtrack.store import APPLICATION_ID, SCHEMA_VERSION, STATUS_ALREADY, STATUS_INGESTED, Store
@@ -73,7 +73,7 @@ def exports(tmp_path: Path) -> dict[str, Path]:
 
 
 def _from_files(paths: list[Path]) -> dict[str, Any]:
-    data = build_report(source_from_read(read_inputs(paths)), SETTINGS).to_dict()
+    data = run(FilesInput(paths, slim=False), SETTINGS).to_dict()
     assert all(item.pop("ingested_at") is None for item in data["inputs"])
     return data
 
@@ -395,14 +395,7 @@ runner = CliRunner()
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:
-        """evtrack (test app)."""
-
-    register(app)
-    return app
+    return cli_app
 
 
 def test_cli_ingest_list_show_export_delete(tmp_path: Path, exports: dict[str, Path]) -> None:
@@ -476,7 +469,7 @@ def test_cli_engines_match_the_registry() -> None:
 
 
 def test_store_commands_import_no_heavy_module() -> None:
-    code = ("import sys, evtrack.cli_store, evtrack.store; "
+    code = ("import sys, evtrack.cli.store, evtrack.store; "
             "print(sorted(m for m in ('pyarrow', 'evtx', 'Evtx', 'evtrack.reading') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,7 +1,7 @@
 """The store's commands: ``evtrack ingest``, ``evtrack reports ...`` and ``evtrack store ...``.
 
-Registered on the main app by :func:`register`. Imports stay lazy (no pyarrow, no parser at import time) so that
-``evtrack reports list`` starts fast; helpers shared with :mod:`evtrack.cli` are imported inside the commands.
+Registered on the main app in :mod:`evtrack.cli`. Imports stay lazy (no pyarrow, no parser at import time) so that
+``evtrack reports list`` starts fast.
 """
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evtrack.cli_options import PER_HELP, BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
+from evtrack.cli.common import announce_new_store, no_logs_found, render_report, write_or_print
+from evtrack.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, escape, fail, stderr
+from evtrack.cli.options import PER_HELP, BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
+from evtrack.errors import EvtrackError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,12 +44,6 @@ def _open(path: Path | None, *, create: bool) -> Store:
     from evtrack.store import Store
 
     return Store.open(path, create=create)
-
-
-def _fail(message: str) -> NoReturn:
-    from evtrack.cli import _fail as fail
-
-    fail(message)
 
 
 def _fmt_us(value: int | None) -> str:
@@ -109,20 +106,18 @@ def ingest(
     ] = None,
 ) -> None:
     """Add event logs to the store; files and events already there are skipped (safe to re-run)."""
-    from evtrack.cli import EXIT_ERROR, EXIT_INTERRUPTED, _escape, _stderr, announce_new_store, no_logs_found
-    from evtrack.errors import EvtrackError
     from evtrack.reading import default_jobs
 
-    console = _stderr()
+    console = stderr()
     if scheduler and executor is not Executor.dask:
-        _fail("--scheduler needs --executor dask")
+        fail("--scheduler needs --executor dask")
     stored: list[FileOutcome] = []  # what is in the store for good, as the files go in (for an interrupt)
     try:
         inputs = _expand(paths, executor)
         if not inputs.files:  # nothing to read: say so before a store is made
             for issue in inputs.errors:
-                console.print(_escape(f"  failed: {issue.path}: {issue.reason}"))
-            _fail("none of the inputs could be read" if inputs.errors else no_logs_found(paths))
+                console.print(escape(f"  failed: {issue.path}: {issue.reason}"))
+            fail("none of the inputs could be read" if inputs.errors else no_logs_found(paths))
         with contextlib.ExitStack() as stack:
             opened = stack.enter_context(_open(store, create=True))  # a bad store fails before a cluster starts
             if opened.created:
@@ -139,21 +134,19 @@ def ingest(
                 result = _ingest_with_progress(opened, paths, engine.value, verify_checksums, jobs or default_jobs(),
                                                scanner, stored.append)
             where = opened.path
-    except EvtrackError as exc:
-        _fail(str(exc))
     except KeyboardInterrupt:
         from evtrack.store import STATUS_INGESTED
 
         done = sum(1 for outcome in stored if outcome.status == STATUS_INGESTED)
-        console.print(_escape(
+        console.print(escape(
             f"interrupted: {done} file{'' if done == 1 else 's'} stored in this run (each file is stored whole or "
             "not at all); run the same command again to continue: files already stored are skipped"))
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if not quiet:
         for line in ingest_summary(result, where):
-            console.print(_escape(line))
+            console.print(escape(line))
     if not result.ingested and not result.already:
-        _fail("none of the inputs could be read" if result.failed else no_logs_found(paths))
+        fail("none of the inputs could be read" if result.failed else no_logs_found(paths))
     if strict and (result.failed or any(o.skipped for o in result.files)):
         raise typer.Exit(EXIT_ERROR)
 
@@ -173,13 +166,12 @@ def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: b
                           also: Callable[[FileOutcome], None] | None = None) -> IngestResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from evtrack.cli import _stderr
     from evtrack.store import LocalScanner
 
     inputs = (scanner or LocalScanner(jobs)).expand(paths)
     with Progress(
         TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"), TimeRemainingColumn(),
-        console=_stderr(), transient=True,
+        console=stderr(), transient=True,
     ) as progress:
         task = progress.add_task("ingest", total=len(inputs.files) + len(inputs.errors))
 
@@ -203,17 +195,10 @@ def reports_list(store: StoreOpt = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from evtrack.errors import EvtrackError
-
-    try:
-        with _open(store, create=False) as opened:
-            saved = opened.list_reports()
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        saved = opened.list_reports()
     if not saved:
-        from evtrack.cli import _stderr
-
-        _stderr().print("no saved reports")
+        stderr().print("no saved reports")
         return
     from datetime import timedelta
 
@@ -257,15 +242,9 @@ def reports_show(
     store: StoreOpt = None,
 ) -> None:
     """Print a saved report (as `evtrack report` would have)."""
-    from evtrack.cli import _write_or_print, render_report
-    from evtrack.errors import EvtrackError
-
-    try:
-        with _open(store, create=False) as opened:
-            report = opened.get_report(report_id)
-        _write_or_print(render_report(report, fmt, per), None, [])
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        report = opened.get_report(report_id)
+    write_or_print(render_report(report, fmt, per), None, [])
 
 
 @reports_app.command("export")
@@ -279,17 +258,11 @@ def reports_export(
     store: StoreOpt = None,
 ) -> None:
     """Write a saved report to a file as CSV or JSON."""
-    from evtrack.cli import _write_or_print, render_report
-    from evtrack.errors import EvtrackError
-
-    try:
-        with _open(store, create=False) as opened:
-            report = opened.get_report(report_id)
-            store_path = opened.path
-        data = render_report(report, fmt, per, bom=bom, sep=csv_delimiter)
-        _write_or_print(data, output, [store_path])
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        report = opened.get_report(report_id)
+        store_path = opened.path
+    data = render_report(report, fmt, per, bom=bom, sep=csv_delimiter)
+    write_or_print(data, output, [store_path])
 
 
 @reports_app.command("delete")
@@ -299,18 +272,12 @@ def reports_delete(
     store: StoreOpt = None,
 ) -> None:
     """Delete a saved report (the stored events stay)."""
-    from evtrack.cli import _stderr
-    from evtrack.errors import EvtrackError
-
-    try:
-        with _open(store, create=False) as opened:
-            opened.get_report(report_id)  # unknown id: say so before asking
-            if not yes and not typer.confirm(f"Delete report {report_id}?"):
-                _fail("not deleted")
-            opened.delete_report(report_id)
-    except EvtrackError as exc:
-        _fail(str(exc))
-    _stderr().print(f"deleted report {report_id}")
+    with _open(store, create=False) as opened:
+        opened.get_report(report_id)  # unknown id: say so before asking
+        if not yes and not typer.confirm(f"Delete report {report_id}?"):
+            fail("not deleted")
+        opened.delete_report(report_id)
+    stderr().print(f"deleted report {report_id}")
 
 
 # -- store ---------------------------------------------------------------------------------------------------------
@@ -338,28 +305,18 @@ def info_lines(info: StoreInfo) -> list[str]:
 @store_app.command("info")
 def store_info(store: StoreOpt = None) -> None:
     """Where the store is, how big, what it holds and what the logs in it cover."""
-    from evtrack.errors import EvtrackError
 
-    try:
-        with _open(store, create=False) as opened:
-            info = opened.info()
-    except EvtrackError as exc:
-        _fail(str(exc))
+    with _open(store, create=False) as opened:
+        info = opened.info()
     typer.echo("\n".join(info_lines(info)))
 
 
 @store_app.command("vacuum")
 def store_vacuum(store: StoreOpt = None) -> None:
     """Reclaim free space (after deletes or prune)."""
-    from evtrack.cli import _stderr
-    from evtrack.errors import EvtrackError
-
-    try:
-        with _open(store, create=False) as opened:
-            before, after = opened.vacuum()
-    except EvtrackError as exc:
-        _fail(str(exc))
-    _stderr().print(f"vacuumed: {before:,} -> {after:,} bytes")
+    with _open(store, create=False) as opened:
+        before, after = opened.vacuum()
+    stderr().print(f"vacuumed: {before:,} -> {after:,} bytes")
 
 
 @store_app.command("prune")
@@ -369,21 +326,16 @@ def store_prune(
     store: StoreOpt = None,
 ) -> None:
     """Delete events older than a date; coverage before it is clipped (saved reports are kept)."""
-    from evtrack.cli import _escape, _stderr
-    from evtrack.errors import EvtrackError
     from evtrack.windows import local_midnight, parse_date, parse_moment, zone
 
-    try:
-        utc = zone("UTC")
-        text = before.strip()
-        moment = local_midnight(parse_date(text), utc) if len(text) == 10 else parse_moment(text, utc)
-        with _open(store, create=False) as opened:
-            if not yes and not typer.confirm(f"Delete every stored event before {moment.isoformat()}?"):
-                _fail("nothing pruned")
-            result = opened.prune(moment)
-    except EvtrackError as exc:
-        _fail(str(exc))
-    _stderr().print(_escape(
+    utc = zone("UTC")
+    text = before.strip()
+    moment = local_midnight(parse_date(text), utc) if len(text) == 10 else parse_moment(text, utc)
+    with _open(store, create=False) as opened:
+        if not yes and not typer.confirm(f"Delete every stored event before {moment.isoformat()}?"):
+            fail("nothing pruned")
+        result = opened.prune(moment)
+    stderr().print(escape(
         f"pruned before {result.before.isoformat()}: {result.events_removed:,} events, "
         f"{result.clears_removed:,} log clears; coverage spans: {result.spans_clipped:,} clipped, "
         f"{result.spans_removed:,} removed (run `evtrack store vacuum` to reclaim space)"
@@ -399,23 +351,11 @@ def store_events(
     store: StoreOpt = None,
 ) -> None:
     """Export the stored events (the normalised table, `source` = the file each came from)."""
-    from evtrack.cli import _write_or_print
-    from evtrack.errors import EvtrackError
     from evtrack.render.events import render_events
 
     if fmt is EventFormat.parquet and output is None:
-        _fail("--format parquet needs --output FILE (it is binary)")
-    try:
-        with _open(store, create=False) as opened:
-            table = opened.events_table()
-            store_path = opened.path
-        _write_or_print(render_events(table, fmt.value), output, [store_path])
-    except EvtrackError as exc:
-        _fail(str(exc))
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``ingest``, ``reports`` and ``store`` to the main app."""
-    app.command("ingest")(ingest)
-    app.add_typer(reports_app, name="reports")
-    app.add_typer(store_app, name="store")
+        fail("--format parquet needs --output FILE (it is binary)")
+    with _open(store, create=False) as opened:
+        table = opened.events_table()
+        store_path = opened.path
+    write_or_print(render_events(table, fmt.value), output, [store_path])
