@@ -45,10 +45,6 @@ class Rec:
         return self.what.startswith("lsm") or self.channel == LSM_CHANNEL
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)  # type: ignore[misc]
-
-
 def noise(start: datetime, end: datetime, every: timedelta, first_id: int, **kw: object) -> list[Rec]:
     """Coverage: a noise record every ``every`` from ``start`` to ``end`` inclusive, with consecutive ids."""
     out = []

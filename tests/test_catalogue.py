@@ -14,7 +14,7 @@ from evtrack.sources import base, pyevtx_rs
 from evtrack.sources.base import RawEvent
 from evtrack.usage import ReportSettings, ReportSource, build_report
 
-from .test_report import span, utc
+from .factories import span, utc
 
 
 def test_reader_constants_are_the_catalogues() -> None:

@@ -17,12 +17,10 @@ from evtrack.pipeline import run_report
 from evtrack.sources.base import RawEvent
 from evtrack.usage import ReportSettings
 
+from .factories import us
+
 DAY = 86_400_000_000
 CREATED = datetime(2024, 12, 1, tzinfo=timezone.utc)
-
-
-def us(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000
 
 
 def test_misdated_single_records_and_edges() -> None:

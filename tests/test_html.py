@@ -28,8 +28,8 @@ from evtrack.render.html import CSP, SCRIPT, STYLE, report_html
 from evtrack.render.words import EVIDENCE_WORDS, evidence_words, host_summary
 from evtrack.report import InputFile, Report
 from evtrack.usage import ReportSettings, build_report
+from tests.factories import CREATED, SID_A, SID_B, ev, lsm21, source, span, us, utc
 from tests.fleet import fleet_report
-from tests.test_report import CREATED, SID_A, SID_B, ev, lsm21, source, span, us, utc
 
 SCRIPT_NAME = "<script>alert(1)</script>"
 IMG_NAME = '"><img src=x onerror=alert(1)>'

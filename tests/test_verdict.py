@@ -12,7 +12,7 @@ from evtrack.licence import DAY_US, licence_peak, sliding_peak
 from evtrack.report import Report
 from evtrack.usage import ReportSettings, build_report
 
-from .test_report import CREATED, SID_A, SID_B, ev, source, span, utc
+from .factories import CREATED, SID_A, SID_B, ev, source, span, utc
 
 SID_C = "S-1-5-21-10-20-30-1106"
 
