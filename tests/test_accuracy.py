@@ -16,7 +16,8 @@ from evtrack.report import Report
 from evtrack.usage import ReportSettings
 
 from .conftest import LSM_CHANNEL
-from .exports import Rec, noise, utc, write
+from .exports import Rec, noise, write
+from .factories import utc
 
 runner = CliRunner()
 SHAPES = ["xml", "evtx"]
