@@ -22,7 +22,8 @@ from evtrack.report import Report
 from evtrack.usage import ReportSettings
 
 from .conftest import LSM_CHANNEL
-from .exports import Rec, noise, utc, write
+from .exports import Rec, noise, write
+from .factories import utc
 
 SAMPLE_LOGS = Path(__file__).resolve().parents[1] / "sample_logs"
 runner = CliRunner()

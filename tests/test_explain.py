@@ -17,7 +17,8 @@ from evtrack.reading import read_inputs
 from evtrack.usage import ReportSettings
 
 from .conftest import LSM_CHANNEL
-from .exports import Rec, noise, utc, write
+from .exports import Rec, noise, write
+from .factories import utc
 
 runner = CliRunner()
 SIX_HOURS = timedelta(hours=6)

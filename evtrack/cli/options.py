@@ -158,4 +158,16 @@ OptionalPathsArg = Annotated[
     list[str] | None,
     typer.Argument(help="Event log files, folders and glob patterns (or none, with --store)."),
 ]
-
+HostOpt = Annotated[
+    list[str] | None,
+    typer.Option("--host", help="Count only hosts matching this glob pattern (repeatable; default: every host)."),
+]
+ExcludeHostOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude-host", help="Do not count hosts matching this glob pattern, e.g. dc* (repeatable)."),
+]
+ExpectHostOpt = Annotated[
+    list[str] | None,
+    typer.Option("--expect-host", help="A session host that must have logs (repeatable): without any, its windows "
+                 "are partial and it is named."),
+]

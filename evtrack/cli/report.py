@@ -33,9 +33,12 @@ from evtrack.cli.options import (
     DirectoryOpt,
     Engine,
     EngineOpt,
+    ExcludeHostOpt,
     ExcludeOpt,
+    ExpectHostOpt,
     ExplainFormat,
     FromOpt,
+    HostOpt,
     InstalledOpt,
     JobsOpt,
     KeypacksOpt,
@@ -100,19 +103,9 @@ def report(
     product_version: ProductVersionOpt = None,
     exclude: ExcludeOpt = None,
     alias: AliasOpt = None,
-    host: Annotated[
-        list[str] | None,
-        typer.Option("--host", help="Count only hosts matching this glob pattern (repeatable; default: every host)."),
-    ] = None,
-    exclude_host: Annotated[
-        list[str] | None,
-        typer.Option("--exclude-host", help="Do not count hosts matching this glob pattern, e.g. dc* (repeatable)."),
-    ] = None,
-    expect_host: Annotated[
-        list[str] | None,
-        typer.Option("--expect-host", help="A session host that must have logs (repeatable): without any, its "
-                     "windows are partial and it is named."),
-    ] = None,
+    host: HostOpt = None,
+    exclude_host: ExcludeHostOpt = None,
+    expect_host: ExpectHostOpt = None,
     engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
     verify_checksums: ChecksumOpt = True,
     jobs: JobsOpt = None,
@@ -235,17 +228,9 @@ def explain(
     netbios: NetbiosOpt = None,
     exclude: ExcludeOpt = None,
     alias: AliasOpt = None,
-    host: Annotated[
-        list[str] | None,
-        typer.Option("--host", help="Count only hosts matching this glob pattern (repeatable; default: every host)."),
-    ] = None,
-    exclude_host: Annotated[
-        list[str] | None,
-        typer.Option("--exclude-host", help="Do not count hosts matching this glob pattern, e.g. dc* (repeatable)."),
-    ] = None,
-    expect_host: Annotated[
-        list[str] | None, typer.Option("--expect-host", help="A session host that must have logs (repeatable).")
-    ] = None,
+    host: HostOpt = None,
+    exclude_host: ExcludeHostOpt = None,
+    expect_host: ExpectHostOpt = None,
     engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
     verify_checksums: ChecksumOpt = True,
     jobs: JobsOpt = None,
