@@ -35,7 +35,7 @@ from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 from evtrack.sources.python_evtx import read_python_evtx
 from evtrack.sources.xmlfile import MAX_DEPTH, read_xml
 
-from .conftest import SHARED, logon_4624, lsm, xml_event
+from .conftest import SHARED, SHARED_ABSENT, logon_4624, lsm, xml_event
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 FILE_HEADER, CHUNK, CHUNK_HEADER = 0x1000, 0x10000, 0x200
@@ -112,7 +112,7 @@ def base_bytes(base: str, chunks: int = 2) -> bytes:
         data = (synth_dir() / name).read_bytes()
     elif kind == "shared":
         if not SHARED.is_dir():
-            pytest.skip("../shared/evtx is not present")
+            pytest.skip(SHARED_ABSENT)
         data = (SHARED / name).read_bytes()
     else:
         raise KeyError(base)

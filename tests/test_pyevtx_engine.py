@@ -20,11 +20,9 @@ from evtrack.sources.binxml.values import Unsupported
 from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 from evtrack.sources.python_evtx import ENGINE, fallback, read_python_evtx, reader
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "evtx"
-if not SHARED.is_dir():
-    pytest.skip(f"shared logs not found at {SHARED}", allow_module_level=True)
+from .conftest import SHARED
 
-pytestmark = pytest.mark.shared
+pytestmark = pytest.mark.shared  # skipped by conftest where ../shared/evtx is absent
 
 FILES = sorted(SHARED.glob("*.evtx"))
 #: The payload fields both engines decode (each may decode more; only these are compared).

@@ -27,7 +27,8 @@ from evtrack.sources.python_evtx import read_python_evtx
 from evtrack.synth import EventSpec, EvtxWriter, write_sample
 from evtrack.synth import shapes as sh
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "evtx"
+from .conftest import SHARED
+
 T0 = datetime(2024, 2, 1, 8, 0, tzinfo=timezone.utc)
 Observation = tuple[str, str | None, str | None, str]
 
@@ -223,8 +224,6 @@ def test_accounts_are_kept_per_host_and_only_from_observations(tmp_path: Path) -
 
 @pytest.mark.shared
 def test_shared_logs() -> None:
-    if not SHARED.is_dir():
-        pytest.skip(f"shared logs not found at {SHARED}")
     files = sorted(SHARED.glob("*.evtx"))
     slim = _check_slim(files)
     assert slim.observations
@@ -233,6 +232,4 @@ def test_shared_logs() -> None:
 
 @pytest.mark.shared
 def test_shared_logs_plan_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not SHARED.is_dir():
-        pytest.skip(f"shared logs not found at {SHARED}")
     _check_plan_cache(sorted(SHARED.glob("*.evtx")), monkeypatch)

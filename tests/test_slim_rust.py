@@ -52,7 +52,7 @@ def test_generated_logs(tmp_path: Path) -> None:
     assert len(every) - len(slim) > len(logons) // 2
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/evtx is not here")
+@pytest.mark.shared
 def test_real_logs() -> None:
     _check([SHARED])
 
