@@ -16,6 +16,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from evtrack.identity import host_key
+from evtrack.render.words import short_channel
 from evtrack.report import CAL_VALIDITY_DAYS, STATUS_COMPLETE, STATUS_PARTIAL, ChannelCoverage, Report
 from evtrack.windows import zone
 
@@ -46,14 +47,6 @@ def local_day(moment: datetime | None, tz: ZoneInfo) -> str:
 
 def timestamp(moment: datetime) -> float:
     return moment.astimezone(timezone.utc).timestamp()
-
-
-def short_channel(channel: str) -> str:
-    if "LocalSessionManager" in channel:
-        return "LSM"
-    if "RemoteConnectionManager" in channel:
-        return "RCM"
-    return channel.rsplit("/", 1)[0].rsplit("-", 1)[-1]
 
 
 def _nice_max(value: float) -> int:

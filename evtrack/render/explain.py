@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 
 from evtrack.explain import Explanation
+from evtrack.render.words import short_channel
 from evtrack.report import Proof
-
-
-def _log(channel: str) -> str:
-    lower = channel.lower()
-    if "localsessionmanager" in lower:
-        return "LSM"
-    if "remoteconnectionmanager" in lower:
-        return "RCM"
-    return channel
 
 
 def _proof_line(proof: Proof) -> str:
     which = proof.window + " " + proof.which if proof.window else proof.which
     placed = f" (counted at {proof.placed:%Y-%m-%d %H:%M}Z: misdated)" if proof.placed else ""
-    return (f"  {which:<22} {_log(proof.channel)} {proof.event_id} record {proof.record_id} on {proof.host}, "
+    return (f"  {which:<22} {short_channel(proof.channel)} {proof.event_id} record {proof.record_id} on {proof.host}, "
             f"{proof.local_time:%Y-%m-%d %H:%M:%S %z}{placed}, rule {proof.rule}\n"
             f"  {'':<22} in {proof.file}")
 

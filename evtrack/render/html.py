@@ -33,11 +33,10 @@ from evtrack.render.charts import (
     curve_chart_layout,
     local_day,
     local_text,
-    short_channel,
     verdict_class,
     windows_chart_layout,
 )
-from evtrack.render.words import evidence_words, host_summary
+from evtrack.render.words import evidence_words, host_summary, short_channel
 from evtrack.report import (
     CAL_VALIDITY_DAYS,
     STATUS_COMPLETE,

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evtrack.identity import host_key
+from evtrack.render.words import short_channel
 from evtrack.report import Report
 from evtrack.windows import zone
 
@@ -105,7 +106,7 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
                                   min_width=10 if name in ("First", "Last") else len(name) if name != "Host" else None)
     for c in report.coverage:
         holes = max(len(c.intervals) - 1, 0)
-        coverage_table.add_row(_t(host_key(c.host)), _t(_short_channel(c.channel)), _t(_day(c.first, local)),
+        coverage_table.add_row(_t(host_key(c.host)), _t(short_channel(c.channel)[:8]), _t(_day(c.first, local)),
                                _t(_day(c.last, local)), _t(c.records), _t(holes), _t(len(c.cleared)))
     console.print(coverage_table)
 
@@ -132,11 +133,3 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
     for note in report.notes:
         console.print(Text(f"Note: {note}"))
     return buffer.getvalue()
-
-
-def _short_channel(channel: str) -> str:
-    if "LocalSessionManager" in channel:
-        return "LSM"
-    if "RemoteConnectionManager" in channel:
-        return "RCM"
-    return channel.rsplit("/", 1)[0].rsplit("-", 1)[-1][:8]

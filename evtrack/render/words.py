@@ -60,3 +60,13 @@ def host_summary(complete: Sequence[str], partial: Sequence[str], unknown: Seque
         parts.append(f"{label}: {shown}{more}")
         detail.append(f"{label}: {', '.join(hosts)}")
     return HostSummary("; ".join(parts), "; ".join(detail))
+
+
+def short_channel(channel: str) -> str:
+    """A log's short name for tables and charts: LSM, RCM, Security, System..."""
+    lower = channel.lower()
+    if "localsessionmanager" in lower:
+        return "LSM"
+    if "remoteconnectionmanager" in lower:
+        return "RCM"
+    return channel.rsplit("/", 1)[0].rsplit("-", 1)[-1]
