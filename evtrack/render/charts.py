@@ -180,6 +180,17 @@ def _installed_labels(installed: int, line_y: float, x: float, top: float, botto
             Label(str(installed), x, y + 13, size=12, anchor="start", fill="#b42318", weight="600")]
 
 
+def _installed_line(installed: int, line_y: float, left: float, right: float, top: float, plot_h: float
+                    ) -> tuple[list[Label], str]:
+    """The installed count as a dashed line across the plot, labelled in the right margin (both charts)."""
+    labels = _installed_labels(installed, line_y, right + 6, top, top + plot_h)
+    yi = _num(line_y)
+    svg = (f'<g class="installed"><line x1="{left}" x2="{right}" y1="{yi}" y2="{yi}" '
+           'stroke="#b42318" stroke-width="2" stroke-dasharray="6 4"/>' + "".join(item.svg() for item in labels)
+           + "</g>")
+    return labels, svg
+
+
 def windows_chart_layout(report: Report) -> Chart:
     """Distinct users per window as bars; the installed count as a line; unknown windows hatched, never 0."""
     windows = report.windows
@@ -248,12 +259,9 @@ def windows_chart_layout(report: Report) -> Chart:
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '
                  'stroke="#57606a"/>')
     if report.installed is not None:
-        yi = _num(y(report.installed))
-        installed = _installed_labels(report.installed, y(report.installed), width - right + 6, top, top + plot_h)
+        installed, svg = _installed_line(report.installed, y(report.installed), left, width - right, top, plot_h)
         labels.extend(installed)
-        parts.append(f'<g class="installed"><line x1="{left}" x2="{width - right}" y1="{yi}" y2="{yi}" '
-                     'stroke="#b42318" stroke-width="2" stroke-dasharray="6 4"/>'
-                     + "".join(item.svg() for item in installed) + "</g>")
+        parts.append(svg)
     legend_y = height - 14
     legend = []
     cursor = float(left)
@@ -319,12 +327,9 @@ def curve_chart_layout(report: Report) -> Chart:
     parts.append(f'<polyline class="curve" points="{points}" fill="none" stroke="#2f6fb3" stroke-width="2" '
                  'stroke-linejoin="round"/>')
     if report.installed is not None:
-        yi = _num(y(report.installed))
-        installed = _installed_labels(report.installed, y(report.installed), width - right + 6, top, top + plot_h)
+        installed, svg = _installed_line(report.installed, y(report.installed), left, width - right, top, plot_h)
         labels.extend(installed)
-        parts.append(f'<g class="installed"><line x1="{left}" x2="{width - right}" y1="{yi}" y2="{yi}" '
-                     'stroke="#b42318" stroke-width="2" stroke-dasharray="6 4"/>'
-                     + "".join(item.svg() for item in installed) + "</g>")
+        parts.append(svg)
     if report.peak_day is not None and report.peak_estimated is not None:
         px, py = x(report.peak_day), y(report.peak_estimated)
         peak = Label(f"peak {report.peak_estimated}", px, py - 8, halo=True)
