@@ -15,7 +15,7 @@ from evtrack.errors import ConfigError
 
 if TYPE_CHECKING:
     from evtrack.config import FileConfig
-    from evtrack.pipeline import FilesInput
+    from evtrack.pipeline import FilesInput, ReportInput
     from evtrack.reading import FileResult, ReadResult
     from evtrack.report import Report
     from evtrack.settings import ResolvedSettings, SettingFlags
@@ -60,6 +60,25 @@ def files_input(paths: list[str], engine: Engine, verify: bool, jobs: int | None
                 on_read(result)
 
         yield dataclasses.replace(plain, progress=advance, on_read=done)
+
+
+def report_input(stack: contextlib.ExitStack, paths: list[str] | None, *, engine: Engine | None, verify: bool,
+                 jobs: int | None, quiet: bool, file: FileConfig, reads: list[ReadResult],
+                 dataset: ReportInput | None, store_path: Path | None) -> ReportInput:
+    """What ``report`` and ``explain`` read: the files (each read kept in ``reads``; a read that found no event log
+    stops the command), else the dataset, else the store."""
+    from evtrack.pipeline import StoreInput
+
+    if paths:
+        def refuse_empty(result: ReadResult) -> None:
+            reads.append(result)
+            require_something_read(result, paths, quiet)
+
+        return stack.enter_context(files_input(paths, engine or config_engine(file), verify, jobs, quiet, slim=True,
+                                               on_read=refuse_empty))
+    if dataset is not None:
+        return dataset
+    return StoreInput(store_path)
 
 
 def read_files(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quiet: bool,

@@ -13,11 +13,10 @@ import typer
 from evtrack.cli.common import (
     announce_new_store,
     config_engine,
-    files_input,
     print_lines,
     read_summary,
     render_report,
-    require_something_read,
+    report_input,
     resolve,
     write_or_print,
 )
@@ -124,7 +123,7 @@ def report(
     """Estimate Per User CALs in use: distinct RDP users per window against the installed count."""
     import os
 
-    from evtrack.pipeline import DatasetInput, ReportInput, StoreInput, run
+    from evtrack.pipeline import DatasetInput, run
     from evtrack.settings import SettingFlags
 
     env_store = Path(os.environ["EVTRACK_STORE"]) if os.environ.get("EVTRACK_STORE") else None
@@ -147,19 +146,9 @@ def report(
         hosts=tuple(host or ()), exclude_hosts=tuple(exclude_host or ()), expect_hosts=tuple(expect_host or ()),
     ))
     with contextlib.ExitStack() as stack:
-        source: ReportInput
-        if paths:
-            def refuse_empty(result: ReadResult) -> None:
-                reads.append(result)
-                require_something_read(result, paths, quiet)
-
-            source = stack.enter_context(files_input(
-                paths, engine or config_engine(resolved.file), verify_checksums, jobs, quiet, slim=True,
-                on_read=refuse_empty))
-        elif events_dataset is not None:
-            source = DatasetInput(events_dataset, on_read=dataset_reads.append)
-        else:
-            source = StoreInput(store_path)
+        dataset = None if events_dataset is None else DatasetInput(events_dataset, on_read=dataset_reads.append)
+        source = report_input(stack, paths, engine=engine, verify=verify_checksums, jobs=jobs, quiet=quiet,
+                              file=resolved.file, reads=reads, dataset=dataset, store_path=store_path)
         built = run(source, resolved.report)
     result = reads[0] if reads else None
     if save:
@@ -240,7 +229,7 @@ def explain(
     import os
 
     from evtrack.explain import explain as explain_name
-    from evtrack.pipeline import DatasetInput, ReportInput, StoreInput, run_with_source
+    from evtrack.pipeline import DatasetInput, run_with_source
     from evtrack.render.explain import explanation_json, explanation_text
     from evtrack.settings import SettingFlags
     from evtrack.windows import WindowSpec
@@ -266,19 +255,9 @@ def explain(
     ))
     reads: list[ReadResult] = []
     with contextlib.ExitStack() as stack:
-        source: ReportInput
-        if paths:
-            def refuse_empty(result: ReadResult) -> None:
-                reads.append(result)
-                require_something_read(result, paths, quiet)
-
-            source = stack.enter_context(files_input(
-                paths, engine or config_engine(resolved.file), verify_checksums, jobs, quiet, slim=True,
-                on_read=refuse_empty))
-        elif events_dataset is not None:
-            source = DatasetInput(events_dataset, push_down=False)
-        else:
-            source = StoreInput(store_path)
+        dataset = None if events_dataset is None else DatasetInput(events_dataset, push_down=False)
+        source = report_input(stack, paths, engine=engine, verify=verify_checksums, jobs=jobs, quiet=quiet,
+                              file=resolved.file, reads=reads, dataset=dataset, store_path=store_path)
         built, read_source = run_with_source(source, resolved.report)
     answer = explain_name(read_source, resolved.report, name, label, report=built)
     if reads:
