@@ -15,6 +15,7 @@ from evtrack.catalogue import (
     SECURITY,
     SESSION_LOGON_TYPES,
     SYSTEM,
+    EventDef,
     Evidence,
     Kind,
     Slim,
@@ -162,17 +163,16 @@ def normalise(raw: RawEvent, source: str) -> dict[str, Any] | None:
         "elevated": _elevated(data.get(fields.elevated)) if fields.elevated else None,
         "rdp": evidence.rdp,
         "reason": evidence.reason,
-        "detail": _detail(raw, definition.fields.detail),
+        "detail": _detail(raw, definition),
         "source": source,
     }
 
 
-def _detail(raw: RawEvent, key: str | None) -> str | None:
+def _detail(raw: RawEvent, definition: EventDef) -> str | None:
     """What a log-cleared row says was cleared: the log named in the payload (System 104), else its own log."""
-    if key:
-        return _clean(raw.data.get(key))
-    definition = lookup(raw.channel, raw.event_id)
-    if definition is not None and definition.kind is Kind.LOG_CLEARED:
+    if definition.fields.detail:
+        return _clean(raw.data.get(definition.fields.detail))
+    if definition.kind is Kind.LOG_CLEARED:
         return "Security" if raw.channel.lower() == SECURITY else raw.channel
     return None
 

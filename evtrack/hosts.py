@@ -70,6 +70,12 @@ class HostNames:
         return tuple(sorted(self._raw.get(key, {key})))
 
 
+def _candidates(key: str, names: Iterable[str]) -> set[str]:
+    """What a host pattern is matched against: the key and every raw name, each also as its short name."""
+    candidates = {key.lower(), *(n.lower() for n in names)}
+    return candidates | {short_name(c) for c in candidates}
+
+
 @dataclass(frozen=True, slots=True)
 class HostSelection:
     """Which hosts count: ``include`` patterns (empty = every host) minus ``exclude`` patterns."""
@@ -88,18 +94,14 @@ class HostSelection:
 
     def unmatched(self, keys: Iterable[str], names_of: Callable[[str], Iterable[str]]) -> list[str]:
         """A warning for each pattern that matches no host (a typo leaves the answer silently wrong)."""
-        candidates: set[str] = set()
-        for key in keys:
-            candidates |= {key.lower(), *(n.lower() for n in names_of(key))}
-        candidates |= {short_name(c) for c in list(candidates)}
+        candidates = {c for key in keys for c in _candidates(key, names_of(key))}
         return [f"The host pattern {kind} {pattern!r} matches no host in the inputs."
                 for kind, patterns in (("--host", self.include), ("--exclude-host", self.exclude))
                 for pattern in patterns if not any(fnmatch.fnmatchcase(c, pattern) for c in candidates)]
 
     def counts(self, key: str, names: Iterable[str] = ()) -> bool:
         """Whether the host (its key and raw names) is counted."""
-        candidates = {key.lower(), *(n.lower() for n in names)}
-        candidates |= {short_name(c) for c in list(candidates)}
+        candidates = _candidates(key, names)
         if self.include and not any(fnmatch.fnmatchcase(c, p) for c in candidates for p in self.include):
             return False
         return not any(fnmatch.fnmatchcase(c, p) for c in candidates for p in self.exclude)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -296,17 +297,6 @@ def _misdated_lookup(coverage: Sequence[ChannelSpan]) -> dict[tuple[str, str, in
             for span in coverage for m in span.misdated}
 
 
-def _memo(function: Callable[[str], bool]) -> Callable[[str], bool]:
-    cache: dict[str, bool] = {}
-
-    def cached(key: str) -> bool:
-        if key not in cache:
-            cache[key] = function(key)
-        return cache[key]
-
-    return cached
-
-
 def _any_between(times: list[int], start: int, end: int) -> bool:
     index = bisect.bisect_left(times, start)
     return index < len(times) and times[index] < end
@@ -317,14 +307,15 @@ def _overlaps(intervals: list[tuple[int, int]], start: int, end: int) -> bool:
 
 
 def build_report(source: ReportSource, settings: ReportSettings) -> Report:
+    import pyarrow.compute as pc
+
     tz = settings.zone.info
     spec = settings.spec
     table = source.table
-    import pyarrow.compute as pc
 
     hosts = HostNames([*(span.host for span in source.coverage),
                        *(h for h in pc.unique(table["host"]).to_pylist() if h), *settings.expected_hosts])
-    counted_host = _memo(lambda key: settings.hosts.counts(key, hosts.names(key)))
+    counted_host = functools.cache(lambda key: settings.hosts.counts(key, hosts.names(key)))
     observations = table_rows.observations(table)
     observations += [Observation(user, domain, sid, host_key(host or "")) for user, domain, sid, host in
                      source.observations]
@@ -687,10 +678,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
                      "log: domain controllers, where RDP is usually administration, which Per User CALs do not "
                      "cover. Their users are counted; leave them out with --exclude-host if they are no session "
                      "hosts.")
-    in_period = [s for key, seen in sorted(devices.items())
-                 if (s := [x for x in seen if period_lo <= x[0] < period_hi]) or not windows]
-    device_keys = [key for key, seen in sorted(devices.items())
-                   if [x for x in seen if period_lo <= x[0] < period_hi] or not windows]
+    period_devices = {key: [s for s in seen if period_lo <= s[0] < period_hi] for key, seen in sorted(devices.items())}
     return Report(
         schema_version=SCHEMA_VERSION,
         created_at=created.astimezone(timezone.utc).replace(microsecond=0),
@@ -724,7 +712,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
                 first_seen=us_to_datetime(min(s[0] for s in seen)),
                 last_seen=us_to_datetime(max(s[0] for s in seen)),
             )
-            for key, seen in zip(device_keys, in_period, strict=True)
+            for key, seen in period_devices.items() if seen
         ),
         host_peaks=tuple(host_peaks),
         sessions_closed_at_coverage_end=connected.closed_at_coverage_end,
