@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from evtrack.catalogue import COVERED_CHANNELS, KDC_EVENTS, SECURITY, Role, lookup
+from evtrack.catalogue import CLEARED_EVENTS, COVERED_CHANNELS, KDC_EVENTS, SECURITY, Role, lookup
 from evtrack.sources.base import MIN_PLAUSIBLE_US, RawEvent, plausible_time
 
 
@@ -230,6 +230,7 @@ def place_misdated(times: Any, mask: Any) -> Any:
 
 #: Security events only a Kerberos KDC (a domain controller) writes: a hint that a host is no session host.
 KDC_EVENT_IDS = frozenset(event_id for channel, event_id in KDC_EVENTS if channel == SECURITY)
+_CLEARED_IDS = frozenset(event_id for _, event_id in CLEARED_EVENTS)
 
 #: The record id stored for a record without one (EventRecordIDs are never negative: readers check).
 NO_ID = -1
@@ -274,7 +275,7 @@ class CoverageBuilder:
             acc.untimed_ids += 1  # missing or impossible time: counted, never stretches the span
             return
         assert event.time_us is not None
-        if (event.channel.lower(), event.event_id) in KDC_EVENTS:
+        if event.event_id in KDC_EVENT_IDS:  # an int test first: this runs for every record
             self.note_kdc(event.computer, event.channel)
         acc.ids.append(NO_ID if event.record_id is None else event.record_id)
         acc.times.append(event.time_us)
@@ -301,7 +302,7 @@ class CoverageBuilder:
 
     def note_clear(self, event: RawEvent) -> None:
         """Record a log-cleared event (Security 1102, or System 104 naming the log it cleared)."""
-        if event.time_us is None:
+        if event.time_us is None or event.event_id not in _CLEARED_IDS:  # an int test first: every record comes here
             return
         key = (event.computer, event.channel)
         definition = lookup(event.channel, event.event_id)
