@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from evtrack.sources.base import ReadPlan
+
 SECURITY = "security"
 SYSTEM = "system"
 LSM = "microsoft-windows-terminalservices-localsessionmanager/operational"
@@ -301,3 +303,11 @@ KDC_EVENTS: frozenset[tuple[str, int]] = frozenset((d.channel, d.event_id) for d
 #: Event ids that say a log was cleared (per channel).
 CLEARED_EVENTS: frozenset[tuple[str, int]] = frozenset(
     (d.channel, d.event_id) for d in CATALOGUE if d.role is Role.CLEARED)
+
+
+def read_plan(local_zone: str | None = None, culture: str | None = None) -> ReadPlan:
+    """The readers' plan: what they decode and what a slim read may skip, derived from the catalogue."""
+    return ReadPlan(wanted_ids=WANTED_EVENT_IDS, payload_keys=PAYLOAD_KEYS, account_only=ACCOUNT_ONLY_EVENT_IDS,
+                    session_logon_types=SESSION_LOGON_TYPES,
+                    kdc_ids=frozenset(i for c, i in KDC_EVENTS if c == SECURITY),
+                    local_zone=local_zone, culture=culture)

@@ -295,6 +295,12 @@ class CoverageBuilder:
         acc.ids.frombytes(np.ascontiguousarray(ids[ok], dtype=np.int64).tobytes())
         acc.times.frombytes(np.ascontiguousarray(times[ok], dtype=np.int64).tobytes())
 
+    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
+        """Time an input states it covers (an hourly count of a workspace's events), without a record each."""
+        acc = self._channel(computer, channel)
+        if acc is not None and end_us > start_us:
+            acc.merged_intervals.append((start_us, end_us - 1))
+
     def note_kdc(self, computer: str, channel: str) -> None:
         """This host's log holds a Kerberos KDC event (4768/4769 in Security)."""
         if channel.lower() == SECURITY:
@@ -390,7 +396,7 @@ class CoverageBuilder:
         last = np.ones(len(all_ids), dtype=bool)
         last[:-1] = all_ids[1:] != all_ids[:-1]
         no_id = sorted(set(times[~real].tolist()) | acc.merged_no_id_times)
-        bounds = [*no_id[:1], *no_id[-1:]]
+        bounds = [*no_id[:1], *no_id[-1:], *(t for interval in acc.merged_intervals for t in interval)]
         if len(all_times):
             bounds += [int(all_times.min()), int(all_times.max())]
         edge = _edge(ids, times)

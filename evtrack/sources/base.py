@@ -92,6 +92,38 @@ def observation_only(channel: str, event_id: int, logon_type: int | None) -> boo
             and (logon_type is None or not -128 <= logon_type <= 127 or logon_type not in SESSION_LOGON_TYPES))
 
 
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """What a reader is asked to read, built from the event catalogue (:func:`evtrack.catalogue.read_plan`) and
+    the settings: readers receive it and import nothing outside ``sources/``.
+
+    The default (``ReadPlan()``) is the catalogue's plan as this module's copies state it; tests tie the two."""
+
+    wanted_ids: frozenset[int] = WANTED_EVENT_IDS
+    """Event ids whose payload a reader decodes; any other record counts towards coverage only."""
+    payload_keys: frozenset[str] = PAYLOAD_KEYS
+    """The payload fields decoded (both engines must give them identical text)."""
+    account_only: frozenset[tuple[str, int]] = ACCOUNT_ONLY_EVENTS
+    """(channel in lower case, event id) of records a slim read keeps only as an account, unless their logon
+    type is one of :attr:`session_logon_types`."""
+    session_logon_types: frozenset[int] = SESSION_LOGON_TYPES
+    kdc_ids: frozenset[int] = KDC_EVENT_IDS
+    """Security event ids only a Kerberos KDC writes."""
+    local_zone: str | None = None
+    """IANA zone of inputs that write local times without an offset (Connection Broker and ``query user``
+    snapshots, a portal CSV in local time). None: such an input is refused with a clear error."""
+    culture: str | None = None
+    """The culture (e.g. ``en-US``, ``en-GB``, ``de-DE``) whose date format such inputs use, when the data does not
+    decide it. None: infer it from the data where it decides, else refuse with a clear error."""
+
+    def observation_only(self, channel: str, event_id: int, logon_type: int | None) -> bool:
+        """Whether a record (with this logon type) is kept only as an account by a slim read: an account-only
+        event whose logon type opens no RDP session."""
+        return ((channel.lower(), event_id) in self.account_only
+                and (logon_type is None or not -128 <= logon_type <= 127
+                     or logon_type not in self.session_logon_types))
+
+
 def filetime_to_us(filetime: int) -> int:
     """FILETIME (100 ns ticks since 1601) to microseconds since the Unix epoch, truncating like pyevtx-rs."""
     return (filetime - FILETIME_UNIX_OFFSET) // 10
@@ -202,6 +234,11 @@ class CoverageSink(Protocol):
     def note_clear(self, event: RawEvent) -> None: ...
 
     def note_kdc(self, computer: str, channel: str) -> None: ...
+
+    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
+        """Time an input states it covers for a host and channel, without records to prove it record by record
+        (an hourly count of the events a Log Analytics workspace holds)."""
+        ...
 
     def break_segments(self) -> None: ...
 
