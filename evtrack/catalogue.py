@@ -27,10 +27,62 @@ SYSTEM = "system"
 LSM = "microsoft-windows-terminalservices-localsessionmanager/operational"
 RCM = "microsoft-windows-terminalservices-remoteconnectionmanager/operational"
 
+#: Snapshots of the sessions a Connection Broker lists (``Get-RDUserSession``) and of ``query user /server:HOST``
+#: (readers: evtrack.sources.broker_csv, evtrack.sources.query_user).
+BROKER = "connection broker sessions"
+QUERY_USER = "query user sessions"
+#: Azure Virtual Desktop's WVDConnections table (reader: evtrack.sources.azure).
+WVD = "azure virtual desktop connections"
+
+
+class Covers(str, Enum):
+    """How an input proves the time it covers."""
+
+    LOG = "log"
+    """A log: each export covers its first to its last record (record ids tell lost records)."""
+    POLLED = "polled"
+    """Snapshots: consecutive polls no further apart than twice the usual interval cover the time between them;
+    sessions shorter than the interval can fall between polls, so a window only polls cover is a lower bound."""
+    STATED = "stated"
+    """An export states the hours it covers (a per-computer hourly count beside an Azure Monitor export)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDef:
+    """A log (or snapshot stream) evtrack reads, and what its coverage means."""
+
+    channel: str
+    """Lower case."""
+    source: str
+    """The evidence source it belongs to, as reports name it (the cross-check counts users per source)."""
+    covers: Covers = Covers.LOG
+    evidence: bool = True
+    """Its coverage proves RDP evidence was being recorded (the others give context only)."""
+
+
+CHANNELS: tuple[ChannelDef, ...] = (
+    ChannelDef(SECURITY, "session host logs"),
+    ChannelDef(LSM, "session host logs"),
+    ChannelDef(SYSTEM, "session host logs", evidence=False),
+    ChannelDef(RCM, "session host logs", evidence=False),
+    ChannelDef(BROKER, "Connection Broker polls", Covers.POLLED),
+    ChannelDef(QUERY_USER, "query user polls", Covers.POLLED),
+    ChannelDef(WVD, "Azure Virtual Desktop", Covers.STATED),
+)
+CHANNEL_BY_KEY: dict[str, ChannelDef] = {c.channel: c for c in CHANNELS}
+
 #: Logs whose coverage matters: the evidence channels, RCM (context) and System (log-cleared 104).
-COVERED_CHANNELS = frozenset({SECURITY, SYSTEM, LSM, RCM})
+COVERED_CHANNELS = frozenset(c.channel for c in CHANNELS)
 #: Logs whose records prove a host was logging RDP evidence at a time (the others give context only).
-EVIDENCE_CHANNELS = frozenset({SECURITY, LSM})
+EVIDENCE_CHANNELS = frozenset(c.channel for c in CHANNELS if c.evidence)
+#: Snapshot streams: covered between polls, and only ever a lower bound on their own.
+POLLED_CHANNELS = frozenset(c.channel for c in CHANNELS if c.covers is Covers.POLLED)
+
+
+def channel_source(channel: str) -> str:
+    """The evidence source a log belongs to (``session host logs``, ``Connection Broker polls``...)."""
+    found = CHANNEL_BY_KEY.get(channel.lower())
+    return found.source if found is not None else "other logs"
 
 
 class Kind(str, Enum):
@@ -40,6 +92,8 @@ class Kind(str, Enum):
     LOGOFF = "logoff"
     AUTH = "auth"
     LOG_CLEARED = "log_cleared"
+    SEEN = "seen"
+    """A poll listed the session: the user had one at that instant (neither a sign-in nor a renewal)."""
 
 
 class Transition(str, Enum):
@@ -67,6 +121,8 @@ class Role(str, Enum):
     """The log was cleared (1102 in Security; System 104 names the log it cleared in ``Channel``)."""
     KDC = "kdc"
     """Only a Kerberos KDC writes it: the host is a domain controller (a hint, never a silent rule)."""
+    POLL = "poll"
+    """A poll ran (also when it listed no session): the snapshot stream's coverage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +260,26 @@ def _lsm(event_id: int) -> Rule:
     return rule
 
 
+def _always_rdp(reason: str) -> Rule:
+    def rule(_logon_type: int | None, _address: str | None, _session: str | None) -> Evidence:
+        return Evidence(True, reason)
+
+    return rule
+
+
+def _not_console(reason: str) -> Rule:
+    """``query user`` lists the console session too (SESSIONNAME ``console``): that is no RDP session. A
+    disconnected session has no session name and counts (it was a remote session or a console one, which
+    nothing in the output tells apart; disconnected console sessions on a session host are rare)."""
+
+    def rule(_logon_type: int | None, _address: str | None, session: str | None) -> Evidence:
+        if session is not None and session.strip().lower() == "console":
+            return Evidence(False, "quser_console")
+        return Evidence(True, reason)
+
+    return rule
+
+
 def _never(reason: str) -> Rule:
     def rule(_logon_type: int | None, _address: str | None, _session: str | None) -> Evidence:
         return Evidence(False, reason)
@@ -244,6 +320,13 @@ _STATION = Fields(user="AccountName", domain="AccountDomain", logon_id="LogonID"
                   client_name="ClientName", address="ClientAddress")
 _LSM_FIELDS = Fields(user="User", session_id="SessionID", address="Address", qualified_user=True)
 _SUBJECT = Fields(user="SubjectUserName", domain="SubjectDomainName", sid="SubjectUserSid")
+_BROKER_FIELDS = Fields(user="UserName", domain="DomainName", session_id="SessionId")
+_QUSER_FIELDS = Fields(user="UserName", session_id="SessionId", session_name="SessionName")
+
+#: Event ids of the snapshot streams (their readers write these; see evtrack.sources.snapshots).
+POLL_RAN, SESSION_LISTED, SESSION_CREATED = 1, 2, 3
+#: Event ids of WVDConnections rows (see evtrack.sources.azure).
+WVD_CONNECTED, WVD_COMPLETED = 1, 2
 
 CATALOGUE: tuple[EventDef, ...] = (
     EventDef(SECURITY, 4624, "An account was successfully logged on", Kind.LOGON,
@@ -275,6 +358,22 @@ CATALOGUE: tuple[EventDef, ...] = (
     EventDef(LSM, 25, "Session reconnection succeeded", Kind.RECONNECT, _LSM_FIELDS, _lsm(25), _connect_if_ip),
     EventDef(RCM, 1149, "User authentication succeeded (network level, not a logon)", Kind.AUTH,
              Fields(user="Param1", domain="Param2", address="Param3"), _never("1149_auth_only")),
+    # snapshots: 1 a poll ran, 2 a session it listed (at the poll time), 3 that session's CreateTime / LOGON TIME
+    EventDef(BROKER, POLL_RAN, "A Connection Broker poll ran", None, Fields(), _never("poll"), role=Role.POLL),
+    EventDef(BROKER, SESSION_LISTED, "Get-RDUserSession listed a user session", Kind.SEEN, _BROKER_FIELDS,
+             _always_rdp("broker_session_listed")),
+    EventDef(BROKER, SESSION_CREATED, "A listed session's CreateTime", Kind.LOGON, _BROKER_FIELDS,
+             _always_rdp("broker_session_created")),
+    EventDef(QUERY_USER, POLL_RAN, "A query user poll ran", None, Fields(), _never("poll"), role=Role.POLL),
+    EventDef(QUERY_USER, SESSION_LISTED, "query user listed a user session", Kind.SEEN, _QUSER_FIELDS,
+             _not_console("quser_session_listed")),
+    EventDef(QUERY_USER, SESSION_CREATED, "A listed session's LOGON TIME", Kind.LOGON, _QUSER_FIELDS,
+             _not_console("quser_logon_time")),
+    # Azure Virtual Desktop: only a connection that reached Connected was used
+    EventDef(WVD, WVD_CONNECTED, "An Azure Virtual Desktop connection reached Connected", Kind.LOGON,
+             Fields(user="UserName", address="ClientSideIPAddress"), _always_rdp("wvd_connected")),
+    EventDef(WVD, WVD_COMPLETED, "An Azure Virtual Desktop connection completed", Kind.LOGOFF,
+             Fields(user="UserName", address="ClientSideIPAddress"), _never("wvd_completed")),
 )
 
 BY_KEY: dict[tuple[str, int], EventDef] = {(d.channel, d.event_id): d for d in CATALOGUE}
@@ -289,10 +388,12 @@ def lookup(channel: str, event_id: int) -> EventDef | None:
 
 #: Event ids (per channel, lower case) that become rows of the event table, and the kind of each.
 EVENT_KINDS: dict[tuple[str, int], Kind] = {(d.channel, d.event_id): d.kind for d in CATALOGUE if d.kind}
-#: Event ids whose payload the readers decode (rows of the event table).
-WANTED_EVENT_IDS: frozenset[int] = frozenset(d.event_id for d in CATALOGUE if d.kind is not None)
-#: The payload fields the readers decode (both engines must give them identical text).
-PAYLOAD_KEYS: frozenset[str] = frozenset(k for d in CATALOGUE for k in d.fields.payload_keys())
+#: The entries event logs (.evtx, XML exports) hold; the snapshot and Azure streams have readers of their own.
+_IN_LOGS = tuple(d for d in CATALOGUE if CHANNEL_BY_KEY[d.channel].covers is Covers.LOG)
+#: Event ids whose payload the event log readers decode (rows of the event table).
+WANTED_EVENT_IDS: frozenset[int] = frozenset(d.event_id for d in _IN_LOGS if d.kind is not None)
+#: The payload fields the event log readers decode (both engines must give them identical text).
+PAYLOAD_KEYS: frozenset[str] = frozenset(k for d in _IN_LOGS for k in d.fields.payload_keys())
 #: Event ids with a session transition (the rows concurrency and sessions carried over read).
 SESSION_EVENT_IDS: frozenset[int] = frozenset(d.event_id for d in CATALOGUE if d.transition is not None)
 #: Event ids that a slim read keeps only as an account unless their logon type opens sessions.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from evtrack.catalogue import CLEARED_EVENTS, COVERED_CHANNELS, KDC_EVENTS, SECURITY, Role, lookup
+from evtrack.catalogue import CLEARED_EVENTS, COVERED_CHANNELS, KDC_EVENTS, POLLED_CHANNELS, SECURITY, Role, lookup
 from evtrack.sources.base import MIN_PLAUSIBLE_US, RawEvent, plausible_time
 
 
@@ -427,7 +427,8 @@ class CoverageBuilder:
                     last_record_id=int(ids[-1]) if len(ids) else None,
                     gaps=tuple(gaps),
                     cleared_us=tuple(sorted(self._cleared.get((host, channel), ()))),
-                    intervals=merge_intervals([*intervals, *bridges(edges)]),
+                    intervals=(poll_intervals(no_id) if channel.lower() in POLLED_CHANNELS
+                               else merge_intervals([*intervals, *bridges(edges)])),
                     misdated=tuple(wrong),
                     kdc=(host, channel) in self._kdc,
                 )
@@ -522,3 +523,25 @@ def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, in
         else:
             merged.append((start, end))
     return tuple(merged)
+
+
+def poll_interval(times: Iterable[int]) -> int | None:
+    """The usual time between polls (µs): the median gap between consecutive distinct poll times; None with fewer
+    than two polls. A median, so missed polls (longer gaps) and an occasional manual poll (shorter) do not move it."""
+    import statistics
+
+    ordered = sorted(set(times))
+    gaps = [b - a for a, b in pairwise(ordered)]
+    return int(statistics.median_low(gaps)) if gaps else None
+
+
+def poll_intervals(times: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """Covered time of a snapshot stream: consecutive polls no further apart than twice the usual interval
+    (:func:`poll_interval`) cover the time between them; a longer gap (missed polls) is a hole. A lone poll covers
+    its instant only."""
+    ordered = sorted(set(times))
+    usual = poll_interval(ordered)
+    if usual is None:
+        return tuple((t, t) for t in ordered)
+    joined = [(a, b) for a, b in pairwise(ordered) if b - a <= 2 * usual]
+    return merge_intervals([*joined, *((t, t) for t in ordered)])

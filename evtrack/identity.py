@@ -149,7 +149,7 @@ class IdentityResolver:
     """Resolves observations to :class:`Identity` keys. Build it once over all rows, then look up."""
 
     def __init__(self, observations: Iterable[Observation], *, aliases: Mapping[str, str] | None = None,
-                 exclusions: Exclusions | None = None) -> None:
+                 exclusions: Exclusions | None = None, default_domain: str | None = None) -> None:
         self._exclusions = exclusions or Exclusions()
         obs = [o for o in observations if builtin_reason(o.user, o.domain, o.sid) is None]
         self._hosts = {o.host for o in obs}
@@ -182,6 +182,9 @@ class IdentityResolver:
                 domains = by_sam.get(node[2], set())
                 if len(domains) == 1:
                     self._qualified[node] = ("name", next(iter(domains)), node[2])
+                    self._uf.union(node, self._qualified[node])
+                elif not domains and default_domain:  # no qualified name to join: the configured domain's
+                    self._qualified[node] = ("name", self.canonical_domain(default_domain), node[2])
                     self._uf.union(node, self._qualified[node])
                 else:
                     self._unresolved.add(node)

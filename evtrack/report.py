@@ -54,6 +54,12 @@ class WindowUsage:
     """Users counted here only because a session that began earlier was still connected in this window."""
     in_verdict: bool = True
     """Whether the headline verdict rests on this window (see :attr:`Report.verdict_windows`)."""
+    snapshot_bound: bool = False
+    """The count rests on polls for some host (no log of it covers the whole window): sessions shorter than the
+    poll interval can be missed, so it is a lower bound whatever the coverage says."""
+    sources: tuple[tuple[str, int], ...] = ()
+    """How many of the window's users each evidence source saw (``session host logs``, ``Connection Broker
+    polls``, ``RD Gateway``...): a cross-check where sources overlap."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ class UserUsage:
     in_directory: bool | None
     """Found in the directory export; None when no directory was given."""
     proof: tuple[Proof, ...] = ()
+    sources: tuple[str, ...] = ()
+    """The evidence sources that saw this person (``session host logs``, ``Connection Broker polls``...)."""
     """Per window counted: the first and last qualifying record (or the logon of a session carried over)."""
 
 

@@ -8,7 +8,6 @@ compute the licence-server view (distinct users with evidence in the 60 days bef
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import functools
 from collections import defaultdict
@@ -18,10 +17,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from evtrack import rows as table_rows
-from evtrack.catalogue import EVIDENCE_CHANNELS
+from evtrack.catalogue import POLLED_CHANNELS
 from evtrack.concurrency import connected_intervals
 from evtrack.concurrency import peak as peak_overlap
-from evtrack.coverage import ChannelSpan, merge_intervals
+from evtrack.coverage import ChannelSpan
+from evtrack.crosscheck import SourceLedger, any_between, host_cover, required_hosts, source_label
+from evtrack.crosscheck import covered as _covered
 from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
 from evtrack.licence import DAY_US, Peak, active_at, licence_peak, sliding_peak
@@ -89,6 +90,8 @@ class ReportSettings:
     setting_warnings: tuple[str, ...] = ()
     """What resolving the settings found suspicious (a key pack file with no pack of the asked product version)."""
     installed_source: str | None = None
+    default_domain: str | None = None
+    """The domain of names that carry none (``query user``) and join no domain-qualified name in the inputs."""
     zone: Zone = field(init=False, repr=False, compare=False)
     """``tz`` resolved once (IANA name and zone); ``tz`` holds its IANA name."""
     spec: WindowSpec = field(init=False, repr=False, compare=False)
@@ -220,34 +223,8 @@ def _carried_proof(person: _Person, label: str, start: int, end: int, tz: ZoneIn
     return []
 
 
-def _host_intervals(coverage: Sequence[ChannelSpan], hosts: HostNames, selection: HostSelection,
-                    expected: Sequence[str]) -> dict[str, tuple[tuple[int, int], ...]]:
-    """Covered time per counted host (evidence channels only); expected hosts without logs cover nothing."""
-    per_host: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for span in coverage:
-        key = hosts.key(span.host)
-        if not selection.counts(key, hosts.names(key)):
-            continue
-        per_host[key]  # a host seen in any log is known: without evidence logs it is uncovered
-        if span.channel.lower() in EVIDENCE_CHANNELS:
-            per_host[key].extend(span.intervals or ((span.first_us, span.last_us),))
-    for name in expected:
-        per_host[hosts.key(name)]
-    return {host: merge_intervals(intervals) for host, intervals in sorted(per_host.items())}
-
-
-def _covered(intervals: tuple[tuple[int, int], ...], start: int, end: int) -> int:
-    """Microseconds of ``[start, end)`` inside the (closed) intervals; touching the end counts as covering it."""
-    total = 0
-    for first, last in intervals:
-        lo, hi = max(first, start), min(last + 1, end)
-        if hi > lo:
-            total += hi - lo
-    return total
-
-
-def _fully_covered(host_cover: Mapping[str, tuple[tuple[int, int], ...]], start: int, end: int) -> bool:
-    return bool(host_cover) and all(_covered(iv, start, end) >= end - start for iv in host_cover.values())
+def _fully_covered(cover: Mapping[str, tuple[tuple[int, int], ...]], start: int, end: int) -> bool:
+    return bool(cover) and all(_covered(iv, start, end) >= end - start for iv in cover.values())
 
 
 def _verdict(users: int | None, installed: int | None, status: str = STATUS_COMPLETE) -> str:
@@ -297,11 +274,6 @@ def _misdated_lookup(coverage: Sequence[ChannelSpan]) -> dict[tuple[str, str, in
             for span in coverage for m in span.misdated}
 
 
-def _any_between(times: list[int], start: int, end: int) -> bool:
-    index = bisect.bisect_left(times, start)
-    return index < len(times) and times[index] < end
-
-
 def _overlaps(intervals: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(lo < end and hi > start for lo, hi in intervals)
 
@@ -323,7 +295,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     if settings.directory is not None:
         aliases = {**settings.directory.aliases(), **aliases}
         observations += table_rows.directory_observations(settings.directory, aliases)
-    resolver = IdentityResolver(observations, aliases=aliases, exclusions=settings.exclusions)
+    resolver = IdentityResolver(observations, aliases=aliases, exclusions=settings.exclusions,
+                                default_domain=settings.default_domain)
     if resolver.contested_names:
         resolver.add_sightings(table_rows.sightings(table, hosts, resolver.contested_names))
     if settings.directory is not None:
@@ -343,6 +316,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     suspicious = 0
     misdated_rows: list[MisdatedEvidence] = []
     devices: dict[str, list[tuple[int, str | None, str | None, str]]] = {}
+    kinds = {i.path: i.kind for i in source.inputs}
+    ledger = SourceLedger()
     for row in table_rows.evidence_rows(table):
         if row["time"] is None or not plausible_time(datetime_to_us(row["time"]), now_us):
             suspicious += 1
@@ -387,6 +362,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             kept[1] = _ref(row, moment, recorded)
         person.hosts.add(host)
         person.reasons.add(row["reason"])
+        ledger.add(identity.key, source_label(row["channel"], kinds.get(row["source"])), host, moment,
+                   row["channel"].lower() in POLLED_CHANNELS)
         host_people[host].add(identity.key)
         device = table_rows.device_key(row)
         if device is not None:
@@ -407,7 +384,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             # a session that began before the logs: its sign-in was no later than its first evidence
             person.renewals.insert(0, person.times[0])
 
-    host_cover = _host_intervals(source.coverage, hosts, settings.hosts, settings.expected_hosts)
+    ledger.settle()
+    cover = host_cover(source.coverage, hosts, settings.hosts, settings.expected_hosts)
+    host_cover_all = cover.all
     session_rows = []
     for row in table_rows.session_rows(table):
         if row["time"] is None or not counted_host(hosts.key(row["host"])):
@@ -418,7 +397,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             row["time"] = placed
         session_rows.append(row)
     connected = connected_intervals(
-        session_rows, {host: intervals[-1][1] for host, intervals in host_cover.items() if intervals}, hosts.key)
+        session_rows, {host: intervals[-1][1] for host, intervals in host_cover_all.items() if intervals}, hosts.key)
     counted_intervals = []
     for interval in connected.intervals:  # sessions of counted people only (scope, exclusions)
         identity = resolver.resolve(interval.user, interval.domain, None, interval.host, interval.start)
@@ -436,7 +415,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
                 None if opened is None else _ref(opened, opened["time"], opened["recorded"]))
 
     evidence_times = [t for p in people.values() for t in p.times]
-    cover_edges = [t for intervals in host_cover.values() for iv in intervals for t in iv]
+    cover_edges = [t for intervals in host_cover_all.values() for iv in intervals for t in iv]
     all_times = evidence_times + cover_edges
     notes: list[str] = []
     warnings: list[str] = list(settings.setting_warnings)
@@ -459,15 +438,18 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     host_peaks: list[HostPeak] = []
     seen_before: set[str] = set()
     proofs: dict[str, list[Proof]] = defaultdict(list)
+    snapshot_windows = 0
     for window in windows:
         start, end = datetime_to_us(window.start), datetime_to_us(window.end)
         complete: list[str] = []
         partial: list[str] = []
         unknown: list[str] = []
-        for host, intervals in host_cover.items():
+        bound = ledger.snapshot_bound(cover, start, end)
+        snapshot_windows += bound
+        for host, intervals in required_hosts(cover, bound).items():
             covered = _covered(intervals, start, end)
             (complete if covered >= end - start else partial if covered > 0 else unknown).append(host)
-        direct = {k for k, p in people.items() if _any_between(p.times, start, end)}
+        direct = {k for k, p in people.items() if any_between(p.times, start, end)}
         carried = {k for k, p in people.items() if k not in direct and _overlaps(p.carried, start, end)}
         keys = sorted(direct | carried)
         carried_users |= carried
@@ -500,10 +482,12 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             label=window.label, start=window.start, end=window.end, users=users,
             new_users=None if users is None else len(new), sessions=None if users is None else sessions,
             reconnects=None if users is None else reconnects, status=status,
-            verdict=_verdict(users, settings.installed, status), user_keys=tuple(keys), hosts_complete=tuple(complete),
+            verdict=_verdict(users, settings.installed, STATUS_PARTIAL if bound else status), user_keys=tuple(keys),
+            hosts_complete=tuple(complete),
             hosts_partial=tuple(partial), hosts_unknown=tuple(unknown),
             devices=None if users is None else len(window_devices),
             peak_sessions=None if users is None else window_peak, carried_over=tuple(sorted(carried)),
+            snapshot_bound=bound, sources=ledger.window_sources(keys, start, end),
         ))
 
     # the windows the verdict rests on: all of an explicit period; without --from/--to, not the windows at either
@@ -523,8 +507,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     # licence-server view: distinct users with a sign-in or reconnect in (D - 60 days, D]
     validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
     end_of_data = max(all_times) if all_times else None
-    host_ends = [intervals[-1][1] for intervals in host_cover.values() if intervals]
-    if host_ends and len(host_ends) == len(host_cover):
+    host_ends = [intervals[-1][1] for intervals in host_cover_all.values() if intervals]
+    if host_ends and len(host_ends) == len(host_cover_all):
         end_of_data = min(host_ends)  # the latest instant every host's logs reach: hosts exported minutes apart
     if end_of_data is not None and windows:
         end_of_data = min(end_of_data, period_hi - 1)  # --to cuts the data short
@@ -536,7 +520,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     lookback_complete = False
     if as_of is not None:
         moment = datetime_to_us(as_of)
-        lookback = [_covered(iv, moment - validity + 1, moment + 1) for iv in host_cover.values()]
+        lookback = [_covered(iv, moment - validity + 1, moment + 1) for iv in host_cover_all.values()]
         lookback_complete = bool(lookback) and all(c >= validity for c in lookback)
         if any(lookback) or active_at(renewals, moment, validity):
             estimated = active_at(renewals, moment, validity)
@@ -565,14 +549,15 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             sliding.append(SlidingPeak(
                 days=days, users=most.count, start=None if start_us is None else us_to_datetime(start_us),
                 end=None if end_us is None else us_to_datetime(end_us),
-                complete=start_us is not None and end_us is not None and _fully_covered(host_cover, start_us, end_us),
+                complete=(start_us is not None and end_us is not None
+                          and _fully_covered(host_cover_all, start_us, end_us)),
             ))
     known_windows = [w.users for w in window_rows if w.users is not None]
     max_window = max(known_windows) if known_windows else None
     candidates = [v for v in (estimated, max_window, peak_users) if v is not None]
     over_by = 0
     failed = sum(1 for i in source.inputs if i.error)
-    lower_bound = (any(w.status != STATUS_COMPLETE for w in verdict_rows) or not lookback_complete
+    lower_bound = (any(w.status != STATUS_COMPLETE or w.snapshot_bound for w in verdict_rows) or not lookback_complete
                    or bool(failed) or bool(misdated_rows) or bool(suspicious))
     if not any(w.users is not None for w in verdict_rows) and not people:
         verdict = "unknown"
@@ -608,7 +593,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     if as_of is not None and not lookback_complete and estimated is not None:
         notes.append(f"The logs do not cover all of the {CAL_VALIDITY_DAYS} days before {as_of.date()}: the "
                      "estimate as of that day is a lower bound.")
-    missing_hosts = [name for name in settings.expected_hosts if not host_cover.get(hosts.key(name))]
+    missing_hosts = [name for name in settings.expected_hosts if not host_cover_all.get(hosts.key(name))]
     if missing_hosts:
         notes.append("Expected session host(s) with no logs: " + ", ".join(sorted(missing_hosts))
                      + ": their windows are not covered.")
@@ -619,11 +604,18 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         notes.append(f"{len(misdated_rows)} RDP event(s) carry a time that contradicts their neighbours in the log "
                      "(a clock that was wrong for a while): counted where their neighbours place them, listed under "
                      "misdated evidence; the verdict is a lower bound until they are checked.")
+    if snapshot_windows:
+        notes.append(f"{snapshot_windows} window(s) rest on polls (Connection Broker or query user) for some host: "
+                     "a session shorter than the poll interval can fall between two polls, so their counts are "
+                     "lower bounds.")
+    if len({label for w in window_rows for label, _ in w.sources}) > 1:
+        notes.append("Several evidence sources: each window lists how many of its users each source saw (a "
+                     "cross-check; a user one source misses is still counted once).")
     if carried_users:
         notes.append(f"{len(carried_users)} user(s) are counted in a window only because a session that began earlier "
                      "was still connected in it (evidence: session carried over).")
 
-    user_rows = _user_rows(people, user_windows, carried_users, settings, period_lo, period_hi, proofs)
+    user_rows = _user_rows(people, user_windows, carried_users, settings, period_lo, period_hi, proofs, ledger)
     excluded_rows = []
     for key in sorted(excluded, key=lambda k: (excluded_identity[k].display.lower(), k)):
         times = sorted(excluded[key])
@@ -670,7 +662,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     host_rows = tuple(
         HostUsers(host=host, users=len(host_people.get(host, ())), counted=host not in uncounted_hosts,
                   hint=KDC_HINT if host in kdc_hosts else None)
-        for host in sorted(set(host_cover) | set(host_people) | uncounted_hosts | kdc_hosts)
+        for host in sorted(set(host_cover_all) | set(host_people) | uncounted_hosts | kdc_hosts)
     )
     hinted = [h.host for h in host_rows if h.hint and h.counted and h.users]
     if hinted:
@@ -733,7 +725,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
 
 def _user_rows(people: Mapping[str, _Person], user_windows: Mapping[str, list[str]], carried: set[str],
                settings: ReportSettings, period_lo: int, period_hi: int,
-               proofs: Mapping[str, list[Proof]]) -> list[UserUsage]:
+               proofs: Mapping[str, list[Proof]], ledger: SourceLedger) -> list[UserUsage]:
     """One row per person counted in some window of the period (the period governs the users list too)."""
     rows: list[UserUsage] = []
     validity = timedelta(days=CAL_VALIDITY_DAYS)
@@ -759,6 +751,6 @@ def _user_rows(people: Mapping[str, _Person], user_windows: Mapping[str, list[st
             domain_resolved=p.identity.domain_resolved,
             full_name=found.display_name if found else None,
             in_directory=None if settings.directory is None else found is not None,
-            proof=tuple(proofs.get(key, ())),
+            proof=tuple(proofs.get(key, ())), sources=ledger.sources(key),
         ))
     return rows

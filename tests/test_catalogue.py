@@ -37,9 +37,14 @@ def test_reader_constants_are_the_catalogues() -> None:
 def test_derived_sets_come_from_the_entries() -> None:
     rows = {(d.channel, d.event_id) for d in catalogue.CATALOGUE if d.kind is not None}
     assert set(catalogue.EVENT_KINDS) == rows
-    assert {i for _, i in rows} == catalogue.WANTED_EVENT_IDS
+    in_logs = [d for d in catalogue.CATALOGUE if catalogue.CHANNEL_BY_KEY[d.channel].covers is catalogue.Covers.LOG]
+    assert {d.event_id for d in in_logs if d.kind is not None} == catalogue.WANTED_EVENT_IDS
     assert {d.event_id for d in catalogue.CATALOGUE if d.transition} == catalogue.SESSION_EVENT_IDS
-    assert {k for d in catalogue.CATALOGUE for k in d.fields.payload_keys()} == catalogue.PAYLOAD_KEYS
+    assert {k for d in in_logs for k in d.fields.payload_keys()} == catalogue.PAYLOAD_KEYS
+    # every entry's channel is in the channel table, which says how its coverage is proved
+    assert {d.channel for d in catalogue.CATALOGUE} <= set(catalogue.CHANNEL_BY_KEY)
+    assert catalogue.POLLED_CHANNELS == {catalogue.BROKER, catalogue.QUERY_USER}
+    assert catalogue.EVIDENCE_CHANNELS >= {catalogue.SECURITY, catalogue.LSM, catalogue.BROKER, catalogue.WVD}
     assert {(SECURITY, 4624), (SECURITY, 4634)} == catalogue.ACCOUNT_ONLY_EVENT_IDS
     # every row's kind and rule go through the catalogue: classify and observation_only agree with it
     for definition in catalogue.CATALOGUE:
