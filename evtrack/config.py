@@ -6,6 +6,7 @@ Flags override the file; the CLI merges them. Example::
     tz = "Europe/Berlin"
     window = "month"
     scope = ["domain:CONTOSO"]     # or "ou:OU=Sales,DC=contoso,DC=com" (with --directory); absent = all
+    default_domain = "CONTOSO"     # the domain of bare names (query user) that join no DOMAIN\\user in the inputs
 
     [aliases]                      # FQDN or UPN suffix -> NetBIOS domain
     "contoso.local" = "CONTOSO"
@@ -20,6 +21,10 @@ Flags override the file; the CLI merges them. Example::
     include = ['rdsh*']            # glob patterns on host names; absent = every host
     exclude = ['dc*']
     expected = ['RDSH01', 'RDSH02']  # session hosts that must have logs: one without is named, its windows partial
+
+    [inputs]                       # snapshots and exports that write local times without an offset
+    tz = "Europe/Berlin"           # the zone of the machine that wrote them; absent = the report's tz
+    culture = "de-DE"              # their date format where the data does not decide day/month order
 
 In a double-quoted TOML string a backslash starts an escape: ``"CONTOSO\\bob"`` holds a backspace, not ``\\b``. Such
 values load (TOML allows them) but match nobody, so :func:`load_config` returns a warning for every name, pattern,
@@ -43,7 +48,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DEFAULT_CONFIG_NAME = "evtrack.toml"
-_KNOWN = {"installed", "tz", "window", "domains", "scope", "aliases", "exclude", "engine", "hosts"}
+_KNOWN = {"installed", "tz", "window", "domains", "scope", "aliases", "exclude", "engine", "hosts", "inputs",
+          "default_domain"}
 #: How TOML writes the control characters a stray backslash produces (``\b`` in ``CONTOSO\bob``).
 _ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 _CONTROL_NAMES = {"\b": "a backspace", "\t": "a tab", "\n": "a line break", "\f": "a form feed",
@@ -68,6 +74,9 @@ class FileConfig:
     hosts_include: tuple[str, ...] = ()
     hosts_exclude: tuple[str, ...] = ()
     hosts_expected: tuple[str, ...] = ()
+    default_domain: str | None = None
+    input_tz: str | None = None
+    culture: str | None = None
     warnings: tuple[str, ...] = ()
     """What loaded but is probably not what was meant (a backslash read as a TOML escape); the CLI prints them."""
 
@@ -102,7 +111,7 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
     installed = data.get("installed")
     if installed is not None and (not isinstance(installed, int) or isinstance(installed, bool) or installed < 0):
         raise ConfigError(f"{path}: installed must be a whole number >= 0")
-    for key in ("tz", "window", "engine"):
+    for key in ("tz", "window", "engine", "default_domain"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
     if "window" in data:
@@ -121,6 +130,10 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
     hosts = data.get("hosts", {})
     if not isinstance(hosts, dict) or set(hosts) - {"include", "exclude", "expected"}:
         raise ConfigError(f"{path}: [hosts] takes include, exclude and expected")
+    inputs = data.get("inputs", {})
+    if not isinstance(inputs, dict) or set(inputs) - {"tz", "culture"} or not all(
+            isinstance(v, str) for v in inputs.values()):
+        raise ConfigError(f"{path}: [inputs] takes tz and culture (strings)")
     loaded = FileConfig(
         path=path,
         installed=installed,
@@ -136,6 +149,9 @@ def load_config(path: Path | None, *, cwd: Path | None = None) -> FileConfig:
         hosts_include=_strings(hosts.get("include", []), "hosts.include", path),
         hosts_exclude=_strings(hosts.get("exclude", []), "hosts.exclude", path),
         hosts_expected=_strings(hosts.get("expected", []), "hosts.expected", path),
+        default_domain=data.get("default_domain"),
+        input_tz=inputs.get("tz"),
+        culture=inputs.get("culture"),
     )
     return replace(loaded, warnings=tuple(_control_warnings(loaded)))
 

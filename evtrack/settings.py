@@ -42,6 +42,9 @@ class SettingFlags:
     hosts: tuple[str, ...] = ()
     exclude_hosts: tuple[str, ...] = ()
     expect_hosts: tuple[str, ...] = ()
+    input_tz: str | None = None
+    culture: str | None = None
+    default_domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,22 @@ def resolve_settings(flags: SettingFlags, file: FileConfig, environ: Mapping[str
         hosts=HostSelection.build(list(flags.hosts) or list(file.hosts_include),
                                   [*file.hosts_exclude, *flags.exclude_hosts]),
         expected_hosts=flags.expect_hosts or file.hosts_expected,
+        default_domain=flags.default_domain or file.default_domain,
+        input_tz=resolve_zone(input_tz).name if (input_tz := flags.input_tz or file.input_tz) else None,
+        culture=_culture(flags.culture or file.culture),
     )
     return ResolvedSettings(settings, file, flags)
+
+
+def _culture(name: str | None) -> str | None:
+    """A culture name as Windows writes it (``en-US``, ``de-DE``): language, and a region where given."""
+    import re
+
+    if name is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z]{2}|-[A-Za-z]{4}(-[A-Za-z]{2})?)?", name.strip()):
+        raise ConfigError(f"culture {name!r}: use a culture name such as en-US, en-GB, de-DE or fr-FR")
+    return name.strip()
 
 
 def parse_scopes(items: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

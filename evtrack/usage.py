@@ -90,6 +90,10 @@ class ReportSettings:
     setting_warnings: tuple[str, ...] = ()
     """What resolving the settings found suspicious (a key pack file with no pack of the asked product version)."""
     installed_source: str | None = None
+    input_tz: str | None = None
+    """The zone of inputs that write local times without an offset (snapshots, a portal CSV); None: ``tz``."""
+    culture: str | None = None
+    """The date format (``en-US``, ``de-DE``) of such inputs where their data does not decide day/month order."""
     default_domain: str | None = None
     """The domain of names that carry none (``query user``) and join no domain-qualified name in the inputs."""
     zone: Zone = field(init=False, repr=False, compare=False)
@@ -507,8 +511,10 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     # licence-server view: distinct users with a sign-in or reconnect in (D - 60 days, D]
     validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
     end_of_data = max(all_times) if all_times else None
-    host_ends = [intervals[-1][1] for intervals in host_cover_all.values() if intervals]
-    if host_ends and len(host_ends) == len(host_cover_all):
+    # poll-only sources (a Connection Broker) count where some window rests on polls; else the logs decide
+    decisive = required_hosts(cover, any(w.snapshot_bound for w in window_rows))
+    host_ends = [intervals[-1][1] for intervals in decisive.values() if intervals]
+    if host_ends and len(host_ends) == len(decisive):
         end_of_data = min(host_ends)  # the latest instant every host's logs reach: hosts exported minutes apart
     if end_of_data is not None and windows:
         end_of_data = min(end_of_data, period_hi - 1)  # --to cuts the data short
@@ -520,7 +526,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     lookback_complete = False
     if as_of is not None:
         moment = datetime_to_us(as_of)
-        lookback = [_covered(iv, moment - validity + 1, moment + 1) for iv in host_cover_all.values()]
+        lookback = [_covered(iv, moment - validity + 1, moment + 1) for iv in decisive.values()]
         lookback_complete = bool(lookback) and all(c >= validity for c in lookback)
         if any(lookback) or active_at(renewals, moment, validity):
             estimated = active_at(renewals, moment, validity)
@@ -550,7 +556,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
                 days=days, users=most.count, start=None if start_us is None else us_to_datetime(start_us),
                 end=None if end_us is None else us_to_datetime(end_us),
                 complete=(start_us is not None and end_us is not None
-                          and _fully_covered(host_cover_all, start_us, end_us)),
+                          and _fully_covered(decisive, start_us, end_us)),
             ))
     known_windows = [w.users for w in window_rows if w.users is not None]
     max_window = max(known_windows) if known_windows else None

@@ -153,6 +153,23 @@ AliasOpt = Annotated[
     list[str] | None, typer.Option("--alias", help="Map an FQDN or UPN suffix to a NetBIOS domain: fqdn=NETBIOS.")
 ]
 
+InputTzOpt = Annotated[
+    str | None,
+    typer.Option("--input-tz", envvar="EVTRACK_INPUT_TZ",
+                 help="Time zone of inputs that write local times without an offset (Connection Broker and query "
+                 "user snapshots, a portal CSV in local time); default: --tz."),
+]
+CultureOpt = Annotated[
+    str | None,
+    typer.Option("--culture", help="Date format of such inputs (en-US, en-GB, de-DE, fr-FR...) where their data "
+                 "does not decide day/month order."),
+]
+DefaultDomainOpt = Annotated[
+    str | None,
+    typer.Option("--default-domain", help="Domain of bare user names (query user) that join no DOMAIN\\user in "
+                 "the inputs (default: reported without a domain)."),
+]
+
 
 OptionalPathsArg = Annotated[
     list[str] | None,

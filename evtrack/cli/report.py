@@ -29,6 +29,8 @@ from evtrack.cli.options import (
     ChecksumOpt,
     ConfigOpt,
     CsvDelimiterOpt,
+    CultureOpt,
+    DefaultDomainOpt,
     DirectoryOpt,
     Engine,
     EngineOpt,
@@ -38,6 +40,7 @@ from evtrack.cli.options import (
     ExplainFormat,
     FromOpt,
     HostOpt,
+    InputTzOpt,
     InstalledOpt,
     JobsOpt,
     KeypacksOpt,
@@ -105,6 +108,9 @@ def report(
     host: HostOpt = None,
     exclude_host: ExcludeHostOpt = None,
     expect_host: ExpectHostOpt = None,
+    input_tz: InputTzOpt = None,
+    culture: CultureOpt = None,
+    default_domain: DefaultDomainOpt = None,
     engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
     verify_checksums: ChecksumOpt = True,
     jobs: JobsOpt = None,
@@ -144,6 +150,7 @@ def report(
         scopes=tuple(scope or ()), excludes=tuple(exclude or ()), aliases=tuple(alias or ()), created_at=created_at,
         directory=directory, netbios=netbios, keypacks=keypacks, product_version=product_version,
         hosts=tuple(host or ()), exclude_hosts=tuple(exclude_host or ()), expect_hosts=tuple(expect_host or ()),
+        input_tz=input_tz, culture=culture, default_domain=default_domain,
     ))
     with contextlib.ExitStack() as stack:
         dataset = None if events_dataset is None else DatasetInput(events_dataset, on_read=dataset_reads.append)
@@ -220,6 +227,9 @@ def explain(
     host: HostOpt = None,
     exclude_host: ExcludeHostOpt = None,
     expect_host: ExpectHostOpt = None,
+    input_tz: InputTzOpt = None,
+    culture: CultureOpt = None,
+    default_domain: DefaultDomainOpt = None,
     engine: Annotated[Engine | None, EngineOpt.__metadata__[0]] = None,
     verify_checksums: ChecksumOpt = True,
     jobs: JobsOpt = None,
@@ -252,6 +262,7 @@ def explain(
         config=config, tz=tz, window=kind, start=start, end=end, scopes=tuple(scope or ()),
         excludes=tuple(exclude or ()), aliases=tuple(alias or ()), directory=directory, netbios=netbios,
         hosts=tuple(host or ()), exclude_hosts=tuple(exclude_host or ()), expect_hosts=tuple(expect_host or ()),
+        input_tz=input_tz, culture=culture, default_domain=default_domain,
     ))
     reads: list[ReadResult] = []
     with contextlib.ExitStack() as stack:
