@@ -57,14 +57,14 @@ def users_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str =
     header = [
         "User", "CAL Type", f"Estimated Expiration Date {zone_name}", "Key", "SID", f"First Seen {zone_name}",
         f"Last Seen {zone_name}", "Sessions", "Reconnects", "Events", "Hosts", "Evidence", "Windows", "Aliases",
-        "Local Account", "Domain Resolved", "Full Name", "In Directory",
+        "Local Account", "Domain Resolved", "Full Name", "In Directory", "Sources",
     ]
     rows = (
         [
             u.display_name, CAL_TYPE, local(u.cal_expiry), u.key, u.sid, local(u.first_seen), local(u.last_seen),
             u.sessions, u.reconnects, u.events, ";".join(u.hosts), ";".join(u.evidence), ";".join(u.windows),
             ";".join(u.aliases), "yes" if u.local_account else "no", "yes" if u.domain_resolved else "no",
-            u.full_name, "" if u.in_directory is None else ("yes" if u.in_directory else "no"),
+            u.full_name, "" if u.in_directory is None else ("yes" if u.in_directory else "no"), ";".join(u.sources),
         ]
         for u in report.users
     )
@@ -75,7 +75,7 @@ def windows_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str
     local = _local(report)
     header = ["Window", f"Start ({report.tz})", f"End ({report.tz})", "Status", "Users", "New Users", "Sessions",
               "Reconnects", "Peak Concurrent Sessions", "Devices", "Installed", "Verdict", "Hosts Complete",
-              "Hosts Partial", "Hosts Unknown"]
+              "Hosts Partial", "Hosts Unknown", "Users Per Source", "Rests On Polls"]
     rows = (
         [
             w.label, local(w.start), local(w.end), w.status, "unknown" if w.users is None else w.users,
@@ -83,6 +83,7 @@ def windows_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str
             "" if w.peak_sessions is None else w.peak_sessions, "" if w.devices is None else w.devices,
             report.installed, w.verdict,
             ";".join(w.hosts_complete), ";".join(w.hosts_partial), ";".join(w.hosts_unknown),
+            ";".join(f"{label}={count}" for label, count in w.sources), "yes" if w.snapshot_bound else "no",
         ]
         for w in report.windows
     )

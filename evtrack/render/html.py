@@ -306,7 +306,7 @@ def _windows_table(report: Report, tz: ZoneInfo) -> Table:
         Column("status", "Status"), Column("users", "Users", "number"), Column("new", "New", "number"),
         Column("sessions", "Sessions", "number"), Column("reconnects", "Reconnects", "number"),
         Column("peak", "Peak sessions", "number"), Column("devices", "Devices", "number"),
-        Column("verdict", "Verdict"), Column("hosts", "Hosts"),
+        Column("verdict", "Verdict"), Column("hosts", "Hosts"), Column("sources", "Users per source"),
     )
     rows = []
     for w in report.windows:
@@ -328,6 +328,8 @@ def _windows_table(report: Report, tz: ZoneInfo) -> Table:
             _cell(w.verdict, cls=verdict_class(w.verdict) + " nowrap"),
             _cell(summary.text, sort=f"{len(w.hosts_complete):06d}", title=summary.detail or None,
                   cls="hosts" if not summary.detail else "hosts status-partial"),
+            _cell("; ".join(f"{label} {count}" for label, count in w.sources)
+                  + (" (rests on polls: a lower bound)" if w.snapshot_bound else "")),
         ]
         rows.append(Row(tuple(cells), f"window-{w.status}"))
     return Table("windows", "Per window: unknown means no log covers it (not 0); partial counts are lower bounds; "

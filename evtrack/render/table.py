@@ -77,6 +77,20 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
         windows.add_row(_t(w.label), _t(w.status), _t("unknown" if w.users is None else w.users),
                         _t(w.new_users), _t(w.sessions), _t(w.peak_sessions), _t(w.devices), _t(w.verdict))
     console.print(windows)
+    labels = sorted({label for w in report.windows for label, _ in w.sources})
+    if len(labels) > 1:  # the cross-check: how many of each window's users each source saw
+        sources = Table(title="Users each source saw", box=frame, title_justify="left", pad_edge=False)
+        sources.add_column("Window")
+        for label in labels:
+            sources.add_column(label, justify="right", overflow="fold")
+        for w in report.windows:
+            if w.users is not None:
+                seen = dict(w.sources)
+                sources.add_row(_t(w.label), *(_t(seen.get(label, 0)) for label in labels))
+        console.print(sources)
+    bound = [w.label for w in report.windows if w.snapshot_bound]
+    if bound:
+        console.print(Text("Counts resting on polls (lower bounds): " + ", ".join(bound)))
 
     shown = report.users if max_users is None else report.users[:max_users]
     users = Table(title=f"Users ({len(report.users)})", box=frame, title_justify="left", pad_edge=False)
