@@ -210,6 +210,15 @@ def test_day_month_order_decided_by_the_poll_time(tmp_path: Path) -> None:
     assert events[2].time_us == us(2026, 1, 3, 9) and stats.issues == []
 
 
+def test_day_month_order_decided_by_a_disconnect_time(tmp_path: Path) -> None:
+    # the CreateTime alone is ambiguous (polled in April); the DisconnectTime 13/01 is only a date day first
+    text = ('"UserName","SessionId","SessionState","HostServer","CreateTime","DisconnectTime","PolledAt"\r\n'
+            '"alice","2","STATE_DISCONNECTED","rdsh01","03/01/2026 09:00:00","13/01/2026 10:00:00",'
+            '"2026-04-01T00:00:00Z"\r\n')
+    events, stats, _ = read_broker(write(tmp_path / "s.csv", text), ReadPlan(local_zone="UTC"))
+    assert events[2].time_us == us(2026, 1, 3, 9) and stats.issues == []
+
+
 def test_ambiguous_order_needs_a_culture(tmp_path: Path) -> None:
     # polled in April: 03/01 may be 3 January or 1 March, both before the poll
     path = write(tmp_path / "s.csv", _one_row("03/01/2026 09:00:00", "2026-04-01T00:00:00Z"))

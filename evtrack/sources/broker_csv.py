@@ -19,7 +19,8 @@ Shapes (told apart by content, none needs a flag):
 Columns (RDUserSession, in order): ServerName, SessionId, UserName, DomainName, ServerIPAddress, TSProtocol,
 ApplicationType, ResolutionWidth, ResolutionHeight, ColorDepth, CreateTime, DisconnectTime, SessionState,
 CollectionName, CollectionType, UnifiedSessionId, HostServer, IdleTime, RemoteFxEnabled. CreateTime and
-DisconnectTime are ``ToString()`` in the broker's culture and local time (see :mod:`evtrack.sources.snapshots`).
+DisconnectTime are ``ToString()`` in the broker's culture and local time (see :mod:`evtrack.sources.snapshots`);
+both help decide the day/month order, only CreateTime becomes a record.
 
 Which rows are user sessions: a UserName and a SessionState of :data:`USER_STATES`. ``STATE_LISTEN``,
 ``STATE_RESET``, ``STATE_DOWN`` and ``STATE_INIT`` (a listener, or a session being torn down or set up) and rows
@@ -160,7 +161,10 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
     times: dict[int, int] = {}
     if created:
         zone = local_zone(plan.local_zone, path)
-        order = choose_order(created, plan.culture, zone, path, stats)
+        disconnected = [DateValue(stamp, poll.time_us, f"line {row.line} DisconnectTime")
+                        for poll in polls for row in poll.rows
+                        if (stamp := parse_local(row.values.get("DisconnectTime"))) is not None and stamp.valid()]
+        order = choose_order(created + disconnected, plan.culture, zone, path, stats)
         for poll in polls:
             for row in poll.rows:
                 if row.created is None:

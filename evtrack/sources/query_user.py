@@ -236,7 +236,8 @@ def _user(left: str, header: _Header) -> str:
     if len(left) > cut and cut > 0 and not left[cut - 1].isspace():
         space = re.search(r"\s", left[cut:])
         cut = len(left) if space is None else cut + space.start()
-    return left[min(header.user, cut):cut].strip() if header.user < cut else left[:cut].strip()
+    start = header.user if header.user < cut else 0
+    return left[start:cut].strip()
 
 
 def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify_checksums: bool = True,
