@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import tzinfo
 from enum import Enum
 
 from evtrack.sources.base import ReadPlan
@@ -406,7 +407,7 @@ CLEARED_EVENTS: frozenset[tuple[str, int]] = frozenset(
     (d.channel, d.event_id) for d in CATALOGUE if d.role is Role.CLEARED)
 
 
-def read_plan(local_zone: str | None = None, culture: str | None = None) -> ReadPlan:
+def read_plan(local_zone: tzinfo | None = None, culture: str | None = None) -> ReadPlan:
     """The readers' plan: what they decode and what a slim read may skip, derived from the catalogue."""
     return ReadPlan(wanted_ids=WANTED_EVENT_IDS, payload_keys=PAYLOAD_KEYS, account_only=ACCOUNT_ONLY_EVENT_IDS,
                     session_logon_types=SESSION_LOGON_TYPES,

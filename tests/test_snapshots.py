@@ -12,6 +12,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -35,9 +36,9 @@ from evtrack.synth.snapshots import (
 from tests.conftest import xml_event
 
 UTC = timezone.utc
-NY = ReadPlan(local_zone="America/New_York")
-BERLIN = ReadPlan(local_zone="Europe/Berlin")
-PARIS = ReadPlan(local_zone="Europe/Paris")
+NY = ReadPlan(local_zone=ZoneInfo("America/New_York"))
+BERLIN = ReadPlan(local_zone=ZoneInfo("Europe/Berlin"))
+PARIS = ReadPlan(local_zone=ZoneInfo("Europe/Paris"))
 
 
 def us(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
@@ -175,7 +176,7 @@ def test_selected_type_line_and_several_polls_in_one_file(tmp_path: Path) -> Non
         '"bob","CONTOSO","rdsh01","3","STATE_CONNECTED","14/01/2026 10:14:00",,"2026-01-14T10:15:00Z"\r\n'
     )
     path = write(tmp_path / "rdusersession_rdcb01_20260114T101500Z.csv", text)
-    events, stats, sink = read_broker(path, ReadPlan(local_zone="Europe/London"))  # en-GB, GMT in January
+    events, stats, sink = read_broker(path, ReadPlan(local_zone=ZoneInfo("Europe/London")))  # en-GB, GMT in January
     assert brief(events) == [
         (POLL, us(2026, 1, 14, 10), "rdcb01", None, None),
         (SESSION_LISTED, us(2026, 1, 14, 10), "rdsh01", 2, "alice"),
@@ -199,14 +200,14 @@ def test_day_month_order_decided_by_a_day_above_12(tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", _one_row("03/01/2026 09:00:00", "2026-01-20T12:00:00Z",
                                               '"bob","3","STATE_ACTIVE","rdsh01","14/01/2026 08:00:00",'
                                               '"2026-01-20T12:00:00Z"\r\n'))
-    events, _, _ = read_broker(path, ReadPlan(local_zone="UTC"))
+    events, _, _ = read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC")))
     assert [e.time_us for e in events if e.event_id == SESSION_CREATED] == [us(2026, 1, 3, 9), us(2026, 1, 14, 8)]
 
 
 def test_day_month_order_decided_by_the_poll_time(tmp_path: Path) -> None:
     # polled on 5 January: 03/01 read month first would be 1 March, after the poll: impossible, so day first
     path = write(tmp_path / "s.csv", _one_row("03/01/2026 09:00:00"))
-    events, stats, _ = read_broker(path, ReadPlan(local_zone="UTC"))
+    events, stats, _ = read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC")))
     assert events[2].time_us == us(2026, 1, 3, 9) and stats.issues == []
 
 
@@ -215,7 +216,7 @@ def test_day_month_order_decided_by_a_disconnect_time(tmp_path: Path) -> None:
     text = ('"UserName","SessionId","SessionState","HostServer","CreateTime","DisconnectTime","PolledAt"\r\n'
             '"alice","2","STATE_DISCONNECTED","rdsh01","03/01/2026 09:00:00","13/01/2026 10:00:00",'
             '"2026-04-01T00:00:00Z"\r\n')
-    events, stats, _ = read_broker(write(tmp_path / "s.csv", text), ReadPlan(local_zone="UTC"))
+    events, stats, _ = read_broker(write(tmp_path / "s.csv", text), ReadPlan(local_zone=ZoneInfo("UTC")))
     assert events[2].time_us == us(2026, 1, 3, 9) and stats.issues == []
 
 
@@ -223,15 +224,15 @@ def test_ambiguous_order_needs_a_culture(tmp_path: Path) -> None:
     # polled in April: 03/01 may be 3 January or 1 March, both before the poll
     path = write(tmp_path / "s.csv", _one_row("03/01/2026 09:00:00", "2026-04-01T00:00:00Z"))
     with pytest.raises(SourceError) as error:
-        read_broker(path, ReadPlan(local_zone="UTC"))
+        read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC")))
     assert "'03/01/2026 09:00:00' (line 2 CreateTime)" in error.value.reason
     assert "--culture" in error.value.reason and "[inputs] culture" in error.value.reason
-    gb, _, _ = read_broker(path, ReadPlan(local_zone="UTC", culture="en-GB"))
+    gb, _, _ = read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC"), culture="en-GB"))
     assert gb[2].time_us == us(2026, 1, 3, 9)
-    en_us, _, _ = read_broker(path, ReadPlan(local_zone="UTC", culture="en-US"))
+    en_us, _, _ = read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC"), culture="en-US"))
     assert en_us[2].time_us == us(2026, 3, 1, 9)
     with pytest.raises(SourceError, match="not a culture name"):
-        read_broker(path, ReadPlan(local_zone="UTC", culture="english please"))
+        read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC"), culture="english please"))
 
 
 def test_dates_that_contradict_each_other_refuse_the_file(tmp_path: Path) -> None:
@@ -239,12 +240,12 @@ def test_dates_that_contradict_each_other_refuse_the_file(tmp_path: Path) -> Non
                                               '"bob","3","STATE_ACTIVE","rdsh01","01/15/2026 08:00:00",'
                                               '"2026-02-01T00:00:00Z"\r\n'))
     with pytest.raises(SourceError, match="contradict each other"):
-        read_broker(path, ReadPlan(local_zone="UTC"))
+        read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC")))
 
 
 def test_data_overrides_a_culture_it_contradicts_and_says_so(tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", _one_row("14/01/2026 09:00:00", "2026-01-20T00:00:00Z"))
-    events, stats, _ = read_broker(path, ReadPlan(local_zone="UTC", culture="en-US"))
+    events, stats, _ = read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC"), culture="en-US"))
     assert events[2].time_us == us(2026, 1, 14, 9)
     assert issues(stats) == [("file", "the dates are written day/month/year, not as --culture en-US writes them: "
                                       "read day/month/year", 0)]
@@ -255,8 +256,6 @@ def test_local_times_need_a_zone(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as error:
         read_broker(path, ReadPlan())
     assert "--input-tz" in error.value.reason and "[inputs] tz" in error.value.reason
-    with pytest.raises(SourceError, match="not a known IANA time zone"):
-        read_broker(path, ReadPlan(local_zone="Mars/Olympus"))
 
 
 def test_dst_fold_and_gap_are_read_with_fold_0_and_reported(tmp_path: Path) -> None:
@@ -542,8 +541,8 @@ def test_query_user_ambiguous_dates_need_a_culture(tmp_path: Path) -> None:
             " alice                 rdp-tcp#7           3  Active          .  05/01/2026 10:02\r\n")
     path = write(tmp_path / "quser_RDSH01_20260601T000000Z.txt", text)
     with pytest.raises(SourceError, match="--culture"):
-        read_quser(path, ReadPlan(local_zone="UTC"))
-    events, _, _ = read_quser(path, ReadPlan(local_zone="UTC", culture="fr-FR"))
+        read_quser(path, ReadPlan(local_zone=ZoneInfo("UTC")))
+    events, _, _ = read_quser(path, ReadPlan(local_zone=ZoneInfo("UTC"), culture="fr-FR"))
     assert events[2].time_us == us(2026, 1, 5, 10, 2)
 
 
@@ -587,7 +586,7 @@ def test_written_broker_csv_reads_back(tmp_path: Path, shape: str, culture: str,
                             use_culture=use_culture, encoding=encoding, zone="Europe/Berlin")
     assert path.name == broker_csv_name("rdcb01", POLLED) == "rdusersession_rdcb01_20260114T091000Z.csv"
     assert broker_csv.looks_like(path.read_bytes()[:65536], path)
-    events, stats, _ = read_broker(path, ReadPlan(local_zone="Europe/Berlin", culture=culture))
+    events, stats, _ = read_broker(path, ReadPlan(local_zone=ZoneInfo("Europe/Berlin"), culture=culture))
     poller = "rdcb01"
     users = [s.user if encoding != "ascii" else s.user.replace("é", "?") for s in SESSIONS]
     expected: list[tuple[int, int | None, str, int | None, str | None]] = [
@@ -603,7 +602,7 @@ def test_written_broker_csv_appends_polls(tmp_path: Path) -> None:
     later = POLLED + timedelta(minutes=15)
     path = write_broker_csv(tmp_path / "polls.csv", POLLED, "rdcb01", SESSIONS[:1], encoding="utf-16")
     write_broker_csv(path, later, "rdcb01", SESSIONS[:2], encoding="utf-16", append=True)
-    events, _, sink = read_broker(path, ReadPlan(local_zone="UTC"))
+    events, _, sink = read_broker(path, ReadPlan(local_zone=ZoneInfo("UTC")))
     assert [e.time_us for e in sink.added] == [datetime_to_us(POLLED), datetime_to_us(later)]
     assert [e.data.get("UserName") for e in events if e.event_id == SESSION_LISTED] == ["alice", "alice", "josé"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,9 +109,10 @@ class ReadPlan:
     session_logon_types: frozenset[int] = SESSION_LOGON_TYPES
     kdc_ids: frozenset[int] = KDC_EVENT_IDS
     """Security event ids only a Kerberos KDC writes."""
-    local_zone: str | None = None
-    """IANA zone of inputs that write local times without an offset (Connection Broker and ``query user``
-    snapshots, a portal CSV in local time). None: such an input is refused with a clear error."""
+    local_zone: tzinfo | None = None
+    """The zone (resolved by the settings, once) of inputs that write local times without an offset (Connection
+    Broker and ``query user`` snapshots, a portal CSV in local time). None: such an input is refused with a clear
+    error."""
     culture: str | None = None
     """The culture (e.g. ``en-US``, ``en-GB``, ``de-DE``) whose date format such inputs use, when the data does not
     decide it. None: infer it from the data where it decides, else refuse with a clear error."""

@@ -21,10 +21,9 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from evtrack.errors import SourceError
 from evtrack.sources.base import FileStats, datetime_to_us, us_to_datetime
@@ -327,20 +326,16 @@ def order_for_culture(culture: str, path: Path) -> DateOrder:
         DateOrder.DAY_FIRST)
 
 
-def local_zone(zone_name: str | None, path: Path) -> ZoneInfo:
-    """The zone of the local times a snapshot writes (``plan.local_zone``); SourceError naming the option when it
-    is not set or unknown."""
-    if zone_name is None:
+def local_zone(zone: tzinfo | None, path: Path) -> tzinfo:
+    """The zone of the local times a snapshot writes (``plan.local_zone``, resolved by the settings); SourceError
+    naming the option when it is not set."""
+    if zone is None:
         raise SourceError(path, "its times are local times without an offset: set the time zone of the machine "
                                 "that wrote it with --input-tz (e.g. --input-tz Europe/Berlin) or [inputs] tz")
-    try:
-        return ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SourceError(path, f"--input-tz {zone_name!r} is not a known IANA time zone "
-                                "(e.g. Europe/Berlin, America/New_York)") from None
+    return zone
 
 
-def local_to_us(moment: datetime, zone: ZoneInfo) -> tuple[int, str | None]:
+def local_to_us(moment: datetime, zone: tzinfo) -> tuple[int, str | None]:
     """A naive local time in ``zone`` to UTC microseconds, and why it is uncertain (the clock change made it
     ambiguous, or skipped it) or None. Uncertain times are read with ``fold=0``: the earlier offset."""
     first = moment.replace(tzinfo=zone, fold=0)
@@ -350,9 +345,10 @@ def local_to_us(moment: datetime, zone: ZoneInfo) -> tuple[int, str | None]:
         return time_us, None
     taken = us_to_datetime(time_us).strftime("%Y-%m-%dT%H:%M:%SZ")
     back = first.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None)
+    name = getattr(zone, "key", None) or str(zone)
     if back != moment:
-        return time_us, (f"does not exist in {zone.key} (the clocks went forward): read as {taken}")
-    return time_us, (f"happened twice in {zone.key} (the clocks went back): read as the first, {taken}")
+        return time_us, (f"does not exist in {name} (the clocks went forward): read as {taken}")
+    return time_us, (f"happened twice in {name} (the clocks went back): read as the first, {taken}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +361,7 @@ class DateValue:
     """e.g. ``line 12 CreateTime``."""
 
 
-def choose_order(values: Sequence[DateValue], culture: str | None, zone: ZoneInfo, path: Path,
+def choose_order(values: Sequence[DateValue], culture: str | None, zone: tzinfo, path: Path,
                  stats: FileStats) -> DateOrder:
     """The day/month order of a file's dates: decided by the dates themselves where they can, else by
     ``culture``; a SourceError naming ``--culture`` when neither decides or the dates contradict each other.
