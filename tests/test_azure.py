@@ -7,6 +7,8 @@ Times: 2026-01-01T00:00:00Z is 1_767_225_600 s since the epoch; each later day a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from evtrack.errors import SourceError
 from evtrack.sources import azure
 from evtrack.sources.base import FileStats, RawEvent, ReadPlan
+from evtrack.synth import azure as synth
 from tests.conftest import xml_event
 
 JAN14_0905 = 1_768_381_533_000_000  # 2026-01-14T09:05:33Z in µs
@@ -432,3 +435,108 @@ def test_missing_columns_name_the_query(tmp_path: Path) -> None:
                [["2026-01-14T09:05:33Z", "judy@contoso.com", "avd-0", "Connected", "1", "Windows", "x", "Desktop"]])
     with pytest.raises(SourceError, match=r"without the column CorrelationId: run the query of docs/azure\.md"):
         read_all(write(tmp_path, "wvd.json", text))
+
+
+# --- evtrack.synth.azure: what it writes reads back ------------------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 14, 9, 5, 33, 123_000, tzinfo=timezone.utc)
+ALICE = synth.AzureUser("alice", "CONTOSO", "S-1-5-21-1111-2222-3333-1104", "alice@contoso.com")
+BOB = synth.AzureUser("bob", "CONTOSO", "S-1-5-21-1111-2222-3333-1105", "bob@contoso.com")
+CAROL = synth.AzureUser("carol", "CONTOSO", "S-1-5-21-1111-2222-3333-1106", "carol@contoso.com")
+SESSIONS = [
+    synth.AzureSession(ALICE, "RDSH01.contoso.local", T0, T0 + timedelta(hours=2), client_ip="10.1.2.3",
+                       disconnects=((T0 + timedelta(minutes=30), T0 + timedelta(minutes=40)),),
+                       gateway="RDGW01.contoso.local"),
+    synth.AzureSession(BOB, "avd-0.contoso.local", T0 + timedelta(hours=1), T0 + timedelta(hours=3), wvd=True,
+                       client_ip="198.51.100.4"),
+    synth.AzureSession(CAROL, "avd-0.contoso.local", T0 + timedelta(hours=2), None, wvd=True, connected=False),
+]
+SHAPES = {
+    "portal-en-US": (lambda t: synth.portal_csv(t, "en-US"), ReadPlan()),
+    "portal-en-GB": (lambda t: synth.portal_csv(t, "en-GB"), ReadPlan()),
+    "portal-local": (lambda t: synth.portal_csv(t, "en-GB", zone="Europe/Berlin"),
+                     ReadPlan(local_zone="Europe/Berlin")),
+    "az": (lambda t: synth.az_json(t).encode(), ReadPlan()),
+    "api": (lambda t: synth.api_json(t).encode(), ReadPlan()),
+}
+
+
+def _us(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _write_shape(tmp_path: Path, shape: str, table: synth.Table) -> tuple[Path, ReadPlan]:
+    writer, plan = SHAPES[shape]
+    path = tmp_path / f"{table.name}-{shape}.out"
+    path.write_bytes(writer(table))
+    assert looks(path)
+    return path, plan
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", ["SecurityEvent", "Event", "WindowsEvent"])
+def test_synth_windows_tables_read_back(tmp_path: Path, shape: str, name: str) -> None:
+    table = {"SecurityEvent": synth.security_event_table, "Event": synth.event_table,
+             "WindowsEvent": lambda s: synth.windows_event_table(s, unparsed=(1,))}[name](SESSIONS)
+    events, stats, sink = read_all(*_write_shape(tmp_path, shape, table))
+    wanted = [e for e in synth.windows_events(SESSIONS) if (e.channel == "Security") == (name == "SecurityEvent")]
+    assert [(e.time_us, e.event_id, e.computer, e.channel, e.provider) for e in events] == [
+        (_us(e.time), e.event_id, e.computer, e.channel, e.provider) for e in wanted]
+    for read_back, model in zip(events, wanted, strict=True):
+        assert dict(model.data).items() <= read_back.data.items()
+    assert stats.issues == [] and sink.intervals == []
+    if name == "WindowsEvent":
+        assert [e.record_id for e in events[:3]] == [1001, 1001, 1002]  # per computer and channel
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_synth_wvd_reads_back(tmp_path: Path, shape: str) -> None:
+    events, stats, _ = read_all(*_write_shape(tmp_path, shape, synth.wvd_table(SESSIONS)))
+    host = "avd-0.contoso.local"
+    assert [(e.event_id, e.computer, e.time_us, e.data["UserName"]) for e in events] == [
+        (azure.WVD_CONNECTED, host, _us(T0 + timedelta(hours=1, seconds=-5)), "bob@contoso.com"),
+        (azure.WVD_COMPLETED, host, _us(T0 + timedelta(hours=3, seconds=5)), "bob@contoso.com"),
+    ]
+    assert stats.records == 4  # bob's Started, Connected, Completed and carol's Started
+    assert {e.data["UserName"] for e in events if e.event_id == azure.WVD_CONNECTED} == synth.expected_users(
+        SESSIONS, "WVDConnections")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_synth_coverage_reads_back(tmp_path: Path, shape: str) -> None:
+    start = datetime(2026, 1, 14, 8, tzinfo=timezone.utc)
+    table = synth.coverage_table(SESSIONS, start, start + timedelta(hours=6))
+    events, stats, sink = read_all(*_write_shape(tmp_path, shape, table))
+    eight = _us(start)
+
+    def hours(computer: str, channel: str, which: Iterable[int]) -> list[tuple[str, str, int, int]]:
+        return [(computer, channel, eight + h * HOUR, eight + (h + 1) * HOUR) for h in which]
+
+    # Security: one background record every hour for each host seen in it; LSM and the gateway only in the hours
+    # of their events (alice 9:05-11:05 on RDSH01 via RDGW01, bob 10:05-12:05 on avd-0); WVD: the whole series
+    expected = (hours("RDSH01.contoso.local", "Security", range(6)) + hours("avd-0.contoso.local", "Security", range(6))
+                + hours("RDSH01.contoso.local", LSM, (1, 3)) + hours("avd-0.contoso.local", LSM, (2, 4))
+                + hours("RDGW01.contoso.local", GATEWAY, (1, 3))
+                + hours("avd-0.contoso.local", azure.WVD_CHANNEL, range(6)))
+    assert sorted(sink.intervals) == sorted(expected)
+    assert events == [] and stats.issues == []
+
+
+def test_synth_expected_users_match_what_the_reader_sees(tmp_path: Path) -> None:
+    events, _, _ = read_all(*_write_shape(tmp_path, "az", synth.security_event_table(SESSIONS, event_data=False)))
+    rdp = {f"{e.data['TargetDomainName']}\\{e.data['TargetUserName']}".lower()
+           for e in events if e.event_id == 4624 and e.data.get("LogonType") in ("10", "12")}
+    assert rdp == synth.expected_users(SESSIONS, "SecurityEvent") == {"contoso\\alice", "contoso\\bob"}
+
+
+def test_synth_portal_csv_shape() -> None:
+    text = synth.portal_csv(synth.wvd_table(SESSIONS[1:2]), "en-US").decode("utf-8")
+    lines = text.split("\r\n")
+    assert lines[0] == ("\ufeff\"TimeGenerated [UTC]\",UserName,SessionHostName,State,CorrelationId,"
+                        "ClientSideIPAddress,ClientOS,ClientType,ClientVersion,ConnectionType")
+    assert lines[1].startswith('"1/14/2026, 10:05:18.123 AM","bob@contoso.com","avd-0.contoso.local",Started,"')
+    gb = synth.portal_csv(synth.wvd_table(SESSIONS[1:2]), "en-GB").decode("utf-8").split("\r\n")
+    assert gb[1].startswith('"14/01/2026, 10:05:18.123",')
+    az = synth.az_json(synth.security_event_table(SESSIONS[:1], event_data=False))
+    assert '"EventData": "None"' in az and '"EventID": "4624"' in az and '"TableName": "PrimaryResult"' in az
