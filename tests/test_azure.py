@@ -540,3 +540,42 @@ def test_synth_portal_csv_shape() -> None:
     assert gb[1].startswith('"14/01/2026, 10:05:18.123",')
     az = synth.az_json(synth.security_event_table(SESSIONS[:1], event_data=False))
     assert '"EventData": "None"' in az and '"EventID": "4624"' in az and '"TableName": "PrimaryResult"' in az
+
+
+# --- Smaller shapes ---------------------------------------------------------------------------------------------
+
+
+def test_a_date_that_reads_the_same_either_way_needs_no_culture(tmp_path: Path) -> None:
+    text = BOM + ('"TimeGenerated [UTC]",Computer,EventID,TargetUserName,LogonType\r\n'
+                  '"1/1/2026, 12:00:00.000 AM",RDSH01.contoso.local,4624,alice,10\r\n')
+    events, stats, _ = read_all(write(tmp_path, "newyear.csv", text))
+    assert [e.time_us for e in events] == [1_767_225_600_000_000] and stats.issues == []  # 12 AM is midnight
+
+
+def test_windows_event_payload_shapes() -> None:
+    # flat, nested under the UserData element, and Data elements turned into JSON objects
+    assert azure.json_payload({"User": "CONTOSO\\a", "SessionID": 3}) == {"User": "CONTOSO\\a", "SessionID": "3"}
+    assert azure.json_payload({"UserData": {"EventXML": {"@xmlns": "Event_NS", "User": "CONTOSO\\a"}}}) == {
+        "User": "CONTOSO\\a"}
+    assert azure.json_payload({"Data": [{"@Name": "TargetUserName", "#text": "a"},
+                                        {"@Name": "LogonType", "#text": "10"}]}) == {
+        "TargetUserName": "a", "LogonType": "10"}
+    # the az CLI writes str() of an object the API returned parsed: Python's form
+    assert azure.payload({"EventData": "{'User': 'CONTOSO\\\\a', 'SessionID': '3'}"}) == (
+        {"User": "CONTOSO\\a", "SessionID": "3"}, None)
+
+
+def test_security_event_log_clear_and_excel_semicolons(tmp_path: Path) -> None:
+    # 1102's payload is UserData/LogFileCleared; its provider is the Eventlog one. Excel re-saved the file with
+    # a European list separator (;) and without the BOM.
+    text = ('TimeGenerated [UTC];Computer;EventID;EventData\r\n'
+            '14/01/2026 09:05;RDSH01.contoso.local;1102;"<UserData><LogFileCleared xmlns=""http://manifests.'
+            'microsoft.com/win/2004/08/windows/eventlog""><SubjectUserSid>S-1-5-21-1-2-3-500</SubjectUserSid>'
+            '<SubjectUserName>admin</SubjectUserName></LogFileCleared></UserData>"\r\n')
+    path = write(tmp_path, "clear.csv", text)
+    assert looks(path)
+    events, stats, _ = read_all(path)
+    assert [(e.event_id, e.provider, e.channel, e.time_us) for e in events] == [
+        (1102, "Microsoft-Windows-Eventlog", "Security", JAN14_0905 - 33_000_000)]
+    assert events[0].data == {"SubjectUserSid": "S-1-5-21-1-2-3-500", "SubjectUserName": "admin"}
+    assert stats.issues == []

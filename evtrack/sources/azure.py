@@ -246,9 +246,22 @@ def json_payload(value: Any) -> dict[str, str | None]:
             continue
         if isinstance(item, dict):
             data.update(json_payload(item))
+        elif isinstance(item, list) and (pairs := [_named(x) for x in item]) and all(pairs):
+            data.update(pair for pair in pairs if pair)  # [{"@Name": ..., "#text": ...}]: Data elements as JSON
         else:
             data[key] = json_text(item)
     return data
+
+
+def _named(item: Any) -> tuple[str, str | None] | None:
+    """A ``<Data Name="...">`` element converted to JSON (``{"@Name": n, "#text": v}`` or ``{"Name", "Value"}``)."""
+    if not isinstance(item, dict):
+        return None
+    for name_key, text_key in (("@Name", "#text"), ("Name", "#text"), ("Name", "Value"), ("@Name", "Value")):
+        name = item.get(name_key)
+        if isinstance(name, str):
+            return name, json_text(item.get(text_key))
+    return None
 
 
 def _parse_dynamic(text: str) -> Any:

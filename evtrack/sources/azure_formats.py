@@ -110,9 +110,9 @@ class TimeReader:
         else:
             if len(third) != 4:
                 raise ValueError(f"no four-digit year in {text!r}")
-            if self.day_first is None:
-                raise ValueError(f"day/month order unknown for {text!r}")
             a, b = int(first), int(second)
+            if self.day_first is None and a != b:
+                raise ValueError(f"day/month order unknown for {text!r}")
             day, month = (a, b) if self.day_first else (b, a)
             year = int(third)
         hours = int(hour)
@@ -449,7 +449,7 @@ def _day_order(path: Path, encoding: str, delimiter: str, time_columns: list[int
                     day_first_seen = day_first_seen or record[index]
                 elif b > 12 and a <= 12:
                     month_first_seen = month_first_seen or record[index]
-                elif ambiguous is None:
+                elif ambiguous is None and a != b:  # 5/5 reads the same either way
                     ambiguous = record[index]
             if day_first_seen and month_first_seen:
                 raise SourceError(path, f"dates in both day/month orders ({day_first_seen!r} and "
