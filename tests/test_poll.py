@@ -370,6 +370,17 @@ def test_the_query_user_command_line() -> None:
     assert argv[1:] == ["user", "/server:rdsh01"]
 
 
+def test_the_shipped_script_writes_what_poll_writes() -> None:
+    """docs/Collect-RDUserSession.ps1 and the poll's own command agree on the name, the columns and the encoding."""
+    script = (ROOT / "docs" / "Collect-RDUserSession.ps1").read_text(encoding="utf-8")
+    columns = ",".join(f"'{column}'" for column in polling.BROKER_COLUMNS)
+    assert f"$Columns = @({columns})" in script
+    assert "rdusersession_{0}_{1}.csv" in script
+    assert "'yyyyMMdd''T''HHmmss''Z'''" in script and "'yyyy-MM-dd''T''HH:mm:ss''Z'''" in script
+    assert "-NoTypeInformation -Encoding UTF8" in script
+    assert "[System.IO.File]::Move($temp, $final)" in script
+
+
 def test_target_names_become_file_names() -> None:
     assert polling.targets(["rdcb01.contoso.com"], ["RDSH01", "rdsh01", "rdsh02"]) == (
         polling.Target(polling.Kind.broker, "rdcb01.contoso.com"),
