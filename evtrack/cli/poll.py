@@ -9,7 +9,6 @@ import typer
 
 from evtrack.cli.common import announce_new_store
 from evtrack.cli.errors import EXIT_ERROR, EXIT_USAGE, escape, fail, stderr
-from evtrack.cli.options import QuietOpt
 
 if TYPE_CHECKING:
     from evtrack.poll import PollRound
@@ -32,6 +31,14 @@ def _round_lines(round_: PollRound) -> list[str]:
         lines.append(f"{stamp} {snapshot.target.host}: {note}{', '.join(kept)}")
         lines.extend(f"  warning: {warning}" for warning in snapshot.warnings)
     return lines
+
+
+HELP = (
+    "Take snapshots of the sessions alive now, from a Connection Broker or session hosts (Windows only).\n\n"
+    "Polling sees only the sessions alive at each poll: a session shorter than the interval can be missed, so "
+    "months with snapshots alone are lower bounds (docs/polling.md). Exit code 1 when any host failed (the others "
+    "are polled all the same)."
+)
 
 
 def poll(
@@ -64,7 +71,9 @@ def poll(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, metavar="SECONDS", help="Give up on a host after this long.")
     ] = 120.0,
-    quiet: QuietOpt = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only errors (and, after Ctrl-C, how many polls were written).")
+    ] = False,
     command_template: Annotated[
         str | None,
         typer.Option("--command-template", hidden=True,
@@ -72,12 +81,7 @@ def poll(
                      "{host}, {polled_at}, {output}."),
     ] = None,
 ) -> None:
-    """Take snapshots of the sessions alive now, from a Connection Broker or session hosts (Windows only).
-
-    Polling sees only the sessions alive at each poll: a session shorter than the interval can be missed, so months
-    with snapshots alone are lower bounds (docs/polling.md). Exit code 1 when any poll of any host failed; the
-    other hosts are polled all the same.
-    """
+    """``evtrack poll`` (its --help is :data:`HELP`)."""
     from datetime import timedelta
 
     from evtrack import poll as polling
