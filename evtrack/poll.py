@@ -358,10 +358,15 @@ def _failure(target: Target, what: str, result: subprocess.CompletedProcess[byte
     return f"{target.host}: `{what}` failed (exit code {result.returncode})" + (f": {message}" if message else "")
 
 
+def _temporary_folder() -> tempfile.TemporaryDirectory[str]:
+    """A scratch folder; on Windows a killed command can still hold a file in it, which must not fail the poll."""
+    return tempfile.TemporaryDirectory(prefix="evtrack-poll-", ignore_cleanup_errors=True)
+
+
 def take_snapshot(target: Target, settings: PollSettings, polled_at: datetime) -> Snapshot:
     """Run ``target``'s command once; a failure is returned in :attr:`Snapshot.error`, never raised."""
     encoding = settings.encoding or console_encoding()
-    with tempfile.TemporaryDirectory(prefix="evtrack-poll-") as folder:
+    with _temporary_folder() as folder:
         output = Path(folder) / target.file_name(polled_at)  # where a broker snapshot is written
         if settings.template is not None:
             argv = settings.template.render(target, polled_at, output)
@@ -418,7 +423,7 @@ def _keep(snapshots: Sequence[Snapshot], settings: PollSettings) -> list[Snapsho
     with contextlib.ExitStack() as stack:
         folder = settings.out
         if folder is None:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="evtrack-poll-")))
+            folder = Path(stack.enter_context(_temporary_folder()))
         files: dict[int, Path] = {}
         for index, snapshot in enumerate(snapshots):
             if snapshot.data is None:
