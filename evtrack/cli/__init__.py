@@ -2,9 +2,9 @@
 
 ``app`` is the typer application (``evtrack.cli:main`` is the console script, ``python -m evtrack`` runs it too).
 The commands live in :mod:`~evtrack.cli.report` (report, explain, config), :mod:`~evtrack.cli.events` (events,
-sample) and :mod:`~evtrack.cli.store` (ingest, reports, store); options shared by several commands in
-:mod:`~evtrack.cli.options`; errors and exit codes in :mod:`~evtrack.cli.errors`. Heavy modules (pyarrow, pandas,
-parsers) are imported inside the commands so that ``evtrack --help`` is instant.
+sample), :mod:`~evtrack.cli.store` (ingest, reports, store) and :mod:`~evtrack.cli.poll` (poll); options shared by
+several commands in :mod:`~evtrack.cli.options`; errors and exit codes in :mod:`~evtrack.cli.errors`. Heavy modules
+(pyarrow, pandas, parsers) are imported inside the commands so that ``evtrack --help`` is instant.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import typer
 
 from evtrack import __version__
 from evtrack.cli import events as _events
+from evtrack.cli import poll as _poll
 from evtrack.cli import report as _report
 from evtrack.cli import store as _store
 from evtrack.cli.errors import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OVER, Commands
@@ -54,6 +55,7 @@ app.command()(_report.report)
 app.command()(_report.explain)
 app.command()(_events.sample)
 app.command("ingest")(_store.ingest)
+app.command(help=_poll.HELP)(_poll.poll)
 app.add_typer(_report.config_app, name="config")
 app.add_typer(_store.reports_app, name="reports")
 app.add_typer(_store.store_app, name="store")

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 """An error (bad input, setting or store), or with --strict: anything not read or a warning."""
+EXIT_USAGE = 2
+"""The command cannot run as asked here: ``evtrack poll`` elsewhere than on Windows (click's usage errors are 2
+too)."""
 EXIT_OVER = 3
 """``report --check``: more users than installed CALs."""
 EXIT_INCOMPLETE = 4
