@@ -48,6 +48,15 @@ ENGINES: dict[str, str] = {
 }
 #: The module whose ``READER`` reads XML exports.
 XML_READER = "evtrack.sources.xmlfile"
+#: The other inputs, told apart by content: each module has ``looks_like(head, path)`` and a ``READER``. A new
+#: input kind is its reader module, a line here and its catalogue entries.
+CONTENT_READERS: dict[InputKind, str] = {
+    InputKind.BROKER_CSV: "evtrack.sources.broker_csv",
+    InputKind.QUERY_USER: "evtrack.sources.query_user",
+    InputKind.AZURE: "evtrack.sources.azure",
+}
+#: How much of a file content detection looks at.
+_HEAD_BYTES = 65_536
 DEFAULT_ENGINE = "evtx"
 _GLOB_CHARS = frozenset("*?[")
 
@@ -56,6 +65,8 @@ def get_reader(kind: InputKind, engine: str) -> Reader:
     """The reader of ``kind`` inputs (``engine`` for an .evtx), imported on first use."""
     if kind is InputKind.XML:
         module = XML_READER
+    elif kind in CONTENT_READERS:
+        module = CONTENT_READERS[kind]
     else:
         try:
             module = ENGINES[engine]
@@ -73,7 +84,7 @@ def detect_kind(path: Path) -> InputKind:
     plain :class:`SourceError`, a failed input."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(FILE_HEADER_SIZE + len(CHUNK_MAGIC))
+            head = handle.read(_HEAD_BYTES)
     except IsADirectoryError:
         raise SourceError(path, "is a directory, not a file") from None
     except PermissionError:
@@ -86,9 +97,12 @@ def detect_kind(path: Path) -> InputKind:
         return InputKind.EVTX
     if head and looks_like_xml_events(head[:4096]):
         return InputKind.XML
+    for kind, module in CONTENT_READERS.items():
+        if importlib.import_module(module).looks_like(head, path):
+            return kind
     if not head:
         reason = "not an event log: the file is empty"
-    elif not any(head):
+    elif not any(head[: FILE_HEADER_SIZE + len(CHUNK_MAGIC)]):
         reason = "not an event log: all zeros where the header should be (never written, or wiped)"
     elif _damaged_evtx(head):
         raise SourceError(path, f"damaged .evtx: bad file header magic {head[:8]!r} (expected {EVTX_MAGIC!r})")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -125,7 +126,7 @@ def test_portal_csv_local_time_needs_a_zone(tmp_path: Path) -> None:
     path = write(tmp_path, "local.csv", text)
     with pytest.raises(SourceError, match="--input-tz"):
         read_all(path)
-    events, stats, _ = read_all(path, ReadPlan(local_zone="Europe/Berlin"))
+    events, stats, _ = read_all(path, ReadPlan(local_zone=ZoneInfo("Europe/Berlin")))
     assert [e.time_us for e in events] == [JAN14_0905 + 123_000,
                                            1_767_225_600_000_000 + 195 * DAY + 9 * HOUR]
     assert stats.issues == []
@@ -136,7 +137,7 @@ def test_portal_csv_local_time_that_does_not_exist(tmp_path: Path) -> None:
     # (+1), i.e. 01:30Z, and said.
     text = BOM + ('"TimeGenerated [Local Time]",Computer,EventID,TargetUserName,LogonType\r\n'
                   '"29/03/2026, 02:30:00.000",RDSH01.contoso.local,4624,alice,10\r\n')
-    events, stats, _ = read_all(write(tmp_path, "dst.csv", text), ReadPlan(local_zone="Europe/Berlin"))
+    events, stats, _ = read_all(write(tmp_path, "dst.csv", text), ReadPlan(local_zone=ZoneInfo("Europe/Berlin")))
     assert [e.time_us for e in events] == [1_767_225_600_000_000 + 87 * DAY + 90 * 60_000_000]
     assert len(stats.issues) == 1 and "does not exist in Europe/Berlin" in stats.issues[0].reason
     assert stats.issues[0].skipped == 0 and stats.issues[0].where == "line 2"
@@ -456,7 +457,7 @@ SHAPES = {
     "portal-en-US": (lambda t: synth.portal_csv(t, "en-US"), ReadPlan()),
     "portal-en-GB": (lambda t: synth.portal_csv(t, "en-GB"), ReadPlan()),
     "portal-local": (lambda t: synth.portal_csv(t, "en-GB", zone="Europe/Berlin"),
-                     ReadPlan(local_zone="Europe/Berlin")),
+                     ReadPlan(local_zone=ZoneInfo("Europe/Berlin"))),
     "az": (lambda t: synth.az_json(t).encode(), ReadPlan()),
     "api": (lambda t: synth.api_json(t).encode(), ReadPlan()),
 }

@@ -304,7 +304,6 @@ def test_half_a_snapshot_from_a_failed_command_is_never_written(tmp_path: Path, 
 # -- the store ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="reader not wired yet")
 def test_snapshots_are_ingested_into_the_store(tmp_path: Path, template: str, clock: FakeClock) -> None:
     from evtrack.store import Store
 

@@ -27,14 +27,14 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from evtrack.errors import SourceError
 from evtrack.sources.base import datetime_to_us
+from evtrack.sources.snapshots import MONTH_FIRST_CULTURES, local_to_us
 from evtrack.sources.xmlfile import parse_system_time
 
 #: Header suffixes the portal adds to datetime columns, and whether the values are in UTC.
@@ -44,9 +44,6 @@ LOCAL_SUFFIX = " [Local Time]"
 AZ_TABLE_KEY = "TableName"
 #: The text the az CLI writes for a null (``str(None)``).
 AZ_NULL = "None"
-#: Cultures (lower case) whose short date puts the month first; every other culture puts the day first (or the
-#: year, which the value itself shows). .NET/ICU short dates: en-US ``M/d/yyyy``, es-US, en-PH, fil-PH.
-MONTH_FIRST_CULTURES = frozenset({"en", "en-us", "es-us", "en-ph", "fil", "fil-ph"})
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _CULTURE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -93,7 +90,7 @@ class TimeReader:
 
     day_first: bool | None = None
     """The portal form's order: True d/m, False m/d, None not needed (no ambiguous value in the file)."""
-    zone: ZoneInfo | None = None
+    zone: tzinfo | None = None
     """Set when the values are local times (a `` [Local Time]`` column); None for UTC."""
 
     def read(self, text: str) -> Instant:
@@ -146,21 +143,11 @@ class TimeReader:
         return local_instant(naive, self.zone, text)
 
 
-def local_instant(naive: datetime, zone: ZoneInfo, text: str) -> Instant:
+def local_instant(naive: datetime, zone: tzinfo, text: str) -> Instant:
     """A wall-clock time in ``zone``: fold=0 where a DST change makes it occur twice or not at all, said in the
-    note."""
-    first = naive.replace(tzinfo=zone, fold=0)
-    second = naive.replace(tzinfo=zone, fold=1)
-    time_us = datetime_to_us(first)
-    note = None
-    if first.utcoffset() != second.utcoffset():
-        back = datetime.fromtimestamp(first.timestamp(), tz=zone).replace(tzinfo=None)
-        if back != naive:
-            note = (f"{text!r} does not exist in {zone.key} (the clocks went forward): read with the offset "
-                    "before the change")
-        else:
-            note = f"{text!r} occurs twice in {zone.key} (the clocks went back): the first was taken"
-    return Instant(time_us, note)
+    note (the snapshots' rule, :func:`evtrack.sources.snapshots.local_to_us`)."""
+    time_us, why = local_to_us(naive, zone)
+    return Instant(time_us, None if why is None else f"{text!r} {why}")
 
 
 def day_first_culture(culture: str) -> bool:
@@ -247,7 +234,7 @@ def json_column_names(text: str) -> tuple[Shape, list[str]] | None:
     return None
 
 
-def open_export(path: Path, culture: str | None, local_zone: str | None) -> Export:
+def open_export(path: Path, culture: str | None, local_zone: tzinfo | None) -> Export:
     """Open an export of any of the three shapes. Raises SourceError when the file as a whole cannot be read: not
     text, not JSON, local times without a zone, dates whose day/month order nothing decides."""
     try:
@@ -366,7 +353,7 @@ def _csv_records(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[in
             line = reader.line_num + 1
 
 
-def _open_csv(path: Path, encoding: str, culture: str | None, local_zone: str | None) -> Export:
+def _open_csv(path: Path, encoding: str, culture: str | None, local_zone: tzinfo | None) -> Export:
     with path.open(encoding=encoding, newline="") as handle:
         header_line = handle.readline().lstrip("\ufeff")
     delimiter = _delimiter(header_line.rstrip("\r\n"))
@@ -412,17 +399,13 @@ class MalformedCsv(SourceError):
     """The CSV turned malformed part-way (an unbalanced quote): what came before was read."""
 
 
-def _zone(path: Path, local_zone: str | None, column: str) -> ZoneInfo:
+def _zone(path: Path, local_zone: tzinfo | None, column: str) -> tzinfo:
     if local_zone is None:
         raise SourceError(path, f"'{column}' is in the portal's local time ('{column}{LOCAL_SUFFIX}'), which the "
                           "file does not name: give its time zone with --input-tz (e.g. --input-tz "
                           "Europe/Berlin) or [inputs] tz, or export again with the portal's display time zone set "
                           "to UTC")
-    try:
-        return ZoneInfo(local_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SourceError(path, f"unknown time zone {local_zone!r} (--input-tz / [inputs] tz): use an IANA "
-                          "name such as Europe/Berlin") from None
+    return local_zone
 
 
 def _day_order(path: Path, encoding: str, delimiter: str, time_columns: list[int], columns: list[str],

@@ -184,6 +184,12 @@ class RawEvent:
 class InputKind(str, Enum):
     EVTX = "evtx"
     XML = "xml"
+    BROKER_CSV = "broker-csv"
+    """``Get-RDUserSession | Export-Csv`` snapshots."""
+    QUERY_USER = "query-user"
+    """``query user /server:HOST`` snapshots."""
+    AZURE = "azure"
+    """Azure Monitor / Microsoft Sentinel exports (SecurityEvent, Event, WindowsEvent, WVDConnections)."""
 
 
 @dataclass(frozen=True, slots=True)

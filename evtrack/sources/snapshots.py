@@ -240,7 +240,7 @@ class DateOrder(str, Enum):
 
 #: Cultures whose short date puts the month first (.NET's en-US pattern ``M/d/yyyy``); every other culture named
 #: writes the day first, or the year first (which the text itself shows).
-MONTH_FIRST_CULTURES = frozenset({"en", "en-us", "es-us", "en-ph", "fil-ph"})
+MONTH_FIRST_CULTURES = frozenset({"en", "en-us", "es-us", "en-ph", "fil", "fil-ph"})
 _CULTURE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 _LOCAL_RE = re.compile(
