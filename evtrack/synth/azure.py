@@ -197,8 +197,13 @@ def _security_xml(event: WinEvent) -> str:
 def security_event_table(sessions: Iterable[AzureSession], event_data: bool = True) -> Table:
     """SecurityEvent rows (4624, 4634, 4647, 4778, 4779) as the docs' query projects them; ``event_data``
     False leaves EventData empty (a query that dropped it)."""
+    return security_table(windows_events(sessions), event_data)
+
+
+def security_table(events: Iterable[WinEvent], event_data: bool = True) -> Table:
+    """The SecurityEvent rows of Windows events (those of the Security channel, in the order given)."""
     table = Table("SecurityEvent", SECURITY_EVENT_COLUMNS)
-    for event in windows_events(sessions):
+    for event in events:
         if event.channel != SECURITY:
             continue
         data = dict(event.data)

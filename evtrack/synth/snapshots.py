@@ -137,8 +137,9 @@ def _csv_line(values: Sequence[str | None], separator: str) -> str:
 
 def broker_csv_text(polled_at: datetime, broker: str, sessions: Sequence[SnapshotSession], *, shape: str = "ps51",
                     culture: str = "en-US", use_culture: bool = False, polled_at_column: bool = True,
-                    zone: str | tzinfo = "UTC", header: bool = True) -> str:
-    """The text of one poll's export (``header=False``: its rows only, to append to a file)."""
+                    zone: str | tzinfo = "UTC", header: bool = True, broker_column: bool = False) -> str:
+    """The text of one poll's export (``header=False``: its rows only, to append to a file); ``broker_column``
+    adds a ``ConnectionBroker`` column after ``PolledAt``, as ``evtrack poll`` and our collection script write."""
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     if culture not in LIST_SEPARATOR:
@@ -149,6 +150,8 @@ def broker_csv_text(polled_at: datetime, broker: str, sessions: Sequence[Snapsho
         columns += INVOKE_COLUMNS
     if polled_at_column:
         columns.append("PolledAt")
+    if broker_column:
+        columns.append("ConnectionBroker")
     lines: list[str] = []
     if header:
         if shape == "ps51":
@@ -162,12 +165,13 @@ def broker_csv_text(polled_at: datetime, broker: str, sessions: Sequence[Snapsho
     for session in sessions:
         values = _broker_values(session, _zone(zone), culture)
         values.update({"PSComputerName": broker, "RunspaceId": runspace, "PSShowComputerName": "True",
-                       "PolledAt": polled})
+                       "PolledAt": polled, "ConnectionBroker": broker})
         lines.append(_csv_line([values[c] for c in columns], separator))
     return "".join(lines)
 
 
-def _encode(text: str, encoding: str, *, bom: bool) -> bytes:
+def encode_snapshot(text: str, encoding: str, *, bom: bool) -> bytes:
+    """``text`` in a snapshot encoding (:data:`BROKER_ENCODINGS`, ``cp850``); ``bom`` for the UTF encodings."""
     if encoding == "ascii":
         return text.encode("ascii", errors="replace")  # Windows PowerShell's ASCII: '?' for the rest
     if encoding in ("utf-16", "utf-16-be"):
@@ -194,7 +198,7 @@ def write_broker_csv(path: Path, polled_at: datetime, broker: str, sessions: Seq
     adding = append and target.exists()
     text = broker_csv_text(polled_at, broker, sessions, shape=shape, culture=culture, use_culture=use_culture,
                            polled_at_column=polled_at_column, zone=zone, header=not adding)
-    data = _encode(text, encoding, bom=not adding)
+    data = encode_snapshot(text, encoding, bom=not adding)
     with target.open("ab" if adding else "wb") as handle:
         handle.write(data)
     return target
@@ -267,5 +271,5 @@ def write_query_user(path: Path, polled_at: datetime, server: str, sessions: Seq
     target = _target(Path(path), query_user_name(server, polled_at))
     text = query_user_text(server, sessions, language=language, culture=culture, zone=zone,
                            current_user=current_user)
-    target.write_bytes(_encode(text, encoding, bom=True))
+    target.write_bytes(encode_snapshot(text, encoding, bom=True))
     return target

@@ -121,13 +121,15 @@ class SessionRecord:
     """One RDP session of the model. ``connected`` holds its connected intervals ``(from, until)``: from the
     first evidence event of a logon (4624 type 10) or reconnect (4624 type 7) to the first event of the next
     disconnect (4779) or logoff (4647 / LSM 23); ``until`` is None while it is still connected when the model
-    stops (ground truth then closes it at the host's last logged event)."""
+    stops (ground truth then closes it at the host's last logged event). ``session_id`` is the host's session id
+    (LSM SessionID, what a broker or ``query user`` poll lists)."""
 
     user: int
     host: int
     start_ft: int
     end_ft: int
     connected: list[tuple[int, int | None]] = field(default_factory=list)
+    session_id: int = 0
 
 
 @dataclass
@@ -392,7 +394,7 @@ class _Builder:
                 since = None
         if since is not None:
             connected.append((since, None))
-        self.wl.sessions.append(SessionRecord(user.index, host_idx, start, end, connected))
+        self.wl.sessions.append(SessionRecord(user.index, host_idx, start, end, connected, session_id))
 
     def console(self, host_idx: int, ft: int) -> None:
         """A local administrator at the console: 4624 type 2, LSM 21/22 with LOCAL (or localised), logoff."""
