@@ -11,13 +11,15 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from evtrack.synth.evtx_writer import EventSpec, EventType, EvtxWriter, WriteStats
+from evtrack.synth.sources import DEFAULT_POLL_MINUTES, LOGS, SourceOutput, parse_sources, write_sources
+from evtrack.synth.truth import source_truth
 from evtrack.synth.workload import (
     CHANNELS,
     LSM,
@@ -44,7 +46,8 @@ _MAX_USERS = 5000
 
 @dataclass(frozen=True)
 class SampleResult:
-    """What :func:`write_sample` wrote: every file (evtx and ground truth), records per evtx file, bytes, time."""
+    """What :func:`write_sample` wrote: every file (evtx, other sources, ground truth), records per evtx file,
+    bytes of the evtx, time; ``source_files``: how many files each source wrote."""
 
     out_dir: Path
     files: tuple[Path, ...]
@@ -52,6 +55,7 @@ class SampleResult:
     bytes: int
     seconds: float
     ground_truth: Path
+    source_files: dict[str, int] = field(default_factory=dict)
 
     @property
     def mb_per_second(self) -> float:
@@ -175,12 +179,25 @@ def write_sample(
     rollover: bool = True,
     clear_log: bool = True,
     reexport: bool = True,
+    sources: str | Sequence[str] = (LOGS,),
+    poll_minutes: int = DEFAULT_POLL_MINUTES,
 ) -> SampleResult:
     """Write one Security, LocalSessionManager and RemoteConnectionManager .evtx per host (plus a Security
-    re-export when ``reexport``) and ``ground_truth.json`` into ``out_dir``. Same arguments, same bytes."""
+    re-export when ``reexport``) and ``ground_truth.json`` into ``out_dir``. Same arguments, same bytes.
+
+    ``sources`` (see :mod:`evtrack.synth.sources`): ``logs`` (the .evtx, in ``out_dir`` itself), ``broker``,
+    ``quser``, ``azure``, ``wvd`` (each in ``out_dir/<source>/``) or ``all``; any choice but ``logs`` alone adds
+    a ``sources`` key (ground truth per source) to ``ground_truth.json``. A ``<source>`` folder left by an earlier
+    sample (``out_dir`` holds a ground_truth.json) is replaced; any other existing one is refused."""
     began = time.perf_counter()
+    chosen = parse_sources(sources)
+    others = [s for s in chosen if s != LOGS]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for source in others:
+        if (out_dir / source).exists() and not (out_dir / "ground_truth.json").is_file():
+            raise FileExistsError(f"{out_dir / source} exists and {out_dir} holds no earlier sample: choose an "
+                                  "empty output folder")
     tzinfo = ZoneInfo(tz)
     params = {
         "users": users,
@@ -213,21 +230,35 @@ def write_sample(
     stats: list[WriteStats] = []
     # Written into a staging folder first and moved into place only once complete: a run that is interrupted or
     # fails leaves no partial file behind (and no half-written fleet under the final names).
+    # The .evtx are always made: the ``months`` key is what they show, whether or not ``logs`` keeps them.
     staging = Path(tempfile.mkdtemp(prefix=".evtrack-sample-", dir=out_dir))
+    extra = SourceOutput()
     try:
         for plan in wl.plans:
             stats.extend(_write_host(wl, plan, staging, evidence, tzinfo, devices))
+        if others:
+            extra = write_sources(wl, staging, others, poll_minutes=poll_minutes)
         gt = _ground_truth(wl, stats, evidence, tzinfo, noise_ratio, size_mb, devices)
+        if chosen != (LOGS,):
+            if LOGS not in chosen:
+                gt["files"] = {}
+            gt["sources"], gt["source_settings"] = source_truth(wl, chosen, evidence, extra, poll_minutes,
+                                                                _months(wl))
         (staging / "ground_truth.json").write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n",
                                                    encoding="utf-8")
-        names = [s.path.name for s in stats] + ["ground_truth.json"]
+        for source in others:
+            if (out_dir / source).exists():
+                shutil.rmtree(out_dir / source)  # an earlier sample's (checked above)
+            os.replace(staging / source, out_dir / source)
+        names = ([s.path.name for s in stats] if LOGS in chosen else []) + ["ground_truth.json"]
         for name in names:
             os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    stats = [dataclasses.replace(s, path=out_dir / s.path.name) for s in stats]
+    stats = [dataclasses.replace(s, path=out_dir / s.path.name) for s in stats] if LOGS in chosen else []
     gt_path = out_dir / "ground_truth.json"
-    files = (*(s.path for s in stats), gt_path)
+    written = [out_dir / path for source in others for path in extra.files.get(source, [])]
+    files = (*(s.path for s in stats), *written, gt_path)
     return SampleResult(
         out_dir=out_dir,
         files=files,
@@ -235,6 +266,8 @@ def write_sample(
         bytes=sum(s.bytes for s in stats),
         seconds=time.perf_counter() - began,
         ground_truth=gt_path,
+        source_files=({LOGS: len(stats)} if LOGS in chosen else {})
+        | {source: len(extra.files.get(source, [])) for source in others},
     )
 
 
