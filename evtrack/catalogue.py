@@ -7,10 +7,10 @@ may do with it. Everything else derives from this table: the event ids and paylo
 (:data:`WANTED_EVENT_IDS`, :data:`PAYLOAD_KEYS`), the kinds, the session events, the slim rules; a test ties every
 derived set to it. Adding an evidence event is one :class:`EventDef` here, plus its test.
 
-Sources for the rules: Microsoft's pages for 4624/4634/4647/4778/4779/1102, the LocalSessionManager and RD Gateway
-field maps (EvtxECmd) and sample XML (hayabusa rules, public gateway records), and the localisation trap: console sessions say ``LOCAL`` in English
-Windows and e.g. ``YEREL`` in Turkish, so "not LOCAL" is no test for RDP -- only "is an IP address" is. See
-docs/how-it-works.md.
+Sources for the rules: Microsoft's pages for 4624/4634/4647/4778/4779/1102 and the RD Gateway events, the
+LocalSessionManager and RD Gateway field maps (EvtxECmd), sample XML (hayabusa rules, public gateway records), and
+the localisation trap: console sessions say ``LOCAL`` in English Windows and e.g. ``YEREL`` in Turkish, so "not
+LOCAL" is no test for RDP -- only "is an IP address" is. See docs/how-it-works.md.
 """
 
 from __future__ import annotations
