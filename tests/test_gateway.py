@@ -211,3 +211,12 @@ def test_a_resource_given_as_an_address_is_that_host(tmp_path: Path, shape: str,
     built = report([path], engine)
     assert january(built)[:3] == ("complete", 1, ("contoso\\alice",))
     assert hosts(built) == {"10.0.0.21": 1, "rdgw01": 0}
+
+
+def test_a_302_without_a_resource_stays_on_the_gateway() -> None:
+    """No public 302 lacks a Resource; a damaged one is kept on the host that wrote it (its Computer), never
+    dropped and never given an empty host."""
+    raw = RawEvent(1_704_877_200_000_000, 302, 7, "Microsoft-Windows-TerminalServices-Gateway/Operational", GW,
+                   "Microsoft-Windows-TerminalServices-Gateway", {"Username": "CONTOSO\\alice", "Resource": " "})
+    row = events.normalise(raw, "f")
+    assert row is not None and row["host"] == GW and row["rdp"] and (row["user"], row["domain"]) == ("alice", "CONTOSO")
