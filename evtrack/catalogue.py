@@ -7,17 +7,17 @@ may do with it. Everything else derives from this table: the event ids and paylo
 (:data:`WANTED_EVENT_IDS`, :data:`PAYLOAD_KEYS`), the kinds, the session events, the slim rules; a test ties every
 derived set to it. Adding an evidence event is one :class:`EventDef` here, plus its test.
 
-Sources for the rules: Microsoft's pages for 4624/4634/4647/4778/4779/1102, the LocalSessionManager field maps
-(EvtxECmd) and sample XML (hayabusa rules), and the localisation trap: console sessions say ``LOCAL`` in English
-Windows and e.g. ``YEREL`` in Turkish, so "not LOCAL" is no test for RDP -- only "is an IP address" is. See
-docs/how-it-works.md.
+Sources for the rules: Microsoft's pages for 4624/4634/4647/4778/4779/1102 and the RD Gateway events, the
+LocalSessionManager and RD Gateway field maps (EvtxECmd), sample XML (hayabusa rules, public gateway records), and
+the localisation trap: console sessions say ``LOCAL`` in English Windows and e.g. ``YEREL`` in Turkish, so "not
+LOCAL" is no test for RDP -- only "is an IP address" is. See docs/how-it-works.md.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from enum import Enum
 
@@ -27,6 +27,7 @@ SECURITY = "security"
 SYSTEM = "system"
 LSM = "microsoft-windows-terminalservices-localsessionmanager/operational"
 RCM = "microsoft-windows-terminalservices-remoteconnectionmanager/operational"
+GATEWAY = "microsoft-windows-terminalservices-gateway/operational"
 
 #: Snapshots of the sessions a Connection Broker lists (``Get-RDUserSession``) and of ``query user /server:HOST``
 #: (readers: evtrack.sources.broker_csv, evtrack.sources.query_user).
@@ -66,6 +67,7 @@ CHANNELS: tuple[ChannelDef, ...] = (
     ChannelDef(LSM, "session host logs"),
     ChannelDef(SYSTEM, "session host logs", evidence=False),
     ChannelDef(RCM, "session host logs", evidence=False),
+    ChannelDef(GATEWAY, "RD Gateway"),  # covers the gateway (its Computer); its rows name the session host
     ChannelDef(BROKER, "Connection Broker polls", Covers.POLLED),
     ChannelDef(QUERY_USER, "query user polls", Covers.POLLED),
     ChannelDef(WVD, "Azure Virtual Desktop", Covers.STATED),
@@ -150,13 +152,19 @@ class Fields:
     elevated: str | None = None
     detail: str | None = None
     """A field whose text goes to ``detail`` (System 104: the log it cleared)."""
+    host: str | None = None
+    """A field naming the host the session ran on (RD Gateway: ``Resource``), read into ``host`` in place of the
+    record's ``Computer`` (the gateway). Coverage still comes from ``Computer``: it is the log that was kept."""
+    status: str | None = None
+    """A field saying whether the action succeeded (RD Gateway 302: ``ErrorCode``): any value but 0 makes the row
+    no evidence, whatever its rule says (see :meth:`EventDef.verdict`)."""
     qualified_user: bool = False
-    """``user`` holds ``DOMAIN\\user`` (LocalSessionManager), split into user and domain."""
+    """``user`` holds ``DOMAIN\\user`` (LocalSessionManager, RD Gateway), split into user and domain."""
 
     def payload_keys(self) -> frozenset[str]:
         return frozenset(v for v in (self.user, self.domain, self.sid, self.logon_id, self.logon_type, self.address,
                                      self.session_name, self.client_name, self.session_id, self.elevated,
-                                     self.detail) if v)
+                                     self.detail, self.host, self.status) if v)
 
 
 #: (logon_type, address, session_name) -> the evidence verdict
@@ -180,6 +188,15 @@ class EventDef:
     role: Role = Role.NONE
     rekind: Callable[[int | None], Kind | None] | None = None
     """A kind that depends on the logon type (a 4624 type 7 is a reconnect or an unlock, not a logon)."""
+
+    def verdict(self, logon_type: int | None, address: str | None, session_name: str | None,
+                status: str | None = None) -> Evidence:
+        """The evidence rule, after the status test: a row whose status field (``fields.status``) holds anything
+        but 0 records a failure and is never evidence; an absent status is no failure (the event id says what
+        happened)."""
+        if self.fields.status is not None and failed(status):
+            return Evidence(False, f"{self.evidence(logon_type, address, session_name).reason}_failed")
+        return self.evidence(logon_type, address, session_name)
 
 
 # -- tests the rules use ----------------------------------------------------------------------------------------
@@ -207,6 +224,18 @@ def parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
 def is_ip(text: str | None) -> bool:
     """True for any IP address, including 0.0.0.0, 127.0.0.1 and ::1 (RDP tunnels and enhanced sessions)."""
     return parse_ip(text) is not None
+
+
+def failed(status: str | None) -> bool:
+    """A status code (decimal or ``0x`` hex text) that is present and not 0; text that is no number is a failure
+    too (a damaged record proves nothing)."""
+    if status is None or not status.strip():
+        return False
+    value = status.strip()
+    try:
+        return (int(value, 16) if value.lower().startswith("0x") else int(value)) != 0
+    except ValueError:
+        return True
 
 
 def is_remote_ip(text: str | None) -> bool:
@@ -281,6 +310,16 @@ def _not_console(reason: str) -> Rule:
     return rule
 
 
+def _gateway(event_id: int) -> Rule:
+    """RD Gateway 302/303: the gateway carried a user's connection to a resource (a session host), so the user used
+    RDS there. The client's IpAddress is the far side of the gateway and proves nothing either way."""
+
+    def rule(_logon_type: int | None, _address: str | None, _session: str | None) -> Evidence:
+        return Evidence(True, f"gateway{event_id}")
+
+    return rule
+
+
 def _never(reason: str) -> Rule:
     def rule(_logon_type: int | None, _address: str | None, _session: str | None) -> Evidence:
         return Evidence(False, reason)
@@ -328,6 +367,9 @@ _QUSER_FIELDS = Fields(user="UserName", session_id="SessionId", session_name="Se
 POLL_RAN, SESSION_LISTED, SESSION_CREATED = 1, 2, 3
 #: Event ids of WVDConnections rows (see evtrack.sources.azure).
 WVD_CONNECTED, WVD_COMPLETED = 1, 2
+#: RD Gateway ``UserData/EventInfo`` (xmlns ``aag``): Username is ``DOMAIN\\user`` (or ``fqdn\\user``), IpAddress the
+#: client, Resource the session host it reached; 302 adds AuthType, 303 BytesReceived/BytesTransfered/SessionDuration.
+_GATEWAY_FIELDS = Fields(user="Username", address="IpAddress", host="Resource", qualified_user=True)
 
 CATALOGUE: tuple[EventDef, ...] = (
     EventDef(SECURITY, 4624, "An account was successfully logged on", Kind.LOGON,
@@ -359,6 +401,15 @@ CATALOGUE: tuple[EventDef, ...] = (
     EventDef(LSM, 25, "Session reconnection succeeded", Kind.RECONNECT, _LSM_FIELDS, _lsm(25), _connect_if_ip),
     EventDef(RCM, 1149, "User authentication succeeded (network level, not a logon)", Kind.AUTH,
              Fields(user="Param1", domain="Param2", address="Param3"), _never("1149_auth_only")),
+    # RD Gateway: no session transition. The gateway sees its tunnel, not the session: a 303 is the tunnel closing
+    # (the session may stay, disconnected), a 302 may be a reconnect, and neither names a session id to pair with
+    # the host's own events. The 200/300 authorisations (and 201/301/304 failures) are not evidence: not read.
+    EventDef(GATEWAY, 302, "The user connected to a resource (RD Gateway)", Kind.LOGON,
+             replace(_GATEWAY_FIELDS, status="ErrorCode"), _gateway(302)),
+    # A 303 whose 302 was lost (rolled over, filtered) still shows use. Its ErrorCode is why the tunnel closed
+    # (1226, "connection aborted by the local system", in the public samples), not a failure to connect.
+    EventDef(GATEWAY, 303, "The user disconnected from a resource (RD Gateway)", Kind.DISCONNECT, _GATEWAY_FIELDS,
+             _gateway(303)),
     # snapshots: 1 a poll ran, 2 a session it listed (at the poll time), 3 that session's CreateTime / LOGON TIME
     EventDef(BROKER, POLL_RAN, "A Connection Broker poll ran", None, Fields(), _never("poll"), role=Role.POLL),
     EventDef(BROKER, SESSION_LISTED, "Get-RDUserSession listed a user session", Kind.SEEN, _BROKER_FIELDS,

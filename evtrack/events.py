@@ -106,13 +106,14 @@ def _elevated(value: str | None) -> bool | None:
 
 
 def classify(channel: str, event_id: int, logon_type: int | None, address: str | None,
-             session_name: str | None) -> Evidence:
+             session_name: str | None, status: str | None = None) -> Evidence:
     """THE RDP evidence rule of one event, as the catalogue (:mod:`evtrack.catalogue`) says it; events the
-    catalogue does not know are not evidence."""
+    catalogue does not know are not evidence. ``status``: the event's status field, for events that have one
+    (RD Gateway 302 ``ErrorCode``)."""
     definition = lookup(channel, event_id)
     if definition is None:
         return Evidence(False, "not_covered")
-    return definition.evidence(logon_type, address, session_name)
+    return definition.verdict(logon_type, address, session_name, status)
 
 
 def _split_user(value: str | None) -> tuple[str | None, str | None]:
@@ -141,11 +142,13 @@ def normalise(raw: RawEvent, source: str) -> dict[str, Any] | None:
         logon_type = None
     address = _clean(data.get(fields.address)) if fields.address else None
     session_name = _clean(data.get(fields.session_name)) if fields.session_name else None
-    evidence = definition.evidence(logon_type, address, session_name)
+    evidence = definition.verdict(logon_type, address, session_name,
+                                  data.get(fields.status) if fields.status else None)
     kind = (definition.rekind(logon_type) if definition.rekind else None) or definition.kind
     return {
         "time": raw.time_us,
-        "host": raw.computer,
+        # the session host a gateway names (its Resource), else the host that wrote the record
+        "host": (_clean(data.get(fields.host)) if fields.host else None) or raw.computer,
         "channel": raw.channel,
         "provider": raw.provider,
         "event_id": raw.event_id,

@@ -4,7 +4,9 @@ A host is keyed by its FQDN wherever a record gives one: ``RDSH01.contoso.local`
 are two hosts, even though both call themselves ``RDSH01``. A short name (``RDSH01``, as some exports and
 forwarded events write it) joins the one FQDN host with that first label; when several FQDN hosts share it, the
 short name is ambiguous and stays a host of its own (and the report says so). The key shown is the short name
-in lower case when it is unambiguous (so reports stay as readable as before), else the FQDN in lower case.
+in lower case when it is unambiguous (so reports stay as readable as before), else the FQDN in lower case. An IP
+address (an RD Gateway's ``Resource`` when the user connected by address) is a name of its own, never cut at its
+dots: evtrack does no DNS, so ``10.0.0.21`` stays apart from the host that has that address.
 
 Per User CALs are for RD Session Host use: hosts can be included or excluded by glob patterns matched against
 both the key and every raw name of the host, case-insensitively.
@@ -13,6 +15,7 @@ both the key and every raw name of the host, case-insensitively.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +26,15 @@ def _clean(name: str) -> str:
 
 
 def short_name(name: str) -> str:
-    return _clean(name).split(".", 1)[0]
+    """The first label of a host name, lower case; an IP address whole."""
+    clean = _clean(name)
+    if clean[:1].isdigit() or ":" in clean:
+        try:
+            ipaddress.ip_address(clean)
+            return clean
+        except ValueError:
+            pass
+    return clean.split(".", 1)[0]
 
 
 class HostNames:
@@ -33,7 +44,7 @@ class HostNames:
         raw = {_clean(n) for n in names if n and n.strip()}
         fqdns: dict[str, set[str]] = defaultdict(set)
         for name in raw:
-            if "." in name:
+            if "." in name and short_name(name) != name:
                 fqdns[short_name(name)].add(name)
         self._keys: dict[str, str] = {}
         self.ambiguous: dict[str, tuple[str, ...]] = {}

@@ -26,6 +26,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from evtrack.hosts import short_name
+
 #: Built-in principals that are never a person (names compared case-insensitively).
 BUILTIN_NAMES = frozenset({"system", "local service", "network service", "anonymous logon", "-", ""})
 BUILTIN_DOMAINS = frozenset({"nt authority", "window manager", "font driver host", "nt service", "nt virtual machine"})
@@ -84,8 +86,9 @@ class Observation:
 
 
 def host_key(computer: str) -> str:
-    """A host's key: its short name in lower case (``RDSH01.contoso.local`` and ``RDSH01`` are one host)."""
-    return computer.strip().split(".", 1)[0].lower()
+    """A host's key: its short name in lower case (``RDSH01.contoso.local`` and ``RDSH01`` are one host; an IP
+    address is kept whole)."""
+    return short_name(computer)
 
 
 @dataclass(slots=True)

@@ -82,6 +82,9 @@ def detect_kind(path: Path) -> InputKind:
     Content that is no event log raises :class:`NotAnEventLog` (a folder scan ignores such files), unless the file
     claims to be one: named ``*.evtx``, or with the layout of an .evtx whose magic is damaged. Then it raises a
     plain :class:`SourceError`, a failed input."""
+    if path.name.startswith(".") and path.name.endswith(".tmp"):  # evtrack's own atomic writes (poll, -o)
+        raise NotAnEventLog(path, "a temporary file: a write in progress (e.g. by evtrack poll), read once it is "
+                                  "complete")
     try:
         with path.open("rb") as handle:
             head = handle.read(_HEAD_BYTES)

@@ -1,16 +1,22 @@
 """Minimal hand-written exports, in both shapes a user feeds evtrack: `wevtutil qe /f:xml` XML and real `.evtx`
-(written by `evtrack.synth`). One list of :class:`Rec` makes both, so a test can check both give one answer."""
+(written by `evtrack.synth`). One list of :class:`Rec` makes both, so a test can check both give one answer.
+
+:func:`write` renders XML with the hand-written helpers of conftest; :func:`export` renders it with
+`evtrack.synth.xml_writer`, in the exact shape Windows writes (every System element, single quotes), and
+:func:`forwarded` writes several logs as one WEF collector's ForwardedEvents log."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from evtrack.synth import VT, EventSpec, EvtxWriter
+from evtrack.synth import VT, EventSpec, EvtxWriter, arrival_order, event_xml, write_forwarded, write_xml
 from evtrack.synth import shapes as sh
 from evtrack.synth.evtx_writer import EventType
+from evtrack.synth.forwarded import english
+from evtrack.synth.xml_writer import Rendering
 
 from .conftest import LSM_CHANNEL, logon_4624, lsm, write_events, xml_event
 
@@ -26,7 +32,9 @@ E4768 = EventType(sh.SECURITY_AUDITING, sh.SECURITY, 4768, (
 @dataclass(frozen=True)
 class Rec:
     """One record: ``what`` is 4624 (a logon of ``logon_type``), 4634 (its logoff), lsm21/lsm23/lsm24/lsm25, or
-    noise (a Security 4672 or an LSM 22 with a console address: coverage, never evidence), or kdc (a 4768)."""
+    noise (a Security 4672 or an LSM 22 with a console address: coverage, never evidence), or kdc (a 4768), or an
+    RD Gateway gw200/gw300/gw302/gw303 (``host`` is then the gateway; ``resource`` the session host it reached,
+    ``account`` the Username as written, ``error_code`` its ErrorCode: 0, or 1226 for a 303, by default)."""
 
     what: str
     time: datetime
@@ -39,6 +47,9 @@ class Rec:
     logon_type: int = 10
     session: int = 3
     channel: str = "Security"
+    resource: str = "RDSH01.contoso.local"
+    account: str | None = None
+    error_code: int | None = None
 
     @property
     def lsm(self) -> bool:
@@ -66,6 +77,8 @@ def _stamp(moment: datetime) -> str:
 
 
 def _xml(rec: Rec) -> str:
+    if rec.what.startswith("gw"):
+        return event_xml(_spec(rec))
     common = {"computer": rec.host, "time": _stamp(rec.time), "record_id": rec.record_id}
     if rec.what == "4624":
         return logon_4624(rec.logon_type, user=rec.user, domain=rec.domain, ip=rec.ip, sid=rec.sid, **common)
@@ -114,6 +127,8 @@ def _spec(rec: Rec) -> EventSpec:
         etype = E4768
         values = {"TargetUserName": rec.user, "TargetDomainName": rec.domain, "TargetSid": rec.sid,
                   "ServiceName": "krbtgt", "Status": "0x0", "IpAddress": f"::ffff:{rec.ip}"}
+    elif rec.what.startswith("gw"):
+        return _gateway_spec(rec)
     elif rec.what == "noise":
         etype = sh.E4672
         values = {"SubjectUserSid": "S-1-5-18", "SubjectUserName": "SYSTEM", "SubjectDomainName": "NT AUTHORITY",
@@ -138,3 +153,39 @@ def lsm_log(records: Sequence[Rec]) -> list[Rec]:
     """The same records marked as LocalSessionManager records (for noise)."""
     return [Rec(r.what, r.time, r.record_id, r.host, r.user, r.domain, r.sid, r.ip, r.logon_type, r.session,
                 LSM_CHANNEL) for r in records]
+
+
+_GATEWAY_TYPES = {"gw200": sh.GW200, "gw300": sh.GW300, "gw302": sh.GW302, "gw303": sh.GW303}
+
+
+def _gateway_spec(rec: Rec) -> EventSpec:
+    """A gateway record as the RD Gateway writes it (one connection's records share an ActivityID)."""
+    etype = _GATEWAY_TYPES[rec.what]
+    error = rec.error_code if rec.error_code is not None else (1226 if rec.what == "gw303" else 0)
+    values = {"Username": rec.account if rec.account is not None else _account(rec), "IpAddress": rec.ip,
+              "AuthType": "NTLM" if rec.what == "gw200" else "", "Resource": rec.resource,
+              "ConnectionProtocol": "" if rec.what == "gw300" else "HTTP", "BytesReceived": 4_223_901,
+              "BytesTransfered": 3_017_755, "SessionDuration": 3775, "ErrorCode": error}
+    activity = f"{{7CF86876-882F-0625-F153-{rec.record_id:012X}}}"
+    return EventSpec(etype, rec.time, rec.record_id, rec.host, tuple(values[name] for name, _ in etype.fields),
+                     process_id=1444, thread_id=2556, activity_id=activity, user_sid=sh.GATEWAY_USER_SID)
+
+
+def spec(rec: Rec) -> EventSpec:
+    """The record as :mod:`evtrack.synth` writes it."""
+    return _spec(rec)
+
+
+def export(path: Path, records: Sequence[Rec], shape: str) -> Path:
+    """Write ``records`` as ``path.evtx``, or as ``path.xml`` in the exact shape `wevtutil qe /f:xml` writes."""
+    if shape == "xml":
+        return write_xml(path.with_suffix(".xml"), [_spec(r) for r in records])
+    return write(path, records, "evtx")
+
+
+def forwarded(path: Path, logs: Sequence[Sequence[Rec]], shape: str,
+              rendering: Callable[[EventSpec], Rendering | None] | None = english) -> Path:
+    """Several hosts' logs (each in record order) as one collector's ForwardedEvents log, interleaved in the order
+    the collector received them: ``path.evtx`` or ``path.xml`` (with RenderingInfo from ``rendering``)."""
+    feed = arrival_order([[_spec(r) for r in log] for log in logs])
+    return write_forwarded(path.with_suffix(f".{shape}"), feed, shape, rendering)

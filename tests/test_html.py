@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from evtrack.catalogue import GATEWAY
 from evtrack.coverage import ChannelSpan
 from evtrack.events import LSM as LSM_CHANNEL
 from evtrack.events import RCM, SECURITY, classify
@@ -315,8 +316,8 @@ def test_label_boxes_measure_text() -> None:
 def test_every_evidence_code_has_words() -> None:
     codes = {
         classify(channel, event_id, logon_type, address, session).reason
-        for channel in (SECURITY, LSM_CHANNEL, RCM)
-        for event_id in (4624, 4634, 4778, 4779, 21, 24, 25, 1149)
+        for channel in (SECURITY, LSM_CHANNEL, RCM, GATEWAY)
+        for event_id in (4624, 4634, 4778, 4779, 21, 24, 25, 1149, 302, 303)
         for logon_type in (None, 2, 7, 10, 12)
         for address in (None, "127.0.0.1", "LOCAL", "10.1.2.3")
         for session in (None, "Console", "RDP-Tcp#3")

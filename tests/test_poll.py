@@ -404,3 +404,16 @@ def test_the_help_is_in_docs_cli_md_and_the_stand_in_is_hidden() -> None:
         assert flag in section
     assert "--command-template" not in doc
     assert "docs/polling.md" in section
+
+
+def test_a_folder_scan_ignores_a_poll_still_being_written(tmp_path: Path) -> None:
+    """evtrack poll writes ``.<name>.<random>.tmp`` then renames it: a report reading the folder meanwhile must not
+    read half a poll as a whole one; it says it left the file out."""
+    from evtrack.reading import read_inputs
+
+    (tmp_path / ".rdusersession_cb_20260114T091500Z.csv.x1y2.tmp").write_text(
+        '"ServerName","SessionId","UserName","DomainName","SessionState","CreateTime","PolledAt"\r\n', "utf-8")
+    result = read_inputs([tmp_path])
+    assert not result.files and not result.file_errors
+    assert [i.reason for i in result.ignored] == [
+        "a temporary file: a write in progress (e.g. by evtrack poll), read once it is complete"]

@@ -22,6 +22,8 @@ EVIDENCE_WORDS: dict[str, str] = {
     "lsm21_ip": "Remote Desktop session logon (Session Manager 21)",
     "lsm24_ip": "Remote Desktop session disconnected (Session Manager 24)",
     "lsm25_ip": "Remote Desktop session reconnected (Session Manager 25)",
+    "gateway302": "Connected to the session host through the RD Gateway (gateway 302)",
+    "gateway303": "Disconnected from the session host through the RD Gateway (gateway 303)",
 }
 """Reason code → what it means. Codes that are never evidence (``4624_lt7_local``, ``1149_auth_only``...) do not
 reach a user's evidence list; an unknown code is shown as it is."""

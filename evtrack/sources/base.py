@@ -60,7 +60,7 @@ def missing_chunks(size: int, header: bytes) -> tuple[int, str] | None:
 #: those records count towards coverage (time, host, channel, record id) only. A copy of what the event catalogue
 #: (evtrack.catalogue) derives -- readers import nothing outside sources/; tests/test_catalogue.py ties the two.
 WANTED_EVENT_IDS: frozenset[int] = frozenset(
-    {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149}
+    {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149, 302, 303}
 )
 
 #: The payload fields evtrack reads (the catalogue's, tied by tests/test_catalogue.py). Readers decode only these,
@@ -69,7 +69,7 @@ PAYLOAD_KEYS: frozenset[str] = frozenset({
     "TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId", "LogonType", "IpAddress",
     "ElevatedToken", "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "AccountName", "AccountDomain",
     "LogonID", "SessionName", "ClientName", "ClientAddress", "User", "SessionID", "Address", "Param1", "Param2",
-    "Param3", "Channel",
+    "Param3", "Channel", "Username", "Resource", "ErrorCode",
 })
 
 # The rest of a reader's plan, copied from the event catalogue like the two sets above (tied by

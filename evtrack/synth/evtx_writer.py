@@ -182,7 +182,8 @@ def _subst_array(types: Sequence[int], blobs: Sequence[bytes]) -> bytes:
 
 @dataclass(frozen=True)
 class WriteStats:
-    """What one file holds: record count, chunk count, bytes, record-id and TimeCreated (FILETIME) span."""
+    """What one file holds: record count, chunk count, bytes, the span of the record numbers in its record headers
+    (the EventRecordIDs unless the writer renumbers) and of TimeCreated (FILETIME)."""
 
     path: Path
     records: int
@@ -231,12 +232,19 @@ class _Chunk:
 class EvtxWriter:
     """Stream records into one .evtx file. Use as a context manager, or call :meth:`close`.
 
+    Records may come from several computers and channels (a forwarded-events log): the outer template is built per
+    computer, the channel is a substitution.
+
     >>> with EvtxWriter(path) as w:
     ...     w.add(EventSpec(etype, time, record_id, "HOST.contoso.local", values))
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, renumber: bool = False) -> None:
         self.path = Path(path)
+        self.renumber = renumber
+        """Number the records 1, 2, ... in the record and chunk headers (the file's own sequence, as in a WEF
+        collector's ForwardedEvents log, whose records keep their origin's ``EventRecordID`` in the XML); by default
+        the headers carry each record's EventRecordID, as in a live log."""
         self._fh: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self._fh.write(bytes(FILE_HEADER_SIZE))
         self._chunk = _Chunk()
@@ -276,7 +284,8 @@ class EvtxWriter:
             self._outer[key] = tpl
         return tpl
 
-    def _build(self, spec: EventSpec, compiled: _Compiled, outer: Template, filetime: int) -> bytes | None:
+    def _build(self, spec: EventSpec, compiled: _Compiled, outer: Template, filetime: int, number: int
+               ) -> bytes | None:
         chunk = self._chunk
         tables = chunk.tables
         mark = tables.mark()
@@ -330,19 +339,20 @@ class EvtxWriter:
         if pos + size > CHUNK_SIZE:
             tables.rollback(mark)
             return None
-        return _REC_HEADER.pack(RECORD_MAGIC, size, spec.record_id, filetime) + body + _U32.pack(size)
+        return _REC_HEADER.pack(RECORD_MAGIC, size, number, filetime) + body + _U32.pack(size)
 
     def add(self, spec: EventSpec) -> None:
         """Append one record (record ids should increase, as Windows writes them; this is not enforced)."""
         compiled = self._compiled_for(spec.etype)
         outer = self._outer_for(spec.computer, compiled)
         filetime = to_filetime(spec.time)
-        record = self._build(spec, compiled, outer, filetime)
+        number = self._records + 1 if self.renumber else spec.record_id
+        record = self._build(spec, compiled, outer, filetime, number)
         if record is None:
             if self._chunk.count == 0:
                 raise ValueError(f"record {spec.record_id} does not fit in an empty chunk")
             self._flush_chunk()
-            record = self._build(spec, compiled, outer, filetime)
+            record = self._build(spec, compiled, outer, filetime, number)
             if record is None:
                 raise ValueError(f"record {spec.record_id} does not fit in an empty chunk")
         chunk = self._chunk
@@ -351,14 +361,14 @@ class EvtxWriter:
         chunk.last_offset = pos
         chunk.free = pos + len(record)
         if chunk.count == 0:
-            chunk.first_id = spec.record_id
-        chunk.last_id = spec.record_id
+            chunk.first_id = number
+        chunk.last_id = number
         chunk.count += 1
         self._records += 1
         if self._first_id is None:
-            self._first_id = spec.record_id
+            self._first_id = number
             self._first_time = filetime
-        self._last_id = spec.record_id
+        self._last_id = number
         self._last_time = filetime
 
     def add_all(self, specs: Iterable[EventSpec]) -> None:

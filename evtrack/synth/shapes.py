@@ -145,3 +145,37 @@ RCM1149 = EventType(
 #: The SIDs Windows writes as ``Security/@UserID`` for these channels.
 LSM_USER_SID = "S-1-5-18"
 RCM_USER_SID = "S-1-5-20"
+
+# -- RD Gateway (Microsoft-Windows-TerminalServices-Gateway/Operational) ----------------------------------------
+# Payload UserData/EventInfo xmlns="aag"; field names and order from public records (EvtxECmd maps, a 2018 303
+# rendered by ToXml(), a 2024 302/300 pair of one connection on Windows Server); System values from those records:
+# 302 Task 3 Opcode 30, 303 Task 3 Opcode 44, 300 Task 5 Opcode 30, 200 Task 2 Opcode 30, Level 4, Version 0,
+# Security UserID S-1-5-20 (NETWORK SERVICE). ErrorCode renders as a number (0 on a 302); the width of the number
+# fields (UInt32 here, UInt64 for byte counts) is not documented.
+GATEWAY_CHANNEL = "Microsoft-Windows-TerminalServices-Gateway/Operational"
+GATEWAY = Provider("Microsoft-Windows-TerminalServices-Gateway", "{4D5AE6A1-C7C8-4E6D-B840-4D8080B42E1B}")
+GATEWAY_USER_SID = "S-1-5-20"
+_GATEWAY_KEYWORDS = 0x4000000001000000
+_GATEWAY_AUDIT_KEYWORDS = 0x4020000001000000
+U64 = VT.UINT64
+
+
+def _gateway(event_id: int, task: int, opcode: int, keywords: int, fields: tuple[tuple[str, VT], ...]) -> EventType:
+    return EventType(GATEWAY, GATEWAY_CHANNEL, event_id, fields, level=4, task=task, opcode=opcode, keywords=keywords,
+                     payload="UserData", userdata_name="EventInfo", userdata_ns="aag")
+
+
+#: "met connection authorization policy requirements" (RD CAP): authorised to use the gateway, not yet connected.
+GW200 = _gateway(200, 2, 30, _GATEWAY_AUDIT_KEYWORDS, (("Username", S), ("IpAddress", S), ("AuthType", S),
+                                                      ("ConnectionProtocol", S), ("ErrorCode", U32)))
+#: "met resource authorization policy requirements" (RD RAP): authorised to connect to Resource, not yet connected.
+GW300 = _gateway(300, 5, 30, _GATEWAY_AUDIT_KEYWORDS, (("Username", S), ("IpAddress", S), ("AuthType", S),
+                                                      ("Resource", S), ("ConnectionProtocol", S), ("ErrorCode", U32)))
+#: "The user ... connected to resource ...".
+GW302 = _gateway(302, 3, 30, _GATEWAY_KEYWORDS, (("Username", S), ("IpAddress", S), ("AuthType", S), ("Resource", S),
+                                                 ("ConnectionProtocol", S), ("ErrorCode", U32)))
+#: "The user ... disconnected from the following network resource ..." (BytesTransfered: sic).
+GW303 = _gateway(303, 3, 44, _GATEWAY_KEYWORDS, (("Username", S), ("IpAddress", S), ("AuthType", S), ("Resource", S),
+                                                 ("BytesReceived", U64), ("BytesTransfered", U64),
+                                                 ("SessionDuration", U32), ("ConnectionProtocol", S),
+                                                 ("ErrorCode", U32)))
