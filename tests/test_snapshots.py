@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from evtrack.errors import SourceError
+from evtrack.events import normalise
 from evtrack.sources import broker_csv, query_user
 from evtrack.sources.base import FileStats, RawEvent, ReadPlan, datetime_to_us
 from evtrack.sources.snapshots import (
@@ -631,3 +632,19 @@ def test_written_query_user_without_sessions(tmp_path: Path) -> None:
     assert path.read_bytes() == b"No User exists for *\r\n"
     events, _, _ = read_quser(path)
     assert brief(events) == [(POLL, datetime_to_us(POLLED), "RDSH09", None, None)]
+
+
+def test_query_user_console_session_is_no_rdp_evidence(tmp_path: Path) -> None:
+    """Regression: the reader dropped SESSIONNAME, so the catalogue's console rule (``quser_console``) never saw
+    ``console`` and the local administrator at the console counted as an RDP user. The session name is kept
+    (omitted when blank: a disconnected session, which counts)."""
+    path = write(tmp_path / "quser_RDSH01_20260114T180000Z.txt", QUSER_EN)
+    events, _, _ = read_quser(path)
+    rows = [normalise(e, str(path)) for e in events if e.event_id != POLL]
+    verdicts = {(row["user"], row["event_id"]): (row["session_name"], row["rdp"], row["reason"])
+                for row in rows if row is not None}
+    assert verdicts[("bob", SESSION_LISTED)] == ("console", False, "quser_console")
+    assert verdicts[("bob", SESSION_CREATED)] == ("console", False, "quser_console")
+    assert verdicts[("alice", SESSION_LISTED)] == ("rdp-tcp#7", True, "quser_session_listed")
+    assert verdicts[("ben bolen", SESSION_LISTED)] == (None, True, "quser_session_listed")
+    assert "SessionName" not in events[3].data

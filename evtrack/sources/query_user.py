@@ -189,6 +189,7 @@ def _decoded(raw: bytes, stats: FileStats) -> tuple[list[str], _Header | None]:
 class _Row:
     line: int
     user: str
+    session_name: str
     session_id: str
     state: str
     logon_text: str
@@ -207,7 +208,7 @@ def _rows(lines: list[str], header: _Header, stats: FileStats) -> list[_Row]:
         if match is None:
             stats.add_issue(f"line {number}", f"not a query user row ({line.strip()[:60]!r}): skipped", 1)
             continue
-        user = _user(match.group("left"), header)
+        user, session_name = _user(match.group("left"), header)
         stats.records += 1
         stats.per_channel[QUERY_USER_CHANNEL] += 1
         state = match.group("state")
@@ -225,19 +226,19 @@ def _rows(lines: list[str], header: _Header, stats: FileStats) -> list[_Row]:
             stats.add_issue(f"line {number}", f"LOGON TIME {match.group('logon')!r} is not a date and time: "
                                               "row skipped", 1)
             continue
-        rows.append(_Row(number, user, match.group("id"), state, match.group("logon").strip(), logon))
+        rows.append(_Row(number, user, session_name, match.group("id"), state, match.group("logon").strip(), logon))
     return rows
 
 
-def _user(left: str, header: _Header) -> str:
-    """The user name in what precedes the ID: up to the SESSIONNAME column, or past it to the first space when
-    a long name overflows."""
+def _user(left: str, header: _Header) -> tuple[str, str]:
+    """The user name and the session name in what precedes the ID: the user up to the SESSIONNAME column, or past
+    it to the first space when a long name overflows; the session name after it (blank when disconnected)."""
     cut = header.session
     if len(left) > cut and cut > 0 and not left[cut - 1].isspace():
         space = re.search(r"\s", left[cut:])
         cut = len(left) if space is None else cut + space.start()
     start = header.user if header.user < cut else 0
-    return left[start:cut].strip()
+    return left[start:cut].strip(), left[cut:].strip()
 
 
 def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify_checksums: bool = True,
@@ -299,6 +300,8 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
             "HostServer": host,
             "PolledBy": host,
         }
+        if row.session_name:  # the catalogue tells the console session (not RDP) by it; blank when disconnected
+            data["SessionName"] = row.session_name
         yield RawEvent(poll_us, SESSION_LISTED, record_id, QUERY_USER_CHANNEL, host, QUERY_USER_PROVIDER, data)
         yield RawEvent(times[row.line], SESSION_CREATED, record_id, QUERY_USER_CHANNEL, host, QUERY_USER_PROVIDER,
                        dict(data))
