@@ -20,6 +20,9 @@
   logon or reconnect of a session (Started, Connected, then Completed at its disconnect or logoff), plus per
   month one attempt that never reached Connected (Started only; by the user with the fewest connections that
   month), and the WVD series of the coverage query (query API JSON).
+* ``gateway/``: every connection came through one RD Gateway: its TerminalServices-Gateway/Operational log as
+  .evtx (200, 300, 302 at the connection, 303 when it ends), plus per month an attempt authorised (200, 300)
+  that never connected (no 302).
 
 A session is *alive* from its logon (the 4624 type 10) until its logoff (or idle logoff), *active* inside one of
 its connected intervals and *disconnected* between them; a poll lists the sessions alive at its instant, with
@@ -39,7 +42,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from evtrack.synth import azure as az
-from evtrack.synth.binxml import VT
+from evtrack.synth import shapes as sh
+from evtrack.synth.binxml import VT, Value
+from evtrack.synth.evtx_writer import EventSpec, EventType, EvtxWriter
 from evtrack.synth.snapshots import (
     NO_USER,
     SnapshotSession,
@@ -60,9 +65,9 @@ from evtrack.synth.workload import (
     month_key,
 )
 
-LOGS, BROKER, QUSER, AZURE, WVD, ALL = "logs", "broker", "quser", "azure", "wvd", "all"
+LOGS, BROKER, QUSER, AZURE, WVD, GATEWAY, ALL = "logs", "broker", "quser", "azure", "wvd", "gateway", "all"
 #: Every source ``evtrack sample --sources`` can write, in the order they are written (``all`` names them all).
-SOURCES = (LOGS, BROKER, QUSER, AZURE, WVD)
+SOURCES = (LOGS, BROKER, QUSER, AZURE, WVD, GATEWAY)
 DEFAULT_POLL_MINUTES = 15
 #: The Connection Broker's host name (the first label; the domain's FQDN follows).
 BROKER_HOST = "RDCB01"
@@ -82,6 +87,9 @@ RULES = {
            "11, 12, 4647, 4778, 4779 over the whole range), in the month of each row",
     WVD: "each logon or reconnect of a session is a connection; a user is in the month of the Connected row of "
          "each of their connections (attempts that never reached Connected are not use)",
+    GATEWAY: "each logon or reconnect of a session came through the RD Gateway: a user is in the month of each "
+             "302 (2 s before the connection) and 303 (3 s after it ends); 200/300 authorisations without a 302 "
+             "are not use",
     ALL: "the union of the sources written",
 }
 
@@ -180,6 +188,8 @@ def write_sources(wl: Workload, folder: Path, sources: Iterable[str], *,
         _write_azure(wl, folder / AZURE, tzinfo, out)
     if WVD in chosen:
         _write_wvd(wl, folder / WVD, tzinfo, out)
+    if GATEWAY in chosen:
+        _write_gateway(wl, folder / GATEWAY, tzinfo, out)
     return out
 
 
@@ -311,44 +321,60 @@ def _write_azure(wl: Workload, folder: Path, tzinfo: ZoneInfo, out: SourceOutput
     out.months[AZURE] = months
 
 
-# -- Azure Virtual Desktop ---------------------------------------------------------------------------------------
-
-_WVD_CLIENT = ("Windows 11", "com.microsoft.rdc.windows.msrdc.x64", "1.2.5620", "Desktop")
+# -- connections: Azure Virtual Desktop and the RD Gateway -------------------------------------------------------
 
 
-def wvd_connections(wl: Workload) -> list[tuple[int, int, int, int | None]]:
-    """Every connection of the model: (user, host, Connected FILETIME, Completed FILETIME or None for an attempt
-    that never reached Connected, then ``Connected`` is when it started)."""
+@dataclass(frozen=True)
+class Connection:
+    """One client connection of the model: a session's logon or reconnect until its next disconnect or logoff."""
+
+    user: int
+    host: int
+    since: int
+    until: int
+
+
+def connections(wl: Workload) -> list[Connection]:
+    """Every connected interval of every session, in time order."""
+    made = [Connection(s.user, s.host, since, until if until is not None else wl.end_ft)
+            for s in wl.sessions for since, until in s.connected]
+    return sorted(made, key=lambda c: (c.since, c.host, c.user))
+
+
+def failed_attempts(wl: Workload, made: Sequence[Connection]) -> list[tuple[int, int, int]]:
+    """One attempt per month that never connected: (user, host, FILETIME) at noon local time on the month's first
+    weekday in the range, by the user with the fewest connections that month (a user absent that month, where
+    there is one: counting the attempt would then add a user)."""
     tzinfo = ZoneInfo(wl.tz)
-    made: list[tuple[int, int, int, int | None]] = []
-    per_month: Counter[tuple[str, int]] = Counter()
-    for session in wl.sessions:
-        for since, until in session.connected:
-            end = until if until is not None else wl.end_ft
-            made.append((session.user, session.host, since - 5 * TICKS_PER_SECOND, end + 5 * TICKS_PER_SECOND))
-            per_month[(month_key(since, tzinfo), session.user)] += 1
+    per_month = Counter((month_key(c.since, tzinfo), c.user) for c in made)
+    attempts = []
     day = wl.start
-    while day <= wl.end:  # one failed attempt per month, on its first weekday in the range, at noon local time
+    while day <= wl.end:
         if day.weekday() < 5:
             label = f"{day.year:04d}-{day.month:02d}"
             user = min(wl.users, key=lambda u: (per_month[(label, u.index)], u.index))
             noon = ft_from_datetime(datetime(day.year, day.month, day.day, 12, tzinfo=tzinfo))
-            made.append((user.index, user.home_host, noon, None))
-            day = _next_month(day)
+            attempts.append((user.index, user.home_host, noon))
+            day = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
         else:
             day += timedelta(days=1)
-    return made
+    return attempts
 
 
-def _next_month(day: date) -> date:
-    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+_WVD_CLIENT = ("Windows 11", "com.microsoft.rdc.windows.msrdc.x64", "1.2.5620", "Desktop")
 
 
 def _write_wvd(wl: Workload, folder: Path, tzinfo: ZoneInfo, out: SourceOutput) -> None:
+    """WVDConnections: Started 15 s, Connected 5 s before each connection, Completed 5 s after it; an attempt's
+    Started only."""
     folder.mkdir(parents=True, exist_ok=True)
+    made = connections(wl)
+    plan: list[tuple[int, int, int, int | None]] = [
+        (c.user, c.host, c.since - 5 * TICKS_PER_SECOND, c.until + 5 * TICKS_PER_SECOND) for c in made]
+    plan += [(user, host, ft, None) for user, host, ft in failed_attempts(wl, made)]
     rows: list[tuple[object, ...]] = []
     months: dict[str, set[int]] = {}
-    for user_index, host_index, connected, completed in wvd_connections(wl):
+    for user_index, host_index, connected, completed in plan:
         user, host = wl.users[user_index], wl.hosts[host_index]
         correlation = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user.upn}|{host.fqdn}|{connected}"))
         states = [("Started", connected - 10 * TICKS_PER_SECOND)]
@@ -369,3 +395,52 @@ def _write_wvd(wl: Workload, folder: Path, tzinfo: ZoneInfo, out: SourceOutput) 
         _write(folder / name, data)
     out.files[WVD] = [Path(WVD) / name for name, _ in files]
     out.months[WVD] = months
+
+
+#: The RD Gateway's host name (the first label; the domain's FQDN follows).
+GATEWAY_HOST = "RDGW01"
+
+
+def _gateway_spec(etype: EventType, ft: int, record_id: int, gateway: str, values: dict[str, Value],
+                  activity: int) -> EventSpec:
+    return EventSpec(etype, ft, record_id, gateway, tuple(values[name] for name, _ in etype.fields),
+                     process_id=1444, thread_id=2556, activity_id=f"{{7CF86876-882F-0625-F153-{activity:012X}}}",
+                     user_sid=sh.GATEWAY_USER_SID)
+
+
+def _write_gateway(wl: Workload, folder: Path, tzinfo: ZoneInfo, out: SourceOutput) -> None:
+    """The gateway's log: per connection 200 (RD CAP met) 4 s and 300 (RD RAP met) 3 s before it, 302 2 s before
+    it, 303 3 s after it (the tunnel closes when the client disconnects); an attempt's 200 and 300 only. Username
+    ``CONTOSO\\sam``, every fifth connection ``contoso.local\\sam``; Resource the session host's FQDN."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gateway = f"{GATEWAY_HOST}.{wl.domain.fqdn}"
+    second = TICKS_PER_SECOND
+    made = connections(wl)
+    records: list[tuple[int, int, EventType, dict[str, Value]]] = []
+    months: dict[str, set[int]] = {}
+    plan: list[tuple[int, int, int, int | None]] = [(c.user, c.host, c.since, c.until) for c in made]
+    plan += [(user, host, ft, None) for user, host, ft in failed_attempts(wl, made)]
+    for number, (user_index, host_index, since, until) in enumerate(plan, start=1):
+        user = wl.users[user_index]
+        domain = wl.domain.fqdn if number % 5 == 0 else wl.domain.netbios
+        common: dict[str, Value] = {"Username": f"{domain}\\{user.sam}", "IpAddress": user.client_ip,
+                                    "AuthType": "NTLM", "Resource": wl.hosts[host_index].fqdn,
+                                    "ConnectionProtocol": "HTTP", "ErrorCode": 0}
+        records.append((since - 4 * second, number, sh.GW200, {**common, "AuthType": "NTLM"}))
+        records.append((since - 3 * second, number, sh.GW300, {**common, "AuthType": "", "ConnectionProtocol": ""}))
+        if until is None:
+            continue
+        records.append((since - 2 * second, number, sh.GW302, common))
+        duration = (until - since) // second
+        records.append((until + 3 * second, number, sh.GW303, {**common, "ErrorCode": 1226, "SessionDuration": duration,
+                                                               "BytesReceived": 40_000 * duration + 4_223_901,
+                                                               "BytesTransfered": 9_000 * duration + 3_017_755}))
+        for ft in (since - 2 * second, until + 3 * second):
+            months.setdefault(month_key(ft, tzinfo), set()).add(user_index)
+    records.sort(key=lambda r: (r[0], r[1]))
+    name = f"{GATEWAY_HOST}-Gateway.evtx"
+    with EvtxWriter(folder / name) as writer:
+        for record_id, (ft, number, etype, values) in enumerate(records, start=7001):
+            writer.add(_gateway_spec(etype, ft, record_id, gateway, values, number))
+    out.files[GATEWAY] = [Path(GATEWAY) / name]
+    out.months[GATEWAY] = months
