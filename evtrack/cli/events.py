@@ -122,10 +122,19 @@ def sample(
     size_mb: Annotated[
         float | None, typer.Option("--size-mb", min=0.1, help="Aim at about this many MB in total (adds noise).")
     ] = None,
+    sources: Annotated[str, typer.Option(
+        "--sources", help="What to write, comma-separated: logs (the .evtx), broker (Get-RDUserSession polls), "
+        "quser (query user polls), azure (SecurityEvent exports), wvd (WVDConnections), gateway (RD Gateway "
+        "log), or all. Each but logs goes into its own subfolder; ground_truth.json then has users per source.",
+    )] = "logs",
+    poll_minutes: Annotated[
+        int, typer.Option("--poll-minutes", min=1, help="Minutes between broker and query user polls.")
+    ] = 15,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a synthetic session-host fleet as real .evtx files, with ground_truth.json."""
+    """Write a synthetic session-host fleet as real .evtx files (and other sources), with ground_truth.json."""
     from evtrack.synth import write_sample
+    from evtrack.synth.sources import parse_sources
     from evtrack.windows import parse_date, resolve_zone
 
     try:
@@ -133,14 +142,20 @@ def sample(
         first, last = parse_date(start), parse_date(end)
         if last < first:
             raise ConfigError(f"--to {end} is before --from {start}")
+        try:
+            chosen = parse_sources(sources)
+        except ValueError as exc:
+            raise ConfigError(f"--sources: {exc}") from None
         output.mkdir(parents=True, exist_ok=True)
         result = write_sample(output, users=users, hosts=hosts, start=first, end=last, tz=tz, seed=seed,
-                              noise_ratio=noise_ratio, size_mb=size_mb)
+                              noise_ratio=noise_ratio, size_mb=size_mb, sources=chosen, poll_minutes=poll_minutes)
     except OSError as exc:  # the output folder: not an EvtrackError
         fail(str(exc))
     if not quiet:
+        per_source = ", ".join(f"{name} {count:,}" for name, count in result.source_files.items())
         stderr().print(escape(
-            f"wrote {len(result.files)} files ({result.bytes / 1e6:.1f} MB) to {output} "
+            f"wrote {len(result.files):,} files ({result.bytes / 1e6:.1f} MB of .evtx"
+            f"{'; ' + per_source if chosen != ('logs',) else ''}) to {output} "
             f"in {result.seconds:.1f} s; ground truth: {result.ground_truth}"
         ))
 
