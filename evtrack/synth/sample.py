@@ -1,4 +1,5 @@
-"""``write_sample``: write a synthetic fleet's .evtx files plus ``ground_truth.json`` computed from the model."""
+"""``write_sample``: write a synthetic fleet's .evtx files (and, with ``sources``, its other evidence sources: see
+:mod:`evtrack.synth.sources`) plus ``ground_truth.json`` computed from the model."""
 
 from __future__ import annotations
 
