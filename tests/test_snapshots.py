@@ -648,3 +648,18 @@ def test_query_user_console_session_is_no_rdp_evidence(tmp_path: Path) -> None:
     assert verdicts[("alice", SESSION_LISTED)] == ("rdp-tcp#7", True, "quser_session_listed")
     assert verdicts[("ben bolen", SESSION_LISTED)] == (None, True, "quser_session_listed")
     assert "SessionName" not in events[3].data
+
+
+def test_a_dotted_date_is_day_first_whatever_the_culture_says(tmp_path: Path) -> None:
+    """``01.03.2024 08:35:25`` (de-DE) polled at 2024-03-01T10:00Z: both orders are dates before the poll, but no
+    culture writes month.day.year with dots, so it is 1 March (07:35:25Z in Berlin), even with --culture en-US --
+    which the reader says it overrode."""
+    text = ('"UserName";"DomainName";"SessionId";"SessionState";"ServerName";"CreateTime";"PolledAt"\r\n'
+            '"erin";"CONTOSO";"4";"STATE_ACTIVE";"rdsh01.contoso.local";"01.03.2024 08:35:25";'
+            '"2024-03-01T10:00:00Z"\r\n')
+    path = write(tmp_path / "s.csv", text)
+    events, stats, _ = read_broker(path, ReadPlan(local_zone=ZoneInfo("Europe/Berlin"), culture="en-US"))
+    created = [e for e in events if e.event_id == 3]
+    assert [e.time_us for e in created] == [int(datetime(2024, 3, 1, 7, 35, 25, tzinfo=timezone.utc).timestamp())
+                                            * 1_000_000]
+    assert any("not as --culture en-US writes them" in i.reason for i in stats.issues)

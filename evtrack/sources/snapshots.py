@@ -262,6 +262,9 @@ class LocalStamp:
     hour: int
     minute: int
     sec: int
+    dotted: bool = False
+    """Written with dots (``14.01.2026``): every culture that writes dates so puts the day first (de-DE, ru-RU,
+    fi-FI, pl-PL...), so the text itself decides, whatever ``--culture`` says."""
 
     def moment(self, order: DateOrder) -> datetime | None:
         """The naive local time in ``order`` (ignored when the year comes first); None when it is no date."""
@@ -280,6 +283,8 @@ class LocalStamp:
         """The order this date alone allows, when only one gives a real date."""
         if self.year_first:
             return None
+        if self.dotted:
+            return DateOrder.DAY_FIRST if self.moment(DateOrder.DAY_FIRST) is not None else None
         day_first = self.moment(DateOrder.DAY_FIRST) is not None
         month_first = self.moment(DateOrder.MONTH_FIRST) is not None
         if day_first != month_first:
@@ -300,7 +305,7 @@ def parse_local(text: str | None) -> LocalStamp | None:
     match = _LOCAL_RE.match(text)
     if match is None:
         return None
-    a, _sep, b, c, hour_text, minute_text, sec_text, designator = match.groups()
+    a, separator, b, c, hour_text, minute_text, sec_text, designator = match.groups()
     if len(a) == 4:
         year, first, second, year_first = int(a), int(b), int(c), True
     elif len(c) in (2, 4) and len(a) <= 2:
@@ -315,7 +320,7 @@ def parse_local(text: str | None) -> LocalStamp | None:
         hour = hour % 12 + (12 if designator[0] in "Pp" else 0)
     if hour > 23 or minute > 59 or sec > 59:
         return None
-    return LocalStamp(text.strip(), first, second, year, year_first, hour, minute, sec)
+    return LocalStamp(text.strip(), first, second, year, year_first, hour, minute, sec, separator == ".")
 
 
 def order_for_culture(culture: str, path: Path) -> DateOrder:
