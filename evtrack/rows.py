@@ -3,12 +3,13 @@ devices, and one session start per logon seen by several logs. Values only; :mod
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from evtrack.catalogue import ACCOUNT_ONLY_EVENT_IDS, RDP_LOGON_TYPES, SESSION_EVENT_IDS, is_remote_ip
+from evtrack.catalogue import ACCOUNT_ONLY_EVENT_IDS, GATEWAY, RDP_LOGON_TYPES, SESSION_EVENT_IDS, is_remote_ip
 from evtrack.hosts import HostNames
 from evtrack.identity import Observation, host_key
 from evtrack.sources.base import datetime_to_us
@@ -125,6 +126,29 @@ def device(client_name: str | None, address_text: str | None) -> tuple[str, str 
     if name:
         return "name:" + name.lower(), name, None
     return None
+
+
+def without_reconnects(starts: list[tuple[str, int, str]], reconnects: list[tuple[str, int, str]]
+                       ) -> list[tuple[str, int, str]]:
+    """Sign-ins less the RD Gateway connections that carried a reconnect: the gateway logs a 302 for every
+    connection, new session or not, so a 302 within SESSION_PAIR of a reconnect on the same host is that
+    reconnect, not a session start."""
+    gateway = GATEWAY + ":"
+    if not any(log.startswith(gateway) for _, _, log in starts):
+        return starts
+    pair = int(SESSION_PAIR.total_seconds() * 1e6)
+    by_host: dict[str, list[int]] = {}
+    for host, moment, _log in reconnects:
+        by_host.setdefault(host, []).append(moment)
+    for times in by_host.values():
+        times.sort()
+
+    def near_reconnect(host: str, moment: int) -> bool:
+        times = by_host.get(host, [])
+        index = bisect.bisect_left(times, moment - pair)
+        return index < len(times) and times[index] <= moment + pair
+
+    return [s for s in starts if not (s[2].startswith(gateway) and near_reconnect(s[0], s[1]))]
 
 
 def cluster(items: list[tuple[str, int, str]]) -> list[tuple[str, int]]:

@@ -382,7 +382,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     for person in people.values():
         person.times.sort()
         person.renewals.sort()
-        person.session_starts = [t for _, t in table_rows.cluster(person.starts)]
+        person.session_starts = [t for _, t in table_rows.cluster(
+            table_rows.without_reconnects(person.starts, person.reconnects))]
         person.reconnect_starts = [t for _, t in table_rows.cluster(person.reconnects)]
         if not person.renewals or person.times[0] < person.renewals[0]:
             # a session that began before the logs: its sign-in was no later than its first evidence

@@ -111,3 +111,21 @@ def test_a_bare_name_takes_the_default_domain_only_when_nothing_else_decides() -
     defaulted = report(rows, coverage, default_domain="contoso")
     assert sorted(u.display_name for u in defaulted.users) == ["CONTOSO\\alice", "CONTOSO\\carol"]
     assert defaulted.windows[0].users == 2
+
+
+def test_a_gateway_connection_that_carried_a_reconnect_is_no_new_session() -> None:
+    """alice signs in at 08:00 (4624 type 10), disconnects, and reconnects through the RD Gateway at 12:00: the
+    gateway logs a 302 (it logs one for every connection), RDSH01 a 4624 type 7 from her IP at 12:00:02. One
+    session and one reconnect -- the 302 is the reconnect, not a second sign-in. A 302 with no reconnect near it
+    (15:00) is a session start of its own."""
+    gateway = "Microsoft-Windows-TerminalServices-Gateway/Operational"
+    rows = [ev(utc(2024, 2, 10, 8), "alice"),
+            ev(utc(2024, 2, 10, 12), "alice", sid=None, event_id=302, logon_type=None, channel=gateway,
+               reason="gateway302"),
+            {**ev(utc(2024, 2, 10, 12, 0, 2), "alice", logon_type=7, kind="reconnect", reason="4624_lt7_remote_ip"),
+             "address": "10.1.2.3"},
+            ev(utc(2024, 2, 10, 15), "alice", sid=None, event_id=302, logon_type=None, channel=gateway,
+               reason="gateway302")]
+    built = report(rows, [span(utc(2023, 12, 1), utc(2024, 3, 1, 1))])
+    assert (built.users[0].sessions, built.users[0].reconnects) == (2, 1)
+    assert built.windows[0].sessions == 2
