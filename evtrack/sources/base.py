@@ -249,11 +249,15 @@ class ReadFunction(Protocol):
 
     Must be streaming (never hold a whole file's records), must visit every chunk whatever the file header says,
     and must not raise for a bad chunk or record: it counts it in ``stats`` and goes on. It raises
-    :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened. The keywords a
-    :class:`Reader` declares beyond ``verify_checksums`` are passed only when it declares them.
+    :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened.
+
+    ``plan`` (always passed, by keyword) says what to read: which event ids to decode the payload of, which payload
+    fields, what a slim read may leave out (see :class:`ReadPlan`). The keywords a :class:`Reader` declares beyond
+    ``plan`` and ``verify_checksums`` are passed only when it declares them.
     """
 
-    def __call__(self, path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]: ...
+    def __call__(self, path: Path, stats: FileStats, *, plan: ReadPlan,
+                 verify_checksums: bool = True) -> Iterator[RawEvent]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,11 +271,11 @@ class Reader:
     """What :attr:`FileStats.engine` says after a read: the engine name (``--engine``), or ``xml``."""
     read: ReadFunction
     fills_coverage: bool = False
-    """``read`` takes ``coverage=`` (a :class:`evtrack.coverage.CoverageBuilder`), feeds every record to it itself
-    and yields only the records of :data:`WANTED_EVENT_IDS`."""
+    """``read`` takes ``coverage=`` (a :class:`CoverageSink`) and feeds it itself; an .evtx engine feeds it every
+    record and yields only the records of :attr:`ReadPlan.wanted_ids`."""
     skips_observed: bool = False
     """``read`` takes ``slim=True``: it may leave out a record whose only use is an account it already yielded
-    (an observation-only logon or logoff)."""
+    (an observation-only logon or logoff: :meth:`ReadPlan.observation_only`)."""
     reads_ranges: bool = False
     """``read`` takes ``chunks=(first, last)``: it reads only that range of an .evtx's chunks (see
     :func:`evtrack.reading.plan_units`)."""
