@@ -3,34 +3,60 @@ event is one catalogue entry."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from evtrack import catalogue, concurrency, coverage, events
 from evtrack.catalogue import SECURITY, EventDef, Evidence, Fields, Kind, Transition
-from evtrack.sources import base
-from evtrack.sources.base import RawEvent
+from evtrack.reading import ENGINES, get_reader, read_file, read_inputs
+from evtrack.sources.base import FileStats, InputKind, RawEvent, ReadPlan
 from evtrack.usage import ReportSettings, ReportSource, build_report
 
+from . import exports
+from .exports import Rec
 from .factories import span, utc
 
 
-def test_reader_constants_are_the_catalogues() -> None:
-    """Readers import nothing outside sources/, so they hold a copy: it must be the catalogue's exactly."""
-    assert base.WANTED_EVENT_IDS == catalogue.WANTED_EVENT_IDS
-    assert base.PAYLOAD_KEYS == catalogue.PAYLOAD_KEYS
-    assert coverage.KDC_EVENT_IDS == {i for c, i in catalogue.KDC_EVENTS if c == SECURITY} == {4768, 4769}
-    assert base.KDC_EVENT_IDS == coverage.KDC_EVENT_IDS
-    assert base.ACCOUNT_ONLY_EVENTS == catalogue.ACCOUNT_ONLY_EVENT_IDS
-    assert base.SESSION_LOGON_TYPES == catalogue.SESSION_LOGON_TYPES and base.SECURITY == catalogue.SECURITY
+def test_the_plan_readers_get_is_the_catalogues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers import nothing outside sources/: what they decode comes in the plan read_file hands them, and that
+    plan is the catalogue's, every set of it derived from the entries."""
+    plan = catalogue.read_plan()
+    assert plan.wanted_ids == catalogue.WANTED_EVENT_IDS
+    assert plan.payload_keys == catalogue.PAYLOAD_KEYS
+    assert plan.account_only == catalogue.ACCOUNT_ONLY_EVENT_IDS
+    assert plan.session_logon_types == catalogue.SESSION_LOGON_TYPES
+    assert plan.kdc_ids == {i for c, i in catalogue.KDC_EVENTS if c == SECURITY} == coverage.KDC_EVENT_IDS
+    assert (plan.local_zone, plan.culture) == (None, None)
+    assert catalogue.read_plan("Europe/Berlin", "de-DE") == dataclasses.replace(plan, local_zone="Europe/Berlin",
+                                                                                culture="de-DE")
     for channel in ("Security", "System", catalogue.LSM):
         for event_id in (4624, 4634, 4647, 21, 104):
-            for logon_type in (None, 2, 3, 5, 7, 10, 12, 200):
-                assert base.observation_only(channel, event_id, logon_type) == \
+            for logon_type in (None, 2, 3, 5, 7, 10, 12, 200, 300):
+                assert plan.observation_only(channel, event_id, logon_type) == \
                     events.observation_only(channel, event_id, logon_type)
     assert coverage.COVERED_CHANNELS is catalogue.COVERED_CHANNELS
+    # what every reader is handed: the catalogue's plan, unless the caller gives one
+    given: list[ReadPlan] = []
+    for engine in ENGINES:
+        reader = get_reader(InputKind.EVTX, engine)
+
+        def spy(path: Path, stats: FileStats, *, plan: ReadPlan, _read: Any = reader.read, **kw: Any) -> Any:
+            given.append(plan)
+            return _read(path, stats, plan=plan, **kw)
+
+        monkeypatch.setattr(importlib.import_module(ENGINES[engine]), "READER", dataclasses.replace(reader, read=spy))
+    log = exports.write(tmp_path / "security", [Rec("4624", utc(2024, 1, 10, 9), 1)], "evtx")
+    mine = catalogue.read_plan("UTC")
+    for engine in ENGINES:
+        assert read_inputs([log], engine=engine).table.num_rows == 1
+        read_file(log, engine, plan=mine)
+    assert given == [plan, mine] * len(ENGINES)
 
 
 def test_derived_sets_come_from_the_entries() -> None:
