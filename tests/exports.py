@@ -65,7 +65,8 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
-def _xml(rec: Rec) -> str:
+def as_xml(rec: Rec) -> str:
+    """The record as `wevtutil qe /f:xml` writes it."""
     common = {"computer": rec.host, "time": _stamp(rec.time), "record_id": rec.record_id}
     if rec.what == "4624":
         return logon_4624(rec.logon_type, user=rec.user, domain=rec.domain, ip=rec.ip, sid=rec.sid, **common)
@@ -96,7 +97,8 @@ def _fill(etype: EventType, given: dict[str, object]) -> tuple[object, ...]:
     return tuple(given.get(name, default.get(vtype, 0)) for name, vtype in etype.fields)
 
 
-def _spec(rec: Rec) -> EventSpec:
+def as_spec(rec: Rec) -> EventSpec:
+    """The record for :class:`evtrack.synth.EvtxWriter`."""
     etype: EventType
     values: dict[str, object]
     user_sid = None
@@ -126,11 +128,11 @@ def _spec(rec: Rec) -> EventSpec:
 def write(path: Path, records: Sequence[Rec], shape: str) -> Path:
     """Write ``records`` (one log: one host and channel) as ``path.xml`` or ``path.evtx``."""
     if shape == "xml":
-        return write_events(path.with_suffix(".xml"), *(_xml(r) for r in records), root=True)
+        return write_events(path.with_suffix(".xml"), *(as_xml(r) for r in records), root=True)
     target = path.with_suffix(".evtx")
     with EvtxWriter(target) as writer:
         for rec in records:
-            writer.add(_spec(rec))
+            writer.add(as_spec(rec))
     return target
 
 
