@@ -18,6 +18,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
+    from evtrack.catalogue import read_plan
     from evtrack.errors import SourceError
     from evtrack.sources.base import FileStats
     from evtrack.sources.pyevtx_rs import read_pyevtx_rs
@@ -26,6 +27,7 @@ with atheris.instrument_imports():
 
 WORK = Path(tempfile.mkdtemp(prefix="evtrack-atheris-"))
 TARGET = WORK / "input"
+PLAN = read_plan()
 
 
 def _seeds(folder: Path) -> None:
@@ -51,7 +53,7 @@ def one_input(data: bytes) -> None:
     for reader in readers:
         stats = FileStats(TARGET)
         try:
-            for _ in reader(TARGET, stats):
+            for _ in reader(TARGET, stats, plan=PLAN):
                 pass
         except SourceError:
             pass  # a file that cannot be opened at all: named, not a crash

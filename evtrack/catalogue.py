@@ -3,9 +3,9 @@
 Per (channel, event ID): its kind, the payload fields read into each column of the event table, the evidence rule
 (does it prove an RDP session, and which rule said so), its session transition (connect, disconnect, end: for
 concurrency and sessions carried over), its role in coverage (a log cleared, a Kerberos KDC), and what a slim read
-may do with it. Everything else derives from this table: the event ids and payload fields the readers decode
-(:data:`WANTED_EVENT_IDS`, :data:`PAYLOAD_KEYS`), the kinds, the session events, the slim rules; a test ties every
-derived set to it. Adding an evidence event is one :class:`EventDef` here, plus its test.
+may do with it. Everything else derives from this table: the plan the readers receive (:func:`read_plan`: the
+event ids and payload fields they decode, what a slim read may leave out), the kinds, the session events, the slim
+rules; a test ties every derived set to it. Adding an evidence event is one :class:`EventDef` here, plus its test.
 
 Sources for the rules: Microsoft's pages for 4624/4634/4647/4778/4779/1102 and the RD Gateway events, the
 LocalSessionManager and RD Gateway field maps (EvtxECmd), sample XML (hayabusa rules, public gateway records), and
@@ -459,8 +459,16 @@ CLEARED_EVENTS: frozenset[tuple[str, int]] = frozenset(
 
 
 def read_plan(local_zone: tzinfo | None = None, culture: str | None = None) -> ReadPlan:
-    """The readers' plan: what they decode and what a slim read may skip, derived from the catalogue."""
-    return ReadPlan(wanted_ids=WANTED_EVENT_IDS, payload_keys=PAYLOAD_KEYS, account_only=ACCOUNT_ONLY_EVENT_IDS,
-                    session_logon_types=SESSION_LOGON_TYPES,
-                    kdc_ids=frozenset(i for c, i in KDC_EVENTS if c == SECURITY),
-                    local_zone=local_zone, culture=culture)
+    """The readers' plan: the event ids and payload fields they decode, what a slim read may leave out and which
+    records name a KDC, derived from the entries :func:`lookup` reads (:data:`BY_KEY`, at call time: an entry a
+    test adds is in the plan) of the channels event logs hold (the snapshot and Azure readers read their own
+    columns), with the settings' zone and culture for inputs that write local times."""
+    entries = tuple(d for d in BY_KEY.values() if CHANNEL_BY_KEY[d.channel].covers is Covers.LOG)
+    return ReadPlan(
+        wanted_ids=frozenset(d.event_id for d in entries if d.kind is not None),
+        payload_keys=frozenset(k for d in entries for k in d.fields.payload_keys()),
+        account_only=frozenset((d.channel, d.event_id) for d in entries if d.slim is Slim.ACCOUNT),
+        session_logon_types=SESSION_LOGON_TYPES,
+        kdc_ids=frozenset(d.event_id for d in entries if d.role is Role.KDC and d.channel == SECURITY),
+        local_zone=local_zone, culture=culture,
+    )

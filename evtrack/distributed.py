@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from evtrack.errors import ConfigError
 from evtrack.reading import Inputs, expand_inputs, read_file
-from evtrack.sources.base import ReadIssue
+from evtrack.sources.base import ReadIssue, ReadPlan
 from evtrack.store import ScannedFile
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ _GLOB_CHARS = frozenset("*?[")
 
 #: What a worker sends back: (sha256 or None, the read result or None, an error or None).
 ScanTuple = tuple["str | None", "FileResult | None", "str | None"]
-ScanTask = Callable[[str, str, bool, frozenset[str]], ScanTuple]
+ScanTask = Callable[[str, str, bool, frozenset[str], ReadPlan], ScanTuple]
 
 
 def is_url(location: str) -> bool:
@@ -136,8 +136,10 @@ def _relabel_source(result: FileResult, location: str) -> None:
         result.batches[index] = batch.set_column(column, "source", pa.array([location] * batch.num_rows, pa.string()))
 
 
-def scan_file(location: str, engine: str, verify_checksums: bool, known: frozenset[str]) -> ScanTuple:
-    """The worker's task: hash one file and, unless its digest is in ``known``, read it. Never writes anything."""
+def scan_file(location: str, engine: str, verify_checksums: bool, known: frozenset[str],
+              plan: ReadPlan) -> ScanTuple:
+    """The worker's task: hash one file and, unless its digest is in ``known``, read it with the client's read
+    ``plan`` (it pickles: workers never build their own). Never writes anything."""
     if not is_url(location):
         path = Path(location)
         try:
@@ -146,7 +148,7 @@ def scan_file(location: str, engine: str, verify_checksums: bool, known: frozens
             return None, None, f"cannot read: {exc.strerror or exc}"
         if digest in known:
             return digest, None, None
-        return digest, read_file(path, engine, verify_checksums), None
+        return digest, read_file(path, engine, verify_checksums, plan=plan), None
     fs, remote = _filesystem(location)
     with tempfile.TemporaryDirectory(prefix="evtrack-") as folder:
         local = Path(folder) / "input"
@@ -161,7 +163,7 @@ def scan_file(location: str, engine: str, verify_checksums: bool, known: frozens
         digest = hasher.hexdigest()
         if digest in known:
             return digest, None, None
-        result = read_file(local, engine, verify_checksums)
+        result = read_file(local, engine, verify_checksums, plan=plan)
     _relabel_source(result, location)
     return digest, result, None
 
@@ -189,13 +191,13 @@ class DaskScanner:
     def expand(self, arguments: Sequence[str | Path]) -> Inputs:
         return expand_locations(arguments)
 
-    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool,
-             stored: frozenset[str]) -> Iterator[ScannedFile]:
+    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool, stored: frozenset[str],
+             plan: ReadPlan) -> Iterator[ScannedFile]:
         if not files:
             return
         (known,) = self.client.scatter([stored], broadcast=True, hash=False)  # a set alone scatters its items
         futures = [
-            self.client.submit(self.task, str(path), engine, verify_checksums, known, retries=self.retries,
+            self.client.submit(self.task, str(path), engine, verify_checksums, known, plan, retries=self.retries,
                                pure=False, key=f"evtrack-scan-{index}-{os.urandom(4).hex()}")
             for index, path in enumerate(files)
         ]

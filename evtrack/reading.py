@@ -1,7 +1,9 @@
 """From input paths to the normalised event table: expand, detect by content, read, normalise, cover.
 
 The unit of work is one file (:func:`read_file`), a pure function of its arguments whose result pickles, so the
-same code runs in-process, in a process pool, or on a remote worker.
+same code runs in-process, in a process pool, or on a remote worker. What the readers decode is the read plan
+(:class:`~evtrack.sources.base.ReadPlan`) the event catalogue makes (:func:`evtrack.catalogue.read_plan`): made
+once per read here, handed to every reader, and pickled with the path to workers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evtrack import catalogue
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import NotAnEventLog, SourceError
 from evtrack.events import BatchBuilder, needed_for_report, normalise
@@ -33,6 +36,7 @@ from evtrack.sources.base import (
     RawEvent,
     Reader,
     ReadIssue,
+    ReadPlan,
 )
 from evtrack.sources.xmlfile import looks_like_xml_events
 
@@ -302,13 +306,17 @@ def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder, stats:
 
 
 def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
-              batch_rows: int = 65_536, slim: bool = False, chunks: tuple[int, int] | None = None) -> FileResult:
+              batch_rows: int = 65_536, slim: bool = False, chunks: tuple[int, int] | None = None,
+              plan: ReadPlan | None = None) -> FileResult:
     """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result.
 
-    ``slim`` keeps only the rows a report needs (:func:`evtrack.events.needed_for_report`); the account names and
-    SIDs of the others go to ``observations``, so memory stays small on large Security logs. ``chunks`` (first,
-    last exclusive) reads only that range of an .evtx (see :func:`join_ranges`); ``stats.size`` is then the
-    range's share of the file."""
+    ``plan`` says what the reader decodes (None: the catalogue's, :func:`evtrack.catalogue.read_plan`). ``slim``
+    keeps only the rows a report needs (:func:`evtrack.events.needed_for_report`); the account names and SIDs of
+    the others go to ``observations``, so memory stays small on large Security logs. ``chunks`` (first, last
+    exclusive) reads only that range of an .evtx (see :func:`join_ranges`); ``stats.size`` is then the range's
+    share of the file."""
+    if plan is None:
+        plan = catalogue.read_plan()
     stats = FileStats(path)
     result = FileResult(stats)
     source = str(path)
@@ -319,7 +327,7 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         with contextlib.suppress(OSError):
             stats.size = path.stat().st_size
         reader = get_reader(kind, engine)
-        options: dict[str, Any] = {"verify_checksums": verify_checksums}
+        options: dict[str, Any] = {"plan": plan, "verify_checksums": verify_checksums}
         if slim and reader.skips_observed:
             options["slim"] = True  # the reader may skip records whose only use is an account already yielded
         if chunks is not None:
@@ -492,21 +500,24 @@ def process_pool(workers: int, method: str | None = None) -> ProcessPoolExecutor
 
 def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
                 jobs: int = 1, progress: ProgressCallback | None = None, slim: bool = False,
-                start_method: str | None = None) -> ReadResult:
-    """Read every input; the result does not depend on ``jobs``, on the pool's ``start_method`` (see
-    :func:`pool_context`) or on the order files finish in."""
+                start_method: str | None = None, plan: ReadPlan | None = None) -> ReadResult:
+    """Read every input with one read ``plan`` (None: the catalogue's, :func:`evtrack.catalogue.read_plan`); the
+    result does not depend on ``jobs``, on the pool's ``start_method`` (see :func:`pool_context`) or on the order
+    files finish in."""
     import pyarrow as pa
 
     from evtrack.events import logon_schema
 
     if engine not in ENGINES:
         raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})")
+    if plan is None:
+        plan = catalogue.read_plan()
     inputs = expand_inputs(arguments)
     units = plan_units(inputs.files, engine, jobs)
     done: list[FileResult | None] = [None] * len(units)
     if jobs > 1 and len(units) > 1:
         with process_pool(min(jobs, len(units)), start_method) as pool:
-            futures = {pool.submit(read_file, path, engine, verify_checksums, 65_536, slim, chunks): index
+            futures = {pool.submit(read_file, path, engine, verify_checksums, 65_536, slim, chunks, plan): index
                        for index, (path, chunks) in enumerate(units)}
             for future in as_completed(futures):
                 done[futures[future]] = result = future.result()
@@ -514,7 +525,7 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
                     progress(result)
     else:
         for index, (path, chunks) in enumerate(units):
-            done[index] = result = read_file(path, engine, verify_checksums, slim=slim, chunks=chunks)
+            done[index] = result = read_file(path, engine, verify_checksums, slim=slim, chunks=chunks, plan=plan)
             if progress:
                 progress(result)
     finished = [r for r in done if r is not None]

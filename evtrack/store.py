@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from evtrack.errors import StoreError
-from evtrack.sources.base import ReadIssue, datetime_to_us
+from evtrack.sources.base import ReadIssue, ReadPlan, datetime_to_us
 from evtrack.store_schema import (
     APPLICATION_ID,
     MISSING,
@@ -239,9 +239,10 @@ class FileScanner(Protocol):
         """The files that ``arguments`` name (see :func:`evtrack.reading.expand_inputs`)."""
         ...
 
-    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool,
-             stored: frozenset[str]) -> Iterator[ScannedFile]:
-        """Every file once, in any order: hashed, and read unless its digest is in ``stored``."""
+    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool, stored: frozenset[str],
+             plan: ReadPlan) -> Iterator[ScannedFile]:
+        """Every file once, in any order: hashed, and read (with the read ``plan``) unless its digest is in
+        ``stored``."""
         ...
 
 
@@ -256,8 +257,8 @@ class LocalScanner:
 
         return expand_inputs(arguments)
 
-    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool,
-             stored: frozenset[str]) -> Iterator[ScannedFile]:
+    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool, stored: frozenset[str],
+             plan: ReadPlan) -> Iterator[ScannedFile]:
         from concurrent.futures import Executor
 
         from evtrack.reading import process_pool, read_file
@@ -278,10 +279,10 @@ class LocalScanner:
             pool = process_pool(min(self.jobs, len(todo)))
         try:
             if pool is not None:
-                futures = [pool.submit(read_file, path, engine, verify_checksums) for path, _ in todo]
+                futures = [pool.submit(read_file, path, engine, verify_checksums, plan=plan) for path, _ in todo]
                 results: Iterator[FileResult] = (future.result() for future in futures)
             else:
-                results = (read_file(path, engine, verify_checksums) for path, _ in todo)
+                results = (read_file(path, engine, verify_checksums, plan=plan) for path, _ in todo)
             for (path, digest), result in zip(todo, results, strict=True):
                 yield ScannedFile(path, digest, result)
         finally:
@@ -418,21 +419,25 @@ class Store:
 
     def ingest(self, paths: Sequence[str | Path], *, engine: str | None = None, verify_checksums: bool = True,
                jobs: int = 1, progress: ProgressCallback | None = None,
-               scanner: FileScanner | None = None) -> IngestResult:
+               scanner: FileScanner | None = None, plan: ReadPlan | None = None) -> IngestResult:
         """Add the events and coverage of ``paths`` (files, folders, globs); files already stored are skipped.
 
         Idempotent: an event already in the store (same host, channel, record id and time) is not added again.
         Each file is written in one transaction, so an interrupted ingest leaves whole files or nothing of one.
         ``scanner`` decides where files are hashed and read (default :class:`LocalScanner`: this process, or a
         pool of ``jobs`` processes; :class:`evtrack.distributed.DaskScanner`: a Dask cluster); whatever it is,
-        only this process writes, through the same code.
+        only this process writes, through the same code. ``plan`` says what the readers decode (None: the
+        catalogue's, :func:`evtrack.catalogue.read_plan`).
         """
+        from evtrack.catalogue import read_plan
         from evtrack.errors import SourceError
         from evtrack.reading import DEFAULT_ENGINE, ENGINES, ignorable
 
         engine = engine or DEFAULT_ENGINE
         if engine not in ENGINES:
             raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})")
+        if plan is None:
+            plan = read_plan()
         scanner = scanner or LocalScanner(jobs)
         inputs = scanner.expand(paths)
         outcomes: list[FileOutcome] = []
@@ -446,7 +451,7 @@ class Store:
         for issue in inputs.errors:
             report(FileOutcome(issue.path, STATUS_FAILED, None, error=issue.reason))
         scanned = scanner.scan(inputs.files, engine=engine, verify_checksums=verify_checksums,
-                               stored=self.stored_digests())
+                               stored=self.stored_digests(), plan=plan)
         for item in scanned:
             path, digest, result = item.path, item.digest, item.result
             if result is None:

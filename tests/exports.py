@@ -76,9 +76,10 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
-def _xml(rec: Rec) -> str:
+def as_xml(rec: Rec) -> str:
+    """The record as `wevtutil qe /f:xml` writes it."""
     if rec.what.startswith("gw"):
-        return event_xml(_spec(rec))
+        return event_xml(as_spec(rec))
     common = {"computer": rec.host, "time": _stamp(rec.time), "record_id": rec.record_id}
     if rec.what == "4624":
         return logon_4624(rec.logon_type, user=rec.user, domain=rec.domain, ip=rec.ip, sid=rec.sid, **common)
@@ -109,7 +110,8 @@ def _fill(etype: EventType, given: dict[str, object]) -> tuple[object, ...]:
     return tuple(given.get(name, default.get(vtype, 0)) for name, vtype in etype.fields)
 
 
-def _spec(rec: Rec) -> EventSpec:
+def as_spec(rec: Rec) -> EventSpec:
+    """The record for :class:`evtrack.synth.EvtxWriter`."""
     etype: EventType
     values: dict[str, object]
     user_sid = None
@@ -141,11 +143,11 @@ def _spec(rec: Rec) -> EventSpec:
 def write(path: Path, records: Sequence[Rec], shape: str) -> Path:
     """Write ``records`` (one log: one host and channel) as ``path.xml`` or ``path.evtx``."""
     if shape == "xml":
-        return write_events(path.with_suffix(".xml"), *(_xml(r) for r in records), root=True)
+        return write_events(path.with_suffix(".xml"), *(as_xml(r) for r in records), root=True)
     target = path.with_suffix(".evtx")
     with EvtxWriter(target) as writer:
         for rec in records:
-            writer.add(_spec(rec))
+            writer.add(as_spec(rec))
     return target
 
 
@@ -173,13 +175,13 @@ def _gateway_spec(rec: Rec) -> EventSpec:
 
 def spec(rec: Rec) -> EventSpec:
     """The record as :mod:`evtrack.synth` writes it."""
-    return _spec(rec)
+    return as_spec(rec)
 
 
 def export(path: Path, records: Sequence[Rec], shape: str) -> Path:
     """Write ``records`` as ``path.evtx``, or as ``path.xml`` in the exact shape `wevtutil qe /f:xml` writes."""
     if shape == "xml":
-        return write_xml(path.with_suffix(".xml"), [_spec(r) for r in records])
+        return write_xml(path.with_suffix(".xml"), [as_spec(r) for r in records])
     return write(path, records, "evtx")
 
 
@@ -187,5 +189,5 @@ def forwarded(path: Path, logs: Sequence[Sequence[Rec]], shape: str,
               rendering: Callable[[EventSpec], Rendering | None] | None = english) -> Path:
     """Several hosts' logs (each in record order) as one collector's ForwardedEvents log, interleaved in the order
     the collector received them: ``path.evtx`` or ``path.xml`` (with RenderingInfo from ``rendering``)."""
-    feed = arrival_order([[_spec(r) for r in log] for log in logs])
+    feed = arrival_order([[as_spec(r) for r in log] for log in logs])
     return write_forwarded(path.with_suffix(f".{shape}"), feed, shape, rendering)

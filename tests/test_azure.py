@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from evtrack.catalogue import read_plan
 from evtrack.errors import SourceError
 from evtrack.sources import azure
 from evtrack.sources.base import FileStats, RawEvent, ReadPlan
@@ -64,7 +65,7 @@ def read_all(path: Path, plan: ReadPlan | None = None,
              coverage: FakeCoverage | None = None) -> tuple[list[RawEvent], FileStats, FakeCoverage]:
     stats = FileStats(path)
     sink = coverage if coverage is not None else FakeCoverage()
-    events = list(azure.read(path, stats, plan=plan or ReadPlan(), coverage=sink))
+    events = list(azure.read(path, stats, plan=plan or read_plan(), coverage=sink))
     return events, stats, sink
 
 
@@ -126,7 +127,7 @@ def test_portal_csv_local_time_needs_a_zone(tmp_path: Path) -> None:
     path = write(tmp_path, "local.csv", text)
     with pytest.raises(SourceError, match="--input-tz"):
         read_all(path)
-    events, stats, _ = read_all(path, ReadPlan(local_zone=ZoneInfo("Europe/Berlin")))
+    events, stats, _ = read_all(path, read_plan(local_zone=ZoneInfo("Europe/Berlin")))
     assert [e.time_us for e in events] == [JAN14_0905 + 123_000,
                                            1_767_225_600_000_000 + 195 * DAY + 9 * HOUR]
     assert stats.issues == []
@@ -137,7 +138,7 @@ def test_portal_csv_local_time_that_does_not_exist(tmp_path: Path) -> None:
     # (+1), i.e. 01:30Z, and said.
     text = BOM + ('"TimeGenerated [Local Time]",Computer,EventID,TargetUserName,LogonType\r\n'
                   '"29/03/2026, 02:30:00.000",RDSH01.contoso.local,4624,alice,10\r\n')
-    events, stats, _ = read_all(write(tmp_path, "dst.csv", text), ReadPlan(local_zone=ZoneInfo("Europe/Berlin")))
+    events, stats, _ = read_all(write(tmp_path, "dst.csv", text), read_plan(local_zone=ZoneInfo("Europe/Berlin")))
     assert [e.time_us for e in events] == [1_767_225_600_000_000 + 87 * DAY + 90 * 60_000_000]
     assert len(stats.issues) == 1 and "does not exist in Europe/Berlin" in stats.issues[0].reason
     assert stats.issues[0].skipped == 0 and stats.issues[0].where == "line 2"
@@ -155,13 +156,13 @@ def test_day_month_order_from_the_data_or_the_culture(tmp_path: Path) -> None:
         read_all(path)
     assert "'1/2/2026, 9:05:33.000 AM'" in str(caught.value)
     # en-GB: 1 February (day 31); en-US: 2 January (day 1)
-    gb, _, _ = read_all(path, ReadPlan(culture="en-GB"))
-    us, _, _ = read_all(path, ReadPlan(culture="en-US"))
+    gb, _, _ = read_all(path, read_plan(culture="en-GB"))
+    us, _, _ = read_all(path, read_plan(culture="en-US"))
     assert gb[0].time_us == 1_767_225_600_000_000 + 31 * DAY + (9 * 3600 + 5 * 60 + 33) * 1_000_000
     assert us[0].time_us == 1_767_225_600_000_000 + 1 * DAY + (9 * 3600 + 5 * 60 + 33) * 1_000_000
     # one value with a day above 12 decides day-first for the whole file, whatever the culture says
     decided = AMBIGUOUS + '"14/01/2026, 09:05:33.000",RDSH01.contoso.local,4624,alice,10\r\n'
-    events, _, _ = read_all(write(tmp_path, "decided.csv", decided), ReadPlan(culture="en-US"))
+    events, _, _ = read_all(write(tmp_path, "decided.csv", decided), read_plan(culture="en-US"))
     assert [e.time_us for e in events] == [
         1_767_225_600_000_000 + 31 * DAY + (9 * 3600 + 5 * 60 + 33) * 1_000_000,  # 1/2 -> 1 February
         1_767_225_600_000_000 + (31 + 28 + 31 + 2) * DAY + (9 * 3600 + 5 * 60 + 33) * 1_000_000,  # 3/4 -> 3 April
@@ -454,12 +455,12 @@ SESSIONS = [
     synth.AzureSession(CAROL, "avd-0.contoso.local", T0 + timedelta(hours=2), None, wvd=True, connected=False),
 ]
 SHAPES = {
-    "portal-en-US": (lambda t: synth.portal_csv(t, "en-US"), ReadPlan()),
-    "portal-en-GB": (lambda t: synth.portal_csv(t, "en-GB"), ReadPlan()),
+    "portal-en-US": (lambda t: synth.portal_csv(t, "en-US"), read_plan()),
+    "portal-en-GB": (lambda t: synth.portal_csv(t, "en-GB"), read_plan()),
     "portal-local": (lambda t: synth.portal_csv(t, "en-GB", zone="Europe/Berlin"),
-                     ReadPlan(local_zone=ZoneInfo("Europe/Berlin"))),
-    "az": (lambda t: synth.az_json(t).encode(), ReadPlan()),
-    "api": (lambda t: synth.api_json(t).encode(), ReadPlan()),
+                     read_plan(local_zone=ZoneInfo("Europe/Berlin"))),
+    "az": (lambda t: synth.az_json(t).encode(), read_plan()),
+    "api": (lambda t: synth.api_json(t).encode(), read_plan()),
 }
 
 

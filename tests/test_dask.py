@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from evtrack.distributed import DASK_HINT, DaskScanner, ScanTuple, dask_client, is_url, scan_file
 from evtrack.errors import ConfigError
 from evtrack.pipeline import StoreInput, run
+from evtrack.sources.base import ReadPlan
 from evtrack.store import STATUS_ALREADY, STATUS_FAILED, STATUS_INGESTED, Store
 from evtrack.synth import write_sample
 from evtrack.usage import ReportSettings
@@ -94,12 +95,13 @@ def _without_ingest_times(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def _die_once(marker: Path, victim: str, location: str, engine: str, verify: bool, known: frozenset[str]) -> ScanTuple:
+def _die_once(marker: Path, victim: str, location: str, engine: str, verify: bool, known: frozenset[str],
+              plan: ReadPlan) -> ScanTuple:
     """Kill the worker process the first time it reads ``victim`` (as a lost machine would)."""
     if location.endswith(victim) and not marker.exists():
         marker.touch()
         os._exit(1)
-    return scan_file(location, engine, verify, known)
+    return scan_file(location, engine, verify, known, plan)
 
 
 def test_a_worker_killed_mid_ingest_loses_and_duplicates_nothing(client: Any, logs: Path, tmp_path: Path) -> None:
@@ -113,10 +115,11 @@ def test_a_worker_killed_mid_ingest_loses_and_duplicates_nothing(client: Any, lo
     client.wait_for_workers(2, timeout=30)  # the nanny brings it back for the next test
 
 
-def _always_fails(victim: str, location: str, engine: str, verify: bool, known: frozenset[str]) -> ScanTuple:
+def _always_fails(victim: str, location: str, engine: str, verify: bool, known: frozenset[str],
+                  plan: ReadPlan) -> ScanTuple:
     if location.endswith(victim):
         raise OSError("the share went away")
-    return scan_file(location, engine, verify, known)
+    return scan_file(location, engine, verify, known, plan)
 
 
 def test_failures_are_reported_per_file(client: Any, logs: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from evtrack.catalogue import read_plan
 from evtrack.pipeline import run_report
 from evtrack.report import Report
 from evtrack.sources import pyevtx_rs, python_evtx, xmlfile
@@ -97,7 +98,7 @@ def test_the_collector_log_interleaves_hosts_and_keeps_their_ids(tmp_path: Path)
                       for log in logs for r in log)
     for path, reader in ((evtx, pyevtx_rs.READER), (evtx, python_evtx.READER), (xml, xmlfile.READER)):
         stats = FileStats(path)
-        found = [(e.computer, e.channel, e.record_id) for e in reader.read(path, stats)]
+        found = [(e.computer, e.channel, e.record_id) for e in reader.read(path, stats, plan=read_plan())]
         assert not stats.issues and stats.records == 380
         assert sorted(found) == expected
         assert found != sorted(found, key=lambda k: (k[0], k[1]))  # interleaved, not one log after another
@@ -118,11 +119,12 @@ def test_the_xml_reader_never_reads_renderinginfo(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert "<RenderingInfo Culture='de-DE'><Message>Ein Konto" in text and text.index("</EventData>") < \
         text.index("<RenderingInfo")
-    (event,) = xmlfile.READER.read(path, FileStats(path))
+    (event,) = xmlfile.READER.read(path, FileStats(path), plan=read_plan())
     assert (event.computer, event.channel, event.record_id, event.event_id) == (RDSH01, "Security", 41, 4624)
     assert event.data["TargetUserName"] == "alice" and event.data["IpAddress"] == "10.0.0.5"
     assert "mallory" not in repr(event) and "Sicherheit" not in repr(event) and "10.6.6.6" not in repr(event)
-    assert event == next(iter(xmlfile.READER.read(export(tmp_path / "plain", [record], "xml"), FileStats(path))))
+    plain = export(tmp_path / "plain", [record], "xml")
+    assert event == next(iter(xmlfile.READER.read(plain, FileStats(path), plan=read_plan())))
 
 
 @pytest.mark.parametrize("engine", ["evtx", "python-evtx"])

@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evtrack.catalogue import read_plan
 from evtrack.errors import SourceError
 from evtrack.reading import FileResult, read_file
 from evtrack.sources.base import FileStats, RawEvent
@@ -38,6 +39,8 @@ from evtrack.sources.xmlfile import MAX_DEPTH, read_xml
 from .conftest import SHARED, SHARED_ABSENT, logon_4624, lsm, xml_event
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
+#: What every reader is asked to read: the catalogue's plan, as read_file hands it.
+PLAN = read_plan()
 FILE_HEADER, CHUNK, CHUNK_HEADER = 0x1000, 0x10000, 0x200
 #: Seconds an input may take, per MB and at least (generous: the machine may be busy).
 SECONDS_PER_MB, MIN_SECONDS = 5.0, 5.0
@@ -299,7 +302,7 @@ def _drain(reader: Callable[..., Any], path: Path, verify: bool) -> tuple[int, F
     stats = FileStats(path)
     count = 0
     try:
-        for event in reader(path, stats, verify_checksums=verify):
+        for event in reader(path, stats, plan=PLAN, verify_checksums=verify):
             assert isinstance(event, RawEvent)
             count += 1
     except SourceError:
@@ -480,7 +483,7 @@ def test_regression_corpus(name: str, recipe: Recipe, tmp_path: Path) -> None:
     path = tmp_path / ("input.xml" if xml else "input.evtx")
     reader = read_xml if xml else read_python_evtx
     stats = FileStats(path)
-    list(reader(path, stats, verify_checksums=recipe.get("verify", True)))
+    list(reader(path, stats, plan=PLAN, verify_checksums=recipe.get("verify", True)))
     if "issue" in expect:
         assert any(expect["issue"] in issue.reason for issue in stats.issues), stats.issues
     if "records" in expect:
@@ -553,7 +556,7 @@ def test_exponential_binxml_expansion_is_bounded(fanout: int, depth: int, tmp_pa
     path.write_bytes(evtx_file([_bomb_record(fanout, depth)]))
     started = time.perf_counter()
     stats = FileStats(path)
-    assert list(read_python_evtx(path, stats)) == []
+    assert list(read_python_evtx(path, stats, plan=PLAN)) == []
     assert [issue.where for issue in stats.issues] == ["record 1"]
     assert "corrupt record" in stats.issues[0].reason
     assert time.perf_counter() - started < 20
@@ -562,12 +565,14 @@ def test_exponential_binxml_expansion_is_bounded(fanout: int, depth: int, tmp_pa
 RUST_IN_A_BOX = """
 import resource, sys
 from pathlib import Path
+from evtrack.catalogue import read_plan
 from evtrack.sources.base import FileStats
 from evtrack.sources.pyevtx_rs import read_pyevtx_rs
+PLAN = read_plan()
 resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
 path = Path(sys.argv[1])
 stats = FileStats(path)
-print(sum(1 for _ in read_pyevtx_rs(path, stats)), stats.skipped)
+print(sum(1 for _ in read_pyevtx_rs(path, stats, plan=PLAN)), stats.skipped)
 """
 
 
@@ -604,7 +609,7 @@ def test_python_evtx_rendering_is_bounded(tmp_path: Path, monkeypatch: pytest.Mo
     path.write_bytes(evtx_file([_bomb_record(2, 30)]))
     started = time.perf_counter()
     stats = FileStats(path)
-    assert list(read_python_evtx(path, stats)) == []
+    assert list(read_python_evtx(path, stats, plan=PLAN)) == []
     assert stats.skipped == 1 and "render" in stats.issues[0].reason
     assert time.perf_counter() - started < 10
 
@@ -617,7 +622,7 @@ def _write(tmp_path: Path, text: str | bytes, name: str = "export.xml") -> Path:
 
 def _xml(path: Path) -> tuple[list[RawEvent], FileStats]:
     stats = FileStats(path)
-    return list(read_xml(path, stats)), stats
+    return list(read_xml(path, stats, plan=PLAN)), stats
 
 
 def test_billion_laughs_is_refused_before_any_expansion(tmp_path: Path) -> None:
@@ -707,7 +712,7 @@ def test_bad_text_keeps_what_came_before(content: bytes, reason: str, tmp_path: 
 
 def test_unreadable_xml_file_raises_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
-        list(read_xml(tmp_path / "missing.xml", FileStats(tmp_path / "missing.xml")))
+        list(read_xml(tmp_path / "missing.xml", FileStats(tmp_path / "missing.xml"), plan=PLAN))
 
 
 def test_pyevtx_rs_never_sees_an_exponential_template(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from evtrack import events
-from evtrack.catalogue import GATEWAY
+from evtrack.catalogue import GATEWAY, read_plan
 from evtrack.hosts import HostNames
 from evtrack.identity import host_key
 from evtrack.pipeline import run_report
 from evtrack.report import Report
 from evtrack.sources import pyevtx_rs, python_evtx, xmlfile
-from evtrack.sources.base import PAYLOAD_KEYS, FileStats, RawEvent
+from evtrack.sources.base import FileStats, RawEvent
 from evtrack.usage import ReportSettings
 
 from .conftest import LSM_CHANNEL
@@ -74,9 +74,12 @@ def gw(what: str, moment: datetime, **kw: object) -> Rec:
 def _read(path: Path, engine: str) -> list[RawEvent]:
     reader = {"xml": xmlfile.READER, "evtx": pyevtx_rs.READER, "python-evtx": python_evtx.READER}[engine]
     stats = FileStats(path)
-    found = list(reader.read(path, stats))
+    found = list(reader.read(path, stats, plan=read_plan()))
     assert not stats.issues and stats.records == len(found)
     return found
+
+
+KEYS = read_plan().payload_keys
 
 
 def test_every_reader_decodes_the_eventinfo_payload_alike(tmp_path: Path) -> None:
@@ -89,7 +92,7 @@ def test_every_reader_decodes_the_eventinfo_payload_alike(tmp_path: Path) -> Non
     evtx, xml = export(tmp_path / "gw", records, "evtx"), export(tmp_path / "gw", records, "xml")
     read = {"evtx": _read(evtx, "evtx"), "python-evtx": _read(evtx, "python-evtx"), "xml": _read(xml, "xml")}
     payloads = {engine: [(e.event_id, e.record_id, e.computer, e.channel, e.time_us,
-                          {k: v for k, v in e.data.items() if k in PAYLOAD_KEYS}) for e in found if e.event_id >= 302]
+                          {k: v for k, v in e.data.items() if k in KEYS}) for e in found if e.event_id >= 302]
                 for engine, found in read.items()}
     assert payloads["evtx"] == payloads["python-evtx"] == payloads["xml"]
     assert payloads["xml"][0][5] == {"Username": "contoso.local\\alice", "IpAddress": "10.0.0.5",

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from evtrack.catalogue import read_plan
 from evtrack.errors import SourceError
-from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, FileStats, InputKind, RawEvent
+from evtrack.sources.base import FileStats, InputKind, RawEvent
 from evtrack.sources.binxml.values import Unsupported
 from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 from evtrack.sources.python_evtx import ENGINE, fallback, read_python_evtx, reader
@@ -25,8 +26,10 @@ from .conftest import SHARED
 pytestmark = pytest.mark.shared  # skipped by conftest where ../shared/evtx is absent
 
 FILES = sorted(SHARED.glob("*.evtx"))
+#: What both engines are asked to read: the catalogue's plan.
+PLAN = read_plan()
 #: The payload fields both engines decode (each may decode more; only these are compared).
-DATA_KEYS = tuple(sorted(PAYLOAD_KEYS))
+DATA_KEYS = tuple(sorted(PLAN.payload_keys))
 SZECHUAN = SHARED / "dfir-museum_szechuan_security.evtx"
 MULTI_HOST_1149 = SHARED / "evtx-to-mitre_id1149-rdp_success_logins_to_multiple_hosts.evtx"
 SMALL_RCM = SHARED / "velociraptor_rdpauth_remoteconnectionmanager.evtx"
@@ -37,14 +40,14 @@ CHUNK_REFUSALS = ("chunk header CRC32", "chunk data CRC32", "bad chunk header ma
 
 def _key(event: RawEvent) -> tuple[Any, ...]:
     data: tuple[tuple[str, str | None], ...] = ()
-    if event.event_id in WANTED_EVENT_IDS:
+    if event.event_id in PLAN.wanted_ids:
         data = tuple((name, event.data[name]) for name in DATA_KEYS if name in event.data)
     return (event.record_id, event.time_us, event.event_id, event.channel, event.computer, event.provider, data)
 
 
 def _read(reader: Any, path: Path, verify: bool = True) -> tuple[Counter[tuple[Any, ...]], FileStats]:
     stats = FileStats(path)
-    events = Counter(_key(event) for event in reader(path, stats, verify_checksums=verify))
+    events = Counter(_key(event) for event in reader(path, stats, plan=PLAN, verify_checksums=verify))
     return events, stats
 
 
@@ -85,9 +88,9 @@ def test_same_events_as_pyevtx_rs(path: Path, verify: bool) -> None:
 @pytest.mark.parametrize("path", FILES, ids=[path.stem[:60] for path in FILES])
 def test_python_engine_decodes_only_the_payload_keys(path: Path) -> None:
     stats = FileStats(path)
-    for event in read_python_evtx(path, stats, verify_checksums=False):
-        assert set(event.data) <= PAYLOAD_KEYS
-        assert not event.data or event.event_id in WANTED_EVENT_IDS
+    for event in read_python_evtx(path, stats, plan=PLAN, verify_checksums=False):
+        assert set(event.data) <= PLAN.payload_keys
+        assert not event.data or event.event_id in PLAN.wanted_ids
 
 
 def test_reads_chunks_a_stale_file_header_leaves_out() -> None:
@@ -96,7 +99,7 @@ def test_reads_chunks_a_stale_file_header_leaves_out() -> None:
     with Evtx(str(SZECHUAN)) as log:
         assert sum(1 for _ in log.records()) == 6160  # python-evtx's own iteration trusts the stale header
     stats = FileStats(SZECHUAN)
-    events = list(read_python_evtx(SZECHUAN, stats))
+    events = list(read_python_evtx(SZECHUAN, stats, plan=PLAN))
     assert len(events) == stats.records == 8574
     assert stats.issues == []
     assert stats.fallbacks == 0
@@ -108,7 +111,7 @@ def test_reads_chunks_a_stale_file_header_leaves_out() -> None:
 
 def test_raw_binxml_records_are_read_as_fallbacks() -> None:
     stats = FileStats(MULTI_HOST_1149)
-    events = list(read_python_evtx(MULTI_HOST_1149, stats))
+    events = list(read_python_evtx(MULTI_HOST_1149, stats, plan=PLAN))
     assert stats.records == len(events) == 11
     assert stats.fallbacks == 11  # no template instance: the fast path cannot take them
     assert stats.issues == []
@@ -136,7 +139,7 @@ def test_records_nothing_can_decode_are_issues(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(fallback, "tree_event", broken)
     monkeypatch.setattr(fallback, "rendered_event", broken)
     stats = FileStats(SMALL_RCM)
-    assert list(read_python_evtx(SMALL_RCM, stats)) == []
+    assert list(read_python_evtx(SMALL_RCM, stats, plan=PLAN)) == []
     assert stats.records == 0
     assert [issue.where for issue in stats.issues] == [f"record {n}" for n in range(32, 36)]
     assert stats.skipped == 4
@@ -153,13 +156,13 @@ def test_a_flipped_byte_fails_its_chunk_only(tmp_path: Path) -> None:
     data[0x1000 + 0x4000] ^= 0xFF  # inside chunk 0's records
     path = _copy(tmp_path, bytes(data))
     stats = FileStats(path)
-    events = list(read_python_evtx(path, stats))
+    events = list(read_python_evtx(path, stats, plan=PLAN))
     assert len(events) == stats.records == 6  # chunk 1 is still read
     assert [(issue.where, issue.skipped) for issue in stats.issues] == [("chunk 0", 117)]
     assert "CRC32" in stats.issues[0].reason
     # pyevtx-rs refuses the same chunk
     rust_stats = FileStats(path)
-    assert sum(1 for _ in read_pyevtx_rs(path, rust_stats)) == 6
+    assert sum(1 for _ in read_pyevtx_rs(path, rust_stats, plan=PLAN)) == 6
     assert [(issue.where, issue.skipped) for issue in rust_stats.issues] == [("chunk 0", 117)]
 
 
@@ -169,7 +172,7 @@ def test_a_bad_chunk_magic_skips_the_chunk(tmp_path: Path) -> None:
     path = _copy(tmp_path, bytes(data))
     for verify in (True, False):
         stats = FileStats(path)
-        assert sum(1 for _ in read_python_evtx(path, stats, verify_checksums=verify)) == 6
+        assert sum(1 for _ in read_python_evtx(path, stats, plan=PLAN, verify_checksums=verify)) == 6
         assert [issue.where for issue in stats.issues] == ["chunk 0"]
         assert "magic" in stats.issues[0].reason
 
@@ -179,20 +182,20 @@ def test_a_truncated_file_keeps_what_is_whole(tmp_path: Path) -> None:
     cut_in_header = _copy(tmp_path, data[: 0x1000 + 0x10000 + 300])
     for verify in (True, False):
         stats = FileStats(cut_in_header)
-        assert sum(1 for _ in read_python_evtx(cut_in_header, stats, verify_checksums=verify)) == 117
+        assert sum(1 for _ in read_python_evtx(cut_in_header, stats, plan=PLAN, verify_checksums=verify)) == 117
         assert [(issue.where, issue.skipped) for issue in stats.issues] == [("chunk 1", 6)]
 
     cut_in_chunk = _copy(tmp_path, data[: 0x1000 + 0x10000 + 0x2000])
     stats = FileStats(cut_in_chunk)
-    assert sum(1 for _ in read_python_evtx(cut_in_chunk, stats, verify_checksums=True)) == 117
+    assert sum(1 for _ in read_python_evtx(cut_in_chunk, stats, plan=PLAN, verify_checksums=True)) == 117
     assert [(issue.where, issue.skipped) for issue in stats.issues] == [("chunk 1", 6)]
     stats = FileStats(cut_in_chunk)
-    assert sum(1 for _ in read_python_evtx(cut_in_chunk, stats, verify_checksums=False)) == 123
+    assert sum(1 for _ in read_python_evtx(cut_in_chunk, stats, plan=PLAN, verify_checksums=False)) == 123
     assert stats.issues == []
 
     cut_in_record = _copy(tmp_path, data[: 0x1000 + 0x10000 + 0x200 + 100])
     stats = FileStats(cut_in_record)
-    assert sum(1 for _ in read_python_evtx(cut_in_record, stats, verify_checksums=False)) == 117
+    assert sum(1 for _ in read_python_evtx(cut_in_record, stats, plan=PLAN, verify_checksums=False)) == 117
     assert [(issue.where, issue.skipped) for issue in stats.issues] == [("chunk 1", 6)]
 
 
@@ -200,9 +203,9 @@ def test_a_truncated_file_keeps_what_is_whole(tmp_path: Path) -> None:
 def test_files_that_are_not_event_logs_raise(tmp_path: Path, content: bytes) -> None:
     path = _copy(tmp_path, content)
     with pytest.raises(SourceError):
-        list(read_python_evtx(path, FileStats(path)))
+        list(read_python_evtx(path, FileStats(path), plan=PLAN))
 
 
 def test_a_missing_file_raises(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
-        list(read_python_evtx(tmp_path / "missing.evtx", FileStats(tmp_path / "missing.evtx")))
+        list(read_python_evtx(tmp_path / "missing.evtx", FileStats(tmp_path / "missing.evtx"), plan=PLAN))

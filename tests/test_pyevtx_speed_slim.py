@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from evtrack.catalogue import read_plan
 from evtrack.events import needed_for_report
 from evtrack.reading import ReadResult, read_inputs
 from evtrack.sources.base import CHUNK_SIZE, FILE_HEADER_SIZE, FileStats, RawEvent
@@ -30,6 +31,7 @@ from evtrack.synth import shapes as sh
 from .conftest import SHARED
 
 T0 = datetime(2024, 2, 1, 8, 0, tzinfo=timezone.utc)
+PLAN = read_plan()
 Observation = tuple[str, str | None, str | None, str]
 
 
@@ -73,7 +75,7 @@ def _check_slim(files: list[Path]) -> ReadResult:
 
 def _events(path: Path) -> tuple[list[RawEvent], tuple[Any, ...]]:
     stats = FileStats(path)
-    events = list(read_python_evtx(path, stats))
+    events = list(read_python_evtx(path, stats, plan=PLAN))
     return events, (stats.records, stats.skipped, stats.fallbacks, stats.issues, sorted(stats.per_channel.items()))
 
 
@@ -89,7 +91,7 @@ def _check_plan_cache(files: list[Path], monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def _yielded(path: Path, slim: bool) -> int:
-    return sum(1 for _ in read_python_evtx(path, FileStats(path), slim=slim))
+    return sum(1 for _ in read_python_evtx(path, FileStats(path), plan=PLAN, slim=slim))
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evtrack.reading import ENGINES, XML_READER, get_reader, plan_units, read_file
-from evtrack.sources.base import InputKind, Reader
+from evtrack.reading import ENGINES, XML_READER, get_reader, plan_units, read_file, read_inputs
+from evtrack.sources.base import InputKind, Reader, ReadPlan
 
 
 def test_every_engine_module_declares_a_reader_of_its_name() -> None:
@@ -59,6 +59,19 @@ def test_read_file_follows_the_declarations(security: Path, monkeypatch: pytest.
     monkeypatch.setattr(evtrack.reading, "SPLIT_MIN_CHUNKS", 4)
     assert plan_units([security], "python-evtx", 4) == [(security, None)]
     assert len(plan_units([security], "evtx", 4)) > 1
+
+
+def test_the_plan_travels_to_worker_processes(security: Path) -> None:
+    """Workers read with the plan read_inputs was given (pickled with the path; a spawned worker imports the
+    catalogue afresh and would otherwise read with its own): a plan asking for no payload yields no rows there."""
+    folder = security.parent
+    whole = read_inputs([folder], engine="evtx", jobs=1)
+    assert whole.table.num_rows > 0
+    nothing = read_inputs([folder], engine="evtx", jobs=2, start_method="spawn", plan=ReadPlan())
+    assert nothing.table.num_rows == 0 and nothing.records == whole.records > 0
+    # every record still counts towards coverage (a log clear is not seen: its payload was not asked for)
+    assert [(s.host, s.channel, s.records) for s in nothing.coverage] == [
+        (s.host, s.channel, s.records) for s in whole.coverage]
 
 
 def test_the_guard_does_not_load_the_python_evtx_engine() -> None:

@@ -40,13 +40,15 @@ def test_generated_logs(tmp_path: Path) -> None:
     write_sample(tmp_path, users=8, hosts=2, start=date(2024, 1, 1), end=date(2024, 1, 31), seed=5, size_mb=4)
     _check([tmp_path])
     # and the skipping really happens: most network logons are repeats of an account already yielded
+    from evtrack.catalogue import read_plan
     from evtrack.coverage import CoverageBuilder
     from evtrack.sources.base import FileStats
     from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 
+    plan = read_plan()
     path = tmp_path / "RDSH01-Security.evtx"
-    every = list(read_pyevtx_rs(path, FileStats(path), coverage=CoverageBuilder()))
-    slim = list(read_pyevtx_rs(path, FileStats(path), coverage=CoverageBuilder(), slim=True))
+    every = list(read_pyevtx_rs(path, FileStats(path), plan=plan, coverage=CoverageBuilder()))
+    slim = list(read_pyevtx_rs(path, FileStats(path), plan=plan, coverage=CoverageBuilder(), slim=True))
     logons = [e for e in every if e.event_id in (4624, 4634) and e.data.get("LogonType") not in ("7", "10", "12")]
     assert len(logons) > 100
     assert len(every) - len(slim) > len(logons) // 2
@@ -60,13 +62,15 @@ def test_real_logs() -> None:
 def test_a_damaged_record_with_any_json_type_is_text() -> None:
     """Fuzzing finding: a mutated record rendered ``"Channel":5``; the general path handed the int on and
     coverage raised AttributeError. Every System field is now the text it would render as."""
+    from evtrack.catalogue import read_plan
     from evtrack.coverage import CoverageBuilder
     from evtrack.sources.pyevtx_rs import _event_from_json
 
     text = ('{"Event":{"System":{"Provider":{"#attributes":{"Name":7}},"EventID":21,"TimeCreated":{"#attributes":'
             '{"SystemTime":"2024-01-02T03:04:05.000006Z"}},"EventRecordID":"12","Channel":5,"Computer":["a","b"]},'
             '"UserData":{"EventXML":{"User":"CONTOSO\\\\alice","Address":"10.0.0.1"}}}}')
-    event = _event_from_json(text)
+    event = _event_from_json(text, read_plan().payload_keys)
+    assert event.data == {"User": "CONTOSO\\alice", "Address": "10.0.0.1"}
     assert (event.channel, event.computer, event.provider, event.record_id) == ("5", "a,b", "7", 12)
     assert event.time_us == 1704164645000006
     builder = CoverageBuilder()

@@ -55,60 +55,30 @@ def missing_chunks(size: int, header: bytes) -> tuple[int, str] | None:
                      "the file was cut short (records lost)")
 
 
-
-#: Event ids whose payload a reader must decode. For any other id a reader may leave ``data`` empty:
-#: those records count towards coverage (time, host, channel, record id) only. A copy of what the event catalogue
-#: (evtrack.catalogue) derives -- readers import nothing outside sources/; tests/test_catalogue.py ties the two.
-WANTED_EVENT_IDS: frozenset[int] = frozenset(
-    {4624, 4634, 4647, 4778, 4779, 1102, 104, 21, 23, 24, 25, 1149, 302, 303}
-)
-
-#: The payload fields evtrack reads (the catalogue's, tied by tests/test_catalogue.py). Readers decode only these,
-#: for speed; both engines must give them identical text.
-PAYLOAD_KEYS: frozenset[str] = frozenset({
-    "TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId", "LogonType", "IpAddress",
-    "ElevatedToken", "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "AccountName", "AccountDomain",
-    "LogonID", "SessionName", "ClientName", "ClientAddress", "User", "SessionID", "Address", "Param1", "Param2",
-    "Param3", "Channel", "Username", "Resource", "ErrorCode",
-})
-
-# The rest of a reader's plan, copied from the event catalogue like the two sets above (tied by
-# tests/test_catalogue.py): which records a slim read keeps only as an account, and which ones say a host is a KDC.
-SECURITY = "security"
-#: (channel in lower case, event id) of the records a slim read keeps only as an account (for identity linking),
-#: unless their logon type is one of SESSION_LOGON_TYPES.
-ACCOUNT_ONLY_EVENTS: frozenset[tuple[str, int]] = frozenset({(SECURITY, 4624), (SECURITY, 4634)})
-#: Logon types whose 4624/4634 a report reads as rows (RDP, cached RDP, unlock/reconnect).
-SESSION_LOGON_TYPES: frozenset[int] = frozenset({7, 10, 12})
-#: Security events only a Kerberos KDC writes: a hint that the host is a domain controller.
-KDC_EVENT_IDS: frozenset[int] = frozenset({4768, 4769})
-
-
-def observation_only(channel: str, event_id: int, logon_type: int | None) -> bool:
-    """Whether a record (with this logon type) is kept only as an account by a slim read: an account-only event
-    whose logon type opens no RDP session. Readers skip such records once they have yielded one with the same
-    account."""
-    return ((channel.lower(), event_id) in ACCOUNT_ONLY_EVENTS
-            and (logon_type is None or not -128 <= logon_type <= 127 or logon_type not in SESSION_LOGON_TYPES))
-
-
 @dataclass(frozen=True, slots=True)
 class ReadPlan:
-    """What a reader is asked to read, built from the event catalogue (:func:`evtrack.catalogue.read_plan`) and
-    the settings: readers receive it and import nothing outside ``sources/``.
+    """What a reader is asked to read: built from the event catalogue and the settings by
+    :func:`evtrack.catalogue.read_plan`, handed to every reader by :func:`evtrack.reading.read_file`. Readers
+    import nothing outside ``sources/``: what they decode, what a slim read may leave out and which records name a
+    KDC come from here.
 
-    The default (``ReadPlan()``) is the catalogue's plan as this module's copies state it; tests tie the two."""
+    Frozen and hashable, so a reader caches what it derives from a plan (the ids as text, template plans) keyed by
+    the plan; it pickles, so it travels to worker processes and Dask workers with the path. The default
+    (``ReadPlan()``) asks for no payload at all: callers take the catalogue's."""
 
-    wanted_ids: frozenset[int] = WANTED_EVENT_IDS
-    """Event ids whose payload a reader decodes; any other record counts towards coverage only."""
-    payload_keys: frozenset[str] = PAYLOAD_KEYS
-    """The payload fields decoded (both engines must give them identical text)."""
-    account_only: frozenset[tuple[str, int]] = ACCOUNT_ONLY_EVENTS
+    wanted_ids: frozenset[int] = frozenset()
+    """Event ids whose payload a reader decodes; a reader may leave ``data`` empty for any other record (it then
+    counts towards coverage only: time, host, channel, record id)."""
+    payload_keys: frozenset[str] = frozenset()
+    """The payload fields decoded; a fast reader keeps only these (both .evtx engines must give them identical
+    text)."""
+    account_only: frozenset[tuple[str, int]] = frozenset()
     """(channel in lower case, event id) of records a slim read keeps only as an account, unless their logon
     type is one of :attr:`session_logon_types`."""
-    session_logon_types: frozenset[int] = SESSION_LOGON_TYPES
-    kdc_ids: frozenset[int] = KDC_EVENT_IDS
-    """Security event ids only a Kerberos KDC writes."""
+    session_logon_types: frozenset[int] = frozenset()
+    """Logon types whose account-only records a report reads as rows (they open RDP sessions)."""
+    kdc_ids: frozenset[int] = frozenset()
+    """Security event ids only a Kerberos KDC writes: a hint that the host is a domain controller."""
     local_zone: tzinfo | None = None
     """The zone (resolved by the settings, once) of inputs that write local times without an offset (Connection
     Broker and ``query user`` snapshots, a portal CSV in local time). None: such an input is refused with a clear
@@ -119,7 +89,8 @@ class ReadPlan:
 
     def observation_only(self, channel: str, event_id: int, logon_type: int | None) -> bool:
         """Whether a record (with this logon type) is kept only as an account by a slim read: an account-only
-        event whose logon type opens no RDP session."""
+        event whose logon type opens no RDP session (the catalogue's rule, as ``evtrack.events`` applies it to
+        rows). Readers may skip such a record once they have yielded one with the same account."""
         return ((channel.lower(), event_id) in self.account_only
                 and (logon_type is None or not -128 <= logon_type <= 127
                      or logon_type not in self.session_logon_types))
@@ -177,8 +148,8 @@ class RawEvent:
     provider: str
     data: dict[str, str | None] = field(default_factory=dict)
     """The payload, flattened: ``EventData/Data[@Name]`` or the children of ``UserData/<Element>``, as text
-    (integers in decimal, hex integers as ``0x...``). Empty for event ids outside :data:`WANTED_EVENT_IDS`; the
-    fast readers keep only :data:`PAYLOAD_KEYS`."""
+    (integers in decimal, hex integers as ``0x...``). May be empty for event ids outside the
+    :attr:`ReadPlan.wanted_ids` the reader was given; the fast readers keep only its :attr:`ReadPlan.payload_keys`."""
 
 
 class InputKind(str, Enum):
@@ -256,11 +227,15 @@ class ReadFunction(Protocol):
 
     Must be streaming (never hold a whole file's records), must visit every chunk whatever the file header says,
     and must not raise for a bad chunk or record: it counts it in ``stats`` and goes on. It raises
-    :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened. The keywords a
-    :class:`Reader` declares beyond ``verify_checksums`` are passed only when it declares them.
+    :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened.
+
+    ``plan`` (always passed, by keyword) says what to read: which event ids to decode the payload of, which payload
+    fields, what a slim read may leave out (see :class:`ReadPlan`). The keywords a :class:`Reader` declares beyond
+    ``plan`` and ``verify_checksums`` are passed only when it declares them.
     """
 
-    def __call__(self, path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]: ...
+    def __call__(self, path: Path, stats: FileStats, *, plan: ReadPlan,
+                 verify_checksums: bool = True) -> Iterator[RawEvent]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,11 +249,11 @@ class Reader:
     """What :attr:`FileStats.engine` says after a read: the engine name (``--engine``), or ``xml``."""
     read: ReadFunction
     fills_coverage: bool = False
-    """``read`` takes ``coverage=`` (a :class:`evtrack.coverage.CoverageBuilder`), feeds every record to it itself
-    and yields only the records of :data:`WANTED_EVENT_IDS`."""
+    """``read`` takes ``coverage=`` (a :class:`CoverageSink`) and feeds it itself; an .evtx engine feeds it every
+    record and yields only the records of :attr:`ReadPlan.wanted_ids`."""
     skips_observed: bool = False
     """``read`` takes ``slim=True``: it may leave out a record whose only use is an account it already yielded
-    (an observation-only logon or logoff)."""
+    (an observation-only logon or logoff: :meth:`ReadPlan.observation_only`)."""
     reads_ranges: bool = False
     """``read`` takes ``chunks=(first, last)``: it reads only that range of an .evtx's chunks (see
     :func:`evtrack.reading.plan_units`)."""

@@ -20,6 +20,7 @@ at offsets 8 and 16).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import struct
@@ -32,16 +33,13 @@ from evtrack.sources.base import (
     CHUNK_SIZE,
     EVTX_MAGIC,
     FILE_HEADER_SIZE,
-    KDC_EVENT_IDS,
-    PAYLOAD_KEYS,
-    WANTED_EVENT_IDS,
     CoverageSink,
     FileStats,
     InputKind,
     RawEvent,
     Reader,
+    ReadPlan,
     missing_chunks,
-    observation_only,
     truncated_chunk,
     truncated_header,
 )
@@ -93,12 +91,13 @@ def _value(value: Any) -> str | None:
     return str(value)
 
 
-def _payload(event: dict[str, Any]) -> dict[str, str | None]:
+def _payload(event: dict[str, Any], keys: frozenset[str]) -> dict[str, str | None]:
+    """The payload fields named in ``keys`` (the plan's), as text."""
     data: dict[str, str | None] = {}
     event_data = event.get("EventData")
     if isinstance(event_data, dict):
         for name, value in event_data.items():
-            if name in PAYLOAD_KEYS:
+            if name in keys:
                 data[name] = value if type(value) is str else _value(value)
         return data
     user_data = event.get("UserData")
@@ -108,15 +107,15 @@ def _payload(event: dict[str, Any]) -> dict[str, str | None]:
                 continue
             if isinstance(payload, dict):
                 for key, value in payload.items():
-                    if key in PAYLOAD_KEYS:
+                    if key in keys:
                         data[key] = value if type(value) is str else _value(value)
             break
     return data
 
 
-def _event_from_json(text: str) -> RawEvent:
-    """Any record, decoded in full. A damaged record can put any JSON type anywhere: every field is turned into
-    the text it would render as, never trusted to be a string."""
+def _event_from_json(text: str, keys: frozenset[str]) -> RawEvent:
+    """Any record, decoded in full (its payload: the fields in ``keys``). A damaged record can put any JSON type
+    anywhere: every field is turned into the text it would render as, never trusted to be a string."""
     event: dict[str, Any] = json.loads(text).get("Event") or {}
     system: dict[str, Any] = event.get("System") or {}
     provider = ((system.get("Provider") or {}).get("#attributes") or {}).get("Name")
@@ -129,7 +128,7 @@ def _event_from_json(text: str) -> RawEvent:
         channel=_value(system.get("Channel")) or "",
         computer=_value(system.get("Computer")) or "",
         provider=_value(provider) or "",
-        data=_payload(event),
+        data=_payload(event, keys),
     )
 
 
@@ -142,13 +141,13 @@ def _json_string(token: str) -> str:
     return token[1:-1]
 
 
-def _event(text: str) -> RawEvent:
+def _event(text: str, plan: ReadPlan) -> RawEvent:
     match = _SYSTEM_RE.search(text)
     if match is None:
-        return _event_from_json(text)
+        return _event_from_json(text, plan.payload_keys)
     event_id = int(match.group(1))
-    if event_id in WANTED_EVENT_IDS:
-        return _event_from_json(text)
+    if event_id in plan.wanted_ids:
+        return _event_from_json(text, plan.payload_keys)
     channel, computer = match.group(4), match.group(5)
     provider = _PROVIDER_RE.search(text)
     return RawEvent(
@@ -185,9 +184,10 @@ _DECODER = json.JSONDecoder()
 _PROVIDER_MARK = '"Provider":{"#attributes":{"Name":"'
 
 
-def _wanted_event(text: str, fields: tuple[int, str, str, str, str]) -> RawEvent:
-    """A wanted record, decoding only its payload (EventData or UserData) as JSON; the System fields are the
-    ones already found. Falls back to decoding the whole record when the payload is not where expected."""
+def _wanted_event(text: str, fields: tuple[int, str, str, str, str], keys: frozenset[str]) -> RawEvent:
+    """A wanted record, decoding only its payload (EventData or UserData: the fields in ``keys``) as JSON; the
+    System fields are the ones already found. Falls back to decoding the whole record when the payload is not
+    where expected."""
     event_id, time_text, record_id, channel, computer = fields
     start = text.find('"EventData":{')
     offset = 12
@@ -195,20 +195,35 @@ def _wanted_event(text: str, fields: tuple[int, str, str, str, str]) -> RawEvent
         start = text.find('"UserData":{')
         offset = 11
     if start < 0:
-        return _event_from_json(text)
+        return _event_from_json(text, keys)
     payload, _ = _DECODER.raw_decode(text, start + offset)
     p = text.find(_PROVIDER_MARK)
     provider = text[p + len(_PROVIDER_MARK) : text.find('"', p + len(_PROVIDER_MARK))] if p >= 0 else ""
     if "\\" in provider:
-        return _event_from_json(text)
+        return _event_from_json(text, keys)
     wrapped = {"EventData": payload} if offset == 12 else {"UserData": payload}
     return RawEvent(parse_system_time(time_text), event_id, int(record_id), channel, computer, provider,
-                    _payload(wrapped))
+                    _payload(wrapped, keys))
 
 
-_WANTED_TEXT = frozenset(str(event_id) for event_id in WANTED_EVENT_IDS)
-_LOGONS_TEXT = frozenset({"4624", "4634"})
-_KDC_TEXT = frozenset(str(event_id) for event_id in KDC_EVENT_IDS)
+class _Lookups:
+    """What the hot loop derives from a plan, made once per plan (:func:`_lookups`), not once per file."""
+
+    __slots__ = ("kdc", "observation_only", "wanted")
+
+    def __init__(self, plan: ReadPlan) -> None:
+        self.wanted = frozenset(str(event_id) for event_id in plan.wanted_ids)
+        """The wanted event ids as the JSON writes them (the loop compares text, never converts)."""
+        self.kdc = frozenset(str(event_id) for event_id in plan.kdc_ids)
+        self.observation_only: dict[tuple[int, str], bool] = {}
+        """(event id, LogonType digits) -> :meth:`ReadPlan.observation_only` of a Security record, as found."""
+
+
+@functools.lru_cache(maxsize=16)
+def _lookups(plan: ReadPlan) -> _Lookups:
+    return _Lookups(plan)
+
+
 #: What follows a 27-character SystemTime in compact pyevtx-rs JSON.
 _AFTER_TIME = '"}},"EventRecordID":'
 _ID_AT = 14 + 27 + len(_AFTER_TIME)  # from '"SystemTime":"' to the EventRecordID digits
@@ -276,14 +291,13 @@ class _Block:
         self.keys.clear()
 
 
-_OBSERVATION_ONLY: dict[tuple[int, str], bool] = {}
-
-
-def _observed_account(text: str, start: int, event_id: int, channel: str) -> str | None:
+def _observed_account(text: str, start: int, event_id: int, channel: str, plan: ReadPlan,
+                      known: dict[tuple[int, str], bool]) -> str | None:
     """For a 4624/4634 that a slim read keeps only as an account: the raw ``TargetUserSid`` ..
     ``TargetDomainName`` text, equal for records whose account fields decode equal. None when the record is
     needed (a session logon type), or its LogonType is not plain digits right after ``TargetLogonId``, or the
-    fields are not in Windows' order.
+    fields are not in Windows' order. Whether a logon type is observation-only is the plan's call, remembered in
+    ``known`` (see :class:`_Lookups`).
 
     The text is searched, not parsed: a record whose JSON repeated one of these keys could fool it, which no
     Windows template does; and the first record of every account is decoded in full."""
@@ -299,11 +313,11 @@ def _observed_account(text: str, start: int, event_id: int, channel: str) -> str
         digits = digits[:1]
     elif text[at + 2 : at + 3] not in (",", "}"):
         return None
-    only = _OBSERVATION_ONLY.get((event_id, digits))
+    only = known.get((event_id, digits))
     if only is None:
         if not digits.isdigit():
             return None
-        only = _OBSERVATION_ONLY[(event_id, digits)] = observation_only(channel, event_id, int(digits))
+        only = known[(event_id, digits)] = plan.observation_only(channel, event_id, int(digits))
     if not only:
         return None
     account = text[sid:stop]
@@ -312,15 +326,16 @@ def _observed_account(text: str, start: int, event_id: int, channel: str) -> str
     return account
 
 
-def read_pyevtx_rs(path: Path, stats: FileStats, *, verify_checksums: bool = True,
+def read_pyevtx_rs(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: bool = True,
                    coverage: CoverageSink | None = None, slim: bool = False,
                    chunks: tuple[int, int] | None = None) -> Iterator[RawEvent]:
-    """Yield the records pyevtx-rs can read from ``path``; bad chunks and records go to ``stats``.
+    """Yield the records pyevtx-rs can read from ``path``; bad chunks and records go to ``stats``. The payload
+    (the plan's :attr:`~ReadPlan.payload_keys`) is decoded for the plan's :attr:`~ReadPlan.wanted_ids` only.
 
     Without ``coverage`` every record is yielded. With it (the fast path), every record goes into ``coverage`` in
-    blocks and only the records of :data:`WANTED_EVENT_IDS` are yielded, decoded. With ``slim`` too, a logon that
-    :func:`evtrack.events.observation_only` leaves out is yielded only for the first time its account (host,
-    channel and target account text) appears. ``chunks`` (first, last exclusive) reads only that range of chunks.
+    blocks and only the wanted records are yielded. With ``slim`` too, a Security 4624/4634 that
+    :meth:`ReadPlan.observation_only` leaves out is yielded only for the first time its account (host, channel
+    and target account text) appears. ``chunks`` (first, last exclusive) reads only that range of chunks.
     """
     import evtx  # lazy: keeps `evtrack --help` fast
 
@@ -349,9 +364,9 @@ def read_pyevtx_rs(path: Path, stats: FileStats, *, verify_checksums: bool = Tru
     except BaseException as exc:  # OSError, RuntimeError, or a Rust panic (a BaseException)
         raise SourceError(path, f"cannot open as .evtx: {exc}") from exc
     if coverage is None:
-        yield from _every_record(path, stats, records, refused, first)
+        yield from _every_record(path, stats, records, refused, first, plan)
     else:
-        yield from _fast(path, stats, records, refused, first, coverage, slim)
+        yield from _fast(path, stats, records, refused, first, coverage, slim, plan)
     if cut is not None:  # pyevtx-rs stops before a chunk the file ends inside, and says nothing
         stats.add_issue(*cut)
 
@@ -393,12 +408,12 @@ def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int], 
     return 1
 
 
-def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int], first: int
+def _every_record(path: Path, stats: FileStats, records: Any, refused: list[int], first: int, plan: ReadPlan
                   ) -> Iterator[RawEvent]:
     """Every record, fully decoded (``evtrack events`` without coverage). The report's loop is :func:`_fast`."""
     for record in _resilient(path, stats, records, refused, first):
         try:
-            event = _event(record["data"])
+            event = _event(record["data"], plan)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
             continue
@@ -439,7 +454,7 @@ def _header_id(record: Any) -> Any:
 
 
 def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first: int, coverage: CoverageSink,
-          slim: bool) -> Iterator[RawEvent]:
+          slim: bool, plan: ReadPlan) -> Iterator[RawEvent]:
     """The hot loop: five ``str.find`` per record for its System fields, the payload only for wanted ones.
 
     A record is taken apart here only when it has the usual compact shape and the same Channel and Computer as
@@ -448,7 +463,8 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
     times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
     observed: set[tuple[str, str]] = set()
     kdc_keys: set[str] = set()
-    wanted_ids, kdc_ids = _WANTED_TEXT, _KDC_TEXT
+    lookups = _lookups(plan)
+    wanted_ids, kdc_ids, keys = lookups.wanted, lookups.kdc, plan.payload_keys
     count = 0
     room = _BLOCK  # records until the next flush (later, if something flushed early: harmless)
     key = "\0"  # matches no record: the first one sets it
@@ -474,14 +490,14 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                 and text.startswith(_AFTER_TIME, t + 41) and text.startswith(key, c)):
             shape = _shape(text, i, j, t, k, c)
             if shape is None:
-                event = _unusual(text, record, stats, coverage, block)
+                event = _unusual(text, record, stats, coverage, block, plan)
                 if event is not None:
                     yield event
                 continue
             key = shape
             if key not in block._pairs and block.pair(key) is None:
                 key = "\0"
-                event = _unusual(text, record, stats, coverage, block)
+                event = _unusual(text, record, stats, coverage, block, plan)
                 if event is not None:
                     yield event
                 continue
@@ -491,12 +507,12 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
             skip = False
             account = None
             if slim and (eid == "4624" or eid == "4634") and channel == "Security":
-                account = _observed_account(text, c + len(key), int(eid), channel)
+                account = _observed_account(text, c + len(key), int(eid), channel, plan, lookups.observation_only)
                 if account is not None:
                     skip = (key, account) in observed  # its only use, the account, is already observed
             if not skip:
                 try:
-                    wanted = _wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel, computer))
+                    wanted = _wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel, computer), keys)
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
                     continue
@@ -541,10 +557,11 @@ class _Unusual(Exception):
     """A record not in the usual compact shape: it goes through the general path."""
 
 
-def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageSink, block: _Block) -> RawEvent | None:
+def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageSink, block: _Block,
+             plan: ReadPlan) -> RawEvent | None:
     """A record the hot loop could not take apart: parsed fully; returned when it is wanted."""
     try:
-        event = _event(text)
+        event = _event(text, plan)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
         return None
@@ -555,7 +572,7 @@ def _unusual(text: Any, record: Any, stats: FileStats, coverage: CoverageSink, b
     stats.records += 1
     stats.per_channel[event.channel] += 1
     coverage.add(event)
-    return event if event.event_id in WANTED_EVENT_IDS else None
+    return event if event.event_id in plan.wanted_ids else None
 
 
 #: The engine as :mod:`evtrack.reading` uses it: it fills the coverage itself, skips observed accounts in a slim

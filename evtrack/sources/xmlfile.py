@@ -22,7 +22,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser, fromstring
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import FileStats, InputKind, RawEvent, Reader
+from evtrack.sources.base import FileStats, InputKind, RawEvent, Reader, ReadPlan
 
 _TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|[+-]\d{2}:?\d{2})?$"
@@ -109,8 +109,10 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def event_from_element(event: Element) -> RawEvent:
-    """Map one ``<Event>`` element (any namespace) to a :class:`RawEvent`.
+def event_from_element(event: Element, plan: ReadPlan | None = None) -> RawEvent:
+    """Map one ``<Event>`` element (any namespace) to a :class:`RawEvent`: with a ``plan``, its payload only when
+    the plan wants its event id, and only the plan's payload keys (as the .evtx engines give it); without one, the
+    whole payload.
 
     Raises ValueError when EventID or EventRecordID is outside its type's range (the event is corrupt)."""
     event_id = 0
@@ -148,12 +150,16 @@ def event_from_element(event: Element) -> RawEvent:
                 for item in payload:
                     data[_local(item.tag)] = _text(item)
                 break
+    if plan is not None:
+        keys = plan.payload_keys
+        data = {k: v for k, v in data.items() if k in keys} if event_id in plan.wanted_ids else {}
     return RawEvent(time_us, event_id, record_id, channel, computer, provider, data)
 
 
-def event_from_xml(xml: str) -> RawEvent:
-    """Parse one rendered ``<Event>`` (as python-evtx renders it) into a :class:`RawEvent`."""
-    return event_from_element(fromstring(xml, forbid_dtd=True))
+def event_from_xml(xml: str, plan: ReadPlan | None = None) -> RawEvent:
+    """Parse one rendered ``<Event>`` (as python-evtx renders it) into a :class:`RawEvent` (see
+    :func:`event_from_element` for ``plan``)."""
+    return event_from_element(fromstring(xml, forbid_dtd=True), plan)
 
 
 class _TooDeep(Exception):
@@ -277,7 +283,7 @@ def looks_like_xml_events(head: bytes) -> bool:
     return text.startswith(("<Event", "<!DOCTYPE"))
 
 
-def _events(collector: _EventCollector, stats: FileStats) -> Iterator[RawEvent]:
+def _events(collector: _EventCollector, stats: FileStats, plan: ReadPlan) -> Iterator[RawEvent]:
     """The events the collector has completed since the last call; oversized and corrupt ones become issues."""
     for number in collector.oversized:
         stats.add_issue(f"event {number}", f"event larger than {MAX_EVENT_CHARS} characters: skipped", 1)
@@ -286,7 +292,7 @@ def _events(collector: _EventCollector, stats: FileStats) -> Iterator[RawEvent]:
     collector.ready.clear()
     for element in ready:
         try:
-            event = event_from_element(element)
+            event = event_from_element(element, plan)
         except ValueError as exc:
             record = element.find("{*}System/{*}EventRecordID")
             where = f"record {record.text}" if record is not None and (record.text or "").isdigit() else "event"
@@ -297,8 +303,9 @@ def _events(collector: _EventCollector, stats: FileStats) -> Iterator[RawEvent]:
         yield event
 
 
-def read_xml(path: Path, stats: FileStats, *, verify_checksums: bool = True) -> Iterator[RawEvent]:
-    """Stream the events of an XML export. A malformed document stops the file with a counted issue."""
+def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: bool = True) -> Iterator[RawEvent]:
+    """Stream the events of an XML export, each with the payload ``plan`` asks for (see
+    :func:`event_from_element`). A malformed document stops the file with a counted issue."""
     del verify_checksums  # XML has no checksums
     stats.kind = InputKind.XML
     stats.engine = "xml"
@@ -343,7 +350,7 @@ def read_xml(path: Path, stats: FileStats, *, verify_checksums: bool = True) -> 
                         stats.add_issue("file", "refused XML: a single tag, attribute or comment longer than "
                                         f"{_MAX_SILENT_READS * _READ_SIZE >> 20} MiB", 0)
                         return
-                yield from _events(collector, stats)
+                yield from _events(collector, stats, plan)
                 if undecodable is not None:
                     raise undecodable
                 if not raw:
@@ -351,9 +358,9 @@ def read_xml(path: Path, stats: FileStats, *, verify_checksums: bool = True) -> 
             if started:
                 parser.feed("</evtrack-root>")
                 parser.close()
-            yield from _events(collector, stats)
+            yield from _events(collector, stats, plan)
     except (_TooDeep, DefusedXmlException, SyntaxError, UnicodeDecodeError, OSError) as exc:
-        yield from _events(collector, stats)  # the events completed before the damage
+        yield from _events(collector, stats, plan)  # the events completed before the damage
         stats.add_issue("file", _refusal(exc, encoding), 0)
 
 

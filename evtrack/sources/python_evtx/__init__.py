@@ -10,9 +10,10 @@ through ``Evtx.records()``, only visits the chunks the file header names, which 
 - never renders on the fast path (:mod:`.fast`): each template is turned into a plan (:mod:`.plans`), once per
   chunk, or taken from a cache of plans shared by all chunks and files when evaluating the template here would
   read the same bytes and names (:mod:`.chunk`); per template and sequence of substitution types, a *shape*
-  says how each field reads. Payloads are decoded only for
-  :data:`~evtrack.sources.base.WANTED_EVENT_IDS`, and only their :data:`~evtrack.sources.base.PAYLOAD_KEYS`
-  fields (as the pyevtx-rs engine does, so both give identical ``data``);
+  says how each field reads. Payloads are decoded only for the read plan's
+  :attr:`~evtrack.sources.base.ReadPlan.wanted_ids`, and only its
+  :attr:`~evtrack.sources.base.ReadPlan.payload_keys` fields (as the pyevtx-rs engine does, so both give
+  identical ``data``); plans cached across chunks and files are kept per set of payload keys;
 - fills the coverage itself when given one (only wanted records are yielded) and, in a slim read, skips a
   repeated observation-only logon or logoff after decoding just its logon type and account (:mod:`.slim`);
   both are declared on :data:`READER`;

@@ -1,5 +1,5 @@
 """One chunk's bytes with its caches: names, template plans (through a plan cache shared by every chunk and file
-this process reads), decoded System texts, and the BinXML evaluator.
+this process reads, per set of payload keys), decoded System texts, and the BinXML evaluator.
 
 Format: libevtx's "Windows XML Event Log (EVTX) format",
 https://github.com/libyal/libevtx/blob/main/documentation/Windows%20XML%20Event%20Log%20(EVTX).asciidoc,
@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from evtrack.sources.base import CHUNK_SIZE
+from evtrack.sources.base import CHUNK_SIZE, ReadPlan
 from evtrack.sources.binxml.tree import (
     HEADER,
     MAX_CHUNK_STEPS,
@@ -45,22 +45,28 @@ class _CachedPlan:
         """The bytes just after the body that the evaluation read (its last token's lookahead)."""
 
 
-#: Plans by (parent, body bytes), across chunks and files: logs repeat their templates chunk after chunk, and
-#: evaluating a template costs as much as decoding a hundred records.
-_PLAN_CACHE: dict[tuple[str, bytes] | None, _CachedPlan] = {}
+#: Plans by (payload keys, parent, body bytes), across chunks and files: logs repeat their templates chunk after
+#: chunk, and evaluating a template costs as much as decoding a hundred records. A plan holds where the payload
+#: keys of the read plan sit, so reads with other keys keep their own.
+_PLAN_CACHE: dict[tuple[frozenset[str], str, bytes], _CachedPlan] = {}
 _PLAN_CACHE_BYTES = 0
 _MAX_PLAN_CACHE_BYTES = 8 << 20
 _MAX_CACHED_BODY = 16 << 10
 
 
 class Chunk:
-    """One chunk's bytes plus the per-chunk caches (names and template plans)."""
+    """One chunk's bytes plus the per-chunk caches (names and template plans), read for ``read_plan``."""
 
-    def __init__(self, data: bytes, index: int, limit: int = CHUNK_SIZE) -> None:
+    def __init__(self, data: bytes, index: int, limit: int = CHUNK_SIZE, *, read_plan: ReadPlan) -> None:
         self.data = data
         self.index = index
         self.limit = limit
         """Bytes of the chunk actually in the file (less than 64 KiB only for a truncated last chunk)."""
+        self.read_plan = read_plan
+        self.wanted = read_plan.wanted_ids
+        """The event ids whose payload is decoded."""
+        self.keys = read_plan.payload_keys
+        """The payload fields decoded (what the template plans of this chunk look for)."""
         self.names: dict[int, str] = {}
         self.plans: dict[int, Plan | None] = {}
         self.payload_plans: dict[tuple[int, str], PayloadPlan | None] = {}
@@ -77,7 +83,7 @@ class Chunk:
             return self.plans[template]
         plan: Plan | None
         try:
-            plan = self._planned(template, "", Plan)
+            plan = self._planned(template, "", lambda nodes: Plan(nodes, self.keys))
         except (Unsupported, struct.error, IndexError, ValueError):
             plan = None
         self.plans[template] = plan
@@ -90,7 +96,7 @@ class Chunk:
             return self.payload_plans[key]
         plan: PayloadPlan | None
         try:
-            plan = self._planned(template, parent, lambda nodes: PayloadPlan(wrap(nodes, parent)))
+            plan = self._planned(template, parent, lambda nodes: PayloadPlan(wrap(nodes, parent), self.keys))
         except (Unsupported, struct.error, IndexError, ValueError):
             plan = None
         self.payload_plans[key] = plan
@@ -107,7 +113,7 @@ class Chunk:
         if high > CHUNK_SIZE:
             raise Unsupported("template body past the chunk")
         evaluator = self.evaluator
-        key = (parent, data[body:high]) if size <= _MAX_CACHED_BODY else None
+        key = (self.keys, parent, data[body:high]) if size <= _MAX_CACHED_BODY else None
         cached = _PLAN_CACHE.get(key) if key is not None else None
         if cached is not None and evaluator.chunk_steps <= MAX_CHUNK_STEPS and self._replayed(cached, body, high):
             return cached.plan  # type: ignore[no-any-return]

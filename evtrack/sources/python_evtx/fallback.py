@@ -20,9 +20,7 @@ from typing import Any
 from evtrack.sources.base import (
     CHUNK_HEADER_SIZE,
     CHUNK_SIZE,
-    PAYLOAD_KEYS,
     RECORD_HEADER_SIZE,
-    WANTED_EVENT_IDS,
     FileStats,
     RawEvent,
     filetime_to_us,
@@ -83,7 +81,7 @@ def _safe_chunk_header() -> Any:
 
 def tree_event(chunk: Chunk, pos: int, end: int) -> RawEvent:
     """Decode one record by evaluating its whole BinXML (raw elements or a template instance)."""
-    return event_from_tree(chunk.evaluator.evaluate(pos, end, ([], [], [])))
+    return event_from_tree(chunk.evaluator.evaluate(pos, end, ([], [], [])), chunk.read_plan)
 
 
 def _exact_time(record: Any, rendered_us: int | None) -> int | None:
@@ -145,10 +143,10 @@ def rendered_event(chunk: Chunk, offset: int) -> RawEvent:
     if chunk.evtx_chunk is None:
         chunk.evtx_chunk = _safe_chunk_header()(chunk.data, 0)
     record = Record(chunk.data, offset, chunk.evtx_chunk)
-    event = event_from_xml(_bounded_xml(record))
-    data = {k: v for k, v in event.data.items() if k in PAYLOAD_KEYS} if event.event_id in WANTED_EVENT_IDS else {}
+    event = event_from_xml(_bounded_xml(record), chunk.read_plan)
     time_us = _exact_time(record, event.time_us)
-    return RawEvent(time_us, event.event_id, event.record_id, event.channel, event.computer, event.provider, data)
+    return RawEvent(time_us, event.event_id, event.record_id, event.channel, event.computer, event.provider,
+                    event.data)
 
 
 def slow_event(chunk: Chunk, offset: int, size: int, stats: FileStats, number: int) -> RawEvent | None:

@@ -1,8 +1,8 @@
 """The fast path: one record through its template's plan, without rendering.
 
 Each record only reads its substitution descriptor array, EventID first, and the System values; payloads are
-decoded only for :data:`~evtrack.sources.base.WANTED_EVENT_IDS`, and only their
-:data:`~evtrack.sources.base.PAYLOAD_KEYS` fields (as the pyevtx-rs engine does, so both give identical
+decoded only for the read plan's :attr:`~evtrack.sources.base.ReadPlan.wanted_ids`, and only its
+:attr:`~evtrack.sources.base.ReadPlan.payload_keys` fields (as the pyevtx-rs engine does, so both give identical
 ``data``). A nested BinXML payload goes through its own template's plan when it is a template instance, else
 through the evaluator. What this path cannot decode raises :class:`~evtrack.sources.binxml.values.Unsupported`
 (a slower path tries) or :class:`~evtrack.sources.binxml.values.Corrupt` (reported, as pyevtx-rs refuses it).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evtrack.sources.base import FILETIME_UNIX_OFFSET, SECURITY, WANTED_EVENT_IDS, RawEvent, filetime_to_us
+from evtrack.sources.base import FILETIME_UNIX_OFFSET, RawEvent, filetime_to_us
 from evtrack.sources.binxml.tree import MAX_DEPTH, Ints
 from evtrack.sources.binxml.values import (
     BINXML_STARTS,
@@ -52,7 +52,7 @@ from evtrack.sources.python_evtx.plans import (
     payload_from_tree,
     wrap,
 )
-from evtrack.sources.python_evtx.slim import LOGON_EVENTS, SKIPPED, Slim
+from evtrack.sources.python_evtx.slim import LOGON_CHANNEL, LOGON_EVENTS, SKIPPED, Slim
 from evtrack.sources.xmlfile import parse_system_time
 
 _NO_PLAN: Any = object()
@@ -138,7 +138,8 @@ def _payload(
     depth: int,
     shape: PayloadShape | None = None,
 ) -> dict[str, str | None]:
-    """The payload's :data:`PAYLOAD_KEYS` values (``shape``: the plan's shape for ``types``, when known)."""
+    """The payload's values of the read plan's payload keys (``shape``: the plan's shape for ``types``, when
+    known)."""
     if shape is None:
         shape = plan.shapes.get(types)
         if shape is None:
@@ -216,7 +217,7 @@ def _nested_payload(chunk: Chunk, pos: int, end: int, parent: str, depth: int) -
         if plan is not None:
             offsets, sizes, types, _stop = instance_data(buf, pos, end)
             return _payload(chunk, plan, offsets, sizes, types, depth)
-    return payload_from_tree(wrap(chunk.evaluator.evaluate(start, end, ([], [], [])), parent))
+    return payload_from_tree(wrap(chunk.evaluator.evaluate(start, end, ([], [], [])), parent), chunk.keys)
 
 
 #: 9999-12-31T23:59:59.9999999Z as FILETIME: pyevtx-rs refuses a record with any later time (found by fuzzing),
@@ -266,7 +267,7 @@ def fast_event(chunk: Chunk, pos: int, end: int, slim: Slim | None = None) -> Ra
         event_id = 0
     else:
         event_id = _field_int(buf, plan.event_id, offsets, sizes, types) or 0
-    if event_id not in WANTED_EVENT_IDS:
+    if event_id not in chunk.wanted:
         data = {}
     elif slim is not None and event_id in LOGON_EVENTS and shape.simple:
         texts = chunk.texts
@@ -276,7 +277,7 @@ def fast_event(chunk: Chunk, pos: int, end: int, slim: Slim | None = None) -> Ra
         if payload is None:
             payload = shape.payload = add_payload_shape(plan.payload, types)
         keys = None
-        if channel.lower() == SECURITY:
+        if channel.lower() == LOGON_CHANNEL:
             try:
                 keys = _partial_payload(chunk, plan.payload, payload, offsets, sizes, types, 0)
             except Exception:  # whatever a partial read cannot vouch for, the full read decides as before

@@ -2,7 +2,8 @@
 
 A template body evaluated symbolically (:mod:`evtrack.sources.binxml.tree`) becomes a :class:`Plan`: which
 substitution holds EventID, TimeCreated/@SystemTime, EventRecordID, Channel, Computer, Provider/@Name, and the
-:data:`~evtrack.sources.base.PAYLOAD_KEYS` of the ``EventData/Data[@Name]`` or ``UserData/*/*`` payload. Per
+read plan's payload keys (:attr:`~evtrack.sources.base.ReadPlan.payload_keys`) of the ``EventData/Data[@Name]`` or
+``UserData/*/*`` payload: a template's plan depends on those keys, and is cached with them. Per
 template and sequence of substitution types, a :class:`Shape` (and a :class:`PayloadShape`) says how each field
 reads: a constant, a direct ``struct`` read, a cached UTF-16 or SID text, or the generic decoder.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from evtrack.sources.base import PAYLOAD_KEYS, WANTED_EVENT_IDS, RawEvent
+from evtrack.sources.base import RawEvent, ReadPlan
 from evtrack.sources.binxml.tree import Element, Part, Sub
 from evtrack.sources.binxml.values import (
     FIXED_SIZES,
@@ -48,27 +49,29 @@ def _resolved(parts: list[Part]) -> str | None:
     return "".join(part for part in parts if isinstance(part, str))
 
 
-def payload_from_tree(event: Element) -> dict[str, str | None]:
+def payload_from_tree(event: Element, keys: frozenset[str]) -> dict[str, str | None]:
+    """The payload fields named in ``keys`` of an evaluated event."""
     data: dict[str, str | None] = {}
     event_data = _find(event, "EventData")
     if event_data is not None:
         for item in event_data.elements():
             if item.name == "Data" and "Name" in item.attrs:
                 name = _resolved(item.attrs["Name"]) or ""
-                if name in PAYLOAD_KEYS:
+                if name in keys:
                     data[name] = _resolved(item.parts())
         return data
     user_data = _find(event, "UserData")
     if user_data is not None:
         for payload in user_data.elements():
             for item in payload.elements():
-                if item.name in PAYLOAD_KEYS:
+                if item.name in keys:
                     data[item.name] = _resolved(item.parts()) or None  # pyevtx-rs: an empty element is null
             break
     return data
 
 
-def event_from_tree(nodes: list[Element | Part]) -> RawEvent:
+def event_from_tree(nodes: list[Element | Part], plan: ReadPlan) -> RawEvent:
+    """An evaluated record as a :class:`RawEvent`; its payload only when ``plan`` wants its event id."""
     event = next((node for node in nodes if isinstance(node, Element) and node.name == "Event"), None)
     if event is None:
         raise Unsupported("no Event element")
@@ -91,7 +94,7 @@ def event_from_tree(nodes: list[Element | Part]) -> RawEvent:
         channel=text("Channel") or "",
         computer=text("Computer") or "",
         provider=attr("Provider", "Name") or "",
-        data=payload_from_tree(event) if event_id in WANTED_EVENT_IDS else {},
+        data=payload_from_tree(event, plan.payload_keys) if event_id in plan.wanted_ids else {},
     )
 
 
@@ -111,14 +114,15 @@ def _spec(parts: list[Part] | None) -> Spec:
 
 
 class Plan:
-    """What one template needs per record: where each System field and payload value sits."""
+    """What one template needs per record: where each System field and payload value sits (the payload values of
+    ``keys``, a read plan's payload keys)."""
 
     __slots__ = (
         "channel", "computer", "event_id", "payload", "payload_parent", "payload_sub", "provider", "record_id",
         "shapes", "time",
     )  # fmt: skip
 
-    def __init__(self, root: list[Element | Part]) -> None:
+    def __init__(self, root: list[Element | Part], keys: frozenset[str]) -> None:
         events = [node for node in root if isinstance(node, Element)]
         if len(events) != 1 or events[0].name != "Event":
             raise Unsupported("template root is not one Event element")
@@ -141,17 +145,18 @@ class Plan:
         self.provider = field("Provider", "Name")
         if self.event_id[0] != "sub" and self.event_id[1] is None:
             raise Unsupported("template without EventID")
-        self.payload = PayloadPlan(event)
+        self.payload = PayloadPlan(event, keys)
         self.shapes: dict[tuple[int, ...], Shape] = {}
 
 
 class PayloadPlan:
-    """Where an event's payload values sit: ``EventData/Data[@Name]`` or ``UserData/*/*`` keys, plus at most one
-    substitution holding a nested BinXML payload (``parent`` says under which element it sits)."""
+    """Where an event's payload values sit: the ``EventData/Data[@Name]`` or ``UserData/*/*`` fields named in
+    ``keys``, plus at most one substitution holding a nested BinXML payload (``parent`` says under which element
+    it sits)."""
 
     __slots__ = ("fields", "parent", "shapes", "sub")
 
-    def __init__(self, event: Element) -> None:
+    def __init__(self, event: Element, keys: frozenset[str]) -> None:
         #: (key, where its value is, whether an empty value reads as null: UserData elements, not EventData/Data)
         self.fields: list[tuple[str, Spec, bool]] = []
         self.shapes: dict[tuple[int, ...], PayloadShape] = {}
@@ -169,7 +174,7 @@ class PayloadPlan:
                         name = _spec(item.attrs["Name"])
                         if name[0] != "lit":
                             raise Unsupported("Data Name is a substitution")
-                        if (name[1] or "") in PAYLOAD_KEYS:
+                        if (name[1] or "") in keys:
                             self.fields.append((name[1] or "", _spec(item.parts()), False))
                 elif isinstance(item, Sub):
                     self._dynamic(item, "EventData")
@@ -181,7 +186,7 @@ class PayloadPlan:
                 if isinstance(item, Element):
                     for child in item.children:
                         if isinstance(child, Element):
-                            if child.name in PAYLOAD_KEYS:
+                            if child.name in keys:
                                 self.fields.append((child.name, _spec(child.parts()), True))
                         elif isinstance(child, Sub):
                             raise Unsupported("substitution inside the UserData payload element")

@@ -33,12 +33,12 @@ from evtrack.sources.base import (
     EVTX_MAGIC,
     FILE_HEADER_SIZE,
     RECORD_HEADER_SIZE,
-    WANTED_EVENT_IDS,
     CoverageSink,
     FileStats,
     InputKind,
     RawEvent,
     Reader,
+    ReadPlan,
     missing_chunks,
     truncated_chunk,
     truncated_header,
@@ -98,17 +98,18 @@ class _Reading:
 
     __slots__ = ("coverage", "issues_seen", "slim", "stats")
 
-    def __init__(self, stats: FileStats, coverage: CoverageSink | None, slim: bool) -> None:
+    def __init__(self, stats: FileStats, coverage: CoverageSink | None, slim: bool, plan: ReadPlan) -> None:
         self.stats = stats
         self.coverage = coverage
-        self.slim = Slim() if slim else None
+        self.slim = Slim(plan) if slim else None
         self.issues_seen = 0
         """Issues already looked at for lost records (see :func:`evtrack.reading._with_coverage`)."""
 
 
 def _chunk_events(chunk: Chunk, stats: FileStats, reading: _Reading | None = None) -> Iterator[RawEvent]:
     """The records of one chunk to yield: every record counted in ``stats``; with a coverage, every record goes
-    into it and only :data:`WANTED_EVENT_IDS` are yielded; a slim read skips logons it already has the account of."""
+    into it and only the read plan's wanted ids are yielded; a slim read skips logons it already has the account
+    of."""
     data = chunk.data
     _first, _last, _first_id, last_id, _hsize, _last_off, free_space, _crc = _CHUNK_HEADER(data, 8)
     offset = CHUNK_HEADER_SIZE
@@ -118,6 +119,7 @@ def _chunk_events(chunk: Chunk, stats: FileStats, reading: _Reading | None = Non
     issues = stats.issues
     coverage = reading.coverage if reading is not None else None
     slim = reading.slim if reading is not None else None
+    wanted = chunk.wanted
     while offset < free_space:
         if offset + RECORD_HEADER_SIZE > limit:
             skipped = max(_chunk_record_count(data) - read, 1)
@@ -154,7 +156,7 @@ def _chunk_events(chunk: Chunk, stats: FileStats, reading: _Reading | None = Non
                         coverage.break_segments()
                     reading.issues_seen = len(issues)
                 coverage.add(event)
-                if event.event_id not in WANTED_EVENT_IDS:
+                if event.event_id not in wanted:
                     if number == last_id:
                         return
                     continue
@@ -188,21 +190,24 @@ def read_python_evtx(
     path: Path,
     stats: FileStats,
     *,
+    plan: ReadPlan,
     verify_checksums: bool = True,
     coverage: CoverageSink | None = None,
     slim: bool = False,
 ) -> Iterator[RawEvent]:
     """Yield every record python-evtx's layout plus our fast decoder can read; bad chunks/records go to ``stats``.
+    The payload (the plan's :attr:`~ReadPlan.payload_keys`) is decoded for the plan's
+    :attr:`~ReadPlan.wanted_ids` only.
 
-    With ``coverage`` (see :func:`evtrack.reading.read_file`), every record goes into it and only the records of
-    :data:`WANTED_EVENT_IDS` are yielded. With ``slim``, an observation-only logon or logoff
-    (:func:`evtrack.events.observation_only`) whose host, channel and account texts were already yielded from
-    this file is not yielded: it adds nothing to a slim read (see :class:`Slim`)."""
+    With ``coverage`` (see :func:`evtrack.reading.read_file`), every record goes into it and only the wanted
+    records are yielded. With ``slim``, an observation-only logon or logoff (:meth:`ReadPlan.observation_only`)
+    whose host, channel and account texts were already yielded from this file is not yielded: it adds nothing to
+    a slim read (see :class:`Slim`)."""
     stats.kind = InputKind.EVTX
     stats.engine = ENGINE
     handle, size, header = _open(path)
     stats.size = size
-    reading = _Reading(stats, coverage, slim)
+    reading = _Reading(stats, coverage, slim, plan)
     blank: list[int] = []
     with handle:
         handle.seek(FILE_HEADER_SIZE)
@@ -245,7 +250,7 @@ def read_python_evtx(
                 if coverage is not None:  # its records are lost, even when its header cannot say how many
                     coverage.break_segments()
                 continue
-            yield from _chunk_events(Chunk(data, index, limit), stats, reading)
+            yield from _chunk_events(Chunk(data, index, limit, read_plan=plan), stats, reading)
 
 
 #: The engine as :mod:`evtrack.reading` uses it: it fills the coverage itself and skips observed accounts in a
