@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from evtrack.reading import DEFAULT_ENGINE, ProgressCallback, ReadResult, read_inputs
 from evtrack.report import InputFile, Report
+from evtrack.sources.base import ReadPlan
 from evtrack.usage import ReportSettings, ReportSource, build_report
 
 if TYPE_CHECKING:
@@ -86,15 +87,16 @@ class FilesInput:
     on_read: Callable[[ReadResult], None] | None = None
     """Called with the read result before the report is built (for a summary, or to refuse an empty read)."""
 
-    def read(self) -> ReadResult:
+    def read(self, plan: ReadPlan | None = None) -> ReadResult:
+        """Read the files with ``plan`` (None: the catalogue's, without an input zone or culture)."""
         result = read_inputs(self.paths, engine=self.engine, verify_checksums=self.verify_checksums, jobs=self.jobs,
-                             progress=self.progress, slim=self.slim)
+                             progress=self.progress, slim=self.slim, plan=plan)
         if self.on_read is not None:
             self.on_read(result)
         return result
 
     def source(self, settings: ReportSettings) -> ReportSource:
-        return source_from_read(self.read())
+        return source_from_read(self.read(settings.read_plan()))
 
 
 @dataclass(frozen=True)

@@ -453,11 +453,15 @@ def _keep(snapshots: Sequence[Snapshot], settings: PollSettings) -> list[Snapsho
 
 def _ingest(store_path: Path, files: list[Path]) -> list[tuple[int, str | None]]:
     """Ingest ``files`` as ``evtrack ingest`` would; per file the events added, or why it was not ingested."""
+    from evtrack.catalogue import read_plan
     from evtrack.store import STATUS_FAILED, Store
+    from evtrack.windows import resolve_zone
 
+    # the snapshots were just taken on this machine: their local times are in its zone
+    plan = read_plan(local_zone=resolve_zone("local").info)
     try:
         with Store.open(store_path, create=True) as store:
-            ingest = store.ingest(files)
+            ingest = store.ingest(files, plan=plan)
     except EvtrackError as exc:
         return [(0, str(exc))] * len(files)
     by_path = {outcome.path: outcome for outcome in ingest.files}

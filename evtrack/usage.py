@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from evtrack import rows as table_rows
 from evtrack.catalogue import POLLED_CHANNELS
+from evtrack.catalogue import read_plan as catalogue_plan
 from evtrack.concurrency import connected_intervals
 from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan
@@ -46,7 +47,7 @@ from evtrack.report import (
     UserUsage,
     WindowUsage,
 )
-from evtrack.sources.base import datetime_to_us, plausible_time, us_to_datetime
+from evtrack.sources.base import ReadPlan, datetime_to_us, plausible_time, us_to_datetime
 from evtrack.windows import Window, WindowSpec, Zone, local_date, local_midnight, resolve_zone, windows_between
 
 if TYPE_CHECKING:
@@ -100,12 +101,19 @@ class ReportSettings:
     """``tz`` resolved once (IANA name and zone); ``tz`` holds its IANA name."""
     spec: WindowSpec = field(init=False, repr=False, compare=False)
     """``window`` parsed once."""
+    input_zone: Zone = field(init=False, repr=False, compare=False)
+    """``input_tz`` (else ``tz``) resolved once: the zone of inputs that write local times without an offset."""
 
     def __post_init__(self) -> None:
         resolved = resolve_zone(self.tz)
         object.__setattr__(self, "zone", resolved)
         object.__setattr__(self, "tz", resolved.name)
         object.__setattr__(self, "spec", WindowSpec.parse(self.window))
+        object.__setattr__(self, "input_zone", resolve_zone(self.input_tz) if self.input_tz else resolved)
+
+    def read_plan(self) -> ReadPlan:
+        """What the readers are asked to read: the catalogue's plan, with the inputs' zone and culture."""
+        return catalogue_plan(local_zone=self.input_zone.info, culture=self.culture)
 
 
 @dataclass(frozen=True)

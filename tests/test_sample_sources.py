@@ -12,25 +12,21 @@ hers, so counting an attempt would add her.
 from __future__ import annotations
 
 import csv
-import inspect
 import json
-from collections.abc import Iterator
 from datetime import datetime, timezone
-from functools import partial
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from evtrack import catalogue, reading
+from evtrack import catalogue
 from evtrack.cli import app
 from evtrack.pipeline import FilesInput, run
 from evtrack.reading import ReadResult
 from evtrack.report import Report
 from evtrack.sources import pyevtx_rs
-from evtrack.sources.base import FileStats, RawEvent, Reader, datetime_to_us
+from evtrack.sources.base import FileStats, RawEvent, datetime_to_us
 from evtrack.synth.sources import SOURCES
 from evtrack.usage import ReportSettings
 
@@ -45,7 +41,7 @@ FEBRUARY_US = datetime_to_us(datetime(2024, 1, 31, 23, tzinfo=timezone.utc))
 
 
 def read_evtx(path: Path) -> list[RawEvent]:
-    return list(pyevtx_rs.READER.read(path, FileStats(path)))
+    return list(pyevtx_rs.READER.read(path, FileStats(path), plan=catalogue.read_plan()))
 
 
 def write(folder: Path, *extra: str) -> dict[str, Any]:
@@ -70,35 +66,6 @@ def settings(truth: dict[str, Any]) -> ReportSettings:
                           created_at=datetime(2024, 6, 1, tzinfo=timezone.utc))
 
 
-@pytest.fixture(scope="module")
-def plan_reaches_readers(sample: tuple[Path, dict[str, Any]]) -> Iterator[None]:
-    """Until read_inputs takes the read plan (wip-plan), hand the settings' plan to the content readers here.
-
-    What these tests need from the pipeline: ``FilesInput.source(settings)`` reads with
-    ``catalogue.read_plan(local_zone=<settings.input_tz, else settings.tz, as a zone>, culture=settings.culture)``.
-    Once ``read_inputs`` has ``plan=``, this fixture does nothing and FilesInput must do that itself."""
-    if "plan" in inspect.signature(reading.read_inputs).parameters:
-        yield
-        return
-    wanted = settings(sample[1])
-    plan = catalogue.read_plan(wanted.zone.info if wanted.input_tz is None else _zone(wanted.input_tz),
-                               wanted.culture)
-    with pytest.MonkeyPatch.context() as patch:
-        for name in reading.CONTENT_READERS.values():
-            module = import_module(name)
-            reader: Reader = module.READER
-            read: Any = reader.read  # takes plan= (the readers do; the protocol will)
-            patch.setattr(module, "READER", Reader(reader.name, partial(read, plan=plan),
-                                                   fills_coverage=reader.fills_coverage))
-        yield
-
-
-def _zone(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
-
-
 def inputs(folder: Path, source: str) -> list[Path]:
     if source == "logs":
         return sorted(folder.glob("*.evtx"))
@@ -106,7 +73,7 @@ def inputs(folder: Path, source: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def reports(sample: tuple[Path, dict[str, Any]], plan_reaches_readers: None) -> dict[str, tuple[Report, ReadResult]]:
+def reports(sample: tuple[Path, dict[str, Any]]) -> dict[str, tuple[Report, ReadResult]]:
     folder, truth = sample
     built: dict[str, tuple[Report, ReadResult]] = {}
     for source in (*SOURCES, "all"):

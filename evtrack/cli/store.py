@@ -13,15 +13,28 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evtrack.cli.common import announce_new_store, no_logs_found, render_report, write_or_print
+from evtrack.cli.common import announce_new_store, no_logs_found, render_report, resolve, write_or_print
 from evtrack.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, escape, fail, stderr
-from evtrack.cli.options import PER_HELP, BomOpt, CsvDelimiterOpt, Engine, EventFormat, Per, ReportFormat
+from evtrack.cli.options import (
+    PER_HELP,
+    BomOpt,
+    ConfigOpt,
+    CsvDelimiterOpt,
+    CultureOpt,
+    Engine,
+    EventFormat,
+    InputTzOpt,
+    Per,
+    ReportFormat,
+    TzOpt,
+)
 from evtrack.errors import EvtrackError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from evtrack.reading import Inputs
+    from evtrack.sources.base import ReadPlan
     from evtrack.store import FileOutcome, FileScanner, IngestResult, Store, StoreInfo
 
 
@@ -104,9 +117,16 @@ def ingest(
                      help="With --executor dask: the scheduler's address, e.g. tcp://HOST:8786 (default: start a "
                      "local cluster)."),
     ] = None,
+    config: ConfigOpt = None,
+    tz: TzOpt = None,
+    input_tz: InputTzOpt = None,
+    culture: CultureOpt = None,
 ) -> None:
     """Add event logs to the store; files and events already there are skipped (safe to re-run)."""
     from evtrack.reading import default_jobs
+    from evtrack.settings import SettingFlags
+
+    plan = resolve(SettingFlags(config=config, tz=tz, input_tz=input_tz, culture=culture)).report.read_plan()
 
     console = stderr()
     if scheduler and executor is not Executor.dask:
@@ -129,10 +149,11 @@ def ingest(
                 scanner = DaskScanner(stack.enter_context(dask_client(scheduler, workers=jobs)))
             if quiet or not console.is_terminal:
                 result = opened.ingest(paths, engine=engine.value, verify_checksums=verify_checksums,
-                                       jobs=jobs or default_jobs(), scanner=scanner, progress=stored.append)
+                                       jobs=jobs or default_jobs(), scanner=scanner, progress=stored.append,
+                                       plan=plan)
             else:
                 result = _ingest_with_progress(opened, paths, engine.value, verify_checksums, jobs or default_jobs(),
-                                               scanner, stored.append)
+                                               scanner, stored.append, plan)
             where = opened.path
     except KeyboardInterrupt:
         from evtrack.store import STATUS_INGESTED
@@ -163,7 +184,8 @@ def _expand(paths: list[str], executor: Executor) -> Inputs:
 
 def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: bool, jobs: int,
                           scanner: FileScanner | None = None,
-                          also: Callable[[FileOutcome], None] | None = None) -> IngestResult:
+                          also: Callable[[FileOutcome], None] | None = None,
+                          plan: ReadPlan | None = None) -> IngestResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from evtrack.store import LocalScanner
@@ -181,7 +203,7 @@ def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: b
                 also(outcome)
 
         return store.ingest(paths, engine=engine, verify_checksums=verify, jobs=jobs, progress=advance,
-                            scanner=scanner)
+                            scanner=scanner, plan=plan)
 
 
 # -- reports ------------------------------------------------------------------------------------------------------
