@@ -14,7 +14,9 @@ from evtrack.events import logon_schema
 from evtrack.sources.base import RawEvent
 from evtrack.usage import ReportSettings, ReportSource, build_report
 
-from .factories import CREATED, ev, span, us, utc
+from .factories import CREATED, ev, lsm21, span, us, utc
+
+LSM_CHANNEL = "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational"
 
 BROKER_NAME = "Connection Broker sessions"
 CB = "rdcb01.contoso.local"
@@ -129,3 +131,21 @@ def test_a_gateway_connection_that_carried_a_reconnect_is_no_new_session() -> No
     built = report(rows, [span(utc(2023, 12, 1), utc(2024, 3, 1, 1))])
     assert (built.users[0].sessions, built.users[0].reconnects) == (2, 1)
     assert built.windows[0].sessions == 2
+
+
+def test_one_logon_seen_by_four_sources_is_one_session() -> None:
+    """alice's 09:00 logon on RDSH01 as four sources see it: the gateway's 302 at 09:00:00, the 4624 type 10 at
+    09:00:02, the broker's CreateTime at 09:00:03 (listed by the 09:15 poll) and the LSM 21 at 09:00:05 -- four
+    logs of one host within 120 s: one session start. One user, four sources."""
+    gateway = "Microsoft-Windows-TerminalServices-Gateway/Operational"
+    rows = [ev(utc(2024, 2, 10, 9), "alice", sid=None, event_id=302, logon_type=None, channel=gateway,
+               reason="gateway302"),
+            ev(utc(2024, 2, 10, 9, 0, 2), "alice"),
+            {**seen(utc(2024, 2, 10, 9, 0, 3), "alice"), "event_id": 3, "kind": "logon",
+             "reason": "broker_session_created"},
+            lsm21(utc(2024, 2, 10, 9, 0, 5), "alice"),
+            seen(utc(2024, 2, 10, 9, 15), "alice")]
+    built = report(rows, [span(utc(2023, 12, 1), utc(2024, 3, 1, 1)),
+                          span(utc(2023, 12, 1), utc(2024, 3, 1, 1), channel=LSM_CHANNEL)])
+    assert built.windows[0].users == 1 and built.windows[0].sessions == 1 and built.users[0].sessions == 1
+    assert built.users[0].sources == ("Connection Broker polls", "RD Gateway", "session host logs")
