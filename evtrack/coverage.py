@@ -299,7 +299,7 @@ class CoverageBuilder:
         """Time an input states it covers (an hourly count of a workspace's events), without a record each."""
         acc = self._channel(computer, channel)
         if acc is not None and end_us > start_us:
-            acc.merged_intervals.append((start_us, end_us - 1))
+            acc.merged_intervals.append((start_us, end_us - 1))  # closed; back-to-back hours merge
 
     def note_kdc(self, computer: str, channel: str) -> None:
         """This host's log holds a Kerberos KDC event (4768/4769 in Security)."""
@@ -515,10 +515,11 @@ def bridges(edges: Iterable[tuple[int, int, int, int]]) -> list[tuple[int, int]]
 
 
 def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    """Union of closed intervals, sorted; overlapping or touching ones become one."""
+    """Union of closed intervals of whole microseconds, sorted; overlapping, touching or adjacent ones (``[a, b]``
+    and ``[b + 1, c]``: no microsecond between them) become one."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1]:
+        if merged and start <= merged[-1][1] + 1:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))

@@ -652,8 +652,8 @@ def test_query_user_console_session_is_no_rdp_evidence(tmp_path: Path) -> None:
 
 def test_a_dotted_date_is_day_first_whatever_the_culture_says(tmp_path: Path) -> None:
     """``01.03.2024 08:35:25`` (de-DE) polled at 2024-03-01T10:00Z: both orders are dates before the poll, but no
-    culture writes month.day.year with dots, so it is 1 March (07:35:25Z in Berlin), even with --culture en-US --
-    which the reader says it overrode."""
+    culture writes month.day.year with dots, so it is 1 March (07:35:25Z in Berlin), even with --culture en-US (a
+    folder of polls from machines of two cultures is normal: no issue for what the format decides)."""
     text = ('"UserName";"DomainName";"SessionId";"SessionState";"ServerName";"CreateTime";"PolledAt"\r\n'
             '"erin";"CONTOSO";"4";"STATE_ACTIVE";"rdsh01.contoso.local";"01.03.2024 08:35:25";'
             '"2024-03-01T10:00:00Z"\r\n')
@@ -662,4 +662,4 @@ def test_a_dotted_date_is_day_first_whatever_the_culture_says(tmp_path: Path) ->
     created = [e for e in events if e.event_id == 3]
     assert [e.time_us for e in created] == [int(datetime(2024, 3, 1, 7, 35, 25, tzinfo=timezone.utc).timestamp())
                                             * 1_000_000]
-    assert any("not as --culture en-US writes them" in i.reason for i in stats.issues)
+    assert not any("--culture" in i.reason for i in stats.issues)

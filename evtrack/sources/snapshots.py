@@ -395,7 +395,8 @@ def choose_order(values: Sequence[DateValue], culture: str | None, zone: tzinfo,
                     break
     if len(possible) == 1:
         (order,) = possible
-        if culture is not None and order_for_culture(culture, path) is not order:
+        dotted = bool(candidates) and all(v.stamp.dotted for v in candidates)  # the format itself decides
+        if culture is not None and order_for_culture(culture, path) is not order and not dotted:
             stats.add_issue("file", f"the dates are written {order.value}, not as --culture {culture} writes them: "
                                     f"read {order.value}", 0)
         return order
