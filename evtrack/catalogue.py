@@ -60,6 +60,10 @@ class ChannelDef:
     covers: Covers = Covers.LOG
     evidence: bool = True
     """Its coverage proves RDP evidence was being recorded (the others give context only)."""
+    collector: bool = False
+    """Written by a machine that sees other hosts' sessions (a Connection Broker, an RD Gateway): its coverage
+    stands for the session hosts its rows name, and a host known only through it rests on it (a broker's polls
+    miss short sessions, a gateway misses connections that bypass it)."""
 
 
 CHANNELS: tuple[ChannelDef, ...] = (
@@ -67,8 +71,8 @@ CHANNELS: tuple[ChannelDef, ...] = (
     ChannelDef(LSM, "session host logs"),
     ChannelDef(SYSTEM, "session host logs", evidence=False),
     ChannelDef(RCM, "session host logs", evidence=False),
-    ChannelDef(GATEWAY, "RD Gateway"),  # covers the gateway (its Computer); its rows name the session host
-    ChannelDef(BROKER, "Connection Broker polls", Covers.POLLED),
+    ChannelDef(GATEWAY, "RD Gateway", collector=True),  # its Computer is the gateway; its rows name the host
+    ChannelDef(BROKER, "Connection Broker polls", Covers.POLLED, collector=True),
     ChannelDef(QUERY_USER, "query user polls", Covers.POLLED),
     ChannelDef(WVD, "Azure Virtual Desktop", Covers.STATED),
 )
@@ -80,6 +84,8 @@ COVERED_CHANNELS = frozenset(c.channel for c in CHANNELS)
 EVIDENCE_CHANNELS = frozenset(c.channel for c in CHANNELS if c.evidence)
 #: Snapshot streams: covered between polls, and only ever a lower bound on their own.
 POLLED_CHANNELS = frozenset(c.channel for c in CHANNELS if c.covers is Covers.POLLED)
+#: Logs of machines that see other hosts' sessions (see :attr:`ChannelDef.collector`).
+COLLECTOR_CHANNELS = frozenset(c.channel for c in CHANNELS if c.collector)
 
 
 def channel_source(channel: str) -> str:

@@ -2,19 +2,20 @@
 the polls, the gateway and Azure), and where a window's count rests on polls alone (a lower bound).
 
 Polls list the sessions alive at each poll: a session shorter than the poll interval can fall between two polls
-and is never seen. A window is therefore *snapshot-bound* -- its count a lower bound -- when polls reach into it
-and some host with evidence in it (from any source) has no log covering the whole window. Where every such host's
-logs cover the window, the polls only cross-check them: a missed poll then costs nothing.
+and is never seen; an RD Gateway sees only the connections that go through it. A window's count *rests on* them
+-- and is a lower bound -- where some known host has no log of its own covering the whole window and polls or a
+collector cover it instead. Where every host's logs cover the window, polls and the gateway only cross-check them:
+a missed poll then costs nothing.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from evtrack.catalogue import EVIDENCE_CHANNELS, POLLED_CHANNELS, WVD, channel_source
+from evtrack.catalogue import COLLECTOR_CHANNELS, EVIDENCE_CHANNELS, POLLED_CHANNELS, WVD, channel_source
 from evtrack.coverage import ChannelSpan, merge_intervals
 from evtrack.hosts import HostNames, HostSelection
 
@@ -34,40 +35,63 @@ def source_label(channel: str, input_kind: str | None) -> str:
 
 @dataclass(frozen=True)
 class HostCover:
-    """Covered time per counted host (evidence channels only): all of it, and the part logs (not polls) cover."""
+    """Covered time per counted host (evidence channels only).
+
+    ``all`` is what a window's status reads: every session host known from any input -- its own logs, its polls,
+    the rows that name it, ``--expect-host`` -- covered by its own logs and polls and, for a host that a
+    collector's rows name (a Connection Broker's polls, an RD Gateway's log), by that collector while it ran. The
+    collectors' own machines count only when no session host is known (polls that never listed a session)."""
 
     all: dict[str, Intervals]
     logs: dict[str, Intervals]
-    polled: dict[str, Intervals]
-
-    @property
-    def poll_only(self) -> frozenset[str]:
-        """Hosts known only from polls of them (a Connection Broker): no log of their own."""
-        return frozenset(h for h, iv in self.polled.items() if iv and not self.logs.get(h))
+    """Per host, the time its own logs (not polls, not a collector) cover: where a count needs nothing else."""
+    through: dict[str, frozenset[str]]
+    """Per host, the polled or collector channels that cover it (what a window's count may rest on)."""
 
 
 def host_cover(coverage: Sequence[ChannelSpan], hosts: HostNames, selection: HostSelection,
-               expected: Sequence[str]) -> HostCover:
-    """Covered time per counted host; expected hosts without logs cover nothing."""
-    every: dict[str, list[tuple[int, int]]] = defaultdict(list)
+               expected: Sequence[str], evidence_channels: Mapping[str, set[str]]) -> HostCover:
+    """Covered time per counted host. ``evidence_channels``: per counted host (key), the channels (lower case) of
+    its evidence rows."""
+    own: dict[str, list[tuple[int, int]]] = defaultdict(list)
     logs: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    polled: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    polled: dict[str, set[str]] = defaultdict(set)
+    collected: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    collectors: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for span in coverage:
         key = hosts.key(span.host)
         if not selection.counts(key, hosts.names(key)):
             continue
-        every[key]  # a host seen in any log is known: without evidence logs it is uncovered
         channel = span.channel.lower()
+        intervals = span.intervals or ((span.first_us, span.last_us),)
+        if channel in COLLECTOR_CHANNELS:
+            collected[channel].extend(intervals)
+            collectors[key].extend(intervals)
+            continue
+        own[key]  # a host seen in any log is known: without evidence logs it is uncovered
         if channel in EVIDENCE_CHANNELS:
-            intervals = span.intervals or ((span.first_us, span.last_us),)
-            every[key].extend(intervals)
-            (polled if channel in POLLED_CHANNELS else logs)[key].extend(intervals)
+            own[key].extend(intervals)
+            if channel in POLLED_CHANNELS:
+                polled[key].add(channel)
+            else:
+                logs[key].extend(intervals)
     for name in expected:
-        every[hosts.key(name)]
+        own[hosts.key(name)]
+    through: dict[str, frozenset[str]] = {key: frozenset(channels) for key, channels in polled.items()}
+    for key, channels in evidence_channels.items():
+        own[key]
+        via = {c for c in channels if c in COLLECTOR_CHANNELS}
+        for channel in via:
+            own[key].extend(collected.get(channel, ()))
+        through[key] = through.get(key, frozenset()) | frozenset(via)
+    known: Mapping[str, list[tuple[int, int]]] = own
+    if not own:  # polls or a gateway that never named a session host: the collectors stand for them
+        known = collectors
+        through = {key: frozenset(c for c in COLLECTOR_CHANNELS if collected.get(c)) for key in collectors}
     return HostCover(
-        all={host: merge_intervals(iv) for host, iv in sorted(every.items())},
+        all={host: merge_intervals(iv) for host, iv in sorted(known.items())},
         logs={host: merge_intervals(iv) for host, iv in logs.items()},
-        polled={host: merge_intervals(iv) for host, iv in polled.items()},
+        through=through,
     )
 
 
@@ -89,25 +113,20 @@ def any_between(times: Sequence[int], start: int, end: int) -> bool:
 
 @dataclass
 class SourceLedger:
-    """Per person and source, per host: the evidence times (sorted once collected)."""
+    """Per person and source, the evidence times (sorted once collected); per host, the channels of its evidence."""
 
     by_person: dict[str, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    by_host: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    polled_times: list[int] = field(default_factory=list)
+    channels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Per host (key), the channels of its evidence rows."""
 
-    def add(self, person: str, source: str, host: str, moment: int, polled: bool) -> None:
+    def add(self, person: str, source: str, host: str, channel: str, moment: int) -> None:
         self.by_person[person][source].append(moment)
-        self.by_host[host].append(moment)
-        if polled:
-            self.polled_times.append(moment)
+        self.channels[host].add(channel.lower())
 
     def settle(self) -> None:
         for sources in self.by_person.values():
             for times in sources.values():
                 times.sort()
-        for times in self.by_host.values():
-            times.sort()
-        self.polled_times.sort()
 
     def sources(self, person: str) -> tuple[str, ...]:
         return tuple(sorted(self.by_person.get(person, {})))
@@ -121,23 +140,15 @@ class SourceLedger:
                     counts[source] += 1
         return tuple(sorted(counts.items()))
 
-    def hosts_between(self, start: int, end: int) -> list[str]:
-        return sorted(h for h, times in self.by_host.items() if any_between(times, start, end))
-
-    def snapshot_bound(self, cover: HostCover, start: int, end: int) -> bool:
-        """Whether polls reach into ``[start, end)`` while some host with evidence there (or with logs) has no
-        log covering all of it: the count then rests on snapshots, a lower bound."""
-        polls_reach = any(covered(iv, start, end) for iv in cover.polled.values()) or \
-            any_between(self.polled_times, start, end)
-        if not polls_reach:
-            return False
-        hosts = (set(self.hosts_between(start, end)) | {h for h, iv in cover.logs.items() if iv}) - cover.poll_only
-        return not hosts or any(covered(cover.logs.get(h, ()), start, end) < end - start for h in hosts)
-
-
-def required_hosts(cover: HostCover, bound: bool) -> dict[str, Intervals]:
-    """The hosts whose coverage decides a window's status: all of them, except -- where the logs alone cover the
-    window (not snapshot-bound) -- the poll-only sources, whose missed polls then cost nothing."""
-    if bound:
-        return cover.all
-    return {h: iv for h, iv in cover.all.items() if h not in cover.poll_only} or cover.all
+    def rests_on(self, cover: HostCover, start: int, end: int) -> tuple[str, ...]:
+        """The sources that can miss use (polls, a collector) this window's count rests on: for each known host
+        whose own logs do not cover all of ``[start, end)``, the polled or collector channels that cover it there.
+        Empty: the count needs nothing but logs."""
+        rests: set[str] = set()
+        for host, intervals in cover.all.items():
+            via = cover.through.get(host)
+            if not via or covered(intervals, start, end) == 0:
+                continue
+            if covered(cover.logs.get(host, ()), start, end) < end - start:
+                rests |= via
+        return tuple(sorted({channel_source(c) for c in rests}))

@@ -54,9 +54,10 @@ class WindowUsage:
     """Users counted here only because a session that began earlier was still connected in this window."""
     in_verdict: bool = True
     """Whether the headline verdict rests on this window (see :attr:`Report.verdict_windows`)."""
-    snapshot_bound: bool = False
-    """The count rests on polls for some host (no log of it covers the whole window): sessions shorter than the
-    poll interval can be missed, so it is a lower bound whatever the coverage says."""
+    rests_on: tuple[str, ...] = ()
+    """The sources that can miss use which this count rests on for some host with no log of its own covering the
+    whole window (``Connection Broker polls``, ``query user polls``: sessions shorter than the poll interval;
+    ``RD Gateway``: connections that bypass it): a lower bound whatever the coverage says. Empty: logs only."""
     sources: tuple[tuple[str, int], ...] = ()
     """How many of the window's users each evidence source saw (``session host logs``, ``Connection Broker
     polls``, ``RD Gateway``...): a cross-check where sources overlap."""

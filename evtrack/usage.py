@@ -17,12 +17,11 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from evtrack import rows as table_rows
-from evtrack.catalogue import POLLED_CHANNELS
 from evtrack.catalogue import read_plan as catalogue_plan
 from evtrack.concurrency import connected_intervals
 from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan
-from evtrack.crosscheck import SourceLedger, any_between, host_cover, required_hosts, source_label
+from evtrack.crosscheck import SourceLedger, any_between, host_cover, source_label
 from evtrack.crosscheck import covered as _covered
 from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
@@ -59,6 +58,8 @@ if TYPE_CHECKING:
 
 
 ALL_DOMAINS = "All trusted domains"
+#: Input kinds whose coverage is proved record by record (a lost record leaves a hole in it).
+RECORD_COVERED_KINDS = frozenset({"evtx", "xml"})
 KDC_HINT = "Kerberos KDC events (4768/4769) in its Security log: a domain controller, not an RD Session Host?"
 
 
@@ -374,8 +375,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             kept[1] = _ref(row, moment, recorded)
         person.hosts.add(host)
         person.reasons.add(row["reason"])
-        ledger.add(identity.key, source_label(row["channel"], kinds.get(row["source"])), host, moment,
-                   row["channel"].lower() in POLLED_CHANNELS)
+        ledger.add(identity.key, source_label(row["channel"], kinds.get(row["source"])), host, row["channel"],
+                   moment)
         host_people[host].add(identity.key)
         device = table_rows.device_key(row)
         if device is not None:
@@ -398,7 +399,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             person.renewals.insert(0, person.times[0])
 
     ledger.settle()
-    cover = host_cover(source.coverage, hosts, settings.hosts, settings.expected_hosts)
+    cover = host_cover(source.coverage, hosts, settings.hosts, settings.expected_hosts, ledger.channels)
     host_cover_all = cover.all
     session_rows = []
     for row in table_rows.session_rows(table):
@@ -451,15 +452,15 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     host_peaks: list[HostPeak] = []
     seen_before: set[str] = set()
     proofs: dict[str, list[Proof]] = defaultdict(list)
-    snapshot_windows = 0
+    resting: set[str] = set()
     for window in windows:
         start, end = datetime_to_us(window.start), datetime_to_us(window.end)
         complete: list[str] = []
         partial: list[str] = []
         unknown: list[str] = []
-        bound = ledger.snapshot_bound(cover, start, end)
-        snapshot_windows += bound
-        for host, intervals in required_hosts(cover, bound).items():
+        rests = ledger.rests_on(cover, start, end)
+        resting |= set(rests)
+        for host, intervals in host_cover_all.items():
             covered = _covered(intervals, start, end)
             (complete if covered >= end - start else partial if covered > 0 else unknown).append(host)
         direct = {k for k, p in people.items() if any_between(p.times, start, end)}
@@ -495,12 +496,12 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             label=window.label, start=window.start, end=window.end, users=users,
             new_users=None if users is None else len(new), sessions=None if users is None else sessions,
             reconnects=None if users is None else reconnects, status=status,
-            verdict=_verdict(users, settings.installed, STATUS_PARTIAL if bound else status), user_keys=tuple(keys),
+            verdict=_verdict(users, settings.installed, STATUS_PARTIAL if rests else status), user_keys=tuple(keys),
             hosts_complete=tuple(complete),
             hosts_partial=tuple(partial), hosts_unknown=tuple(unknown),
             devices=None if users is None else len(window_devices),
             peak_sessions=None if users is None else window_peak, carried_over=tuple(sorted(carried)),
-            snapshot_bound=bound, sources=ledger.window_sources(keys, start, end),
+            rests_on=rests, sources=ledger.window_sources(keys, start, end),
         ))
 
     # the windows the verdict rests on: all of an explicit period; without --from/--to, not the windows at either
@@ -520,11 +521,13 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     # licence-server view: distinct users with a sign-in or reconnect in (D - 60 days, D]
     validity = CAL_VALIDITY_DAYS * 86_400 * 1_000_000
     end_of_data = max(all_times) if all_times else None
-    # poll-only sources (a Connection Broker) count where some window rests on polls; else the logs decide
-    decisive = required_hosts(cover, any(w.snapshot_bound for w in window_rows))
+    decisive = host_cover_all
     host_ends = [intervals[-1][1] for intervals in decisive.values() if intervals]
     if host_ends and len(host_ends) == len(decisive):
-        end_of_data = min(host_ends)  # the latest instant every host's logs reach: hosts exported minutes apart
+        # the latest instant every host's logs reach (hosts exported minutes apart), leaving out hosts whose logs or
+        # polls stopped more than a day before the others: they leave the look-back uncovered (a lower bound)
+        # rather than pull the as-of date back to when they stopped
+        end_of_data = min(end for end in host_ends if max(host_ends) - end <= DAY_US)
     if end_of_data is not None and windows:
         end_of_data = min(end_of_data, period_hi - 1)  # --to cuts the data short
     as_of = settings.as_of
@@ -551,7 +554,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             moment = datetime_to_us(local_midnight(day + timedelta(days=1), tz)) - 1
             curve.append(CurvePoint(day, active_at(renewals, moment, validity)))
             day += timedelta(days=1)
-        exact = licence_peak(renewals, period_lo, min(period_hi, datetime_to_us(as_of) + 1), validity)
+        # the peak runs to the end of all the data (a host whose logs or polls end early pulls the as-of date back,
+        # never the evidence after it), or to an --as-of the user gave
+        peak_end = datetime_to_us(as_of) + 1 if settings.as_of is not None or not all_times else max(
+            datetime_to_us(as_of) + 1, max(all_times) + 1)
+        exact = licence_peak(renewals, period_lo, min(period_hi, peak_end), validity)
     peak_users = exact.count if exact is not None and curve else None
     peak_at = us_to_datetime(exact.moment) if exact is not None and exact.moment is not None else None
     peak_day = local_date(peak_at, tz) if peak_at is not None else (curve[0].day if curve else None)
@@ -572,8 +579,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     candidates = [v for v in (estimated, max_window, peak_users) if v is not None]
     over_by = 0
     failed = sum(1 for i in source.inputs if i.error)
-    lower_bound = (any(w.status != STATUS_COMPLETE or w.snapshot_bound for w in verdict_rows) or not lookback_complete
-                   or bool(failed) or bool(misdated_rows) or bool(suspicious))
+    # rows lost from an input whose coverage is stated or polled (not proved record by record, where a lost record
+    # leaves a hole): the time those rows fall in still reads as covered
+    lost = [i for i in source.inputs if i.skipped and not i.error and i.kind not in RECORD_COVERED_KINDS]
+    lower_bound = (any(w.status != STATUS_COMPLETE or w.rests_on for w in verdict_rows) or not lookback_complete
+                   or bool(failed) or bool(lost) or bool(misdated_rows) or bool(suspicious))
     if not any(w.users is not None for w in verdict_rows) and not people:
         verdict = "unknown"
     elif settings.installed is None:
@@ -619,10 +629,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         notes.append(f"{len(misdated_rows)} RDP event(s) carry a time that contradicts their neighbours in the log "
                      "(a clock that was wrong for a while): counted where their neighbours place them, listed under "
                      "misdated evidence; the verdict is a lower bound until they are checked.")
-    if snapshot_windows:
-        notes.append(f"{snapshot_windows} window(s) rest on polls (Connection Broker or query user) for some host: "
-                     "a session shorter than the poll interval can fall between two polls, so their counts are "
-                     "lower bounds.")
+    rested = [w.label for w in window_rows if w.rests_on]
+    if rested:
+        notes.append(f"{len(rested)} window(s) rest on {' and '.join(sorted(resting))} for some host, with no log of "
+                     "its own covering the window: polls miss sessions shorter than their interval and a gateway "
+                     "misses connections that bypass it, so their counts are lower bounds.")
     if len({label for w in window_rows for label, _ in w.sources}) > 1:
         notes.append("Several evidence sources: each window lists how many of its users each source saw (a "
                      "cross-check; a user one source misses is still counted once).")
@@ -651,6 +662,10 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     )
     if failed:
         notes.append(f"{failed} input file(s) could not be read: the logs they hold are missing from this estimate.")
+    if lost:
+        notes.append(f"{sum(i.skipped for i in lost)} row(s) of {len(lost)} export(s) or snapshot(s) could not be read "
+                     "(" + ", ".join(sorted(i.path for i in lost)[:5]) + "): the time they fall in still reads as "
+                     "covered, so the counts are lower bounds until they are fixed.")
     if resolver.conflicts:
         notes.append("Names seen with more than one SID are separate accounts, counted apart: "
                      + ", ".join(sorted(resolver.conflicts)[:10]) + ". Their events without a SID are attributed to "

@@ -51,7 +51,7 @@ def test_polls_only_a_covered_month_is_a_lower_bound() -> None:
     rows = [seen(utc(2024, 2, 10, 9), "alice")]
     built = report(rows, [span(utc(2024, 1, 31, 23), utc(2024, 3, 1, 1), host=CB, channel=BROKER_NAME)])
     february = built.windows[0]
-    assert february.users == 1 and february.status == "complete" and february.snapshot_bound
+    assert february.users == 1 and february.status == "complete" and february.rests_on
     assert february.verdict == "within (lower bound)"
     assert built.lower_bound and not built.coverage_complete and built.verdict == "within (lower bound)"
     assert february.sources == (("Connection Broker polls", 1),)
@@ -67,7 +67,7 @@ def test_complete_logs_make_a_poll_gap_harmless() -> None:
                 span(utc(2024, 1, 31), utc(2024, 2, 15), host=CB, channel=BROKER_NAME)]
     built = report(rows, coverage)
     february = built.windows[0]
-    assert february.users == 1 and february.status == "complete" and not february.snapshot_bound
+    assert february.users == 1 and february.status == "complete" and not february.rests_on
     assert february.verdict == "within" and not built.lower_bound and built.verdict == "within"
     assert built.as_of is not None and built.as_of.date().isoformat() == "2024-02-29"
     assert february.sources == (("Connection Broker polls", 1), ("session host logs", 1))
@@ -82,7 +82,7 @@ def test_a_host_only_the_broker_sees_makes_the_month_a_lower_bound() -> None:
                 span(utc(2024, 1, 31), utc(2024, 3, 1, 1), host=CB, channel=BROKER_NAME)]
     built = report(rows, coverage)
     february = built.windows[0]
-    assert february.users == 2 and february.snapshot_bound and built.lower_bound
+    assert february.users == 2 and february.rests_on and built.lower_bound
     assert february.verdict == "within (lower bound)"
 
 

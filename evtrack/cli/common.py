@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from evtrack.reading import FileResult, ReadResult
     from evtrack.report import Report
     from evtrack.settings import ResolvedSettings, SettingFlags
+    from evtrack.sources.base import ReadPlan
 
 
 @contextlib.contextmanager
@@ -82,9 +83,9 @@ def report_input(stack: contextlib.ExitStack, paths: list[str] | None, *, engine
 
 
 def read_files(paths: list[str], engine: Engine, verify: bool, jobs: int | None, quiet: bool,
-          slim: bool = False) -> ReadResult:
+               slim: bool = False, plan: ReadPlan | None = None) -> ReadResult:
     with files_input(paths, engine, verify, jobs, quiet, slim) as files:
-        return files.read()
+        return files.read(plan)
 
 
 def _size(path: Path) -> int:

@@ -12,14 +12,18 @@ from evtrack.cli.common import print_lines, read_files, read_summary, require_so
 from evtrack.cli.errors import EXIT_ERROR, escape, fail, stderr
 from evtrack.cli.options import (
     ChecksumOpt,
+    ConfigOpt,
     CsvDelimiterOpt,
+    CultureOpt,
     Engine,
     EngineOpt,
     EventFormat,
     EventPathsArg,
+    InputTzOpt,
     JobsOpt,
     QuietOpt,
     StrictOpt,
+    TzOpt,
 )
 from evtrack.errors import ConfigError
 
@@ -63,11 +67,17 @@ def events(
         bool, typer.Option("--raw-csv", help="Do not neutralise cells that spreadsheets would run as formulas.")
     ] = False,
     csv_delimiter: CsvDelimiterOpt = ",",
+    config: ConfigOpt = None,
+    tz: TzOpt = None,
+    input_tz: InputTzOpt = None,
+    culture: CultureOpt = None,
     quiet: QuietOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every read issue.")] = False,
 ) -> None:
     """Write the normalised table of RDP-relevant events (logons, reconnects, logoffs, log clears)."""
+    from evtrack.cli.common import resolve
     from evtrack.render.events import render_events
+    from evtrack.settings import SettingFlags
 
     if fmt is EventFormat.parquet and output is None:
         fail("--format parquet needs --output FILE or DIR/ (it is binary)")
@@ -88,7 +98,8 @@ def events(
     if (dataset or partition_by is not PartitionBy.month) and not as_dataset:
         fail("--dataset and --partition-by need --format parquet -o DIR/")
     written = None
-    result = read_files(paths, engine, verify_checksums, jobs, quiet)
+    plan = resolve(SettingFlags(config=config, tz=tz, input_tz=input_tz, culture=culture)).report.read_plan()
+    result = read_files(paths, engine, verify_checksums, jobs, quiet, plan=plan)
     require_something_read(result, paths, quiet)
     if as_dataset:
         assert output is not None

@@ -75,7 +75,7 @@ def windows_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str
     local = _local(report)
     header = ["Window", f"Start ({report.tz})", f"End ({report.tz})", "Status", "Users", "New Users", "Sessions",
               "Reconnects", "Peak Concurrent Sessions", "Devices", "Installed", "Verdict", "Hosts Complete",
-              "Hosts Partial", "Hosts Unknown", "Users Per Source", "Rests On Polls"]
+              "Hosts Partial", "Hosts Unknown", "Users Per Source", "Rests On"]
     rows = (
         [
             w.label, local(w.start), local(w.end), w.status, "unknown" if w.users is None else w.users,
@@ -83,7 +83,7 @@ def windows_csv(report: Report, *, safe: bool = True, bom: bool = True, sep: str
             "" if w.peak_sessions is None else w.peak_sessions, "" if w.devices is None else w.devices,
             report.installed, w.verdict,
             ";".join(w.hosts_complete), ";".join(w.hosts_partial), ";".join(w.hosts_unknown),
-            ";".join(f"{label}={count}" for label, count in w.sources), "yes" if w.snapshot_bound else "no",
+            ";".join(f"{label}={count}" for label, count in w.sources), ";".join(w.rests_on),
         ]
         for w in report.windows
     )

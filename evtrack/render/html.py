@@ -329,7 +329,7 @@ def _windows_table(report: Report, tz: ZoneInfo) -> Table:
             _cell(summary.text, sort=f"{len(w.hosts_complete):06d}", title=summary.detail or None,
                   cls="hosts" if not summary.detail else "hosts status-partial"),
             _cell("; ".join(f"{label} {count}" for label, count in w.sources)
-                  + (" (rests on polls: a lower bound)" if w.snapshot_bound else "")),
+                  + (f" (rests on {', '.join(w.rests_on)}: a lower bound)" if w.rests_on else "")),
         ]
         rows.append(Row(tuple(cells), f"window-{w.status}"))
     return Table("windows", "Per window: unknown means no log covers it (not 0); partial counts are lower bounds; "

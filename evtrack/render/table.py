@@ -88,9 +88,9 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
                 seen = dict(w.sources)
                 sources.add_row(_t(w.label), *(_t(seen.get(label, 0)) for label in labels))
         console.print(sources)
-    bound = [w.label for w in report.windows if w.snapshot_bound]
-    if bound:
-        console.print(Text("Counts resting on polls (lower bounds): " + ", ".join(bound)))
+    for w in report.windows:
+        if w.rests_on:
+            console.print(Text(f"{w.label} rests on {', '.join(w.rests_on)} (a lower bound)"))
 
     shown = report.users if max_users is None else report.users[:max_users]
     users = Table(title=f"Users ({len(report.users)})", box=frame, title_justify="left", pad_edge=False)

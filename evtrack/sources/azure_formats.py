@@ -428,7 +428,8 @@ def _day_order(path: Path, encoding: str, delimiter: str, time_columns: list[int
                 if match is None or len(match.group(1)) == 4:
                     continue
                 a, b = int(match.group(1)), int(match.group(3))
-                if a > 12 and b <= 12:
+                # no culture writes month.day.year: dots put the day first
+                if match.group(2) == "." or (a > 12 and b <= 12):
                     day_first_seen = day_first_seen or record[index]
                 elif b > 12 and a <= 12:
                     month_first_seen = month_first_seen or record[index]
