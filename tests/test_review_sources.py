@@ -2,8 +2,8 @@
 *invisibly* -- a wrong count, a wrong exit 0 from ``report --check``, a silently dropped input or row, a misleading
 message. Each docstring works its answer out by hand.
 
-Tests marked ``xfail(strict=True)`` reproduce a finding (they fail today: the product gets it wrong); the others
-pin down what held under attack.
+Each finding's test failed when it was written (the product got it wrong) and passes since its fix; the tests
+named ``test_held_...`` pin down what held under attack.
 
 Times: 2025-12-01T00:00:00Z starts the logs of most tests; a log's coverage is its first..last record, so a
 Security export with a record at 2025-12-01 00:00 and one at 2026-03-01 00:00 covers December to February, and the
@@ -71,11 +71,6 @@ def hourly_coverage(computer: str, channel: str, start: datetime, hours: int, re
 # -- findings -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="one poll pulls the as-of date back to the last poll and cuts the exact peak "
-                                       "there: an over count (exit 3) from complete logs becomes 'within (lower "
-                                       "bound)' (exit 4) (usage.build_report: end_of_data = min(host_ends) over "
-                                       "decisive hosts that include the poll-only broker; licence_peak stops at "
-                                       "as_of)")
 def test_one_broker_poll_must_not_turn_an_over_count_into_within(tmp_path: Path) -> None:
     """RDSH01's Security log covers 1 December to 1 March: carol signs in on 25 January, alice and erin on
     10 February. Logs alone: on 10 February the licence-server view holds carol, alice, erin = 3 > 2 installed:
@@ -105,10 +100,6 @@ def test_one_broker_poll_must_not_turn_an_over_count_into_within(tmp_path: Path)
     assert (code, both["verdict"]) == (3, "over by 2")
 
 
-@pytest.mark.xfail(strict=True, reason="rows an Azure export could not read (skipped, or the rest of a malformed "
-                                       "CSV) leave the stated coverage whole: a clean 'within', exit 0 "
-                                       "(azure._Rows.skip / azure.read: no effect on coverage; the reader fills "
-                                       "coverage itself, so reading._with_coverage's break_segments never runs)")
 @pytest.mark.parametrize("broken", ["name-error", "malformed"])
 def test_azure_rows_that_could_not_be_read_make_the_estimate_a_lower_bound(tmp_path: Path, broken: str) -> None:
     """The coverage export says RDSH01's Security log reached the workspace every hour from 1 December to
@@ -143,10 +134,6 @@ def test_azure_rows_that_could_not_be_read_make_the_estimate_a_lower_bound(tmp_p
     assert (code, built["verdict"], built["lower_bound"]) == (4, "within (lower bound)", True)
 
 
-@pytest.mark.xfail(strict=True, reason="a host whose only evidence is an Azure export without its coverage export is "
-                                       "no host whose coverage a window needs: the window is complete on the other "
-                                       "hosts' logs, exit 0 (crosscheck.host_cover knows hosts only from coverage "
-                                       "spans and --expect-host, not from evidence rows)")
 def test_azure_evidence_without_a_coverage_export_is_never_complete(tmp_path: Path) -> None:
     """RDSH01's Security log covers 1 December to 1 March (nobody signs in). RDSH02 is known only from a
     SecurityEvent portal export with bob's 4624 type 10 on 20 January -- and no coverage export. docs/azure.md: "A
@@ -164,11 +151,6 @@ def test_azure_evidence_without_a_coverage_export_is_never_complete(tmp_path: Pa
     assert code == 4
 
 
-@pytest.mark.xfail(strict=True, reason="a session host known only from query user polls (no logs) is dropped from "
-                                       "the hosts a window needs whenever no poll listed a session on it: windows "
-                                       "are complete on the other hosts' logs, exit 0 (crosscheck.snapshot_bound "
-                                       "ignores poll-only hosts without evidence in the window; "
-                                       "crosscheck.required_hosts then drops them)")
 def test_a_session_host_known_only_from_query_user_polls_is_not_covered_by_other_hosts_logs(tmp_path: Path) -> None:
     """RDSH02's Security log covers 1 December to 1 March (alice on 10 January). RDSH01 has no logs: it is known
     only from three ``query user /server:RDSH01`` polls on 1 January 00:00, 00:15, 00:30 that found nobody
@@ -185,10 +167,6 @@ def test_a_session_host_known_only_from_query_user_polls_is_not_covered_by_other
     assert code == 4
 
 
-@pytest.mark.xfail(strict=True, reason="a host the broker listed (no logs) does not count in a later window where "
-                                       "no poll listed it, nor in the 60-day look-back that rests on the poll: exit 0 "
-                                       "(crosscheck.snapshot_bound / required_hosts; usage.build_report's "
-                                       "lookback checks only the decisive log hosts)")
 def test_a_host_the_broker_listed_has_no_coverage_in_a_later_period(tmp_path: Path) -> None:
     """RDSH01's Security log covers 1 December to 1 March (alice on 10 February). Two broker polls on 20 January
     (10:00Z, 10:15Z) list bob on RDSH03 (no logs). ``--from 2026-02-01 --to 2026-02-28``: February's users are
@@ -244,10 +222,6 @@ def test_a_snapshot_that_failed_at_ingest_still_makes_the_store_report_a_lower_b
     assert ingested.exit_code != 0 or code == 4
 
 
-@pytest.mark.xfail(strict=True, reason="`evtrack events` takes no --input-tz / --culture / --config: every broker and "
-                                       "query user snapshot fails there, and the failure tells the user to pass "
-                                       "--input-tz, which the command rejects (cli/events.py reads with "
-                                       "catalogue.read_plan() without a zone or culture)")
 def test_events_can_read_snapshots(tmp_path: Path) -> None:
     """One broker poll (20 January 10:00Z, bob on RDSH03 since 09:55, en-US) and one query user poll of RDSH01
     (alice, Active since 14/01/2026 09:05, en-GB: 14 > 12 decides). ``evtrack events FOLDER`` must list their
@@ -264,10 +238,6 @@ def test_events_can_read_snapshots(tmp_path: Path) -> None:
     assert "bob" in result.stdout and "alice" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="a portal CSV's dotted dates (de-DE display language) are read month first "
-                                       "when --culture says en-US (azure_formats._day_order / TimeReader.read); the "
-                                       "snapshots read dotted dates day first whatever --culture says "
-                                       "(snapshots.LocalStamp.dotted)")
 def test_portal_csv_dotted_dates_are_day_first_whatever_the_culture(tmp_path: Path) -> None:
     """One ``[inputs] culture`` serves every input: the brokers are en-US machines (``--culture en-US``), but the
     admin who exported SecurityEvent from the portal browses in German: ``05.01.2026, 09:05:33.123``. Every
@@ -280,11 +250,6 @@ def test_portal_csv_dotted_dates_are_day_first_whatever_the_culture(tmp_path: Pa
     assert [(u["display_name"], u["windows"]) for u in built["users"]] == [("CONTOSO\\alice", ["2026-01"])]
 
 
-@pytest.mark.xfail(strict=True, reason="hourly coverage rows are kept as 2,160 separate intervals (add_interval "
-                                       "stores [start, end - 1]; merge_intervals joins only overlapping ones): the "
-                                       "table's Log coverage says 'Records 0, Holes 2159' for a host covered every "
-                                       "hour (coverage.CoverageBuilder.add_interval / merge_intervals; "
-                                       "render/table.py holes = len(intervals) - 1)")
 def test_hourly_azure_coverage_is_one_interval_not_two_thousand_holes(tmp_path: Path) -> None:
     """RDSH01's coverage export: every hour from 1 December to 1 March, 50 events each, no hour missing. Its
     coverage is one interval, 2025-12-01T00:00Z to 2026-03-01T00:00Z, with no hole. Got: 2,160 intervals; the
@@ -299,9 +264,6 @@ def test_hourly_azure_coverage_is_one_interval_not_two_thousand_holes(tmp_path: 
     assert len(coverage["intervals"]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a CreateTime after the poll that lists the session is taken as a sign-in "
-                                       "without a word (broker_csv.read: choose_order only uses 'after its poll' to "
-                                       "pick an order, never to report a date that is decided)")
 def test_a_create_time_after_its_poll_is_reported(tmp_path: Path) -> None:
     """A poll at 31 January 10:00Z lists bob with CreateTime ``2/14/2026 9:00:00 AM`` (the 14 decides month first:
     14 February) -- a session cannot start two weeks after the poll that lists it (a wrong clock, or a wrong
@@ -316,9 +278,6 @@ def test_a_create_time_after_its_poll_is_reported(tmp_path: Path) -> None:
     assert built["users"][0]["windows"] == ["2026-01"]
 
 
-@pytest.mark.xfail(strict=True, reason="a PolledAt without a zone (Get-Date -Format s writes local time) is read as "
-                                       "UTC without an issue, while the row's CreateTime is read in --input-tz "
-                                       "(snapshots.parse_polled_at -> parse_system_time: no offset = UTC)")
 def test_a_polled_at_without_a_zone_is_said(tmp_path: Path) -> None:
     """An admin's own script wrote ``PolledAt`` with ``Get-Date -Format s`` on a New York broker:
     ``2026-01-31T20:30:00``
@@ -334,9 +293,6 @@ def test_a_polled_at_without_a_zone_is_said(tmp_path: Path) -> None:
     assert any("PolledAt" in issue for issue in broker["issues"])
 
 
-@pytest.mark.xfail(strict=True, reason="the table's inputs line names the .evtx engine for inputs that are no .evtx "
-                                       "and does not count them per kind (render/table.py: 'files read "
-                                       "({report.engine})'); the issue asks the inputs section to count per kind")
 def test_the_table_counts_inputs_per_kind(tmp_path: Path) -> None:
     """A folder with one broker poll and one SecurityEvent portal export, no .evtx at all. The table's inputs line
     must say what was read per kind (1 broker-csv, 1 azure). Got: "Inputs: 2 files read (evtx), 0 failed"."""

@@ -36,7 +36,7 @@ from evtrack.render.charts import (
     verdict_class,
     windows_chart_layout,
 )
-from evtrack.render.words import evidence_words, host_summary, short_channel
+from evtrack.render.words import evidence_words, host_summary, input_kinds, short_channel
 from evtrack.report import (
     CAL_VALIDITY_DAYS,
     STATUS_COMPLETE,
@@ -480,5 +480,5 @@ def report_html(report: Report) -> str:
         excluded_table=_excluded_table(report, tz),
         coverage_table=_coverage_table(report, tz),
         inputs_table=_inputs_table(report),
-        failed_inputs=sum(1 for i in report.inputs if i.error),
+        failed_inputs=sum(1 for i in report.inputs if i.error), input_kinds=input_kinds(report),
     )

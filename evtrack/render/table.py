@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evtrack.identity import host_key
-from evtrack.render.words import short_channel
+from evtrack.render.words import input_kinds, short_channel
 from evtrack.report import Report
 from evtrack.windows import zone
 
@@ -139,7 +139,7 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
 
     failed = [i for i in report.inputs if i.error]
     console.print(Text(
-        f"Inputs: {len(report.inputs) - len(failed)} files read ({report.engine}), {len(failed)} failed; "
+        f"Inputs: {len(report.inputs) - len(failed)} files read ({input_kinds(report)}), {len(failed)} failed; "
         f"records read {report.records_read:,}, skipped {report.records_skipped:,}"
     ))
     for item in failed:

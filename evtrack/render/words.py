@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evtrack.report import Report
 
 EVIDENCE_WORDS: dict[str, str] = {
     "4624_lt10": "Remote Desktop logon (4624 type 10)",
@@ -72,3 +76,13 @@ def short_channel(channel: str) -> str:
     if "remoteconnectionmanager" in lower:
         return "RCM"
     return channel.rsplit("/", 1)[0].rsplit("-", 1)[-1]
+
+
+def input_kinds(report: Report) -> str:
+    """What the inputs read were, per kind: ``7 evtx (engine evtx), 2800 broker-csv, 2 azure``."""
+    from collections import Counter
+
+    counts = Counter(i.kind or "?" for i in report.inputs if not i.error)
+    parts = [f"{n} {kind}" + (f" (engine {report.engine})" if kind == "evtx" else "")
+             for kind, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+    return ", ".join(parts) or "none"

@@ -51,9 +51,11 @@ from evtrack.sources.snapshots import (
     DateValue,
     LocalStamp,
     SnapshotName,
+    after_its_poll,
     assumed_poll_time,
     choose_order,
     decode_text,
+    has_offset,
     head_text,
     local_to_us,
     local_zone,
@@ -145,7 +147,7 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
         if name.stamp_us is None:
             raise SourceError(path, "the file is empty and its name does not say when the poll ran: "
                                     f"name it {FILE_PREFIX}_<broker>_<yyyyMMddTHHmmssZ>.csv")
-        yield from _emit([_Poll(name.stamp_us, fallback_poller)], {}, stats, coverage)
+        yield from _emit([_Poll(name.stamp_us, fallback_poller)], {}, stats, coverage, set())
         return
     decoded = decode_text(raw, "cp1252")
     if decoded.damaged:
@@ -159,6 +161,7 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
     created = [DateValue(row.created, poll.time_us, f"line {row.line} CreateTime")
                for poll in polls for row in poll.rows if row.created is not None]
     times: dict[int, int] = {}
+    late: set[int] = set()
     if created:
         zone = local_zone(plan.local_zone, path)
         disconnected = [DateValue(stamp, poll.time_us, f"line {row.line} DisconnectTime")
@@ -178,7 +181,11 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
                 times[row.line], uncertain = local_to_us(moment, zone)
                 if uncertain:
                     stats.add_issue(f"line {row.line}", f"CreateTime {row.created.text!r} {uncertain}", 0)
-    yield from _emit(polls, times, stats, coverage)
+                if after_its_poll(times[row.line], poll.time_us, f"CreateTime {row.created.text!r}",
+                                  f"line {row.line}", stats):
+                    late.add(row.line)
+                    del times[row.line]
+    yield from _emit(polls, times, stats, coverage, late)
 
 
 def _polls(path: Path, text: str, columns: list[str], delimiter: str, header_line: int, name: SnapshotName,
@@ -192,6 +199,7 @@ def _polls(path: Path, text: str, columns: list[str], delimiter: str, header_lin
         file_time = assumed_poll_time(path, name, stats, why=f"no {POLLED_AT} column",
                                       stamp_is_assumption=True, how_to_fix=how_to_fix)
     polls: dict[tuple[int, str], _Poll] = {}
+    naive_said = False
     for record in reader:
         line = header_line + reader.line_num
         if not any(value.strip() for value in record):
@@ -214,6 +222,11 @@ def _polls(path: Path, text: str, columns: list[str], delimiter: str, header_lin
                 stats.add_issue(f"line {line}", f"{POLLED_AT} {values[POLLED_AT]!r} is not an ISO 8601 time: "
                                                 "row skipped", 1)
                 continue
+            if not naive_said and not has_offset(values[POLLED_AT]):
+                naive_said = True
+                stats.add_issue(f"line {line}", f"{POLLED_AT} {values[POLLED_AT]!r} has no Z or offset: read as UTC, "
+                                                "as the collection script writes it (a script that wrote local time, "
+                                                "e.g. Get-Date -Format s, puts every poll off by the zone's offset)", 0)
         else:
             assert file_time is not None
             time_us = file_time
@@ -269,7 +282,7 @@ def _session_row(line: int, values: dict[str, str | None], stats: FileStats) -> 
 
 
 def _emit(polls: list[_Poll], times: dict[int, int], stats: FileStats,
-          coverage: CoverageSink | None) -> Iterator[RawEvent]:
+          coverage: CoverageSink | None, late: set[int]) -> Iterator[RawEvent]:
     for poll in polls:
         event = RawEvent(poll.time_us, POLL, None, BROKER_CHANNEL, poll.poller, BROKER_PROVIDER, {})
         stats.records += 1
@@ -278,7 +291,7 @@ def _emit(polls: list[_Poll], times: dict[int, int], stats: FileStats,
             coverage.add(event)
         yield event
         for row in poll.rows:
-            if row.created is not None and row.line not in times:
+            if row.created is not None and row.line not in times and row.line not in late:
                 continue  # its CreateTime could not be read (an issue says so)
             session_id = (row.values.get("SessionId") or "").strip()
             record_id = int(session_id) if session_id.isdigit() else None

@@ -47,6 +47,7 @@ from evtrack.sources.snapshots import (
     LocalStamp,
     SnapshotName,
     accent_pattern,
+    after_its_poll,
     assumed_poll_time,
     choose_order,
     decode_text,
@@ -273,6 +274,7 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
     poll_us = _poll_time(path, name, stats, how_to_fix)
     rows = _rows(lines, header, stats)
     times: dict[int, int] = {}
+    late: set[int] = set()
     if rows:
         zone = local_zone(plan.local_zone, path)
         order = choose_order([DateValue(r.logon, poll_us, f"line {r.line} LOGON TIME") for r in rows],
@@ -287,9 +289,12 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
             times[row.line], uncertain = local_to_us(moment, zone)
             if uncertain:
                 stats.add_issue(f"line {row.line}", f"LOGON TIME {row.logon_text!r} {uncertain}", 0)
+            if after_its_poll(times[row.line], poll_us, f"LOGON TIME {row.logon_text!r}", f"line {row.line}", stats):
+                late.add(row.line)
+                del times[row.line]
     yield _poll(poll_us, host, stats, coverage)
     for row in rows:
-        if row.line not in times:
+        if row.line not in times and row.line not in late:
             continue
         record_id = int(row.session_id)
         data: dict[str, str | None] = {
@@ -303,6 +308,8 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
         if row.session_name:  # the catalogue tells the console session (not RDP) by it; blank when disconnected
             data["SessionName"] = row.session_name
         yield RawEvent(poll_us, SESSION_LISTED, record_id, QUERY_USER_CHANNEL, host, QUERY_USER_PROVIDER, data)
+        if row.line not in times:
+            continue
         yield RawEvent(times[row.line], SESSION_CREATED, record_id, QUERY_USER_CHANNEL, host, QUERY_USER_PROVIDER,
                        dict(data))
 

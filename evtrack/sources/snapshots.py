@@ -46,6 +46,19 @@ SESSION_CREATED = 3
 #: ``evtrack poll`` and the collection script name their files ``<kind>_<HOST>_<yyyyMMddTHHmmssZ>.<ext>``.
 STAMP_PATTERN = r"\d{8}T\d{6}Z"
 _DAY_US = 86_400_000_000
+#: How far a session's start may lie after the poll that lists it (the clocks of a broker and a session host
+#: differ by minutes at most); later is impossible: a wrong clock, or a wrong --input-tz.
+POLL_SKEW_US = 15 * 60 * 1_000_000
+
+
+def after_its_poll(start_us: int, poll_us: int | None, what: str, where: str, stats: FileStats) -> bool:
+    """Whether a listed session's start lies after the poll that lists it (more than :data:`POLL_SKEW_US`); if so
+    an issue says so: the listing still counts, the start is no sign-in."""
+    if poll_us is None or start_us <= poll_us + POLL_SKEW_US:
+        return False
+    stats.add_issue(where, f"{what} is after the poll that lists the session (a wrong clock, or a wrong --input-tz?): "
+                           "the listing counts, the start is not taken as a sign-in", 0)
+    return True
 _MAX_SNAPSHOT_BYTES = 256 << 20
 
 
@@ -207,6 +220,12 @@ def parse_polled_at(text: str | None) -> int | None:
     if text is None or not text.strip():
         return None
     return parse_system_time(text.strip())
+
+
+def has_offset(text: str | None) -> bool:
+    """Whether an ISO 8601 time names its zone (``Z`` or ``+01:00``)."""
+    value = (text or "").strip()
+    return value.endswith(("Z", "z")) or re.search(r"[+-]\d{2}:?\d{2}$", value[10:]) is not None
 
 
 def assumed_poll_time(path: Path, name: SnapshotName, stats: FileStats, *, why: str, stamp_is_assumption: bool,
