@@ -41,7 +41,7 @@ def report_table(report: Report, *, ascii_only: bool = False, width: int = WIDTH
     frame = box.ASCII if ascii_only else box.SIMPLE
     dash = "-" if ascii_only else "—"
 
-    console.print(Text(f"evtrack {dash} RDS Per User CAL usage (estimate from logon events)", style="bold"))
+    console.print(Text(f"evtrack {dash} RDS Per User CAL usage (estimate from RDP evidence)", style="bold"))
     created = report.created_at.strftime("%Y-%m-%d %H:%M UTC")
     console.print(Text(f"Created: {created}   Scope: {report.scope}"))
     console.print(Text(f"Time zone: {report.tz}   Windows: {report.window}"))
