@@ -37,6 +37,7 @@ from evtrack.sources.base import (
     Reader,
     ReadIssue,
     ReadPlan,
+    unreadable,
 )
 from evtrack.sources.xmlfile import looks_like_xml_events
 
@@ -92,14 +93,8 @@ def detect_kind(path: Path) -> InputKind:
     try:
         with path.open("rb") as handle:
             head = handle.read(_HEAD_BYTES)
-    except IsADirectoryError:
-        raise SourceError(path, "is a directory, not a file") from None
-    except PermissionError:
-        raise SourceError(path, "permission denied") from None
-    except FileNotFoundError:
-        raise SourceError(path, "no such file") from None
     except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
+        raise unreadable(path, exc) from None
     if head.startswith(EVTX_MAGIC):
         return InputKind.EVTX
     if head and looks_like_xml_events(head[:4096]):

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from evtrack.errors import SourceError
 
 #: Seconds between the FILETIME epoch (1601-01-01) and the Unix epoch, in 100 ns ticks.
 FILETIME_UNIX_OFFSET = 116_444_736_000_000_000
@@ -28,6 +31,19 @@ FILE_HEADER_SIZE = 0x1000
 CHUNK_SIZE = 0x10000
 CHUNK_HEADER_SIZE = 0x200
 RECORD_HEADER_SIZE = 24
+
+
+def unreadable(path: Path, exc: OSError) -> SourceError:
+    """The error for a file that cannot be opened or read, in the one wording every reader uses."""
+    from evtrack.errors import SourceError
+
+    if isinstance(exc, IsADirectoryError):
+        return SourceError(path, "is a directory, not a file")
+    if isinstance(exc, PermissionError):
+        return SourceError(path, "permission denied")
+    if isinstance(exc, FileNotFoundError):
+        return SourceError(path, "no such file")
+    return SourceError(path, f"cannot read: {exc.strerror or exc}")
 
 
 def truncated_header(size: int) -> str:

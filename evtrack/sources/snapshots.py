@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import FileStats, datetime_to_us, us_to_datetime
+from evtrack.sources.base import FileStats, datetime_to_us, unreadable, us_to_datetime
 from evtrack.sources.xmlfile import parse_system_time
 
 BROKER_CHANNEL = "Connection Broker sessions"
@@ -141,14 +141,8 @@ def read_snapshot(path: Path) -> bytes:
         if size > _MAX_SNAPSHOT_BYTES:
             raise SourceError(path, f"{size:,} bytes is far more than a session snapshot holds: not read")
         return path.read_bytes()
-    except FileNotFoundError:
-        raise SourceError(path, "no such file") from None
-    except IsADirectoryError:
-        raise SourceError(path, "is a directory, not a file") from None
-    except PermissionError:
-        raise SourceError(path, "permission denied") from None
     except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
+        raise unreadable(path, exc) from None
 
 
 def accent_pattern(word: str) -> str:
