@@ -572,6 +572,56 @@ def test_cli_store_commands(tmp_path: Path, exports: dict[str, Path]) -> None:
     assert runner.invoke(app, ["store", "vacuum"], env=env).exit_code == 0
 
 
+def test_cli_remembers_failed_inputs_until_read_or_forgotten(tmp_path: Path, exports: dict[str, Path]) -> None:
+    app, db = _app(), tmp_path / "s.sqlite3"
+    env = {"EVTRACK_STORE": str(db)}
+    broker, missing = tmp_path / "rdusersession_rdcb01.csv", tmp_path / "gone.evtx"
+    broker.write_text(BROKER, encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(exports["jan"]), str(broker), str(missing), "-j", "1",
+                                 "--input-tz", "UTC"], env=env)
+    assert result.exit_code == 0, result.output  # exit codes as before: something was stored
+    lines = result.stderr.splitlines()
+    assert lines[1].startswith("files: 1 ingested, 0 already ingested, 2 failed, 0 ignored;")
+    assert lines[2] == f"  failed: {missing}: no such file or directory"
+    assert lines[3].startswith(f"  failed: {broker}: the date '1/2/2026 9:00:00 AM'")
+    assert lines[4] == ("  the store remembers failed inputs: its reports are a lower bound until each is ingested "
+                        "once it can be read, or forgotten with `evtrack store forget-failed`")
+
+    def info() -> list[str]:
+        shown = runner.invoke(app, ["store", "info"], env=env)
+        assert shown.exit_code == 0, shown.output
+        lines = shown.stdout.splitlines()  # from "failed inputs: " to "last ingest: "
+        first = next(i for i, line in enumerate(lines) if line.startswith("failed inputs: "))
+        return lines[first:next(i for i, line in enumerate(lines) if line.startswith("last ingest: "))]
+
+    def failed_in_report() -> list[str]:
+        shown = runner.invoke(app, ["report", "--store", str(db), "-f", "json", "--installed", "5"])
+        return [i["path"] for i in json.loads(shown.stdout)["inputs"] if i["error"]]
+
+    shown = info()
+    assert shown[0].startswith("failed inputs: 2 (the store remembers failed inputs")
+    assert [line.split(": ")[0] for line in shown[1:]] == [f"  {missing}", f"  {broker}"]
+    assert failed_in_report() == [str(missing), str(broker)]
+
+    # fixed: read with the culture, the failure is over
+    result = runner.invoke(app, ["ingest", str(broker), "-q", "--input-tz", "UTC", "--culture", "en-US"], env=env)
+    assert result.exit_code == 0, result.output
+    assert failed_in_report() == [str(missing)]
+
+    # gone for good: forgotten, after asking
+    result = runner.invoke(app, ["store", "forget-failed", str(tmp_path / "other.evtx")], env=env)
+    assert (result.exit_code, result.stderr) == (
+        1, f"error: not a remembered failed input: {tmp_path / 'other.evtx'} (`evtrack store info` lists them)\n")
+    result = runner.invoke(app, ["store", "forget-failed", str(missing)], input="n\n", env=env)
+    assert result.exit_code == 1 and "error: nothing forgotten" in result.stderr
+    assert failed_in_report() == [str(missing)]
+    result = runner.invoke(app, ["store", "forget-failed", str(missing), "--yes"], env=env)
+    assert (result.exit_code, result.stderr) == (0, "forgot 1 failed input\n")
+    assert info() == ["failed inputs: 0"] and failed_in_report() == []
+    result = runner.invoke(app, ["store", "forget-failed", "-y"], env=env)
+    assert (result.exit_code, result.stderr) == (0, "no failed inputs remembered\n")
+
+
 def test_cli_refuses_a_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello", encoding="utf-8")
