@@ -478,7 +478,7 @@ class Store:
                 if item.error is not None or digest is None:
                     report(self._failed(path, digest, None, item.error or "not read"))
                 else:
-                    self._forget_read(path, digest)
+                    self._end_failures(path, digest)
                     report(FileOutcome(path, STATUS_ALREADY, digest, stored_as=self.stored_path(digest)))
                 continue
             assert digest is not None
@@ -544,7 +544,7 @@ class Store:
             )
         return FileOutcome(path, STATUS_FAILED, digest, error=error)
 
-    def _forget_read(self, path: Path, digest: str) -> None:
+    def _end_failures(self, path: Path, digest: str) -> None:
         """``path`` holds content the store has: a failure remembered for that path or content is over."""
         query = "FROM failed_files WHERE path = ? OR sha256 = ?"
         if self._db.execute(f"SELECT 1 {query}", (str(path), digest)).fetchone() is None:
