@@ -316,11 +316,11 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
     result = FileResult(stats)
     source = str(path)
     builder = BatchBuilder(batch_rows)
+    with contextlib.suppress(OSError):  # before detection: a file that fails there still has its size
+        stats.size = path.stat().st_size
     try:
         kind = detect_kind(path)
         stats.kind = kind
-        with contextlib.suppress(OSError):
-            stats.size = path.stat().st_size
         reader = get_reader(kind, engine)
         options: dict[str, Any] = {"plan": plan, "verify_checksums": verify_checksums}
         if slim and reader.skips_observed:

@@ -10,6 +10,8 @@ One file (default ``platformdirs.user_data_dir("evtrack")/evtrack.sqlite3``) hol
   blobs, so that :meth:`Store.report_source` rebuilds coverage with :class:`~evtrack.coverage.CoverageBuilder`
   itself and gets exactly what reading the same files together gives (a hole between two exports stays a hole);
 - ``clears``: log-cleared times per file, host and channel;
+- ``failed_files``: inputs an ingest could not read, keyed by path, until a later ingest reads that path or that
+  content (or they are forgotten): the store's report counts them as failed inputs, as reading the files does;
 - ``reports``: saved reports as ``Report.to_dict()`` JSON plus a few columns for listing.
 
 Every write is one transaction (``BEGIN IMMEDIATE``; one per ingested file), the journal is WAL, and a second
@@ -146,6 +148,20 @@ class SavedReport:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedFile:
+    """An input an ingest could not read: remembered until an ingest reads its path or its content, or
+    :meth:`Store.forget_failed`."""
+
+    path: str
+    error: str
+    failed_at: datetime
+    """When the last ingest that failed to read it ran."""
+    sha256: str | None = None
+    """SHA-256 of its bytes, when they could be read (None for a path that names nothing)."""
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreInfo:
     path: Path
     size_bytes: int
@@ -157,6 +173,8 @@ class StoreInfo:
     hosts: tuple[str, ...]
     coverage: tuple[ChannelSpan, ...]
     last_ingest: datetime | None
+    failed: tuple[FailedFile, ...] = ()
+    """Inputs ingests could not read (a report from the store is a lower bound while any remain)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +442,8 @@ class Store:
 
         Idempotent: an event already in the store (same host, channel, record id and time) is not added again.
         Each file is written in one transaction, so an interrupted ingest leaves whole files or nothing of one.
+        An input that cannot be read is remembered (:meth:`failed_files`) until an ingest reads its path or its
+        content; files a folder scan finds that are no event logs are ignored, not failed.
         ``scanner`` decides where files are hashed and read (default :class:`LocalScanner`: this process, or a
         pool of ``jobs`` processes; :class:`evtrack.distributed.DaskScanner`: a Dask cluster); whatever it is,
         only this process writes, through the same code. ``plan`` says what the readers decode (None: the
@@ -449,15 +469,16 @@ class Store:
                 progress(outcome)
 
         for issue in inputs.errors:
-            report(FileOutcome(issue.path, STATUS_FAILED, None, error=issue.reason))
+            report(self._failed(issue.path, None, None, issue.reason))
         scanned = scanner.scan(inputs.files, engine=engine, verify_checksums=verify_checksums,
                                stored=self.stored_digests(), plan=plan)
         for item in scanned:
             path, digest, result = item.path, item.digest, item.result
             if result is None:
                 if item.error is not None or digest is None:
-                    report(FileOutcome(path, STATUS_FAILED, digest, error=item.error or "not read"))
+                    report(self._failed(path, digest, None, item.error or "not read"))
                 else:
+                    self._end_failures(path, digest)
                     report(FileOutcome(path, STATUS_ALREADY, digest, stored_as=self.stored_path(digest)))
                 continue
             assert digest is not None
@@ -465,7 +486,7 @@ class Store:
                 if ignorable(result, inputs):
                     ignored.append(ReadIssue(path, "file", result.error, 0))
                     continue
-                report(FileOutcome(path, STATUS_FAILED, digest, error=result.error))
+                report(self._failed(path, digest, result.stats.size, result.error))
                 continue
             report(self._add_file(result, digest, engine))
         return IngestResult(tuple(outcomes), tuple(ignored))
@@ -480,6 +501,7 @@ class Store:
         first_us = min((e[0] for e in envelopes), default=None)
         last_us = max((e[1] for e in envelopes), default=None)
         with self._transaction() as db:
+            db.execute("DELETE FROM failed_files WHERE path = ? OR sha256 = ?", (str(stats.path), digest))
             stored = self.stored_path(digest)
             if stored is not None:  # another process got there while we were reading
                 return FileOutcome(stats.path, STATUS_ALREADY, digest, stored_as=stored)
@@ -510,6 +532,25 @@ class Store:
             db.executemany("INSERT OR IGNORE INTO clears (file_id, host, channel, time_us) VALUES (?, ?, ?, ?)",
                            [(file_id, *clear) for clear in clears])
         return FileOutcome(stats.path, STATUS_INGESTED, digest, stats.records, events, added, stats.skipped, issues)
+
+    def _failed(self, path: Path, digest: str | None, size: int | None, error: str) -> FileOutcome:
+        """Remember that ``path`` could not be read (a later failure of the same path replaces the row)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO failed_files (path, sha256, size, error, failed_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
+                "error = excluded.error, failed_at = excluded.failed_at",
+                (str(path), digest, size if digest is not None else None, error, iso_text(now())),
+            )
+        return FileOutcome(path, STATUS_FAILED, digest, error=error)
+
+    def _end_failures(self, path: Path, digest: str) -> None:
+        """``path`` holds content the store has: a failure remembered for that path or content is over."""
+        query = "FROM failed_files WHERE path = ? OR sha256 = ?"
+        if self._db.execute(f"SELECT 1 {query}", (str(path), digest)).fetchone() is None:
+            return  # the usual case: no write, no lock
+        with self._transaction() as db:
+            db.execute(f"DELETE {query}", (str(path), digest))
 
     def _insert_spans(self, db: sqlite3.Connection, file_id: int, channels: Sequence[ChannelRecords],
                       spans: dict[tuple[str, str], ChannelSpan]) -> None:
@@ -592,7 +633,40 @@ class Store:
                 "SELECT path, kind, reader, records, skipped, issues, size, sha256, ingested_at FROM files"
             )
         ]
+        rows += [  # as reading the files names an input it could not read (its size and hash both, or neither)
+            InputFile(path=failed.path, kind="", engine="", records=0, skipped=0, issues=(), error=failed.error,
+                      size=failed.size, sha256=failed.sha256 if failed.size is not None else None)
+            for failed in self.failed_files()
+        ]
         return tuple(sorted(rows, key=lambda row: row.path))
+
+    def failed_files(self) -> tuple[FailedFile, ...]:
+        """The inputs ingests could not read and no later ingest has, by path."""
+        rows = []
+        for path, digest, size, error, failed_at in self._db.execute(
+            "SELECT path, sha256, size, error, failed_at FROM failed_files ORDER BY path"
+        ):
+            moment = parse_iso(failed_at)
+            assert moment is not None
+            rows.append(FailedFile(path, error, moment, digest, size))
+        return tuple(rows)
+
+    def forget_failed(self, paths: Sequence[str] | None = None) -> tuple[str, ...]:
+        """Forget remembered failures: those of ``paths`` (as :meth:`failed_files` names them), or all; returns
+        the paths forgotten. A path that is not a remembered failure raises :class:`StoreError` and nothing is
+        forgotten. The store's reports then no longer count them as inputs that could not be read."""
+        with self._transaction() as db:
+            known = [row[0] for row in db.execute("SELECT path FROM failed_files ORDER BY path")]
+            if paths is None:
+                chosen = known
+            else:
+                chosen = list(dict.fromkeys(paths))
+                unknown = [path for path in chosen if path not in known]
+                if unknown:
+                    raise StoreError(f"not a remembered failed input: {', '.join(unknown)} "
+                                     "(`evtrack store info` lists them)")
+            db.executemany("DELETE FROM failed_files WHERE path = ?", [(path,) for path in chosen])
+        return tuple(chosen)
 
     def report_source(self) -> ReportSource:
         """What :func:`evtrack.usage.build_report` needs, from the store instead of the files."""
@@ -674,7 +748,7 @@ class Store:
             schema_version=db.execute("PRAGMA user_version").fetchone()[0], files=files,
             events=db.execute("SELECT count(*) FROM events").fetchone()[0],
             reports=db.execute("SELECT count(*) FROM reports").fetchone()[0],
-            hosts=tuple(sorted(hosts)), coverage=coverage, last_ingest=parse_iso(last),
+            hosts=tuple(sorted(hosts)), coverage=coverage, last_ingest=parse_iso(last), failed=self.failed_files(),
         )
 
     def vacuum(self) -> tuple[int, int]:

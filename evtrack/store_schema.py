@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 #: ``PRAGMA application_id``: "EvTr". Tells an evtrack store from any other SQLite database.
 APPLICATION_ID = 0x45765472
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Stands in for a missing record id or time in the identity index (SQLite's UNIQUE lets NULLs repeat).
 MISSING = -(2**63)
 
@@ -106,6 +106,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2 -> 3: records whose time contradicts their neighbours (record id, time, placed time), flat
         "ALTER TABLE spans ADD COLUMN misdated BLOB",
         "ALTER TABLE spans ADD COLUMN kdc INTEGER NOT NULL DEFAULT 0",  # the log holds Kerberos KDC events
+    ),
+    (  # 3 -> 4: inputs an ingest could not read, until one reads them (a report from the store is a lower bound)
+        """CREATE TABLE failed_files (
+            path TEXT PRIMARY KEY,
+            sha256 TEXT,
+            size INTEGER,
+            error TEXT NOT NULL,
+            failed_at TEXT NOT NULL
+        )""",
     ),
 )
 

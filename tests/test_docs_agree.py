@@ -68,7 +68,7 @@ def test_store_doc_names_the_schema_version_and_every_column(tmp_path: Path) -> 
     try:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         rows = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", doc, re.M))
-        for table in ("meta", "files", "spans", "clears", "reports"):
+        for table in ("meta", "files", "spans", "clears", "failed_files", "reports"):
             columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
             documented = set(re.findall(r"`(\w+)`", rows[table]))
             assert columns - {"id", "file_id", "host", "channel"} <= documented, table

@@ -185,10 +185,6 @@ def test_a_host_the_broker_listed_has_no_coverage_in_a_later_period(tmp_path: Pa
     assert (code, built["verdict"]) == (4, "within (lower bound)")
 
 
-@pytest.mark.xfail(strict=True, reason="a snapshot that failed at ingest (its culture undecided) is forgotten by the "
-                                       "store: ingest exits 0 and report --store --check says 'within', exit 0, "
-                                       "without the polls (store.Store.ingest reports the failure but keeps no "
-                                       "trace of it; StoreInput's report has no failed input)")
 def test_a_snapshot_that_failed_at_ingest_still_makes_the_store_report_a_lower_bound(tmp_path: Path) -> None:
     """A Connection Broker export (en-US machine) lists alice on RDSH01 at two polls, 20 February 10:00Z and 10:15Z;
     every date in it (``1/2/2026 9:00:00 AM``: 2 January or 1 February, both before the polls) reads either way
@@ -199,8 +195,9 @@ def test_a_snapshot_that_failed_at_ingest_still_makes_the_store_report_a_lower_b
 
     From the files, ``report FOLDER`` says 1 input could not be read: bob counted (1 <= 2), lower bound, exit 4
     (checked below). From
-    the store, the same inputs must say the same (or ingest must fail). Got: ingest exit 0, and the store's report
-    "within" with complete windows, exit 0 -- alice's RDS use is gone without a trace."""
+    the store, the same inputs must say the same (or ingest must fail). Was: ingest exit 0, and the store's report
+    "within" with complete windows, exit 0 -- alice's RDS use gone without a trace. Fixed (schema 4): the store
+    remembers inputs that failed at ingest (``failed_files``) and its report counts them, as the files' does."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "rdusersession_rdcb01_all.csv").write_text(BROKER_HEADER + (
@@ -218,8 +215,13 @@ def test_a_snapshot_that_failed_at_ingest_still_makes_the_store_report_a_lower_b
 
     store = tmp_path / "store.sqlite3"
     ingested = runner.invoke(app, ["ingest", str(inputs), "--store", str(store), "--jobs", "1", "-q"])
-    code, _ = report("--store", store, "--installed", "2", "--check")
+    code, from_store = report("--store", store, "--installed", "2", "--check")
     assert ingested.exit_code != 0 or code == 4
+    # fixed: ingest exits 0 as before (two files stored), and the store remembers the failure, so its report is
+    # the files' lower bound and names the same failed input
+    assert (ingested.exit_code, code, from_store["verdict"]) == (0, 4, "within (lower bound)")
+    failed = [(i["path"], i["error"]) for i in from_files["inputs"] if i["error"]]
+    assert [(i["path"], i["error"]) for i in from_store["inputs"] if i["error"]] == failed
 
 
 def test_events_can_read_snapshots(tmp_path: Path) -> None:

@@ -25,7 +25,15 @@ from evtrack.errors import StoreError
 from evtrack.pipeline import FilesInput, run
 from evtrack.reading import ENGINES, read_inputs
 from evtrack.report import Report
-from evtrack.store import APPLICATION_ID, SCHEMA_VERSION, STATUS_ALREADY, STATUS_INGESTED, Store
+from evtrack.store import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    STATUS_ALREADY,
+    STATUS_FAILED,
+    STATUS_INGESTED,
+    Store,
+    file_sha256,
+)
 from evtrack.usage import ReportSettings, build_report
 
 from .conftest import logon_4624, lsm, write_events, xml_event
@@ -79,9 +87,10 @@ def _from_files(paths: list[Path]) -> dict[str, Any]:
 
 
 def _from_store(store: Store) -> dict[str, Any]:
-    """The report from the store, less when each file was ingested (which reading the files cannot know)."""
+    """The report from the store, less when each file was ingested (which reading the files cannot know; an input
+    that could not be read was not ingested)."""
     data = build_report(store.report_source(), SETTINGS).to_dict()
-    assert all(item.pop("ingested_at") is not None for item in data["inputs"])
+    assert all((item.pop("ingested_at") is None) == bool(item["error"]) for item in data["inputs"])
     return data
 
 
@@ -177,16 +186,98 @@ def test_parallel_ingest_equals_serial(tmp_path: Path, exports: dict[str, Path])
         assert _from_store(serial) == _from_store(parallel)
 
 
-def test_bad_inputs_are_reported_and_not_stored(tmp_path: Path, exports: dict[str, Path]) -> None:
+def test_bad_inputs_are_reported_and_remembered_not_stored(tmp_path: Path, exports: dict[str, Path]) -> None:
+    """An input ingest cannot read adds nothing but is remembered: the store's report counts it as a failed input
+    and is a lower bound, exactly as the report from the same files (issue: `report --store --check` said
+    "within", exit 0, where `report FILES --check` said lower bound, exit 4)."""
     junk = tmp_path / "junk.evtx"
     junk.write_bytes(b"not a log at all")
+    missing = tmp_path / "missing.evtx"
     with Store.open(tmp_path / "s.sqlite3") as store:
-        result = store.ingest([junk, tmp_path / "missing.evtx", exports["jan"]])
-        assert [o.status for o in result.files] == ["failed", "failed", STATUS_INGESTED]
+        result = store.ingest([junk, missing, exports["jan"]])
+        assert [o.status for o in result.files] == [STATUS_FAILED, STATUS_FAILED, STATUS_INGESTED]
+        assert [o.path for o in result.failed] == [missing, junk]
         assert "not an event log" in (result.failed[1].error or "")
-        assert [i.path for i in store.inputs()] == [str(exports["jan"])]
-        # a directory scan ignores non-logs, as `evtrack report` does
+        assert store.info().events == 6  # jan.xml's alone
+        failed = store.failed_files()
+        assert [(f.path, f.error, f.sha256, f.size) for f in failed] == [
+            (str(junk), result.failed[1].error, file_sha256(junk), 16),
+            (str(missing), "no such file or directory", None, None),
+        ]
+        assert store.info().failed == failed
+        assert [(i.path, i.error) for i in store.inputs()] == [  # by path, as a report from the files
+            (str(junk), failed[0].error), (str(exports["jan"]), None), (str(missing), failed[1].error)]
+        from_store = _from_store(store)
+        assert from_store == _from_files([junk, missing, exports["jan"]])
+        assert from_store["lower_bound"] and sum(1 for i in from_store["inputs"] if i["error"]) == 2
+        # a directory scan ignores non-logs, as `evtrack report` does: not failures
         assert store.ingest([exports["jan"].parent]).ignored == ()
+        scanned = tmp_path / "scanned"
+        scanned.mkdir()
+        (scanned / "notes.txt").write_text("hello", encoding="utf-8")
+        assert [i.path for i in store.ingest([scanned, exports["jan"]]).ignored] == [scanned / "notes.txt"]
+        assert store.failed_files() == failed
+
+
+BROKER = ('"ServerName","SessionId","UserName","DomainName","CreateTime","SessionState","HostServer","PolledAt",'
+          '"ConnectionBroker"\r\n"RDSH01.contoso.local","2","alice","CONTOSO","1/2/2026 9:00:00 AM","STATE_ACTIVE",'
+          '"RDSH01.contoso.local","2026-02-20T10:00:00Z","rdcb01"\r\n')
+"""A Connection Broker poll whose one date reads either way: it fails without --culture, reads with en-US."""
+
+
+def test_a_failure_ends_when_its_path_or_its_content_is_read(tmp_path: Path, exports: dict[str, Path]) -> None:
+    from evtrack.catalogue import read_plan
+
+    utc, en_us = read_plan(timezone.utc), read_plan(timezone.utc, culture="en-US")
+    first, copy, other = (tmp_path / f"{name}.csv" for name in ("rdusersession_a", "rdusersession_b", "c"))
+    first.write_text(BROKER, encoding="utf-8")
+    with Store.open(tmp_path / "s.sqlite3") as store:
+        (outcome,) = store.ingest([first], plan=utc).files
+        assert outcome.status == STATUS_FAILED and "--culture" in (outcome.error or "")
+        assert [(f.path, f.sha256) for f in store.failed_files()] == [(str(first), file_sha256(first))]
+        assert [f.path for f in store.ingest([first], plan=utc).failed] == [first]  # still failing: still one row
+        assert len(store.failed_files()) == 1
+
+        # the same bytes read from another path (with the culture): the failure is over
+        shutil.copy(first, copy)
+        assert [o.status for o in store.ingest([copy], plan=en_us).files] == [STATUS_INGESTED]
+        assert store.failed_files() == ()
+        assert [(i.path, i.error) for i in store.inputs()] == [(str(copy), None)]
+
+        # a later failure of the same path replaces the earlier one
+        other.write_text("hello", encoding="utf-8")
+        store.ingest([other])
+        (before,) = store.failed_files()
+        other.write_text("hello again", encoding="utf-8")
+        store.ingest([other])
+        (after,) = store.failed_files()
+        assert after.path == before.path and after.sha256 == file_sha256(other) != before.sha256
+        assert after.size == 11 and after.failed_at >= before.failed_at
+
+        # the path now holds bytes the store already has: read, so no longer failed
+        other.write_text(BROKER, encoding="utf-8")
+        assert [o.status for o in store.ingest([other], plan=utc).files] == [STATUS_ALREADY]
+        assert store.failed_files() == ()
+
+        # and a path fixed in place (re-exported) is ingested and forgiven
+        store.ingest([other.with_name("d.xml")])
+        assert [f.error for f in store.failed_files()] == ["no such file or directory"]
+        shutil.copy(exports["apr"], other.with_name("d.xml"))
+        assert [o.status for o in store.ingest([other.with_name("d.xml")]).files] == [STATUS_INGESTED]
+        assert store.failed_files() == ()
+
+
+def test_forget_failed(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.sqlite3") as store:
+        store.ingest([tmp_path / name for name in ("a.evtx", "b.evtx", "c.evtx")])
+        assert [f.path for f in store.failed_files()] == [str(tmp_path / n) for n in ("a.evtx", "b.evtx", "c.evtx")]
+        with pytest.raises(StoreError, match=r"not a remembered failed input: .*x\.evtx"):
+            store.forget_failed([str(tmp_path / "a.evtx"), str(tmp_path / "x.evtx")])
+        assert len(store.failed_files()) == 3  # all or nothing
+        assert store.forget_failed([str(tmp_path / "b.evtx")]) == (str(tmp_path / "b.evtx"),)
+        assert [f.path for f in store.failed_files()] == [str(tmp_path / n) for n in ("a.evtx", "c.evtx")]
+        assert store.forget_failed() == (str(tmp_path / "a.evtx"), str(tmp_path / "c.evtx"))
+        assert store.failed_files() == () and store.forget_failed() == ()
 
 
 # -- one transaction per file ----------------------------------------------------------------------------------------
@@ -316,6 +407,32 @@ def test_new_store_is_marked_and_versioned(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="newer than this evtrack"):
         Store.open(path)
+
+
+def test_a_schema_3_store_is_upgraded_and_keeps_its_data(tmp_path: Path, exports: dict[str, Path]) -> None:
+    """A store evtrack 3 wrote (no ``failed_files``) opens as schema 4 with every file, event, span and report
+    kept, and then remembers failures."""
+    path = tmp_path / "s.sqlite3"
+    with Store.open(path) as store:
+        store.ingest([exports["jan"], exports["apr"]])
+        store.save_report(build_report(store.report_source(), SETTINGS))
+        report = _from_store(store)
+    before = _dump(path)
+    db = sqlite3.connect(path)  # turn it into what schema 3 was
+    db.execute("DROP TABLE failed_files")
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    with Store.open(path, create=False) as store:
+        assert store.info().schema_version == SCHEMA_VERSION == 4
+        assert _dump(path) == before and _from_store(store) == report
+        assert store.failed_files() == ()
+        store.ingest([tmp_path / "missing.evtx"])
+        assert [f.path for f in store.failed_files()] == [str(tmp_path / "missing.evtx")]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+    db.close()
 
 
 def test_missing_store_is_not_created_by_reading_commands(tmp_path: Path) -> None:
@@ -453,6 +570,56 @@ def test_cli_store_commands(tmp_path: Path, exports: dict[str, Path]) -> None:
     result = runner.invoke(app, ["store", "prune", "--before", "2024-02-01", "--yes"], env=env)
     assert result.exit_code == 0 and "pruned before 2024-02-01T00:00:00+00:00: 6 events" in result.stderr
     assert runner.invoke(app, ["store", "vacuum"], env=env).exit_code == 0
+
+
+def test_cli_remembers_failed_inputs_until_read_or_forgotten(tmp_path: Path, exports: dict[str, Path]) -> None:
+    app, db = _app(), tmp_path / "s.sqlite3"
+    env = {"EVTRACK_STORE": str(db)}
+    broker, missing = tmp_path / "rdusersession_rdcb01.csv", tmp_path / "gone.evtx"
+    broker.write_text(BROKER, encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(exports["jan"]), str(broker), str(missing), "-j", "1",
+                                 "--input-tz", "UTC"], env=env)
+    assert result.exit_code == 0, result.output  # exit codes as before: something was stored
+    lines = result.stderr.splitlines()
+    assert lines[1].startswith("files: 1 ingested, 0 already ingested, 2 failed, 0 ignored;")
+    assert lines[2] == f"  failed: {missing}: no such file or directory"
+    assert lines[3].startswith(f"  failed: {broker}: the date '1/2/2026 9:00:00 AM'")
+    assert lines[4] == ("  the store remembers failed inputs: its reports are a lower bound until each is ingested "
+                        "once it can be read, or forgotten with `evtrack store forget-failed`")
+
+    def info() -> list[str]:
+        shown = runner.invoke(app, ["store", "info"], env=env)
+        assert shown.exit_code == 0, shown.output
+        lines = shown.stdout.splitlines()  # from "failed inputs: " to "last ingest: "
+        first = next(i for i, line in enumerate(lines) if line.startswith("failed inputs: "))
+        return lines[first:next(i for i, line in enumerate(lines) if line.startswith("last ingest: "))]
+
+    def failed_in_report() -> list[str]:
+        shown = runner.invoke(app, ["report", "--store", str(db), "-f", "json", "--installed", "5"])
+        return [i["path"] for i in json.loads(shown.stdout)["inputs"] if i["error"]]
+
+    shown = info()
+    assert shown[0].startswith("failed inputs: 2 (the store remembers failed inputs")
+    assert [line.split(": ")[0] for line in shown[1:]] == [f"  {missing}", f"  {broker}"]
+    assert failed_in_report() == [str(missing), str(broker)]
+
+    # fixed: read with the culture, the failure is over
+    result = runner.invoke(app, ["ingest", str(broker), "-q", "--input-tz", "UTC", "--culture", "en-US"], env=env)
+    assert result.exit_code == 0, result.output
+    assert failed_in_report() == [str(missing)]
+
+    # gone for good: forgotten, after asking
+    result = runner.invoke(app, ["store", "forget-failed", str(tmp_path / "other.evtx")], env=env)
+    assert (result.exit_code, result.stderr) == (
+        1, f"error: not a remembered failed input: {tmp_path / 'other.evtx'} (`evtrack store info` lists them)\n")
+    result = runner.invoke(app, ["store", "forget-failed", str(missing)], input="n\n", env=env)
+    assert result.exit_code == 1 and "error: nothing forgotten" in result.stderr
+    assert failed_in_report() == [str(missing)]
+    result = runner.invoke(app, ["store", "forget-failed", str(missing), "--yes"], env=env)
+    assert (result.exit_code, result.stderr) == (0, "forgot 1 failed input\n")
+    assert info() == ["failed inputs: 0"] and failed_in_report() == []
+    result = runner.invoke(app, ["store", "forget-failed", "-y"], env=env)
+    assert (result.exit_code, result.stderr) == (0, "no failed inputs remembered\n")
 
 
 def test_cli_refuses_a_foreign_file(tmp_path: Path) -> None:

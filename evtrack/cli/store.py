@@ -68,6 +68,10 @@ def _fmt_us(value: int | None) -> str:
     return iso_utc(us_to_datetime(value))[:19] + "Z"
 
 
+FAILED_HINT = ("the store remembers failed inputs: its reports are a lower bound until each is ingested once it can "
+               "be read, or forgotten with `evtrack store forget-failed`")
+
+
 def ingest_summary(result: IngestResult, store_path: Path) -> list[str]:
     """The lines ``evtrack ingest`` prints to stderr."""
     lines = [
@@ -77,6 +81,8 @@ def ingest_summary(result: IngestResult, store_path: Path) -> list[str]:
     ]
     for outcome in result.failed:
         lines.append(f"  failed: {outcome.path}: {outcome.error}")
+    if result.failed:
+        lines.append(f"  {FAILED_HINT}")
     for issue in result.ignored:
         lines.append(f"  ignored: {issue.path}: {issue.reason}")
     skipped = [o for o in result.ingested if o.skipped]
@@ -304,7 +310,7 @@ def reports_delete(
 
 # -- store ---------------------------------------------------------------------------------------------------------
 
-store_app = typer.Typer(help="The store itself: info, vacuum, prune, events.", no_args_is_help=True)
+store_app = typer.Typer(help="The store itself: info, vacuum, prune, events, forget-failed.", no_args_is_help=True)
 
 
 def info_lines(info: StoreInfo) -> list[str]:
@@ -312,6 +318,9 @@ def info_lines(info: StoreInfo) -> list[str]:
         f"store: {info.path}",
         f"size: {info.size_bytes:,} bytes (schema {info.schema_version})",
         f"files: {info.files:,}; events: {info.events:,}; saved reports: {info.reports:,}",
+        f"failed inputs: {len(info.failed):,}" + (f" ({FAILED_HINT})" if info.failed else ""),
+        *(f"  {failed.path}: {failed.error} (failed {failed.failed_at.strftime('%Y-%m-%d %H:%M:%SZ')})"
+          for failed in info.failed),
         "last ingest: " + (info.last_ingest.strftime("%Y-%m-%d %H:%M:%SZ") if info.last_ingest else "never"),
         f"hosts: {', '.join(info.hosts) if info.hosts else '-'}",
     ]
@@ -381,3 +390,45 @@ def store_events(
         table = opened.events_table()
         store_path = opened.path
     write_or_print(render_events(table, fmt.value), output, [store_path])
+
+
+@store_app.command("forget-failed")
+def store_forget_failed(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="PATH", show_default=False,
+                       help="Failed inputs to forget, as `evtrack store info` lists them (default: all)."),
+    ] = None,
+    yes: YesOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Forget inputs that failed at ingest, so reports from the store no longer count them as unread."""
+    with _open(store, create=False) as opened:
+        remembered = [failed.path for failed in opened.failed_files()]
+        named = None
+        if paths:
+            matches = {path: _remembered_as(path, remembered) for path in paths}
+            unknown = [path for path, found in matches.items() if not found]
+            if unknown:
+                fail(f"not a remembered failed input: {', '.join(unknown)} (`evtrack store info` lists them)")
+            named = list(dict.fromkeys(found for each in matches.values() for found in each))
+        if not remembered:
+            stderr().print("no failed inputs remembered")
+            return
+        count = len(named) if named is not None else len(remembered)
+        if not yes and not typer.confirm(
+            f"Forget {count} failed input{'' if count == 1 else 's'}? Reports from the store will no longer count "
+            "them as unread"
+        ):
+            fail("nothing forgotten")
+        forgotten = opened.forget_failed(named)
+    stderr().print(escape(f"forgot {len(forgotten)} failed input{'' if len(forgotten) == 1 else 's'}"))
+
+
+def _remembered_as(argument: str, remembered: list[str]) -> list[str]:
+    """The remembered paths ``argument`` names: as ingest wrote it, else the same file from here (an ingest run
+    elsewhere, or with a relative path, wrote it otherwise)."""
+    if str(Path(argument)) in remembered:
+        return [str(Path(argument))]
+    target = Path(argument).resolve()
+    return [path for path in remembered if Path(path).resolve() == target]
