@@ -12,9 +12,9 @@ HEADER = "# Command reference\n\nGenerated from `--help` by `python docs/gen_cli
 
 
 def command_paths() -> list[list[str]]:
-    from evtrack.cli import app
-
     import typer.main
+
+    from evtrack.cli import app
 
     group = typer.main.get_command(app)
     paths: list[list[str]] = [[]]
