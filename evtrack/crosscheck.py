@@ -10,6 +10,7 @@ logs cover the window, the polls only cross-check them: a missed poll then costs
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -87,13 +88,27 @@ def any_between(times: Sequence[int], start: int, end: int) -> bool:
     return index < len(times) and times[index] < end
 
 
+def sorted_times(times: array[int]) -> array[int]:
+    """A time array sorted (in numpy: no Python int per element)."""
+    import numpy as np
+
+    if len(times) < 2:
+        return times
+    return array("q", np.sort(np.frombuffer(times, dtype=np.int64)).tobytes())
+
+
+def _times() -> array[int]:
+    return array("q")
+
+
 @dataclass
 class SourceLedger:
-    """Per person and source, per host: the evidence times (sorted once collected)."""
+    """Per person and source, per host: the evidence times (µs in compact arrays, sorted once collected)."""
 
-    by_person: dict[str, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    by_host: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    polled_times: list[int] = field(default_factory=list)
+    by_person: dict[str, dict[str, array[int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(_times)))
+    by_host: dict[str, array[int]] = field(default_factory=lambda: defaultdict(_times))
+    polled_times: array[int] = field(default_factory=_times)
 
     def add(self, person: str, source: str, host: str, moment: int, polled: bool) -> None:
         self.by_person[person][source].append(moment)
@@ -103,11 +118,11 @@ class SourceLedger:
 
     def settle(self) -> None:
         for sources in self.by_person.values():
-            for times in sources.values():
-                times.sort()
-        for times in self.by_host.values():
-            times.sort()
-        self.polled_times.sort()
+            for source, times in sources.items():
+                sources[source] = sorted_times(times)
+        for host, times in self.by_host.items():
+            self.by_host[host] = sorted_times(times)
+        self.polled_times = sorted_times(self.polled_times)
 
     def sources(self, person: str) -> tuple[str, ...]:
         return tuple(sorted(self.by_person.get(person, {})))
