@@ -84,7 +84,7 @@ def _transition(row: Mapping[str, Any]) -> str | None:
 
 def _columns(rows: Selection, names: tuple[str, ...]) -> Iterator[tuple[int, list[list[Any]]]]:
     """(position of the first row, one Python list per column) per bounded batch of ``rows``."""
-    for offset, batch in rows.batches():
+    for offset, batch in rows.batches(columns=names):
         yield offset, [batch[name].to_pylist() for name in names]
 
 

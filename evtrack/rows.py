@@ -119,19 +119,19 @@ def _ordered(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return ordered
 
 
-def observations(table: pa.Table, keys: Keys | None = None) -> list[Observation]:
+def observations(table: pa.Table) -> list[Observation]:
     """Every account (user, domain, SID, host) the table names, once, in order."""
     import numpy as np
     import pyarrow.compute as pc
 
-    keys = keys or Keys(table)
+    keys = Keys(table)
     columns = ("user", "domain", "sid", "host")
     rows = _ordered(keys, np.flatnonzero(pc.is_valid(table["user"]).to_numpy(zero_copy_only=False)), columns)
-    rows = rows[_first_of_runs(keys, rows, columns)]
-    return [
-        Observation(r["user"], r["domain"], r["sid"], host_key(r["host"] or ""))
-        for r in take(table.select(list(columns)), rows).to_pylist()
-    ]
+    accounts = take(table.select(list(columns)), rows[_first_of_runs(keys, rows, columns)])
+    users, domains, sids, hosts = (accounts[name].to_pylist() for name in columns)
+    short = {host: host_key(host or "") for host in set(hosts)}  # one string per host, not per account
+    return [Observation(user, domain, sid, short[host])
+            for user, domain, sid, host in zip(users, domains, sids, hosts, strict=True)]
 
 
 def sightings(table: pa.Table, hosts: HostNames, names: frozenset[str]
@@ -195,22 +195,25 @@ class Selection:
 
         return np.fromiter(self.sources, dtype=np.int64, count=len(self.sources))
 
-    def _part(self, start: int, stop: int) -> pa.Table:
+    def _part(self, start: int, stop: int, columns: Sequence[str] = ()) -> pa.Table:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        wanted = list(columns or (*self.columns, *(("recorded",) if self.placed is not None else ())))
+        stored = [name for name in self.columns if name in wanted or (name == "time" and "recorded" in wanted)]
         rows = self.rows[start:stop]
         if len(rows) == 1:  # one row (a proof): a slice, not a take over every chunk
-            part = self.table.slice(int(rows[0]), 1).select(list(self.columns))
+            part = self.table.slice(int(rows[0]), 1).select(stored)
         else:
-            part = take(self.table.select(list(self.columns)), rows)
-        recorded = part["time"].cast(pa.int64())
-        part = part.set_column(part.schema.get_field_index("time"), "time",
-                               recorded if self.placed is None else pa.array(self.placed[start:stop]))
-        if self.placed is not None:
-            part = part.append_column("recorded", recorded)
-        if self.sources:
+            part = take(self.table.select(stored), rows)
+        if "time" in stored:
+            recorded = part["time"].cast(pa.int64())
+            part = part.set_column(part.schema.get_field_index("time"), "time",
+                                   recorded if self.placed is None else pa.array(self.placed[start:stop]))
+            if "recorded" in wanted:
+                part = part.append_column("recorded", recorded)
+        if "source" in stored and self.sources:
             moved = np.flatnonzero(np.isin(rows, self._moved))
             if len(moved):
                 mask = np.zeros(len(rows), dtype=bool)
@@ -219,12 +222,13 @@ class Selection:
                 index = part.schema.get_field_index("source")
                 part = part.set_column(index, "source", pc.replace_with_mask(part["source"].combine_chunks(),
                                                                              pa.array(mask), values))
-        return part
+        return part.select(wanted)
 
-    def batches(self, size: int = BATCH_ROWS) -> Iterator[tuple[int, pa.Table]]:
-        """(position of the first row, the rows) per batch of at most ``size`` rows."""
+    def batches(self, size: int = BATCH_ROWS, columns: Sequence[str] = ()) -> Iterator[tuple[int, pa.Table]]:
+        """(position of the first row, the rows) per batch of at most ``size`` rows; ``columns``: only these
+        (default: all, and ``recorded`` where rows are placed)."""
         for start in range(0, len(self.rows), size):
-            yield start, self._part(start, start + size)
+            yield start, self._part(start, start + size, columns)
 
     def row(self, position: int) -> dict[str, Any]:
         """The row at ``position``, as the batches give it."""

@@ -222,8 +222,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     hosts = HostNames([*(span.host for span in source.coverage),
                        *(h for h in pc.unique(table["host"]).to_pylist() if h), *settings.expected_hosts])
     counted_host = functools.cache(lambda key: settings.hosts.counts(key, hosts.names(key)))
-    table_keys = table_rows.Keys(table)
-    observations = table_rows.observations(table, table_keys)
+    observations = table_rows.observations(table)
     observations += [Observation(user, domain, sid, host_key(host or "")) for user, domain, sid, host in
                      source.observations]
     aliases = dict(settings.aliases)
@@ -241,7 +240,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     misdated = _misdated_lookup(source.coverage)
     created = settings.created_at or datetime.now(timezone.utc)
     now_us = max(datetime_to_us(created), datetime_to_us(datetime.now(timezone.utc)))
-    tally = Tally(table_rows.evidence_table(table, table_keys), resolver=resolver, hosts=hosts, counted=counted_host,
+    table_keys = table_rows.Keys(table)  # what the evidence and session rows are sorted by (freed once they are)
+    evidence = table_rows.evidence_table(table, table_keys)
+    session_rows = table_rows.session_table(table, lambda name: counted_host(hosts.key(name)), misdated, table_keys)
+    del table_keys
+    tally = Tally(evidence, resolver=resolver, hosts=hosts, counted=counted_host,
                   in_scope=lambda identity: _in_scope(identity, resolver, settings), misdated=misdated, tz=tz,
                   now_us=now_us, kinds={i.path: i.kind for i in source.inputs}).read()
     people, ledger, devices, host_people = tally.people, tally.ledger, tally.devices, tally.host_people
@@ -249,8 +252,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     cover = host_cover(source.coverage, hosts, settings.hosts, settings.expected_hosts)
     host_cover_all = cover.all
     connected = connected_intervals(
-        table_rows.session_table(table, lambda name: counted_host(hosts.key(name)), misdated, table_keys),
-        {host: intervals[-1][1] for host, intervals in host_cover_all.items() if intervals}, hosts.key)
+        session_rows, {host: intervals[-1][1] for host, intervals in host_cover_all.items() if intervals}, hosts.key)
     counted_sessions = np.zeros(len(connected), dtype=bool)
     for index in range(len(connected)):  # sessions of counted people only (scope, exclusions)
         interval = connected.interval(index)
