@@ -531,26 +531,28 @@ class Store:
 
     # reading back -------------------------------------------------------------------------------------------------
 
-    def events_table(self) -> pa.Table:
-        """Every stored event as the normalised table (``source`` = the path the row was first ingested from)."""
+    def events_table(self, batch_rows: int = 8_192) -> pa.Table:
+        """Every stored event as the normalised table (``source`` = the path the row was first ingested from),
+        fetched ``batch_rows`` at a time: only one batch is ever Python tuples."""
         import pyarrow as pa
 
         from evtrack.events import logon_schema
 
         schema = logon_schema()
         columns = ", ".join(f"e.{name}" for name in _EVENT_COLUMNS)
-        rows = self._db.execute(
+        cursor = self._db.execute(
             f"SELECT {columns}, f.path FROM events e JOIN files f ON f.id = e.file_id ORDER BY e.id"
-        ).fetchall()
-        if not rows:
-            return schema.empty_table()
-        arrays = []
-        for field, values in zip(schema, zip(*rows, strict=True), strict=True):
-            if pa.types.is_boolean(field.type):
-                arrays.append(pa.array(values, type=pa.int8()).cast(pa.bool_()))
-            else:
-                arrays.append(pa.array(values, type=field.type))
-        return pa.Table.from_arrays(arrays, schema=schema)
+        )
+        batches = []
+        while rows := cursor.fetchmany(batch_rows):
+            arrays = []
+            for field, values in zip(schema, zip(*rows, strict=True), strict=True):
+                if pa.types.is_boolean(field.type):
+                    arrays.append(pa.array(values, type=pa.int8()).cast(pa.bool_()))
+                else:
+                    arrays.append(pa.array(values, type=field.type))
+            batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        return pa.Table.from_batches(batches, schema=schema)
 
     def coverage(self) -> list[ChannelSpan]:
         """Coverage merged over every stored file, exactly as :func:`evtrack.reading.read_inputs` merges it."""
