@@ -195,22 +195,19 @@ class Selection:
 
         return np.fromiter(self.sources, dtype=np.int64, count=len(self.sources))
 
-    def _part(self, start: int, stop: int, columns: Sequence[str] = ()) -> pa.Table:
+    def _part(self, positions: slice | np.ndarray, columns: Sequence[str] = ()) -> pa.Table:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
         wanted = list(columns or (*self.columns, *(("recorded",) if self.placed is not None else ())))
         stored = [name for name in self.columns if name in wanted or (name == "time" and "recorded" in wanted)]
-        rows = self.rows[start:stop]
-        if len(rows) == 1:  # one row (a proof): a slice, not a take over every chunk
-            part = self.table.slice(int(rows[0]), 1).select(stored)
-        else:
-            part = take(self.table.select(stored), rows)
+        rows = self.rows[positions]
+        part = take(self.table.select(stored), rows)
         if "time" in stored:
             recorded = part["time"].cast(pa.int64())
             part = part.set_column(part.schema.get_field_index("time"), "time",
-                                   recorded if self.placed is None else pa.array(self.placed[start:stop]))
+                                   recorded if self.placed is None else pa.array(self.placed[positions]))
             if "recorded" in wanted:
                 part = part.append_column("recorded", recorded)
         if "source" in stored and self.sources:
@@ -228,12 +225,19 @@ class Selection:
         """(position of the first row, the rows) per batch of at most ``size`` rows; ``columns``: only these
         (default: all, and ``recorded`` where rows are placed)."""
         for start in range(0, len(self.rows), size):
-            yield start, self._part(start, start + size, columns)
+            yield start, self._part(slice(start, start + size), columns)
+
+    def rows_at(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """The rows at ``positions``, as the batches give them (one take for all of them)."""
+        import numpy as np
+
+        if not positions:
+            return []
+        rows: list[dict[str, Any]] = self._part(np.asarray(positions, dtype=np.int64)).to_pylist()
+        return rows
 
     def row(self, position: int) -> dict[str, Any]:
-        """The row at ``position``, as the batches give it."""
-        values: dict[str, Any] = self._part(position, position + 1).to_pylist()[0]
-        return values
+        return self.rows_at([position])[0]
 
 
 def drop_repeats(keys: Keys, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str | None]]:

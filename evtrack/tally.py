@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,10 +71,9 @@ class Ref:
     user: str
 
 
-def ref_at(rows: Selection, position: int, moment: int | None = None, recorded: str = "time") -> Ref:
-    """The record at ``position`` of ``rows`` (evidence or session rows); ``moment`` (default: its ``time``) is
-    when the report counts it, ``recorded`` the column with the time it carries."""
-    values = rows.row(position)
+def ref_of(values: Mapping[str, Any], moment: int | None = None, recorded: str = "time") -> Ref:
+    """The record of one evidence or session row (:meth:`evtrack.rows.Selection.rows_at`); ``moment`` (default:
+    its ``time``) is when the report counts it, ``recorded`` the column with the time it carries."""
     name = values["user"] or ""
     if values["domain"]:
         name = f"{values['domain']}\\{name}"
@@ -134,6 +133,7 @@ class Devices:
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[array[int], array[int], array[int], array[int]]] = {}
+        self._slots: dict[tuple[str, str | None, str | None], tuple[tuple[array[int], ...], int, int]] = {}
         self._codes: dict[str, int] = {}
         self._text: list[str] = []
         self._sorted: dict[str, np.ndarray] = {}
@@ -150,14 +150,21 @@ class Devices:
             self._text.append(text)
         return code
 
-    def add(self, key: str, name: str | None, address: str | None, moment: int, user: str) -> None:
-        seen = self._seen.get(key)
-        if seen is None:
-            seen = self._seen[key] = (array("q"), array("i"), array("i"), array("i"))
-        seen[0].append(moment)
-        seen[1].append(self._code(name))
-        seen[2].append(self._code(address))
-        seen[3].append(self._code(user))
+    def add(self, device: tuple[str, str | None, str | None], moment: int, user: str) -> None:
+        """Evidence of ``user`` at ``moment`` from ``device`` (key, client name, address: see
+        :func:`evtrack.rows.device`)."""
+        slot = self._slots.get(device)
+        if slot is None:
+            key, name, address = device
+            seen = self._seen.get(key)
+            if seen is None:
+                seen = self._seen[key] = (array("q"), array("i"), array("i"), array("i"))
+            slot = self._slots[device] = (seen, self._code(name), self._code(address))
+        arrays, name_code, address_code = slot
+        arrays[0].append(moment)
+        arrays[1].append(name_code)
+        arrays[2].append(address_code)
+        arrays[3].append(self._code(user))
 
     def settle(self) -> None:
         import numpy as np
@@ -221,6 +228,7 @@ class Tally:
         self._logs: dict[tuple[str, int], int] = {}
         self._labels: dict[tuple[str, str | None], tuple[str, bool]] = {}
         self._scope: dict[int, tuple[Identity, bool]] = {}
+        self._identities: dict[tuple[str | None, str | None, str | None], Identity | None] = {}
 
     def read(self) -> Tally:
         """Add every evidence row, in bounded batches, and settle."""
@@ -243,6 +251,19 @@ class Tally:
             found = self._scope[id(identity)] = (identity, self._in_scope(identity))
         return found[1]
 
+    def _resolve(self, user: str | None, domain: str | None, sid: str | None, host: str,
+                 moment: int) -> Identity | None:
+        """:meth:`IdentityResolver.resolve`, memoised per account where no name was held by several SIDs (only
+        then does the answer depend on the host and time)."""
+        if self._resolver.contested_names:
+            return self._resolver.resolve(user, domain, sid, host, moment)
+        account = (user, domain, sid)
+        try:
+            return self._identities[account]
+        except KeyError:
+            found = self._identities[account] = self._resolver.resolve(user, domain, sid, host, moment)
+            return found
+
     def _log(self, channel: str, event_id: int) -> int:
         code = self._logs.get((channel, event_id))
         if code is None:
@@ -251,8 +272,9 @@ class Tally:
 
     def add(self, batch: pa.Table, offset: int) -> None:
         """Tally one batch of evidence rows; ``offset`` is the row of the evidence table its first row is."""
-        resolve, host_key, counted, local_day = self._resolver.resolve, self._hosts.key, self._counted, self._local_day
+        host_key, counted, local_day = self._hosts.key, self._counted, self._local_day
         people, proofs, ledger, host_people = self.people, self.proofs, self.ledger, self.host_people
+        resolve = self._resolve
         columns: list[list[Any]] = [batch.column(name).to_pylist() for name in EVIDENCE_COLUMNS]
         for position, (time, name, user, domain, sid, kind, reason, event_id, channel, record_id, address, client,
                        source) in enumerate(zip(*columns, strict=True), offset):
@@ -311,7 +333,7 @@ class Tally:
             host_people[host].add(key)
             found_device = device(client, address)
             if found_device is not None:
-                self.devices.add(found_device[0], found_device[1], found_device[2], moment, key)
+                self.devices.add(found_device, moment, key)
             if kind == "logon" or kind == "reconnect":
                 host_code = self._host_codes.setdefault(host, len(self._host_codes))
                 (person.starts if kind == "logon" else person.reconnects).extend(
@@ -339,14 +361,24 @@ class Tally:
         self.ledger.settle()
         self.devices.settle()
 
-    def day_refs(self, person: Person, first_day: int, end_day: int) -> tuple[Ref, Ref] | None:
-        """The first and last evidence record of ``person`` in the local days ``[first_day, end_day)``."""
-        days = sorted(day for day in person.proof_days if first_day <= day < end_day)
-        if not days:
-            return None
-        first, last = person.proof_days[days[0]], person.proof_days[days[-1]] + 2
-        if (self.proofs[first], self.proofs[first + 1]) == (self.proofs[last], self.proofs[last + 1]):
-            ref = ref_at(self.evidence, self.proofs[first + 1], self.proofs[first])
-            return ref, ref
-        return (ref_at(self.evidence, self.proofs[first + 1], self.proofs[first]),
-                ref_at(self.evidence, self.proofs[last + 1], self.proofs[last]))
+    def window_refs(self, people: Sequence[Person], first_day: int, end_day: int) -> list[tuple[Ref, Ref] | None]:
+        """For each of ``people``, the first and last evidence record in the local days ``[first_day, end_day)``
+        (the same record twice where there is one), None where there is none; the records read in one take."""
+        wanted: list[tuple[int, int, int, int] | None] = []
+        for person in people:
+            days = sorted(day for day in person.proof_days if first_day <= day < end_day)
+            if not days:
+                wanted.append(None)
+                continue
+            first, last = person.proof_days[days[0]], person.proof_days[days[-1]] + 2
+            wanted.append((self.proofs[first], self.proofs[first + 1], self.proofs[last], self.proofs[last + 1]))
+        positions = sorted({p for item in wanted if item is not None for p in (item[1], item[3])})
+        rows = dict(zip(positions, self.evidence.rows_at(positions), strict=True))
+        refs: list[tuple[Ref, Ref] | None] = []
+        for item in wanted:
+            if item is None:
+                refs.append(None)
+                continue
+            first_ref = ref_of(rows[item[1]], item[0])
+            refs.append((first_ref, first_ref if item[:2] == item[2:] else ref_of(rows[item[3]], item[2])))
+        return refs

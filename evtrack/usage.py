@@ -45,7 +45,7 @@ from evtrack.report import (
     WindowUsage,
 )
 from evtrack.sources.base import datetime_to_us, us_to_datetime
-from evtrack.tally import Person, Ref, Tally, ref_at
+from evtrack.tally import Person, Ref, Tally, ref_of
 from evtrack.windows import Window, WindowSpec, Zone, local_date, local_midnight, resolve_zone, windows_between
 
 if TYPE_CHECKING:
@@ -132,10 +132,8 @@ def _proof(ref: Ref, window: str, which: str, tz: ZoneInfo, carried_over: bool =
                  carried_over=carried_over)
 
 
-def _window_proof(tally: Tally, person: Person, label: str, first_day: int, end_day: int,
-                  tz: ZoneInfo) -> list[Proof]:
-    """The first and last evidence record of ``person`` in the local days ``[first_day, end_day)``."""
-    found = tally.day_refs(person, first_day, end_day)
+def _window_proof(found: tuple[Ref, Ref] | None, label: str, tz: ZoneInfo) -> list[Proof]:
+    """The first and last evidence record of a person in a window (:meth:`Tally.window_refs`)."""
     if found is None:
         return []
     first, last = found
@@ -151,7 +149,7 @@ def _carried_proof(person: Person, sessions: Sessions, label: str, start: int, e
                 default=None)
     if found is None:
         return []
-    ref = ref_at(sessions.rows, person.carried_by[found[1]], recorded="recorded")
+    ref = ref_of(sessions.rows.row(person.carried_by[found[1]]), recorded="recorded")
     return [_proof(ref, label, "carried over", tz, carried_over=True)]
 
 
@@ -313,10 +311,12 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         keys = sorted(direct | carried)
         carried_users |= carried
         day_lo, day_hi = local_date(window.start, tz).toordinal(), local_date(window.end, tz).toordinal()
+        seen = [key for key in keys if key in direct]
+        refs = dict(zip(seen, tally.window_refs([people[key] for key in seen], day_lo, day_hi), strict=True))
         for key in keys:
             user_windows[key].append(window.label)
             if key in direct:
-                proofs[key] += _window_proof(tally, people[key], window.label, day_lo, day_hi, tz)
+                proofs[key] += _window_proof(refs[key], window.label, tz)
             else:
                 proofs[key] += _carried_proof(people[key], connected, window.label, start, end, tz)
         has_evidence = bool(keys)
