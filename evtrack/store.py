@@ -199,6 +199,10 @@ def _us(moment: datetime) -> int:
     return datetime_to_us(moment)
 
 
+#: Rows made Python tuples at a time while ingesting (a reader's batch holds 65,536).
+_INSERT_ROWS = 8_192
+
+
 def _batch_rows(batch: pa.RecordBatch, file_id: int) -> Iterator[tuple[Any, ...]]:
     import pyarrow as pa
 
@@ -497,7 +501,8 @@ class Store:
                 "< (SELECT path FROM files WHERE id = events.file_id)"
             )
             for batch in result.batches:
-                db.executemany(insert, _batch_rows(batch, file_id))
+                for start in range(0, batch.num_rows, _INSERT_ROWS):
+                    db.executemany(insert, _batch_rows(batch.slice(start, _INSERT_ROWS), file_id))
             (after,) = db.execute("SELECT ifnull(max(id), 0) FROM events").fetchone()
             added = after - before  # new rows take consecutive ids; a row moved to this file keeps its id
             db.execute("UPDATE files SET events_added = ? WHERE id = ?", (added, file_id))
