@@ -6,8 +6,9 @@ interval ``[connect, end)``. Sessions are followed by LocalSessionManager's Sess
 and 4778 connect, 4779 disconnects, 4634/4647 end; the two 4624 of a UAC split token are one session). A session
 still connected when the host's logs end is closed there, and counted, so the report can say so.
 
-The session rows are read once, in bounded batches; what is kept is one entry per open session and, per
-session, a few integers in parallel arrays (:class:`Sessions`), never a Python object per event.
+The session rows are read in two passes (transitions, then sessions), in bounded batches; what is kept is one
+entry per open session and, per session, a few integers in parallel arrays (:class:`Sessions`), never a Python
+object per event.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class Interval:
     open_ended: bool = False
     """No disconnect or logoff was seen: closed where the host's logs end."""
     opened_by: int = -1
-    """The row of :attr:`Sessions.rows` that connected the session (for the audit trail of a session carried
-    over)."""
+    """The position in :attr:`Sessions.rows` of the row that connected the session (for the audit trail of a
+    session carried over)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 :func:`evtrack.rows.evidence_table` gives the evidence rows sorted and each record once; :meth:`Tally.add` reads
 them in bounded batches. Each row is looked at once and leaves only compact facts behind: its time in its
 person's time array and in the source ledger (8 bytes each), its device's arrays (20 bytes), and, per person and
-local day, the first and last record as rows of the evidence table (made into a :class:`Ref` only for the proofs a
-report shows). No Python object per event outlives its batch.
+local day, the first and last record as positions in the evidence rows (made into a :class:`Ref` only for the
+proofs a report shows). No Python object per event outlives its batch.
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ def ref_of(values: Mapping[str, Any], moment: int | None = None, recorded: str =
 
 @dataclass
 class Person:
+    """One person's evidence: times in compact arrays, the rest per host, reason, day or session."""
+
     identity: Identity
     times: array[int] = field(default_factory=_times)
     """Every evidence time (µs), sorted once collected."""
@@ -208,7 +210,7 @@ class Tally:
                  misdated: Mapping[tuple[str, str, int, int], int], tz: ZoneInfo, now_us: int,
                  kinds: Mapping[str, str]) -> None:
         self.evidence = evidence
-        """The evidence rows (:func:`evtrack.rows.evidence_table`): proofs name rows of it."""
+        """The evidence rows (:func:`evtrack.rows.evidence_table`): proofs are positions in it."""
         self._resolver, self._hosts, self._counted, self._in_scope = resolver, hosts, counted, in_scope
         self._misdated, self._misdated_ids = misdated, {key[2] for key in misdated}
         self._local_day, self._now_us, self._kinds = LocalDays(tz), now_us, kinds
@@ -271,7 +273,7 @@ class Tally:
         return code
 
     def add(self, batch: pa.Table, offset: int) -> None:
-        """Tally one batch of evidence rows; ``offset`` is the row of the evidence table its first row is."""
+        """Tally one batch of evidence rows; ``offset`` is the position of its first row."""
         host_key, counted, local_day = self._hosts.key, self._counted, self._local_day
         people, proofs, ledger, host_people = self.people, self.proofs, self.ledger, self.host_people
         resolve = self._resolve
