@@ -11,6 +11,7 @@ a missed poll then costs nothing.
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,11 +112,26 @@ def any_between(times: Sequence[int], start: int, end: int) -> bool:
     return index < len(times) and times[index] < end
 
 
+def sorted_times(times: array[int]) -> array[int]:
+    """A time array sorted (in numpy: no Python int per element)."""
+    import numpy as np
+
+    if len(times) < 2:
+        return times
+    return array("q", np.sort(np.frombuffer(times, dtype=np.int64)).tobytes())
+
+
+def _times() -> array[int]:
+    return array("q")
+
+
 @dataclass
 class SourceLedger:
-    """Per person and source, the evidence times (sorted once collected); per host, the channels of its evidence."""
+    """Per person and source, the evidence times (µs in compact arrays, sorted once collected); per host, the
+    channels of its evidence."""
 
-    by_person: dict[str, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    by_person: dict[str, dict[str, array[int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(_times)))
     channels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     """Per host (key), the channels of its evidence rows."""
 
@@ -125,8 +141,8 @@ class SourceLedger:
 
     def settle(self) -> None:
         for sources in self.by_person.values():
-            for times in sources.values():
-                times.sort()
+            for source, times in sources.items():
+                sources[source] = sorted_times(times)
 
     def sources(self, person: str) -> tuple[str, ...]:
         return tuple(sorted(self.by_person.get(person, {})))

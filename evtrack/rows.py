@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from evtrack.identity import Observation, host_key
 from evtrack.sources.base import datetime_to_us
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from evtrack.directory import Directory
@@ -26,15 +28,111 @@ SESSION_MERGE = timedelta(seconds=10)
 SESSION_PAIR = timedelta(seconds=120)
 
 
+def take(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The rows of ``table`` with these row numbers, in this order, taken chunk by chunk: Arrow's take over a
+    chunked column first concatenates the chunks (a copy of the whole column for a few rows)."""
+    import numpy as np
+    import pyarrow as pa
+
+    batches = table.to_batches()
+    if len(batches) <= 1 or not len(rows):
+        return table.take(pa.array(rows, pa.int64()))
+    starts = np.cumsum([0, *(batch.num_rows for batch in batches)])
+    chunk = np.searchsorted(starts, rows, side="right") - 1
+    order = np.argsort(chunk, kind="stable")
+    ordered, chunks = rows[order], chunk[order]
+    bounds = np.searchsorted(chunks, np.arange(len(batches) + 1))
+    parts = [batches[c].take(pa.array(ordered[bounds[c]:bounds[c + 1]] - starts[c]))
+             for c in range(len(batches)) if bounds[c + 1] > bounds[c]]
+    taken = pa.Table.from_batches(parts, schema=table.schema).combine_chunks()
+    if np.array_equal(order, np.arange(len(order))):
+        return taken
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return taken.take(pa.array(inverse))
+
+
+#: A null integer as a key: after every value.
+_NULL = 2**63 - 1
+
+
+class Keys:
+    """Columns of one table as numpy integers that sort and compare as the values do (a string by its rank, a
+    null after every value and equal to a null): rows are ordered and matched without copying a string."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._cache: dict[str, np.ndarray] = {}
+        self._words: dict[str, list[str | None]] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        found = self._cache.get(name)
+        if found is None:
+            found = self._cache[name] = self._key(name)
+        return found
+
+    def words(self, name: str) -> list[str | None]:
+        """The values of a string column by rank (the last one None, for nulls)."""
+        self[name]
+        return self._words[name]
+
+    def _key(self, name: str) -> np.ndarray:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.table[name]
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            values: np.ndarray = pc.fill_null(column.cast(pa.int64()), _NULL).to_numpy()
+            return values
+        encoded = pc.dictionary_encode(column).unify_dictionaries()
+        words: list[str] = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
+        ranked = sorted(range(len(words)), key=words.__getitem__)
+        self._words[name] = [*(words[i] for i in ranked), None]
+        rank = np.empty(len(words) + 1, dtype=np.int32)
+        rank[ranked] = np.arange(len(words), dtype=np.int32)
+        rank[-1] = len(words)  # a null (index -1 below) sorts after every value
+        if not encoded.num_chunks:
+            return np.zeros(0, dtype=np.int32)
+        ranks: np.ndarray = rank[np.concatenate([pc.fill_null(c.indices, -1).to_numpy() for c in encoded.chunks])]
+        return ranks
+
+
+def _first_of_runs(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """True where a row of ``rows`` differs from the row before it on some of ``names``."""
+    import numpy as np
+
+    first = np.ones(len(rows), dtype=bool)
+    if len(rows) > 1:
+        first[1:] = False
+        for name in names:
+            values = keys[name][rows]
+            first[1:] |= values[1:] != values[:-1]
+    return first
+
+
+def _ordered(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """``rows`` stably sorted by ``names`` (ascending, nulls last)."""
+    import numpy as np
+
+    order = np.lexsort(tuple(keys[name][rows] for name in reversed(names))) if len(rows) else rows
+    ordered: np.ndarray = rows[order]
+    return ordered
+
+
 def observations(table: pa.Table) -> list[Observation]:
+    """Every account (user, domain, SID, host) the table names, once, in order."""
+    import numpy as np
     import pyarrow.compute as pc
 
-    named = table.filter(pc.is_valid(table["user"])).select(["user", "domain", "sid", "host"])
-    unique = named.group_by(["user", "domain", "sid", "host"], use_threads=False).aggregate([])
-    return [
-        Observation(r["user"], r["domain"], r["sid"], host_key(r["host"] or ""))
-        for r in unique.sort_by([(c, "ascending") for c in ("user", "domain", "sid", "host")]).to_pylist()
-    ]
+    keys = Keys(table)
+    columns = ("user", "domain", "sid", "host")
+    rows = _ordered(keys, np.flatnonzero(pc.is_valid(table["user"]).to_numpy(zero_copy_only=False)), columns)
+    accounts = take(table.select(list(columns)), rows[_first_of_runs(keys, rows, columns)])
+    users, domains, sids, hosts = (accounts[name].to_pylist() for name in columns)
+    short = {host: host_key(host or "") for host in set(hosts)}  # one string per host, not per account
+    return [Observation(user, domain, sid, short[host])
+            for user, domain, sid, host in zip(users, domains, sids, hosts, strict=True)]
 
 
 def sightings(table: pa.Table, hosts: HostNames, names: frozenset[str]
@@ -64,56 +162,152 @@ def directory_observations(directory: Directory, aliases: Mapping[str, str]) -> 
     return result
 
 
-def unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same record from overlapping exports counts once; its ``source`` is the first file (by path) that
-    holds it, whatever order the files were read in."""
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    unique = []
-    for row in rows:
-        key = (row["host"], row["channel"], row["record_id"], row["time"])
-        kept = seen.get(key)
-        if kept is None:
-            seen[key] = row
-            unique.append(row)
-        elif row.get("source") and (not kept.get("source") or row["source"] < kept["source"]):
-            kept["source"] = row["source"]
-    return unique
+#: The evidence columns a report reads, the session columns concurrency reads, and what makes two rows one record.
+EVIDENCE_COLUMNS = ("time", "host", "user", "domain", "sid", "kind", "reason", "event_id", "channel", "record_id",
+                    "address", "client_name", "source")
+SESSION_COLUMNS = ("time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "sid",
+                   "address", "session_id", "logon_id", "rdp", "reason", "source")
+RECORD_KEY = ("host", "channel", "record_id", "time")
+#: Rows read per batch: bounds the Python objects alive at once (about 1 KB per row of a batch).
+BATCH_ROWS = 8_192
 
 
-def evidence_rows(table: pa.Table) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Selection:
+    """Rows of a table in the order a report reads them, read in bounded batches: the table is never copied
+    whole, and no row becomes a Python object outside its batch. Times come as µs (int64, cast in Arrow)."""
+
+    table: pa.Table
+    rows: np.ndarray
+    """Row numbers of ``table``, in reading order (int64); a position is an index into it."""
+    columns: tuple[str, ...]
+    sources: Mapping[int, str | None] = field(default_factory=dict)
+    """Row number -> the ``source`` it takes from another copy of the same record (the first file by path)."""
+    placed: np.ndarray | None = None
+    """Where the report places each row (µs, by position): its ``time``; ``recorded`` is then the time it
+    carries. None: ``time`` is the time it carries."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @functools.cached_property
+    def _moved(self) -> np.ndarray:
+        import numpy as np
+
+        return np.fromiter(self.sources, dtype=np.int64, count=len(self.sources))
+
+    def _part(self, positions: slice | np.ndarray, columns: Sequence[str] = ()) -> pa.Table:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        wanted = list(columns or (*self.columns, *(("recorded",) if self.placed is not None else ())))
+        stored = [name for name in self.columns if name in wanted or (name == "time" and "recorded" in wanted)]
+        rows = self.rows[positions]
+        part = take(self.table.select(stored), rows)
+        if "time" in stored:
+            recorded = part["time"].cast(pa.int64())
+            part = part.set_column(part.schema.get_field_index("time"), "time",
+                                   recorded if self.placed is None else pa.array(self.placed[positions]))
+            if "recorded" in wanted:
+                part = part.append_column("recorded", recorded)
+        if "source" in stored and self.sources:
+            moved = np.flatnonzero(np.isin(rows, self._moved))
+            if len(moved):
+                mask = np.zeros(len(rows), dtype=bool)
+                mask[moved] = True
+                values = pa.array([self.sources[int(rows[i])] for i in moved], pa.string())
+                index = part.schema.get_field_index("source")
+                part = part.set_column(index, "source", pc.replace_with_mask(part["source"].combine_chunks(),
+                                                                             pa.array(mask), values))
+        return part.select(wanted)
+
+    def batches(self, size: int = BATCH_ROWS, columns: Sequence[str] = ()) -> Iterator[tuple[int, pa.Table]]:
+        """(position of the first row, the rows) per batch of at most ``size`` rows; ``columns``: only these
+        (default: all, and ``recorded`` where rows are placed)."""
+        for start in range(0, len(self.rows), size):
+            yield start, self._part(slice(start, start + size), columns)
+
+    def rows_at(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """The rows at ``positions``, as the batches give them (one take for all of them)."""
+        import numpy as np
+
+        if not positions:
+            return []
+        rows: list[dict[str, Any]] = self._part(np.asarray(positions, dtype=np.int64)).to_pylist()
+        return rows
+
+    def row(self, position: int) -> dict[str, Any]:
+        return self.rows_at([position])[0]
+
+
+def drop_repeats(keys: Keys, rows: np.ndarray) -> tuple[np.ndarray, dict[int, str | None]]:
+    """The first of each run of ``rows`` (row numbers, ordered so that the copies of one record are adjacent)
+    that are one record (:data:`RECORD_KEY`): the same record from overlapping exports counts once. Its
+    ``source`` is the first file by path that holds it (the smallest non-empty path of the run), whatever order
+    the files were read in: returned as row number -> source where that is another copy's."""
+    import numpy as np
+
+    first = _first_of_runs(keys, rows, RECORD_KEY)
+    if first.all():
+        return rows, {}
+    repeat = ~first
+    run = np.cumsum(first) - 1
+    members = np.flatnonzero(repeat | np.concatenate((repeat[1:], [False])))  # rows of runs of two or more
+    sources = keys.table.select(["source"])
+    chosen: dict[int, str | None] = {}
+    for number, source in zip(run[members].tolist(), take(sources, rows[members])["source"].to_pylist(),
+                              strict=True):
+        if number not in chosen or (source and (not chosen[number] or source < chosen[number])):
+            chosen[number] = source
+    kept = rows[first]
+    firsts = take(sources, kept[list(chosen)])["source"].to_pylist()
+    moved = {int(kept[number]): source for (number, source), was in zip(chosen.items(), firsts, strict=True)
+             if source != was}
+    return kept, moved
+
+
+def evidence_table(table: pa.Table, keys: Keys | None = None) -> Selection:
+    """The RDP evidence rows, each record once, in the order a report reads them (time, host, channel, record id;
+    nulls last)."""
+    import numpy as np
     import pyarrow.compute as pc
 
-    evidence = table.filter(pc.equal(table["rdp"], True)).select(
-        ["time", "host", "user", "domain", "sid", "kind", "reason", "event_id", "channel", "record_id", "address",
-         "client_name", "source"]
-    )
-    evidence = evidence.sort_by([("time", "ascending"), ("host", "ascending"), ("channel", "ascending"),
-                                 ("record_id", "ascending")])
-    return unique(evidence.to_pylist())
+    keys = keys or Keys(table)
+    rows = np.flatnonzero(pc.fill_null(pc.equal(table["rdp"], True), False).to_numpy(zero_copy_only=False))
+    rows, sources = drop_repeats(keys, _ordered(keys, rows, ("time", "host", "channel", "record_id")))
+    return Selection(table, rows, EVIDENCE_COLUMNS, sources)
 
 
-def session_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows that open or close a session (for concurrency), each record once; times in µs."""
+def session_table(table: pa.Table, counted: Callable[[str | None], bool],
+                  misdated: Mapping[tuple[str, str, int, int], int], keys: Keys | None = None) -> Selection:
+    """Rows that open or close a session on a counted host, each record once, with a time, in the order sessions
+    are followed: by the time the report places them at (a misdated record: where its neighbours put it), then
+    record id, then table order."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    keys = keys or Keys(table)
     ids = pc.is_in(table["event_id"], pa.array(sorted(SESSION_EVENT_IDS)))
     remote_type = pc.is_in(table["logon_type"], pa.array(sorted(RDP_LOGON_TYPES)))
     logon_like = pc.is_in(table["event_id"], pa.array(sorted({i for _, i in ACCOUNT_ONLY_EVENT_IDS})))
     keep = pc.and_(ids, pc.or_(pc.invert(logon_like), pc.fill_null(remote_type, False)))
-    rows = unique(table.filter(keep).select(
-        ["time", "host", "channel", "event_id", "record_id", "logon_type", "user", "domain", "sid", "address",
-         "session_id", "logon_id", "rdp", "reason", "source"]
-    ).to_pylist())
-    for row in rows:
-        row["time"] = datetime_to_us(row["time"]) if row["time"] is not None else None
-    return rows
-
-
-def device_key(row: Mapping[str, Any]) -> tuple[str, str | None, str | None] | None:
-    """A client device: its IP address (not loopback or unspecified: tunnels hide the client), with the client
-    name 4778/4779 give; a name alone where there is no usable address."""
-    return device(row["client_name"], row["address"])
+    rows = np.flatnonzero(pc.fill_null(keep, False).to_numpy(zero_copy_only=False))
+    rows, sources = drop_repeats(keys, _ordered(keys, rows, RECORD_KEY))
+    rows = np.sort(rows)  # table order
+    counted_ranks = np.array([counted(name) for name in keys.words("host")], dtype=bool)
+    recorded = keys["time"][rows]
+    wanted = counted_ranks[keys["host"][rows]] & (recorded != _NULL)
+    rows, recorded = rows[wanted], recorded[wanted]
+    placed, record_ids = recorded.copy(), keys["record_id"][rows]
+    for index in np.flatnonzero(np.isin(record_ids, [key[2] for key in misdated])).tolist():
+        row = table.slice(int(rows[index]), 1).select(["host", "channel", "record_id"]).to_pylist()[0]
+        moment = misdated.get((row["host"], (row["channel"] or "").lower(), row["record_id"], int(recorded[index])))
+        if moment is not None:
+            placed[index] = moment
+    order = np.lexsort((rows, np.where(record_ids == _NULL, 0, record_ids), placed))
+    return Selection(table, rows[order], SESSION_COLUMNS, sources, placed[order])
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -217,6 +217,10 @@ def _us(moment: datetime) -> int:
     return datetime_to_us(moment)
 
 
+#: Rows made Python tuples at a time while ingesting (a reader's batch holds 65,536).
+_INSERT_ROWS = 8_192
+
+
 def _batch_rows(batch: pa.RecordBatch, file_id: int) -> Iterator[tuple[Any, ...]]:
     import pyarrow as pa
 
@@ -524,7 +528,8 @@ class Store:
                 "< (SELECT path FROM files WHERE id = events.file_id)"
             )
             for batch in result.batches:
-                db.executemany(insert, _batch_rows(batch, file_id))
+                for start in range(0, batch.num_rows, _INSERT_ROWS):
+                    db.executemany(insert, _batch_rows(batch.slice(start, _INSERT_ROWS), file_id))
             (after,) = db.execute("SELECT ifnull(max(id), 0) FROM events").fetchone()
             added = after - before  # new rows take consecutive ids; a row moved to this file keeps its id
             db.execute("UPDATE files SET events_added = ? WHERE id = ?", (added, file_id))
@@ -577,26 +582,28 @@ class Store:
 
     # reading back -------------------------------------------------------------------------------------------------
 
-    def events_table(self) -> pa.Table:
-        """Every stored event as the normalised table (``source`` = the path the row was first ingested from)."""
+    def events_table(self, batch_rows: int = 8_192) -> pa.Table:
+        """Every stored event as the normalised table (``source`` = the path the row was first ingested from),
+        fetched ``batch_rows`` at a time: only one batch is ever Python tuples."""
         import pyarrow as pa
 
         from evtrack.events import logon_schema
 
         schema = logon_schema()
         columns = ", ".join(f"e.{name}" for name in _EVENT_COLUMNS)
-        rows = self._db.execute(
+        cursor = self._db.execute(
             f"SELECT {columns}, f.path FROM events e JOIN files f ON f.id = e.file_id ORDER BY e.id"
-        ).fetchall()
-        if not rows:
-            return schema.empty_table()
-        arrays = []
-        for field, values in zip(schema, zip(*rows, strict=True), strict=True):
-            if pa.types.is_boolean(field.type):
-                arrays.append(pa.array(values, type=pa.int8()).cast(pa.bool_()))
-            else:
-                arrays.append(pa.array(values, type=field.type))
-        return pa.Table.from_arrays(arrays, schema=schema)
+        )
+        batches = []
+        while rows := cursor.fetchmany(batch_rows):
+            arrays = []
+            for field, values in zip(schema, zip(*rows, strict=True), strict=True):
+                if pa.types.is_boolean(field.type):
+                    arrays.append(pa.array(values, type=pa.int8()).cast(pa.bool_()))
+                else:
+                    arrays.append(pa.array(values, type=field.type))
+            batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        return pa.Table.from_batches(batches, schema=schema)
 
     def coverage(self) -> list[ChannelSpan]:
         """Coverage merged over every stored file, exactly as :func:`evtrack.reading.read_inputs` merges it."""

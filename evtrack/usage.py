@@ -8,20 +8,21 @@ compute the licence-server view (distinct users with evidence in the 60 days bef
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evtrack import rows as table_rows
 from evtrack.catalogue import read_plan as catalogue_plan
-from evtrack.concurrency import connected_intervals
+from evtrack.concurrency import Sessions, connected_intervals
 from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan
-from evtrack.crosscheck import SourceLedger, any_between, host_cover, source_label
+from evtrack.crosscheck import SourceLedger, any_between, host_cover
 from evtrack.crosscheck import covered as _covered
 from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
@@ -34,19 +35,18 @@ from evtrack.report import (
     STATUS_UNKNOWN,
     ChannelCoverage,
     CurvePoint,
-    DeviceUsage,
     ExcludedUser,
     HostPeak,
     HostUsers,
     InputFile,
-    MisdatedEvidence,
     Proof,
     Report,
     SlidingPeak,
     UserUsage,
     WindowUsage,
 )
-from evtrack.sources.base import ReadPlan, datetime_to_us, plausible_time, us_to_datetime
+from evtrack.sources.base import ReadPlan, datetime_to_us, us_to_datetime
+from evtrack.tally import Person, Ref, Tally, ref_of
 from evtrack.windows import Window, WindowSpec, Zone, local_date, local_midnight, resolve_zone, windows_between
 
 if TYPE_CHECKING:
@@ -134,80 +134,7 @@ class ReportSource:
     notes."""
 
 
-@dataclass
-class _Person:
-    identity: Identity
-    times: list[int] = field(default_factory=list)
-    """Every evidence time (µs), sorted once collected."""
-    renewals: list[int] = field(default_factory=list)
-    """Sign-ins and reconnects only: what renews the estimated CAL (logoffs and disconnects do not)."""
-    starts: list[tuple[str, int, str]] = field(default_factory=list)
-    reconnects: list[tuple[str, int, str]] = field(default_factory=list)
-    hosts: set[str] = field(default_factory=set)
-    reasons: set[str] = field(default_factory=set)
-    carried: list[tuple[int, int]] = field(default_factory=list)
-    """Observed connected intervals ``[start, end)`` of this person's sessions (for sessions carried over)."""
-    session_starts: list[int] = field(default_factory=list)
-    """Session starts, one per logon seen by several logs (see :func:`_cluster`)."""
-    reconnect_starts: list[int] = field(default_factory=list)
-    proof_days: dict[int, list[_Ref]] = field(default_factory=dict)
-    """Per local day (ordinal in the report's zone): the first and last evidence record (the audit trail keeps
-    two records per person and day, never all of them; windows are whole local days)."""
-    carried_refs: list[_Ref | None] = field(default_factory=list)
-    """The record that connected each session in :attr:`carried` (same order)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Ref:
-    """Where one evidence record is: enough to name it in a :class:`~evtrack.report.Proof`."""
-
-    moment: int
-    """When the report counts it (µs; the placed time of a misdated record)."""
-    time: int
-    """The time the record carries (µs)."""
-    file: str
-    host: str
-    channel: str
-    record_id: int | None
-    event_id: int
-    rule: str
-    user: str
-
-
-#: Local midnights fall on whole quarter hours in every zone since 1972 (offsets are multiples of 15 minutes), so
-#: one quarter hour never straddles two local days.
-_QUARTER_US = 900_000_000
-
-
-class _LocalDays:
-    """The local day (ordinal) of an instant in µs, cached per quarter hour: one zone lookup per quarter hour."""
-
-    def __init__(self, tz: ZoneInfo) -> None:
-        self._tz = tz
-        self._cache: dict[int, int] = {}
-
-    def __call__(self, moment: int) -> int:
-        quarter = moment // _QUARTER_US
-        day = self._cache.get(quarter)
-        if day is None:
-            day = self._cache[quarter] = local_date(us_to_datetime(quarter * _QUARTER_US), self._tz).toordinal()
-        return day
-
-
-def _account(row: Mapping[str, Any]) -> str:
-    name = row["user"] or ""
-    if row["domain"]:
-        name = f"{row['domain']}\\{name}"
-    return f"{name} [{row['sid']}]" if row.get("sid") else name
-
-
-def _ref(row: Mapping[str, Any], moment: int, recorded: int) -> _Ref:
-    return _Ref(moment=moment, time=recorded, file=row["source"] or "", host=row["host"] or "",
-                channel=row["channel"] or "", record_id=row["record_id"], event_id=row["event_id"],
-                rule=row.get("reason") or "", user=_account(row))
-
-
-def _proof(ref: _Ref, window: str, which: str, tz: ZoneInfo, carried_over: bool = False) -> Proof:
+def _proof(ref: Ref, window: str, which: str, tz: ZoneInfo, carried_over: bool = False) -> Proof:
     recorded = us_to_datetime(ref.time)
     return Proof(window=window, which=which, file=ref.file, host=ref.host, channel=ref.channel,
                  record_id=ref.record_id, event_id=ref.event_id, time=recorded, local_time=recorded.astimezone(tz),
@@ -215,25 +142,25 @@ def _proof(ref: _Ref, window: str, which: str, tz: ZoneInfo, carried_over: bool 
                  carried_over=carried_over)
 
 
-def _window_proof(person: _Person, label: str, first_day: int, end_day: int, tz: ZoneInfo) -> list[Proof]:
-    """The first and last evidence record of ``person`` in the local days ``[first_day, end_day)``."""
-    days = sorted(day for day in person.proof_days if first_day <= day < end_day)
-    if not days:
+def _window_proof(found: tuple[Ref, Ref] | None, label: str, tz: ZoneInfo) -> list[Proof]:
+    """The first and last evidence record of a person in a window (:meth:`Tally.window_refs`)."""
+    if found is None:
         return []
-    first, last = person.proof_days[days[0]][0], person.proof_days[days[-1]][1]
+    first, last = found
     if first == last:
         return [_proof(first, label, "only", tz)]
     return [_proof(first, label, "first", tz), _proof(last, label, "last", tz)]
 
 
-def _carried_proof(person: _Person, label: str, start: int, end: int, tz: ZoneInfo) -> list[Proof]:
+def _carried_proof(person: Person, sessions: Sessions, label: str, start: int, end: int,
+                   tz: ZoneInfo) -> list[Proof]:
     """The record that connected the earliest session of ``person`` still connected in ``[start, end)``."""
-    found = sorted((lo, index) for index, (lo, hi) in enumerate(person.carried) if lo < end and hi > start)
-    for _, index in found:
-        ref = person.carried_refs[index]
-        if ref is not None:
-            return [_proof(ref, label, "carried over", tz, carried_over=True)]
-    return []
+    found = min(((lo, index) for index, (lo, hi) in enumerate(person.carried) if lo < end and hi > start),
+                default=None)
+    if found is None:
+        return []
+    ref = ref_of(sessions.rows.row(person.carried_by[found[1]]), recorded="recorded")
+    return [_proof(ref, label, "carried over", tz, carried_over=True)]
 
 
 def _fully_covered(cover: Mapping[str, tuple[tuple[int, int], ...]], start: int, end: int) -> bool:
@@ -287,11 +214,13 @@ def _misdated_lookup(coverage: Sequence[ChannelSpan]) -> dict[tuple[str, str, in
             for span in coverage for m in span.misdated}
 
 
-def _overlaps(intervals: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(lo < end and hi > start for lo, hi in intervals)
+def _between(times: Sequence[int], start: int, end: int) -> int:
+    """How many of the sorted ``times`` lie in ``[start, end)``."""
+    return bisect.bisect_left(times, end) - bisect.bisect_left(times, start)
 
 
 def build_report(source: ReportSource, settings: ReportSettings) -> Report:
+    import numpy as np
     import pyarrow.compute as pc
 
     tz = settings.zone.info
@@ -317,120 +246,44 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             if entry.sid:
                 resolver.set_current_holder(entry.user, entry.domain, entry.sid)
     misdated = _misdated_lookup(source.coverage)
-    local_day = _LocalDays(tz)
-    people: dict[str, _Person] = {}
-    excluded: dict[str, list[int]] = defaultdict(list)
-    excluded_identity: dict[str, Identity] = {}
-    out_of_scope: set[str] = set()
-    host_people: dict[str, set[str]] = defaultdict(set)
-    uncounted_hosts: set[str] = set()
     created = settings.created_at or datetime.now(timezone.utc)
     now_us = max(datetime_to_us(created), datetime_to_us(datetime.now(timezone.utc)))
-    suspicious = 0
-    misdated_rows: list[MisdatedEvidence] = []
-    devices: dict[str, list[tuple[int, str | None, str | None, str]]] = {}
-    kinds = {i.path: i.kind for i in source.inputs}
-    ledger = SourceLedger()
-    for row in table_rows.evidence_rows(table):
-        if row["time"] is None or not plausible_time(datetime_to_us(row["time"]), now_us):
-            suspicious += 1
-            continue
-        host = hosts.key(row["host"])
-        if not counted_host(host):
-            uncounted_hosts.add(host)
-            found = resolver.resolve(row["user"], row["domain"], row["sid"], host, datetime_to_us(row["time"]))
-            if found is not None and found.excluded is None:
-                host_people[host].add(found.key)
-            continue
-        moment = recorded = datetime_to_us(row["time"])
-        placed = misdated.get((row["host"], row["channel"].lower(), row["record_id"], moment))
-        if placed is not None:
-            misdated_rows.append(MisdatedEvidence(
-                host=host, channel=row["channel"], record_id=row["record_id"], event_id=row["event_id"],
-                user=f"{row['domain']}\\{row['user']}" if row["domain"] else (row["user"] or ""),
-                time=us_to_datetime(moment), placed=us_to_datetime(placed)))
-            moment = placed
-        identity = resolver.resolve(row["user"], row["domain"], row["sid"], host, moment)
-        if identity is None:
-            continue
-        if identity.excluded is not None:
-            excluded[identity.key].append(moment)
-            excluded_identity[identity.key] = identity
-            continue
-        if not _in_scope(identity, resolver, settings):
-            out_of_scope.add(identity.key)
-            continue
-        person = people.get(identity.key)
-        if person is None:
-            person = people[identity.key] = _Person(identity)
-        person.times.append(moment)
-        on_day = local_day(moment)
-        kept = person.proof_days.get(on_day)
-        if kept is None:
-            ref = _ref(row, moment, recorded)
-            person.proof_days[on_day] = [ref, ref]
-        elif moment < kept[0].moment:
-            kept[0] = _ref(row, moment, recorded)
-        elif moment >= kept[1].moment:
-            kept[1] = _ref(row, moment, recorded)
-        person.hosts.add(host)
-        person.reasons.add(row["reason"])
-        ledger.add(identity.key, source_label(row["channel"], kinds.get(row["source"])), host, row["channel"],
-                   moment)
-        host_people[host].add(identity.key)
-        device = table_rows.device_key(row)
-        if device is not None:
-            devices.setdefault(device[0], []).append((moment, device[1], device[2], identity.key))
-        log = f"{row['channel'].lower()}:{row['event_id']}"
-        if row["kind"] == "logon":
-            person.starts.append((host, moment, log))
-            person.renewals.append(moment)
-        elif row["kind"] == "reconnect":
-            person.reconnects.append((host, moment, log))
-            person.renewals.append(moment)
-    for person in people.values():
-        person.times.sort()
-        person.renewals.sort()
-        person.session_starts = [t for _, t in table_rows.cluster(
-            table_rows.without_reconnects(person.starts, person.reconnects))]
-        person.reconnect_starts = [t for _, t in table_rows.cluster(person.reconnects)]
-        if not person.renewals or person.times[0] < person.renewals[0]:
-            # a session that began before the logs: its sign-in was no later than its first evidence
-            person.renewals.insert(0, person.times[0])
-
-    ledger.settle()
+    table_keys = table_rows.Keys(table)  # what the evidence and session rows are sorted by (freed once they are)
+    evidence = table_rows.evidence_table(table, table_keys)
+    session_rows = table_rows.session_table(table, lambda name: counted_host(hosts.key(name)), misdated, table_keys)
+    del table_keys
+    tally = Tally(evidence, resolver=resolver, hosts=hosts, counted=counted_host,
+                  in_scope=lambda identity: _in_scope(identity, resolver, settings), misdated=misdated, tz=tz,
+                  now_us=now_us, kinds={i.path: i.kind for i in source.inputs}).read()
+    people, ledger, devices, host_people = tally.people, tally.ledger, tally.devices, tally.host_people
+    uncounted_hosts, suspicious, misdated_rows = tally.uncounted_hosts, tally.suspicious, tally.misdated
     cover = host_cover(source.coverage, hosts, settings.hosts, settings.expected_hosts, ledger.channels)
     host_cover_all = cover.all
-    session_rows = []
-    for row in table_rows.session_rows(table):
-        if row["time"] is None or not counted_host(hosts.key(row["host"])):
-            continue
-        row["recorded"] = row["time"]
-        placed = misdated.get((row["host"], row["channel"].lower(), row["record_id"], row["time"]))
-        if placed is not None:
-            row["time"] = placed
-        session_rows.append(row)
     connected = connected_intervals(
         session_rows, {host: intervals[-1][1] for host, intervals in host_cover_all.items() if intervals}, hosts.key)
-    counted_intervals = []
-    for interval in connected.intervals:  # sessions of counted people only (scope, exclusions)
+    counted_sessions = np.zeros(len(connected), dtype=bool)
+    for index in range(len(connected)):  # sessions of counted people only (scope, exclusions)
+        interval = connected.interval(index)
         identity = resolver.resolve(interval.user, interval.domain, None, interval.host, interval.start)
         if identity is None:
-            if interval.user is None:  # a session whose account no event names: still a session
-                counted_intervals.append(interval)
+            # a session whose account no event names: still a session
+            counted_sessions[index] = interval.user is None
             continue
         if identity.excluded is not None or not _in_scope(identity, resolver, settings):
             continue
-        counted_intervals.append(interval)
+        counted_sessions[index] = True
         if not interval.open_ended and identity.key in people:
-            people[identity.key].carried.append((interval.start, interval.end))
-            opened = interval.opened_by
-            people[identity.key].carried_refs.append(
-                None if opened is None else _ref(opened, opened["time"], opened["recorded"]))
+            person = people[identity.key]
+            person.carried_start.append(interval.start)
+            person.carried_end.append(interval.end)
+            person.carried_by.append(interval.opened_by)
+    session_host = connected.host[counted_sessions]
+    session_start, session_end = connected.start[counted_sessions], connected.end[counted_sessions]
+    host_sessions = {connected.hosts[code]: (session_start[session_host == code], session_end[session_host == code])
+                     for code in np.unique(session_host).tolist()}
 
-    evidence_times = [t for p in people.values() for t in p.times]
     cover_edges = [t for intervals in host_cover_all.values() for iv in intervals for t in iv]
-    all_times = evidence_times + cover_edges
+    all_times = [t for p in people.values() for t in (p.times[0], p.times[-1])] + cover_edges
     notes: list[str] = []
     warnings: list[str] = list(settings.setting_warnings)
     windows: list[Window] = []
@@ -464,16 +317,18 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             covered = _covered(intervals, start, end)
             (complete if covered >= end - start else partial if covered > 0 else unknown).append(host)
         direct = {k for k, p in people.items() if any_between(p.times, start, end)}
-        carried = {k for k, p in people.items() if k not in direct and _overlaps(p.carried, start, end)}
+        carried = {k for k, p in people.items() if k not in direct and p.connected_between(start, end)}
         keys = sorted(direct | carried)
         carried_users |= carried
         day_lo, day_hi = local_date(window.start, tz).toordinal(), local_date(window.end, tz).toordinal()
+        seen = [key for key in keys if key in direct]
+        refs = dict(zip(seen, tally.window_refs([people[key] for key in seen], day_lo, day_hi), strict=True))
         for key in keys:
             user_windows[key].append(window.label)
             if key in direct:
-                proofs[key] += _window_proof(people[key], window.label, day_lo, day_hi, tz)
+                proofs[key] += _window_proof(refs[key], window.label, tz)
             else:
-                proofs[key] += _carried_proof(people[key], window.label, start, end, tz)
+                proofs[key] += _carried_proof(people[key], connected, window.label, start, end, tz)
         has_evidence = bool(keys)
         if complete and not partial and not unknown:
             status = STATUS_COMPLETE
@@ -484,12 +339,12 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         users = None if status == STATUS_UNKNOWN else len(keys)
         new = [k for k in keys if k not in seen_before and k in first_seen and start <= first_seen[k] < end]
         seen_before.update(keys)
-        sessions = sum(1 for p in people.values() for t in p.session_starts if start <= t < end)
-        reconnects = sum(1 for p in people.values() for t in p.reconnect_starts if start <= t < end)
-        window_devices = {key for key, seen in devices.items() if any(start <= s[0] < end for s in seen)}
-        window_peak = peak_overlap(counted_intervals, start, end)
-        for host in sorted({iv.host for iv in counted_intervals}):
-            host_peak = peak_overlap((iv for iv in counted_intervals if iv.host == host), start, end)
+        sessions = sum(_between(p.session_starts, start, end) for p in people.values())
+        reconnects = sum(_between(p.reconnect_starts, start, end) for p in people.values())
+        window_devices = devices.seen_between(start, end)
+        window_peak = peak_overlap(session_start, session_end, start, end)
+        for host in sorted(host_sessions):
+            host_peak = peak_overlap(*host_sessions[host], start, end)
             if host_peak:
                 host_peaks.append(HostPeak(host, window.label, host_peak))
         window_rows.append(WindowUsage(
@@ -499,7 +354,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             verdict=_verdict(users, settings.installed, STATUS_PARTIAL if rests else status), user_keys=tuple(keys),
             hosts_complete=tuple(complete),
             hosts_partial=tuple(partial), hosts_unknown=tuple(unknown),
-            devices=None if users is None else len(window_devices),
+            devices=None if users is None else window_devices,
             peak_sessions=None if users is None else window_peak, carried_over=tuple(sorted(carried)),
             rests_on=rests, sources=ledger.window_sources(keys, start, end),
         ))
@@ -596,8 +451,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         round(estimated / settings.installed, 4)
         if estimated is not None and settings.installed else None
     )
-    if out_of_scope:
-        notes.append(f"{len(out_of_scope)} user(s) with RDP evidence are outside the scope and not counted.")
+    if tally.out_of_scope:
+        notes.append(f"{len(tally.out_of_scope)} user(s) with RDP evidence are outside the scope and not counted.")
     if (settings.domains or settings.ous) and not people:
         warnings.append(f"The scope ({scope_label(settings.domains, settings.ous)}) matches no user with RDP "
                         "evidence: check the domain or OU names.")
@@ -643,12 +498,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
 
     user_rows = _user_rows(people, user_windows, carried_users, settings, period_lo, period_hi, proofs, ledger)
     excluded_rows = []
-    for key in sorted(excluded, key=lambda k: (excluded_identity[k].display.lower(), k)):
-        times = sorted(excluded[key])
-        identity = excluded_identity[key]
+    for key, left_out in sorted(tally.excluded.items(), key=lambda item: (item[1].identity.display.lower(), item[0])):
+        identity = left_out.identity
         excluded_rows.append(ExcludedUser(
-            name=identity.display, key=key, reason=identity.excluded or "", events=len(times),
-            first_seen=us_to_datetime(times[0]), last_seen=us_to_datetime(times[-1]),
+            name=identity.display, key=key, reason=identity.excluded or "", events=left_out.events,
+            first_seen=us_to_datetime(left_out.first), last_seen=us_to_datetime(left_out.last),
         ))
     coverage_rows = tuple(
         ChannelCoverage(
@@ -700,7 +554,6 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
                      "log: domain controllers, where RDP is usually administration, which Per User CALs do not "
                      "cover. Their users are counted; leave them out with --exclude-host if they are no session "
                      "hosts.")
-    period_devices = {key: [s for s in seen if period_lo <= s[0] < period_hi] for key, seen in sorted(devices.items())}
     return Report(
         schema_version=SCHEMA_VERSION,
         created_at=created.astimezone(timezone.utc).replace(microsecond=0),
@@ -725,17 +578,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         excluded=tuple(excluded_rows),
         curve=tuple(curve),
         coverage=coverage_rows,
-        devices=tuple(
-            DeviceUsage(
-                key=key,
-                name=next((s[1] for s in seen if s[1]), None),
-                addresses=tuple(sorted({s[2] for s in seen if s[2]})),
-                users=tuple(sorted({s[3] for s in seen})),
-                first_seen=us_to_datetime(min(s[0] for s in seen)),
-                last_seen=us_to_datetime(max(s[0] for s in seen)),
-            )
-            for key, seen in period_devices.items() if seen
-        ),
+        devices=devices.usage(period_lo, period_hi),
         host_peaks=tuple(host_peaks),
         sessions_closed_at_coverage_end=connected.closed_at_coverage_end,
         inputs=tuple(source.inputs),
@@ -753,7 +596,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     )
 
 
-def _user_rows(people: Mapping[str, _Person], user_windows: Mapping[str, list[str]], carried: set[str],
+def _user_rows(people: Mapping[str, Person], user_windows: Mapping[str, list[str]], carried: set[str],
                settings: ReportSettings, period_lo: int, period_hi: int,
                proofs: Mapping[str, list[Proof]], ledger: SourceLedger) -> list[UserUsage]:
     """One row per person counted in some window of the period (the period governs the users list too)."""

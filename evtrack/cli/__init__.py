@@ -10,6 +10,7 @@ several commands in :mod:`~evtrack.cli.options`; errors and exit codes in :mod:`
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Annotated
 
@@ -61,8 +62,15 @@ app.add_typer(_store.reports_app, name="reports")
 app.add_typer(_store.store_app, name="store")
 
 
+#: Arrow's allocator for this process and the workers it starts, unless ARROW_DEFAULT_MEMORY_POOL names another:
+#: the C library's malloc. pyarrow's default (mimalloc) kept 30-60 MB more resident in a report over the dense
+#: benchmark sets, memory it had freed, for no measurable gain in speed (benchmarks/README.md).
+ARROW_MEMORY_POOL = "system"
+
+
 def main() -> None:
     """Console-script entry point."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", ARROW_MEMORY_POOL)  # read when pyarrow is first imported
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
