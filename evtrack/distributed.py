@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from evtrack.errors import ConfigError
 from evtrack.reading import Inputs, expand_inputs, read_file
+from evtrack.scanning import ScannedFile
 from evtrack.sources.base import ReadIssue, ReadPlan
-from evtrack.store import ScannedFile
 
 if TYPE_CHECKING:
     from evtrack.reading import FileResult
@@ -176,7 +176,7 @@ def _relabel(result: FileResult, path: Path) -> FileResult:
 
 
 class DaskScanner:
-    """A :class:`evtrack.store.FileScanner` that runs :func:`scan_file` as one Dask task per file.
+    """A :class:`evtrack.scanning.FileScanner` that runs :func:`scan_file` as one Dask task per file.
 
     Results are collected in input order (each released on the workers once taken), so the store ends up the
     same as after a local ingest. A task that raises is retried ``retries`` times and then reported as a failed

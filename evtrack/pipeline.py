@@ -35,7 +35,7 @@ class ReportInput(Protocol):
 
 def _fingerprint(path: Path) -> tuple[int | None, str | None]:
     """The size and SHA-256 of a file's bytes, so a reader can check a report was made from these files."""
-    from evtrack.store import file_sha256
+    from evtrack.scanning import file_sha256
 
     try:
         return path.stat().st_size, file_sha256(path)

@@ -23,16 +23,16 @@ The file is marked with ``PRAGMA application_id`` and versioned with ``PRAGMA us
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from evtrack.errors import StoreError
+from evtrack.scanning import FileScanner, LocalScanner
 from evtrack.sources.base import ReadIssue, ReadPlan, datetime_to_us
 from evtrack.store_schema import (
     APPLICATION_ID,
@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # imported where used: `evtrack reports list` starts fast
     import pyarrow as pa
 
     from evtrack.coverage import ChannelRecords, ChannelSpan, CoverageBuilder
-    from evtrack.reading import FileResult, Inputs
+    from evtrack.reading import FileResult
     from evtrack.report import InputFile, Report
     from evtrack.usage import ReportSource
 
@@ -203,14 +203,6 @@ def _import_coverage(channels: Iterable[ChannelRecords], clears: Iterable[tuple[
     return CoverageBuilder.from_records(channels, clears)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _us(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise StoreError(f"a time without a zone is ambiguous: {moment.isoformat()}")
@@ -236,80 +228,6 @@ def _batch_rows(batch: pa.RecordBatch, file_id: int) -> Iterator[tuple[Any, ...]
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
-
-
-# -- scanning: where files are hashed and read -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ScannedFile:
-    """One input as a scanner hands it to :meth:`Store.ingest`: hashed, and read unless it is already stored."""
-
-    path: Path
-    digest: str | None
-    """SHA-256 of the file's bytes; None when they could not be read."""
-    result: FileResult | None = None
-    """What :func:`evtrack.reading.read_file` gave; None when the file is already stored, or failed (``error``)."""
-    error: str | None = None
-    """Why the file could not be hashed or read at all (unreadable, or its task failed on a worker)."""
-
-
-class FileScanner(Protocol):
-    """Where ingest's reading happens. Scanners only read; :meth:`Store.ingest` alone writes."""
-
-    def expand(self, arguments: Sequence[str | Path]) -> Inputs:
-        """The files that ``arguments`` name (see :func:`evtrack.reading.expand_inputs`)."""
-        ...
-
-    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool, stored: frozenset[str],
-             plan: ReadPlan) -> Iterator[ScannedFile]:
-        """Every file once, in any order: hashed, and read (with the read ``plan``) unless its digest is in
-        ``stored``."""
-        ...
-
-
-class LocalScanner:
-    """Hash every file here, then read the new ones here (``jobs`` = 1) or in a pool of processes."""
-
-    def __init__(self, jobs: int = 1) -> None:
-        self.jobs = jobs
-
-    def expand(self, arguments: Sequence[str | Path]) -> Inputs:
-        from evtrack.reading import expand_inputs
-
-        return expand_inputs(arguments)
-
-    def scan(self, files: Sequence[Path], *, engine: str, verify_checksums: bool, stored: frozenset[str],
-             plan: ReadPlan) -> Iterator[ScannedFile]:
-        from concurrent.futures import Executor
-
-        from evtrack.reading import process_pool, read_file
-
-        todo: list[tuple[Path, str]] = []
-        for path in files:
-            try:
-                digest = file_sha256(path)
-            except OSError as exc:
-                yield ScannedFile(path, None, error=f"cannot read: {exc.strerror or exc}")
-                continue
-            if digest in stored:
-                yield ScannedFile(path, digest)
-            else:
-                todo.append((path, digest))
-        pool: Executor | None = None
-        if self.jobs > 1 and len(todo) > 1:
-            pool = process_pool(min(self.jobs, len(todo)))
-        try:
-            if pool is not None:
-                futures = [pool.submit(read_file, path, engine, verify_checksums, plan=plan) for path, _ in todo]
-                results: Iterator[FileResult] = (future.result() for future in futures)
-            else:
-                results = (read_file(path, engine, verify_checksums, plan=plan) for path, _ in todo)
-            for (path, digest), result in zip(todo, results, strict=True):
-                yield ScannedFile(path, digest, result)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
 
 
 # -- the store ----------------------------------------------------------------------------------------------------

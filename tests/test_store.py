@@ -25,6 +25,7 @@ from evtrack.errors import StoreError
 from evtrack.pipeline import FilesInput, run
 from evtrack.reading import ENGINES, read_inputs
 from evtrack.report import Report
+from evtrack.scanning import file_sha256
 from evtrack.store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -32,7 +33,6 @@ from evtrack.store import (
     STATUS_FAILED,
     STATUS_INGESTED,
     Store,
-    file_sha256,
 )
 from evtrack.usage import ReportSettings, build_report
 

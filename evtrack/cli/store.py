@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from evtrack.reading import Inputs
+    from evtrack.scanning import FileScanner
     from evtrack.sources.base import ReadPlan
-    from evtrack.store import FileOutcome, FileScanner, IngestResult, Store, StoreInfo
+    from evtrack.store import FileOutcome, IngestResult, Store, StoreInfo
 
 
 class Executor(str, Enum):
@@ -194,7 +195,7 @@ def _ingest_with_progress(store: Store, paths: list[str], engine: str, verify: b
                           plan: ReadPlan | None = None) -> IngestResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from evtrack.store import LocalScanner
+    from evtrack.scanning import LocalScanner
 
     inputs = (scanner or LocalScanner(jobs)).expand(paths)
     with Progress(
