@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMNS", "LSM", "RCM", "SECURITY", "SYSTEM", "BatchBuilder", "Evidence", "Kind", "classify",
            "empty_table", "is_ip", "is_remote_ip", "logon_schema", "needed_for_report", "normalise",
-           "observation_only", "parse_ip"]
+           "normalise_row", "observation_only", "parse_ip", "row_needed_for_report"]
 
 
 def _columns() -> list[tuple[str, Any]]:
@@ -98,11 +98,14 @@ def _logon_id(value: str | None) -> str | None:
     return None if number is None else f"0x{number:x}"
 
 
+_ELEVATED = {"%%1842": True, "yes": True, "%%1843": False, "no": False}
+
+
 def _elevated(value: str | None) -> bool | None:
     value = _clean(value)
     if value is None or value == "-":
         return None
-    return {"%%1842": True, "yes": True, "%%1843": False, "no": False}.get(value.lower())
+    return _ELEVATED.get(value.lower())
 
 
 def classify(channel: str, event_id: int, logon_type: int | None, address: str | None,
@@ -129,46 +132,98 @@ def _split_user(value: str | None) -> tuple[str | None, str | None]:
 
 def normalise(raw: RawEvent, source: str) -> dict[str, Any] | None:
     """One table row for an event the catalogue makes a row, or None (an event that is not a row)."""
+    row = normalise_row(raw, source)
+    return None if row is None else dict(zip(COLUMNS, row, strict=True))
+
+
+def normalise_row(raw: RawEvent, source: str) -> tuple[Any, ...] | None:
+    """:func:`normalise` as a tuple in :data:`COLUMNS` order (what :meth:`BatchBuilder.add_row` takes): the
+    readers' hot path, one per evidence record, so what a row's payload decides is worked out once per distinct
+    payload (:class:`_Maker`)."""
     definition = lookup(raw.channel, raw.event_id)
     if definition is None or definition.kind is None:
         return None
-    data, fields = raw.data, definition.fields
-    user = _clean(data.get(fields.user)) if fields.user else None
-    domain = _clean(data.get(fields.domain)) if fields.domain else None
-    if fields.qualified_user:
-        user, domain = _split_user(data.get(fields.user)) if fields.user else (None, None)
-    logon_type = _int(data.get(fields.logon_type)) if fields.logon_type else None
-    if logon_type is not None and not -128 <= logon_type <= 127:
-        logon_type = None
-    address = _clean(data.get(fields.address)) if fields.address else None
-    session_name = _clean(data.get(fields.session_name)) if fields.session_name else None
-    evidence = definition.verdict(logon_type, address, session_name,
-                                  data.get(fields.status) if fields.status else None)
-    kind = (definition.rekind(logon_type) if definition.rekind else None) or definition.kind
-    return {
-        "time": raw.time_us,
-        # the session host a gateway names (its Resource), else the host that wrote the record
-        "host": (_clean(data.get(fields.host)) if fields.host else None) or raw.computer,
-        "channel": raw.channel,
-        "provider": raw.provider,
-        "event_id": raw.event_id,
-        "record_id": raw.record_id,
-        "kind": kind.value,
-        "logon_type": logon_type,
-        "user": user,
-        "domain": domain,
-        "sid": _clean(data.get(fields.sid)) if fields.sid else None,
-        "address": address,
-        "client_name": _clean(data.get(fields.client_name)) if fields.client_name else None,
-        "session_id": _int(data.get(fields.session_id)) if fields.session_id else None,
-        "logon_id": _logon_id(data.get(fields.logon_id)) if fields.logon_id else None,
-        "session_name": session_name,
-        "elevated": _elevated(data.get(fields.elevated)) if fields.elevated else None,
-        "rdp": evidence.rdp,
-        "reason": evidence.reason,
-        "detail": _detail(raw, definition),
-        "source": source,
-    }
+    maker = _MAKERS.get(id(definition))
+    if maker is None or maker.definition is not definition:
+        maker = _MAKERS[id(definition)] = _Maker(definition)
+    return maker.row(raw, source)
+
+
+def _text(value: str | None) -> str | None:
+    """:func:`_clean` inlined where it is hot."""
+    return (value.strip() or None) if value else None
+
+
+class _Maker:
+    """How one catalogue entry becomes a row. The verdict and the kind depend only on (logon type, address,
+    session name, status), which repeat: memoised per entry (bounded)."""
+
+    __slots__ = ("_verdicts", "definition", "fields")
+
+    def __init__(self, definition: EventDef) -> None:
+        self.definition = definition
+        self.fields = definition.fields
+        self._verdicts: dict[tuple[Any, ...], tuple[str, bool, str]] = {}
+
+    def _verdict(self, logon_type: int | None, address: str | None, session_name: str | None,
+                 status: str | None) -> tuple[str, bool, str]:
+        """(kind, rdp, reason) of a row."""
+        key = (logon_type, address, session_name, status)
+        found = self._verdicts.get(key)
+        if found is None:
+            definition = self.definition
+            evidence = definition.verdict(logon_type, address, session_name, status)
+            kind = (definition.rekind(logon_type) if definition.rekind else None) or definition.kind
+            assert kind is not None  # only entries with a kind get a maker
+            found = (kind.value, evidence.rdp, evidence.reason)
+            if len(self._verdicts) > 65_536:
+                self._verdicts.clear()
+            self._verdicts[key] = found
+        return found
+
+    def row(self, raw: RawEvent, source: str) -> tuple[Any, ...]:
+        data, fields = raw.data, self.fields
+        get = data.get
+        if fields.qualified_user:
+            user, domain = _split_user(get(fields.user)) if fields.user else (None, None)
+        else:
+            user = _text(get(fields.user)) if fields.user else None
+            domain = _text(get(fields.domain)) if fields.domain else None
+        logon_type = _int(get(fields.logon_type)) if fields.logon_type else None
+        if logon_type is not None and not -128 <= logon_type <= 127:
+            logon_type = None
+        address = _text(get(fields.address)) if fields.address else None
+        session_name = _text(get(fields.session_name)) if fields.session_name else None
+        kind, rdp, reason = self._verdict(logon_type, address, session_name,
+                                          get(fields.status) if fields.status else None)
+        return (
+            raw.time_us,
+            # the session host a gateway names (its Resource), else the host that wrote the record
+            (_text(get(fields.host)) if fields.host else None) or raw.computer,
+            raw.channel,
+            raw.provider,
+            raw.event_id,
+            raw.record_id,
+            kind,
+            logon_type,
+            user,
+            domain,
+            _text(get(fields.sid)) if fields.sid else None,
+            address,
+            _text(get(fields.client_name)) if fields.client_name else None,
+            _int(get(fields.session_id)) if fields.session_id else None,
+            _logon_id(get(fields.logon_id)) if fields.logon_id else None,
+            session_name,
+            _elevated(get(fields.elevated)) if fields.elevated else None,
+            rdp,
+            reason,
+            _detail(raw, self.definition),
+            source,
+        )
+
+
+#: id(catalogue entry) -> its :class:`_Maker` (checked to be that entry's: a test may swap entries).
+_MAKERS: dict[int, _Maker] = {}
 
 
 def _detail(raw: RawEvent, definition: EventDef) -> str | None:
@@ -196,33 +251,45 @@ def needed_for_report(row: dict[str, Any]) -> bool:
     return row["rdp"] or not observation_only(row["channel"], row["event_id"], row["logon_type"])
 
 
+def row_needed_for_report(row: tuple[Any, ...]) -> bool:
+    """:func:`needed_for_report` of a row from :func:`normalise_row`."""
+    return row[_RDP] or not observation_only(row[_CHANNEL], row[_EVENT_ID], row[_LOGON_TYPE])
+
+
+_RDP, _CHANNEL, _EVENT_ID, _LOGON_TYPE = (COLUMNS.index(name) for name in ("rdp", "channel", "event_id", "logon_type"))
+#: Where a :func:`normalise_row` row keeps the account a slim read observes: user, domain, sid, host.
+ACCOUNT_AT = (COLUMNS.index("user"), COLUMNS.index("domain"), COLUMNS.index("sid"), COLUMNS.index("host"))
+
+
 class BatchBuilder:
-    """Collects rows column-wise and turns them into Arrow record batches of bounded size."""
+    """Collects rows (tuples in :data:`COLUMNS` order) and turns them into Arrow record batches of bounded size."""
 
     def __init__(self, batch_rows: int = 65_536) -> None:
         self.batch_rows = batch_rows
-        self._columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-        self.rows = 0
+        self._rows: list[tuple[Any, ...]] = []
+
+    @property
+    def rows(self) -> int:
+        return len(self._rows)
 
     def add(self, row: dict[str, Any]) -> None:
-        for name in COLUMNS:
-            self._columns[name].append(row[name])
-        self.rows += 1
+        self._rows.append(tuple(row[name] for name in COLUMNS))
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        self._rows.append(row)
 
     def full(self) -> bool:
-        return self.rows >= self.batch_rows
+        return len(self._rows) >= self.batch_rows
 
     def flush(self) -> pa.RecordBatch:
         import pyarrow as pa
 
         schema = logon_schema()
-        arrays = [pa.array(self._columns[f.name], type=f.type) for f in schema]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-        self._columns = {name: [] for name in COLUMNS}
-        self.rows = 0
-        return batch
-
-
+        columns = zip(*self._rows, strict=True) if self._rows else ([] for _ in COLUMNS)
+        # as lists: pyarrow converts a tuple about 20 times slower than a list
+        arrays = [pa.array(list(values), type=f.type) for values, f in zip(columns, schema, strict=True)]
+        self._rows = []
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def empty_table() -> pa.Table:

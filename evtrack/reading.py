@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from evtrack import catalogue
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import NotAnEventLog, SourceError
-from evtrack.events import BatchBuilder, needed_for_report, normalise
+from evtrack.events import ACCOUNT_AT, BatchBuilder, normalise_row, row_needed_for_report
 from evtrack.sources.base import (
     CHUNK_MAGIC,
     EVTX_MAGIC,
@@ -306,7 +306,7 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
     """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result.
 
     ``plan`` says what the reader decodes (None: the catalogue's, :func:`evtrack.catalogue.read_plan`). ``slim``
-    keeps only the rows a report needs (:func:`evtrack.events.needed_for_report`); the account names and SIDs of
+    keeps only the rows a report needs (:func:`evtrack.events.row_needed_for_report`); the account names and SIDs of
     the others go to ``observations``, so memory stays small on large Security logs. ``chunks`` (first, last
     exclusive) reads only that range of an .evtx (see :func:`join_ranges`); ``stats.size`` is then the range's
     share of the file."""
@@ -335,14 +335,15 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
             raws = reader.read(path, stats, **options)
         else:
             raws = _with_coverage(reader.read(path, stats, **options), result.coverage, stats)
+        user, domain, sid, host = ACCOUNT_AT
         for raw in raws:
-            row = normalise(raw, source)
+            row = normalise_row(raw, source)
             if row is not None:
-                if slim and not needed_for_report(row):
-                    if row["user"] is not None:
-                        result.observations.add((row["user"], row["domain"], row["sid"], row["host"]))
+                if slim and not row_needed_for_report(row):
+                    if row[user] is not None:
+                        result.observations.add((row[user], row[domain], row[sid], row[host]))
                     continue
-                builder.add(row)
+                builder.add_row(row)
                 if builder.full():
                     result.batches.append(builder.flush())
     except SourceError as exc:
@@ -413,6 +414,16 @@ def _range_bytes(size: int, chunks: tuple[int, int]) -> int:
     low = FILE_HEADER_SIZE + first * CHUNK_SIZE
     high = min(size, FILE_HEADER_SIZE + last * CHUNK_SIZE)
     return max(0, high - low) + (min(size, FILE_HEADER_SIZE) if first == 0 else 0)
+
+
+def _unit_bytes(unit: tuple[Path, tuple[int, int] | None]) -> int:
+    """How much of a file a unit of work reads (0 when it cannot be told: such units go last)."""
+    path, chunks = unit
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 0
+    return size if chunks is None else _range_bytes(size, chunks)
 
 
 def plan_units(files: Sequence[Path], engine: str, jobs: int) -> list[tuple[Path, tuple[int, int] | None]]:
@@ -512,8 +523,9 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
     done: list[FileResult | None] = [None] * len(units)
     if jobs > 1 and len(units) > 1:
         with process_pool(min(jobs, len(units)), start_method) as pool:
+            # largest first: the last unit to start is a small one, so no worker finishes long after the others
             futures = {pool.submit(read_file, path, engine, verify_checksums, 65_536, slim, chunks, plan): index
-                       for index, (path, chunks) in enumerate(units)}
+                       for index, (path, chunks) in sorted(enumerate(units), key=lambda unit: -_unit_bytes(unit[1]))}
             for future in as_completed(futures):
                 done[futures[future]] = result = future.result()
                 if progress:

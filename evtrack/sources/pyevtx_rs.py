@@ -93,13 +93,11 @@ def _value(value: Any) -> str | None:
 
 def _payload(event: dict[str, Any], keys: frozenset[str]) -> dict[str, str | None]:
     """The payload fields named in ``keys`` (the plan's), as text."""
-    data: dict[str, str | None] = {}
     event_data = event.get("EventData")
     if isinstance(event_data, dict):
-        for name, value in event_data.items():
-            if name in keys:
-                data[name] = value if type(value) is str else _value(value)
-        return data
+        return {name: value if type(value) is str else _value(value)
+                for name, value in event_data.items() if name in keys}
+    data: dict[str, str | None] = {}
     user_data = event.get("UserData")
     if isinstance(user_data, dict):
         for name, payload in user_data.items():

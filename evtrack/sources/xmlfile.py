@@ -42,24 +42,24 @@ _MAX_EVENT_ID = 0xFFFF
 _MAX_RECORD_ID = (1 << 63) - 1
 
 
-_DAY_CACHE: dict[str, int] = {}
+_MINUTE_CACHE: dict[str, int] = {}
 
 
 def parse_system_time(text: str | None) -> int | None:
-    """Fast path for the form pyevtx-rs and Windows write (``2021-02-12T12:33:07.469496Z``), else the full parser."""
+    """Fast path for the form pyevtx-rs and Windows write (``2021-02-12T12:33:07.469496Z``): its minute parsed
+    once (by the full parser) and remembered, else the full parser."""
     if text is not None and len(text) == 27 and text[10] == "T" and text[26] == "Z" and text[19] == ".":
-        day = _DAY_CACHE.get(text[:10])
-        if day is None:
-            day = _parse_system_time(text[:10] + "T00:00:00Z")
-            if day is None or len(_DAY_CACHE) > 100_000:
+        minute = _MINUTE_CACHE.get(text[:16])
+        if minute is None:
+            minute = _parse_system_time(text[:16] + ":00Z")
+            if minute is None or text[13] != ":" or text[16] != ":":
                 return _parse_system_time(text)
-            _DAY_CACHE[text[:10]] = day
-        try:
-            hour, minute, second, micro = int(text[11:13]), int(text[14:16]), int(text[17:19]), int(text[20:26])
-        except ValueError:
-            return _parse_system_time(text)
-        if hour < 24 and minute < 60 and second < 60:
-            return day + ((hour * 60 + minute) * 60 + second) * 1_000_000 + micro
+            if len(_MINUTE_CACHE) > 200_000:
+                _MINUTE_CACHE.clear()
+            _MINUTE_CACHE[text[:16]] = minute
+        seconds, micro = text[17:19], text[20:26]
+        if seconds.isdecimal() and micro.isdecimal() and seconds < "60":
+            return minute + int(seconds) * 1_000_000 + int(micro)
     return _parse_system_time(text)
 
 
