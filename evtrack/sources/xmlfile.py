@@ -42,17 +42,35 @@ _MAX_EVENT_ID = 0xFFFF
 _MAX_RECORD_ID = (1 << 63) - 1
 
 
+_DAY_CACHE: dict[str, int] = {}
 _MINUTE_CACHE: dict[str, int] = {}
 
 
+def _minute(text: str) -> int | None:
+    """The minute of a ``YYYY-MM-DDTHH:MM`` prefix in microseconds, its day parsed once (None: not a time)."""
+    day = _DAY_CACHE.get(text[:10])
+    if day is None:
+        day = _parse_system_time(text[:10] + "T00:00:00Z")
+        if day is None:
+            return None
+        if len(_DAY_CACHE) > 100_000:
+            _DAY_CACHE.clear()
+        _DAY_CACHE[text[:10]] = day
+    hour, minute = text[11:13], text[14:16]
+    if text[13] != ":" or not (hour.isdecimal() and minute.isdecimal() and hour < "24" and minute < "60"):
+        return None
+    return day + (int(hour) * 60 + int(minute)) * 60_000_000
+
+
 def parse_system_time(text: str | None) -> int | None:
-    """Fast path for the form pyevtx-rs and Windows write (``2021-02-12T12:33:07.469496Z``): its minute parsed
-    once (by the full parser) and remembered, else the full parser."""
-    if text is not None and len(text) == 27 and text[10] == "T" and text[26] == "Z" and text[19] == ".":
+    """Fast path for the form pyevtx-rs and Windows write (``2021-02-12T12:33:07.469496Z``), its minute worked
+    out once and remembered; anything else goes to the full parser."""
+    if (text is not None and len(text) == 27 and text[10] == "T" and text[16] == ":" and text[19] == "."
+            and text[26] == "Z"):
         minute = _MINUTE_CACHE.get(text[:16])
         if minute is None:
-            minute = _parse_system_time(text[:16] + ":00Z")
-            if minute is None or text[13] != ":" or text[16] != ":":
+            minute = _minute(text)
+            if minute is None:
                 return _parse_system_time(text)
             if len(_MINUTE_CACHE) > 200_000:
                 _MINUTE_CACHE.clear()

@@ -1,4 +1,5 @@
-"""Rows as tuples (the readers' hot path, issue 15): the same rows, verdicts and table as the catalogue says."""
+"""The readers' hot path (issue 15): rows as tuples with the verdicts the catalogue gives, the table they make, and
+the fast time parser agreeing with the full one."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from evtrack.events import (
     row_needed_for_report,
 )
 from evtrack.sources.base import RawEvent
+from evtrack.sources.xmlfile import _parse_system_time, parse_system_time
 
 _ADDRESSES = st.sampled_from([None, "", " ", "-", "10.1.2.3", " 10.1.2.3 ", "127.0.0.1", "::1", "0.0.0.0",
                               "::ffff:10.0.0.9", "LOCAL", "fe80::1%3"])
@@ -105,3 +107,34 @@ def test_the_builder_makes_the_table_the_rows_describe() -> None:
     table = pa.Table.from_batches(batches, schema=logon_schema())
     assert table.equals(pa.Table.from_pylist(rows, schema=logon_schema()))
     assert BatchBuilder().flush().num_rows == 0
+
+
+_NEAR_TIME = st.builds(
+    lambda parts, edits: _edited("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:06d}Z".format(*parts), edits),
+    st.tuples(st.integers(1500, 2300), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
+              st.integers(0, 61), st.integers(0, 61), st.integers(0, 999_999)),
+    st.lists(st.tuples(st.integers(0, 26), st.sampled_from("0123456789:-.TZ +x\u0663\u00b2")), max_size=3),
+)
+
+
+def _edited(text: str, edits: list[tuple[int, str]]) -> str:
+    chars = list(text)
+    for at, char in edits:
+        chars[at] = char
+    return "".join(chars)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=_NEAR_TIME)
+def test_the_fast_time_parser_agrees_with_the_full_one(text: str) -> None:
+    """The fast path (minutes remembered) must give what the full parser gives, for well-formed and damaged
+    times alike: a damaged time is untimed (None) by both, never a plausible wrong moment."""
+    assert parse_system_time(text) == _parse_system_time(text)
+    assert parse_system_time(text) == _parse_system_time(text)  # again, from the remembered minute
+
+
+def test_the_fast_time_parser_on_known_times() -> None:
+    assert parse_system_time("2024-01-01T07:34:48.141731Z") == 1_704_094_488_141_731
+    assert parse_system_time("2024-02-30T07:34:48.141731Z") is None
+    assert parse_system_time("2024-01-01T07:34.48.141731Z") is None  # a dot where a colon belongs
+    assert parse_system_time("2024-01-01T07:3+:48.141731Z") is None
