@@ -9,6 +9,7 @@ once per read here, handed to every reader, and pickled with the path to workers
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import importlib
 import multiprocessing
@@ -18,7 +19,7 @@ import stat
 import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from evtrack import catalogue
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import NotAnEventLog, SourceError
 from evtrack.events import ACCOUNT_AT, BatchBuilder, normalise_row, row_needed_for_report
+from evtrack.parallel import share
 from evtrack.sources.base import (
     CHUNK_MAGIC,
     EVTX_MAGIC,
@@ -504,6 +506,21 @@ def process_pool(workers: int, method: str | None = None) -> ProcessPoolExecutor
     return ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(method))
 
 
+#: With several jobs, inputs smaller than this are read in the calling process alone: a pool takes about a second
+#: to start, longer than reading them.
+POOL_MIN_BYTES = 16 * 2**20
+#: The calling process reads too, while the pool starts and alongside its ``jobs - 1`` workers
+#: (:func:`evtrack.parallel.share`); tests turn it off to make the workers read everything.
+CALLER_READS = True
+
+
+def _read_unit(unit: tuple[Path, tuple[int, int] | None], *, engine: str, verify_checksums: bool, slim: bool,
+               plan: ReadPlan) -> FileResult:
+    """:func:`read_file` of one unit of :func:`plan_units` (module level: it pickles to workers)."""
+    path, chunks = unit
+    return read_file(path, engine, verify_checksums, slim=slim, chunks=chunks, plan=plan)
+
+
 def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
                 jobs: int = 1, progress: ProgressCallback | None = None, slim: bool = False,
                 start_method: str | None = None, plan: ReadPlan | None = None) -> ReadResult:
@@ -520,23 +537,19 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
         plan = catalogue.read_plan()
     inputs = expand_inputs(arguments)
     units = plan_units(inputs.files, engine, jobs)
-    done: list[FileResult | None] = [None] * len(units)
-    if jobs > 1 and len(units) > 1:
-        with process_pool(min(jobs, len(units)), start_method) as pool:
-            # largest first: the last unit to start is a small one, so no worker finishes long after the others
-            futures = {pool.submit(read_file, path, engine, verify_checksums, 65_536, slim, chunks, plan): index
-                       for index, (path, chunks) in sorted(enumerate(units), key=lambda unit: -_unit_bytes(unit[1]))}
-            for future in as_completed(futures):
-                done[futures[future]] = result = future.result()
-                if progress:
-                    progress(result)
+    read_unit = functools.partial(_read_unit, engine=engine, verify_checksums=verify_checksums, slim=slim,
+                                  plan=plan)
+    sizes = [_unit_bytes(unit) for unit in units]
+    if jobs > 1 and len(units) > 1 and sum(sizes) >= POOL_MIN_BYTES:
+        finished = share(units, read_unit, sizes=sizes, workers=jobs - 1 if CALLER_READS else jobs,
+                         pool=functools.partial(process_pool, jobs - 1 if CALLER_READS else jobs, start_method),
+                         on_result=progress, caller_works=CALLER_READS)
     else:
-        for index, (path, chunks) in enumerate(units):
-            done[index] = result = read_file(path, engine, verify_checksums, slim=slim, chunks=chunks, plan=plan)
+        finished = []
+        for unit in units:
+            finished.append(read_unit(unit))
             if progress:
-                progress(result)
-    finished = [r for r in done if r is not None]
-    assert len(finished) == len(units)
+                progress(finished[-1])
     results: list[FileResult] = []
     for (path, chunks), result in zip(units, finished, strict=True):
         if chunks is None:

@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
+def workers_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``read_inputs`` with several jobs hands every file to its worker processes, whatever the input's size (the
+    caller reads along and small inputs skip the pool otherwise): for tests of what workers receive."""
+    import evtrack.reading
+
+    monkeypatch.setattr(evtrack.reading, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(evtrack.reading, "CALLER_READS", False)
+
+
+@pytest.fixture
 def shared_evtx() -> Path:
     """The folder of real logs (tests taking it are skipped where it is absent)."""
     return SHARED

@@ -108,6 +108,7 @@ def test_evtx_detected_by_magic_not_by_name(tmp_path: Path, shared_evtx: Path) -
     assert read_file(renamed).stats.records == 17
 
 
+@pytest.mark.usefixtures("workers_read")
 def test_results_do_not_depend_on_jobs(shared_evtx: Path) -> None:
     files = sorted(shared_evtx.glob("velociraptor_*.evtx"))
     one = read_inputs(files, jobs=1)
@@ -116,6 +117,7 @@ def test_results_do_not_depend_on_jobs(shared_evtx: Path) -> None:
     assert one.coverage == two.coverage
 
 
+@pytest.mark.usefixtures("workers_read")
 def test_a_parallel_read_under_spawn_equals_a_serial_read(tmp_path: Path) -> None:
     """Windows and macOS start workers with ``spawn``: nothing may depend on a forked parent's state."""
     from datetime import date

@@ -61,6 +61,7 @@ def test_read_file_follows_the_declarations(security: Path, monkeypatch: pytest.
     assert len(plan_units([security], "evtx", 4)) > 1
 
 
+@pytest.mark.usefixtures("workers_read")
 def test_the_plan_travels_to_worker_processes(security: Path) -> None:
     """Workers read with the plan read_inputs was given (pickled with the path; a spawned worker imports the
     catalogue afresh and would otherwise read with its own): a plan asking for no payload yields no rows there."""
