@@ -8,12 +8,13 @@ could not read. Nothing here applies an RDP rule: that is :mod:`evtrack.events`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from evtrack.errors import SourceError
@@ -145,9 +146,12 @@ def us_to_datetime(time_us: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
 
 
-@dataclass(frozen=True, slots=True)
-class RawEvent:
-    """One record as read from a file, before any rule is applied.
+_NO_DATA: Mapping[str, str | None] = MappingProxyType({})
+
+
+class RawEvent(NamedTuple):
+    """One record as read from a file, before any rule is applied (immutable; a named tuple because readers make
+    one per evidence record: a frozen dataclass took six times as long to build).
 
     Everything comes from the event's XML (``System/TimeCreated``, ``System/EventRecordID``), never from the
     record header, which exported logs renumber.
@@ -162,10 +166,11 @@ class RawEvent:
     channel: str
     computer: str
     provider: str
-    data: dict[str, str | None] = field(default_factory=dict)
+    data: Mapping[str, str | None] = _NO_DATA
     """The payload, flattened: ``EventData/Data[@Name]`` or the children of ``UserData/<Element>``, as text
     (integers in decimal, hex integers as ``0x...``). May be empty for event ids outside the
-    :attr:`ReadPlan.wanted_ids` the reader was given; the fast readers keep only its :attr:`ReadPlan.payload_keys`."""
+    :attr:`ReadPlan.wanted_ids` the reader was given; the fast readers keep only its :attr:`ReadPlan.payload_keys`.
+    Never changed once made."""
 
 
 class InputKind(str, Enum):
