@@ -199,9 +199,12 @@ def _wanted_event(text: str, fields: tuple[int, str, str, str, str], keys: froze
     provider = text[p + len(_PROVIDER_MARK) : text.find('"', p + len(_PROVIDER_MARK))] if p >= 0 else ""
     if "\\" in provider:
         return _event_from_json(text, keys)
-    wrapped = {"EventData": payload} if offset == 12 else {"UserData": payload}
-    return RawEvent(parse_system_time(time_text), event_id, int(record_id), channel, computer, provider,
-                    _payload(wrapped, keys))
+    if offset == 12:  # EventData: a flat object (as _payload reads it, without the wrapping)
+        data = {name: value if type(value) is str else _value(value)
+                for name, value in payload.items() if name in keys}
+    else:
+        data = _payload({"UserData": payload}, keys)
+    return RawEvent(parse_system_time(time_text), event_id, int(record_id), channel, computer, provider, data)
 
 
 class _Lookups:
