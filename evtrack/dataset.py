@@ -119,6 +119,8 @@ def write_events_dataset(source: ReportSource, directory: Path, *, by_host: bool
     import pyarrow as pa
     import pyarrow.dataset as pads
 
+    from evtrack.events import decoded
+
     directory = Path(directory)
     if directory.exists():
         if not directory.is_dir():
@@ -129,7 +131,7 @@ def write_events_dataset(source: ReportSource, directory: Path, *, by_host: bool
     if not parent.is_dir():
         raise DatasetError(f"{directory}: folder {parent} does not exist")
     partitioning = (MONTH, HOST) if by_host else (MONTH,)
-    table = _with_month(source.table)
+    table = _with_month(decoded(source.table))  # the format on disk is logon_schema(), whatever the source
     schema = pa.schema([table.schema.field(name) for name in partitioning])
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
     try:
