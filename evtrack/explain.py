@@ -353,7 +353,7 @@ def _near(query: str, built: Report, source: ReportSource, limit: int = 3) -> tu
             forms.setdefault(form.lower(), u.display_name)
     for item in built.excluded:
         forms.setdefault(item.name.lower(), item.name)
-    named = source.table.filter(pc.is_valid(source.table["user"])).select(["user", "domain"])
+    named = decoded(source.table.filter(pc.is_valid(source.table["user"])).select(["user", "domain"]))
     for row in named.group_by(["user", "domain"], use_threads=False).aggregate([]).to_pylist():
         forms.setdefault(_raw_form(row).lower(), _raw_form(row))
     for user, domain, _, _ in source.observations:

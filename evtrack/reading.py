@@ -372,8 +372,9 @@ class ReadResult:
 
     table: pa.Table
     """The rows read: :func:`evtrack.events.logon_schema`; a slim read's (a report's) is
-    :func:`evtrack.events.encoded_schema`, the same values with the repeated strings (host, channel, provider,
-    kind, reason, source) dictionary-encoded. :func:`evtrack.events.decoded` gives the plain table."""
+    :func:`evtrack.events.encoded_schema`, the same values with the repeated strings
+    (:data:`evtrack.events.ENCODED_COLUMNS`: host, channel, provider, source, ...) dictionary-encoded.
+    :func:`evtrack.events.decoded` gives the plain table."""
     files: tuple[FileStats, ...]
     file_errors: tuple[ReadIssue, ...]
     """Inputs that could not be read at all, with why."""
