@@ -86,25 +86,32 @@ class Keys:
         import pyarrow.compute as pc
 
         column = self.table[name]
+        shared = True  # one dictionary for every chunk
         if pa.types.is_dictionary(column.type):  # a slim read's repeated strings: ranked by their values below
-            chunks = column.chunks
+            try:
+                encoded = column.unify_dictionaries()
+            except pa.ArrowInvalid:  # a dictionary holding a null (evtrack makes none): ranked chunk by chunk
+                encoded, shared = column, False
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            chunks = pc.dictionary_encode(column).chunks
+            encoded = pc.dictionary_encode(column).unify_dictionaries()
         else:
             values: np.ndarray = pc.fill_null(column.cast(pa.int64()), _NULL).to_numpy()
             return values
-        # each chunk has its own dictionary, which may hold a value twice, or a null: a rank per distinct value,
-        # the same for equal values of any chunk; a null (an entry or a null index) ranks after every value
-        dictionaries: list[list[str | None]] = [chunk.dictionary.to_pylist() for chunk in chunks]
+        chunks = encoded.chunks
+        if not chunks:
+            self._words[name] = [None]
+            return np.zeros(0, dtype=np.int32)
+        # a dictionary may hold a value twice, or a null: one rank per distinct value, whichever chunk holds it;
+        # a null (an entry, or a null index) ranks after every value
+        dictionaries = [chunks[0].dictionary.to_pylist()] if shared else [c.dictionary.to_pylist() for c in chunks]
         distinct = sorted({word for words in dictionaries for word in words if word is not None})
         self._words[name] = [*distinct, None]
         place = {word: index for index, word in enumerate(distinct)}
         null = len(distinct)
-        parts = []
-        for chunk, words in zip(chunks, dictionaries, strict=True):
-            rank = np.array([*(null if word is None else place[word] for word in words), null], dtype=np.int32)
-            parts.append(rank[pc.fill_null(chunk.indices, -1).to_numpy()])  # index -1: the null at the end
-        ranks: np.ndarray = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        ranks_of = [np.array([*(null if word is None else place[word] for word in words), null], dtype=np.int32)
+                    for words in dictionaries]  # the last entry: a null index (-1 below)
+        ranks: np.ndarray = np.concatenate([ranks_of[0 if shared else index][pc.fill_null(chunk.indices, -1).to_numpy()]
+                                            for index, chunk in enumerate(chunks)])
         return ranks
 
 

@@ -84,6 +84,12 @@ def test_a_dictionary_with_repeated_values_and_nulls_sorts_and_compares_as_its_v
     keys, expected = table_rows.Keys(encoded), table_rows.Keys(plain)
     assert keys["host"].tolist() == expected["host"].tolist() == [1, 0, 3, 2, 0, 2, 3, 1, 1]
     assert keys.words("host") == ["a", "b", "c", None]
+    # without a null entry (the dictionaries can be unified), a value held twice still ranks once
+    twice = pa.table({"host": pa.chunked_array([
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, None], pa.int32()), pa.array(["b", "a", "b"])),
+        pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), pa.array(["c", "a"]))])})
+    assert table_rows.Keys(twice)["host"].tolist() == [1, 0, 1, 3, 0, 2]
+    assert table_rows.Keys(twice).words("host") == ["a", "b", "c", None]
 
 
 def test_selections_and_rows_are_those_of_the_plain_table(slim: ReadResult) -> None:
