@@ -503,7 +503,7 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
                 start_method: str | None = None, plan: ReadPlan | None = None) -> ReadResult:
     """Read every input with one read ``plan`` (None: the catalogue's, :func:`evtrack.catalogue.read_plan`); the
     result does not depend on ``jobs``, on the pool's ``start_method`` (see :func:`pool_context`) or on the order
-    files finish in."""
+    files finish in (the table's values: how a slim read's dictionaries are cut follows its batches)."""
     import pyarrow as pa
 
     from evtrack.events import encoded_schema, logon_schema
