@@ -119,6 +119,8 @@ def write_events_dataset(source: ReportSource, directory: Path, *, by_host: bool
     import pyarrow as pa
     import pyarrow.dataset as pads
 
+    from evtrack.events import decoded
+
     directory = Path(directory)
     if directory.exists():
         if not directory.is_dir():
@@ -129,7 +131,7 @@ def write_events_dataset(source: ReportSource, directory: Path, *, by_host: bool
     if not parent.is_dir():
         raise DatasetError(f"{directory}: folder {parent} does not exist")
     partitioning = (MONTH, HOST) if by_host else (MONTH,)
-    table = _with_month(source.table)
+    table = _with_month(decoded(source.table))  # the format on disk is logon_schema(), whatever the source
     schema = pa.schema([table.schema.field(name) for name in partitioning])
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
     try:
@@ -227,7 +229,7 @@ def read_events_dataset(location: str | Path, *, time_range: tuple[datetime, dat
     import pyarrow as pa
     import pyarrow.dataset as pads
 
-    from evtrack.events import logon_schema
+    from evtrack.events import ENCODED_COLUMNS, encoded_schema
     from evtrack.reading import DEFAULT_ENGINE
     from evtrack.usage import ReportSource
 
@@ -240,12 +242,14 @@ def read_events_dataset(location: str | Path, *, time_range: tuple[datetime, dat
         partitioning: Any = pads.partitioning(pa.schema([(name, pa.string()) for name in names]), flavor="hive")
     else:
         partitioning = pads.HivePartitioning.discover(infer_dictionary=False)
+    # the repeated strings come as a report reads them, dictionary-encoded (Parquet stores them so: no copy per row)
+    parquet = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=ENCODED_COLUMNS))
     try:
-        dataset = pads.dataset(root, format="parquet", partitioning=partitioning, filesystem=filesystem)
+        dataset = pads.dataset(root, format=parquet, partitioning=partitioning, filesystem=filesystem)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DatasetError(f"{location}: cannot open the dataset: {exc}") from None
     available = set(dataset.schema.names)
-    schema = logon_schema()
+    schema = encoded_schema()
     columns = [name for name in schema.names if name in available]
     if "time" not in available:
         raise DatasetError(f"{location}: no `time` column: not an events dataset")

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from evtrack.errors import ConfigError
+from evtrack.events import decoded
 from evtrack.identity import builtin_reason
 from evtrack.report import Proof, Report, UserUsage
 from evtrack.usage import ReportSettings, ReportSource, build_report
@@ -203,7 +204,7 @@ def _links(user: UserUsage, table: pa.Table) -> list[Link]:
     with_sid: dict[str, dict[str, Any]] = {}
     if user.sid:
         rows = table.filter(pc.equal(pc.utf8_upper(pc.fill_null(table["sid"], "")), user.sid.upper()))
-        rows = rows.select(["time", "host", "channel", "event_id", "record_id", "user", "domain", "source"])
+        rows = decoded(rows.select(["time", "host", "channel", "event_id", "record_id", "user", "domain", "source"]))
         for row in rows.sort_by([("time", "ascending"), ("record_id", "ascending")]).to_pylist():
             with_sid.setdefault(_raw_form(row).lower(), row)
     netbios = user.display_name.rpartition("\\")[0]
@@ -250,7 +251,8 @@ def _rows_naming(table: pa.Table, query: str) -> list[dict[str, Any]]:
         sam = q.rpartition("\\")[2].rpartition("@")[0] or q.rpartition("\\")[2]
         lowered = pc.utf8_lower(pc.fill_null(table["user"], ""))
         mask = pc.or_(pc.equal(lowered, sam), pc.starts_with(lowered, sam + "@"))
-    rows = table.filter(mask).sort_by([("time", "ascending"), ("source", "ascending"), ("record_id", "ascending")])
+    rows = decoded(table.filter(mask))
+    rows = rows.sort_by([("time", "ascending"), ("source", "ascending"), ("record_id", "ascending")])
     return [r for r in rows.to_pylist() if matches(query, r["user"], r["domain"], r["sid"])]
 
 
@@ -351,7 +353,7 @@ def _near(query: str, built: Report, source: ReportSource, limit: int = 3) -> tu
             forms.setdefault(form.lower(), u.display_name)
     for item in built.excluded:
         forms.setdefault(item.name.lower(), item.name)
-    named = source.table.filter(pc.is_valid(source.table["user"])).select(["user", "domain"])
+    named = decoded(source.table.filter(pc.is_valid(source.table["user"])).select(["user", "domain"]))
     for row in named.group_by(["user", "domain"], use_threads=False).aggregate([]).to_pylist():
         forms.setdefault(_raw_form(row).lower(), _raw_form(row))
     for user, domain, _, _ in source.observations:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from evtrack import catalogue
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import NotAnEventLog, SourceError
-from evtrack.events import ACCOUNT_AT, BatchBuilder, normalise_row, row_needed_for_report
+from evtrack.events import ACCOUNT_AT, BatchBuilder, encode, normalise_row, row_needed_for_report
 from evtrack.parallel import share
 from evtrack.sources.base import (
     CHUNK_MAGIC,
@@ -309,9 +309,10 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
 
     ``plan`` says what the reader decodes (None: the catalogue's, :func:`evtrack.catalogue.read_plan`). ``slim``
     keeps only the rows a report needs (:func:`evtrack.events.row_needed_for_report`); the account names and SIDs of
-    the others go to ``observations``, so memory stays small on large Security logs. ``chunks`` (first, last
-    exclusive) reads only that range of an .evtx (see :func:`join_ranges`); ``stats.size`` is then the range's
-    share of the file."""
+    the others go to ``observations``, so memory stays small on large Security logs; its batches carry the
+    repeated strings dictionary-encoded (:func:`evtrack.events.encoded_schema`), smaller to send and to hold.
+    ``chunks`` (first, last exclusive) reads only that range of an .evtx (see :func:`join_ranges`); ``stats.size``
+    is then the range's share of the file."""
     if plan is None:
         plan = catalogue.read_plan()
     stats = FileStats(path)
@@ -347,12 +348,12 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
                     continue
                 builder.add_row(row)
                 if builder.full():
-                    result.batches.append(builder.flush())
+                    result.batches.append(encode(builder.flush()) if slim else builder.flush())
     except SourceError as exc:
         result.error = exc.reason
         result.not_a_log = isinstance(exc, NotAnEventLog)
     if builder.rows:
-        result.batches.append(builder.flush())
+        result.batches.append(encode(builder.flush()) if slim else builder.flush())
     return result if chunks is not None else _settle(result)
 
 
@@ -373,6 +374,10 @@ class ReadResult:
     """The event table over all inputs, with per-file stats and merged coverage."""
 
     table: pa.Table
+    """The rows read: :func:`evtrack.events.logon_schema`; a slim read's (a report's) is
+    :func:`evtrack.events.encoded_schema`, the same values with the repeated strings
+    (:data:`evtrack.events.ENCODED_COLUMNS`: host, channel, provider, source, ...) dictionary-encoded.
+    :func:`evtrack.events.decoded` gives the plain table."""
     files: tuple[FileStats, ...]
     file_errors: tuple[ReadIssue, ...]
     """Inputs that could not be read at all, with why."""
@@ -526,10 +531,10 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
                 start_method: str | None = None, plan: ReadPlan | None = None) -> ReadResult:
     """Read every input with one read ``plan`` (None: the catalogue's, :func:`evtrack.catalogue.read_plan`); the
     result does not depend on ``jobs``, on the pool's ``start_method`` (see :func:`pool_context`) or on the order
-    files finish in."""
+    files finish in (the table's values: how a slim read's dictionaries are cut follows its batches)."""
     import pyarrow as pa
 
-    from evtrack.events import logon_schema
+    from evtrack.events import encoded_schema, logon_schema
 
     if engine not in ENGINES:
         raise SourceError(engine, f"unknown engine (choose from {', '.join(ENGINES)})")
@@ -572,6 +577,6 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
         batches.extend(result.batches)
         coverage.merge(result.coverage)
         observations.update(result.observations)
-    table = pa.Table.from_batches(batches, schema=logon_schema())
+    table = pa.Table.from_batches(batches, schema=encoded_schema() if slim else logon_schema())
     return ReadResult(table, tuple(files), tuple(errors), tuple(ignored), tuple(coverage.spans()), engine,
                       tuple(sorted(observations, key=lambda o: tuple(v or "" for v in o))))

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from evtrack.catalogue import ACCOUNT_ONLY_EVENT_IDS, GATEWAY, RDP_LOGON_TYPES, SESSION_EVENT_IDS, is_remote_ip
+from evtrack.events import decoded
 from evtrack.hosts import HostNames
 from evtrack.identity import Observation, host_key
 from evtrack.sources.base import datetime_to_us
@@ -30,13 +31,15 @@ SESSION_PAIR = timedelta(seconds=120)
 
 def take(table: pa.Table, rows: np.ndarray) -> pa.Table:
     """The rows of ``table`` with these row numbers, in this order, taken chunk by chunk: Arrow's take over a
-    chunked column first concatenates the chunks (a copy of the whole column for a few rows)."""
+    chunked column first concatenates the chunks (a copy of the whole column for a few rows). Dictionary-encoded
+    columns come out as plain values (:func:`evtrack.events.decoded`): what callers read, and what they may
+    combine or replace in."""
     import numpy as np
     import pyarrow as pa
 
     batches = table.to_batches()
     if len(batches) <= 1 or not len(rows):
-        return table.take(pa.array(rows, pa.int64()))
+        return decoded(table.take(pa.array(rows, pa.int64())))
     starts = np.cumsum([0, *(batch.num_rows for batch in batches)])
     chunk = np.searchsorted(starts, rows, side="right") - 1
     order = np.argsort(chunk, kind="stable")
@@ -44,7 +47,7 @@ def take(table: pa.Table, rows: np.ndarray) -> pa.Table:
     bounds = np.searchsorted(chunks, np.arange(len(batches) + 1))
     parts = [batches[c].take(pa.array(ordered[bounds[c]:bounds[c + 1]] - starts[c]))
              for c in range(len(batches)) if bounds[c + 1] > bounds[c]]
-    taken = pa.Table.from_batches(parts, schema=table.schema).combine_chunks()
+    taken = decoded(pa.Table.from_batches(parts, schema=table.schema)).combine_chunks()
     if np.array_equal(order, np.arange(len(order))):
         return taken
     inverse = np.empty_like(order)
@@ -58,7 +61,8 @@ _NULL = 2**63 - 1
 
 class Keys:
     """Columns of one table as numpy integers that sort and compare as the values do (a string by its rank, a
-    null after every value and equal to a null): rows are ordered and matched without copying a string."""
+    null after every value and equal to a null): rows are ordered and matched without copying a string. A
+    dictionary-encoded column ranks by its values, exactly as the plain column would."""
 
     def __init__(self, table: pa.Table) -> None:
         self.table = table
@@ -82,19 +86,32 @@ class Keys:
         import pyarrow.compute as pc
 
         column = self.table[name]
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        shared = True  # one dictionary for every chunk
+        if pa.types.is_dictionary(column.type):  # a slim read's repeated strings: ranked by their values below
+            try:
+                encoded = column.unify_dictionaries()
+            except pa.ArrowInvalid:  # a dictionary holding a null (evtrack makes none): ranked chunk by chunk
+                encoded, shared = column, False
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            encoded = pc.dictionary_encode(column).unify_dictionaries()
+        else:
             values: np.ndarray = pc.fill_null(column.cast(pa.int64()), _NULL).to_numpy()
             return values
-        encoded = pc.dictionary_encode(column).unify_dictionaries()
-        words: list[str] = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
-        ranked = sorted(range(len(words)), key=words.__getitem__)
-        self._words[name] = [*(words[i] for i in ranked), None]
-        rank = np.empty(len(words) + 1, dtype=np.int32)
-        rank[ranked] = np.arange(len(words), dtype=np.int32)
-        rank[-1] = len(words)  # a null (index -1 below) sorts after every value
-        if not encoded.num_chunks:
+        chunks = encoded.chunks
+        if not chunks:
+            self._words[name] = [None]
             return np.zeros(0, dtype=np.int32)
-        ranks: np.ndarray = rank[np.concatenate([pc.fill_null(c.indices, -1).to_numpy() for c in encoded.chunks])]
+        # a dictionary may hold a value twice, or a null: one rank per distinct value, whichever chunk holds it;
+        # a null (an entry, or a null index) ranks after every value
+        dictionaries = [chunks[0].dictionary.to_pylist()] if shared else [c.dictionary.to_pylist() for c in chunks]
+        distinct = sorted({word for words in dictionaries for word in words if word is not None})
+        self._words[name] = [*distinct, None]
+        place = {word: index for index, word in enumerate(distinct)}
+        null = len(distinct)
+        ranks_of = [np.array([*(null if word is None else place[word] for word in words), null], dtype=np.int32)
+                    for words in dictionaries]  # the last entry: a null index (-1 below)
+        ranks: np.ndarray = np.concatenate([ranks_of[0 if shared else index][pc.fill_null(chunk.indices, -1).to_numpy()]
+                                            for index, chunk in enumerate(chunks)])
         return ranks
 
 

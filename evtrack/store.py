@@ -500,12 +500,13 @@ class Store:
 
     # reading back -------------------------------------------------------------------------------------------------
 
-    def events_table(self, batch_rows: int = 8_192) -> pa.Table:
+    def events_table(self, batch_rows: int = 8_192, *, encoded: bool = False) -> pa.Table:
         """Every stored event as the normalised table (``source`` = the path the row was first ingested from),
-        fetched ``batch_rows`` at a time: only one batch is ever Python tuples."""
+        fetched ``batch_rows`` at a time: only one batch is ever Python tuples. ``encoded``: as a report reads it,
+        the repeated strings dictionary-encoded (:func:`evtrack.events.encoded_schema`)."""
         import pyarrow as pa
 
-        from evtrack.events import logon_schema
+        from evtrack.events import encode, encoded_schema, logon_schema
 
         schema = logon_schema()
         columns = ", ".join(f"e.{name}" for name in _EVENT_COLUMNS)
@@ -520,8 +521,9 @@ class Store:
                     arrays.append(pa.array(values, type=pa.int8()).cast(pa.bool_()))
                 else:
                     arrays.append(pa.array(values, type=field.type))
-            batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
-        return pa.Table.from_batches(batches, schema=schema)
+            batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+            batches.append(encode(batch) if encoded else batch)
+        return pa.Table.from_batches(batches, schema=encoded_schema() if encoded else schema)
 
     def coverage(self) -> list[ChannelSpan]:
         """Coverage merged over every stored file, exactly as :func:`evtrack.reading.read_inputs` merges it."""
@@ -602,7 +604,7 @@ class Store:
         records, skipped = self._db.execute("SELECT ifnull(sum(records), 0), ifnull(sum(skipped), 0) FROM files"
                                             ).fetchone()
         return ReportSource(
-            table=self.events_table(), coverage=tuple(self.coverage()), inputs=self.inputs(),
+            table=self.events_table(encoded=True), coverage=tuple(self.coverage()), inputs=self.inputs(),
             engine=", ".join(engines) if engines else DEFAULT_ENGINE, records_read=records, records_skipped=skipped,
         )
 

@@ -122,6 +122,9 @@ class ReportSource:
     """What a report is computed from: the event table, coverage and the inputs' story (files or the store)."""
 
     table: pa.Table
+    """The events: :func:`evtrack.events.logon_schema`, or :func:`evtrack.events.encoded_schema` (the same values,
+    the repeated strings dictionary-encoded: what every input gives a report). The report reads values only, so
+    both give the same report; :func:`evtrack.events.decoded` gives the plain table."""
     coverage: Sequence[ChannelSpan]
     inputs: Sequence[InputFile]
     engine: str

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from evtrack.cli import app as cli_app
 from evtrack.cli.options import Engine
 from evtrack.errors import StoreError
+from evtrack.events import encoded_schema, logon_schema
 from evtrack.pipeline import FilesInput, run
 from evtrack.reading import ENGINES, read_inputs
 from evtrack.report import Report
@@ -123,7 +124,9 @@ def test_report_from_store_equals_report_from_files(tmp_path: Path, exports: dic
         assert [o.status for o in result.files] == [STATUS_INGESTED] * 3
         assert _from_store(store) == _from_files(files)
         direct = read_inputs(files)
-        assert store.report_source().table.schema == direct.table.schema
+        assert store.events_table().schema == direct.table.schema == logon_schema()
+        # a report reads both the store and files with the repeated strings dictionary-encoded
+        assert store.report_source().table.schema == read_inputs(files, slim=True).table.schema == encoded_schema()
         assert store.coverage() == list(direct.coverage)
 
 

@@ -52,8 +52,10 @@ def events_jsonl(table: pa.Table) -> bytes:
 def events_parquet(table: pa.Table) -> bytes:
     import pyarrow.parquet as pq
 
+    from evtrack.events import decoded
+
     sink = io.BytesIO()
-    pq.write_table(table, sink)
+    pq.write_table(decoded(table), sink)  # the format on disk is logon_schema(), whatever the table
     return sink.getvalue()
 
 
