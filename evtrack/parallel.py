@@ -3,9 +3,11 @@
 Starting a pool costs about a second (a forkserver or spawned interpreter imports pyarrow, numpy, pandas and the
 parsers; the first ``submit`` waits for it), which made a small input slower with two jobs than with one. Here
 the caller does not wait for the pool to start: a helper thread starts it, and the caller works through the units
-from the small end of the list while the pool's workers, once up, take them from the large end. The caller waits
-for the pool only if it runs out of units before the pool is up (callers skip the pool for inputs that small).
-Results do not depend on who did what: every unit is a pure function of its arguments.
+from the small end of the list while the pool's workers, once up, take them from the large end. Before returning,
+the caller waits for the pool to have started and stopped (no process outlives the call), so an input done in
+less time than a pool takes to start is better done without one: callers skip the pool for small inputs.
+Results from workers are handed on between the caller's own units (a progress bar moves in steps). Results do
+not depend on who did what: every unit is a pure function of its arguments.
 """
 
 from __future__ import annotations

@@ -138,3 +138,20 @@ def test_the_fast_time_parser_on_known_times() -> None:
     assert parse_system_time("2024-02-30T07:34:48.141731Z") is None
     assert parse_system_time("2024-01-01T07:34.48.141731Z") is None  # a dot where a colon belongs
     assert parse_system_time("2024-01-01T07:3+:48.141731Z") is None
+
+
+def test_a_raw_event_without_payload_pickles_copies_and_keeps_its_empty_payload() -> None:
+    """RawEvent is a named tuple (fast to make); records read without a payload share one empty payload, which
+    must pickle (workers, Dask), copy and serialise like a dict, and refuse to change."""
+    import copy
+    import json
+    import pickle
+
+    bare = RawEvent(1, 4688, 9, "Security", "H", "P")
+    assert pickle.loads(pickle.dumps(bare)) == bare and copy.deepcopy(bare) == bare
+    assert json.dumps(bare.data) == "{}" and dict(bare.data) == {}
+    for change in (lambda d: d.__setitem__("User", "x"), lambda d: d.update(User="x"), lambda d: d.setdefault("a"),
+                   lambda d: d.__ior__({"a": "b"}), lambda d: d.pop("a", None), lambda d: d.clear()):
+        with pytest.raises(TypeError):
+            change(bare.data)
+    assert RawEvent(2, 4688, 9, "Security", "H", "P").data == {}

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -146,7 +145,17 @@ def us_to_datetime(time_us: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
 
 
-_NO_DATA: Mapping[str, str | None] = MappingProxyType({})
+class _NoPayload(dict[str, "str | None"]):
+    """The payload of a record read without one: empty, and refusing to change (one object is every such record's
+    payload); a dict, so that a RawEvent pickles, copies and serialises as before."""
+
+    def _refuse(self, *_args: object, **_kwargs: object) -> None:
+        raise TypeError("a RawEvent's payload does not change")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+
+_NO_DATA: Mapping[str, str | None] = _NoPayload()
 
 
 class RawEvent(NamedTuple):

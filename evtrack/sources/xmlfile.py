@@ -72,7 +72,7 @@ def parse_system_time(text: str | None) -> int | None:
             minute = _minute(text)
             if minute is None:
                 return _parse_system_time(text)
-            if len(_MINUTE_CACHE) > 200_000:
+            if len(_MINUTE_CACHE) > 16_384:  # eleven days of minutes, ~2 MB; logs mostly run in order
                 _MINUTE_CACHE.clear()
             _MINUTE_CACHE[text[:16]] = minute
         seconds, micro = text[17:19], text[20:26]
