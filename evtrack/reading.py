@@ -514,8 +514,8 @@ def process_pool(workers: int, method: str | None = None) -> ProcessPoolExecutor
 #: With several jobs, inputs smaller than this are read in the calling process alone: a pool takes about a second
 #: to start, longer than reading them.
 POOL_MIN_BYTES = 16 * 2**20
-#: The calling process reads too, while the pool starts and alongside its ``jobs - 1`` workers
-#: (:func:`evtrack.parallel.share`); tests turn it off to make the workers read everything.
+#: The calling process reads while the pool of ``jobs`` workers starts (:func:`evtrack.parallel.share`); tests turn
+#: it off to make the workers read everything.
 CALLER_READS = True
 
 
@@ -546,8 +546,8 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
                                   plan=plan)
     sizes = [_unit_bytes(unit) for unit in units]
     if jobs > 1 and len(units) > 1 and sum(sizes) >= POOL_MIN_BYTES:
-        finished = share(units, read_unit, sizes=sizes, workers=jobs - 1 if CALLER_READS else jobs,
-                         pool=functools.partial(process_pool, jobs - 1 if CALLER_READS else jobs, start_method),
+        finished = share(units, read_unit, sizes=sizes, workers=jobs,
+                         pool=functools.partial(process_pool, jobs, start_method),
                          on_result=progress, caller_works=CALLER_READS)
     else:
         finished = []

@@ -49,6 +49,14 @@ def test_the_caller_takes_the_small_units_and_the_pool_the_large_ones() -> None:
     assert 19 in pool and 0 in caller
 
 
+def test_the_caller_stops_taking_units_once_the_pool_is_up() -> None:
+    """It reads only to use the time the pool takes to start: afterwards the workers read faster without it."""
+    units = list(range(40))
+    results = share(units, _who, sizes=units, workers=2, pool=_slow_pool(0.0, 2))
+    caller = [u for u, (_, name) in zip(units, results, strict=True) if name == threading.current_thread().name]
+    assert len(caller) <= 3 and [u * u for u in units] == [square for square, _ in results]
+
+
 def test_a_caller_that_finishes_first_waits_for_the_pool_to_stop() -> None:
     """All units read before the pool is up: nothing is left to the pool, and no thread outlives the call."""
     before = threading.active_count()

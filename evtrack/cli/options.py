@@ -84,9 +84,9 @@ ChecksumOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")]
 JobsOpt = Annotated[
     int | None,
-    typer.Option("--jobs", "-j", min=1, help="Processes reading: this one and N-1 workers, which start while this "
-                 "one reads; files, and chunk ranges of large .evtx files, read in parallel; inputs under 16 MiB "
-                 "are read here alone. The result does not depend on it (default: number of cores)."),
+    typer.Option("--jobs", "-j", min=1, help="Worker processes: files, and chunk ranges of large .evtx files, read "
+                 "in parallel (evtrack reads the smallest while they start; inputs under 16 MiB without them). "
+                 "The result does not depend on it (default: number of cores)."),
 ]
 
 
