@@ -38,6 +38,19 @@ def workers_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(evtrack.reading, "CALLER_READS", False)
 
 
+@pytest.fixture(scope="session")
+def new_york_fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six users on two hosts, January and February 2024, written in America/New_York (seed 17)."""
+    from datetime import date
+
+    from evtrack.synth import write_sample
+
+    out = tmp_path_factory.mktemp("new-york-fleet")
+    write_sample(out, users=6, hosts=2, start=date(2024, 1, 1), end=date(2024, 2, 29), tz="America/New_York",
+                 seed=17, noise_ratio=0.1)
+    return out
+
+
 @pytest.fixture
 def shared_evtx() -> Path:
     """The folder of real logs (tests taking it are skipped where it is absent)."""

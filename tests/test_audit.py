@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -156,13 +156,8 @@ def test_every_counted_user_window_of_the_shared_logs_has_a_proof(shared_evtx: P
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from evtrack.synth import write_sample
-
-    out = tmp_path_factory.mktemp("fleet")
-    write_sample(out, users=6, hosts=2, start=date(2024, 1, 1), end=date(2024, 2, 29), tz="America/New_York",
-                 seed=17, noise_ratio=0.1)
-    return out
+def fleet(new_york_fleet: Path) -> Path:
+    return new_york_fleet
 
 
 def test_every_counted_user_window_of_a_generated_fleet_has_a_proof(fleet: Path) -> None:

@@ -4,7 +4,6 @@ same sort keys, selections and report as the plain table; every table evtrack ha
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,8 @@ SETTINGS = ReportSettings(created_at=utc(2024, 6, 1), tz="America/New_York")
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from evtrack.synth import write_sample
-
-    out = tmp_path_factory.mktemp("fleet")
-    write_sample(out, users=6, hosts=2, start=date(2024, 1, 1), end=date(2024, 2, 29), tz="America/New_York",
-                 seed=17, noise_ratio=0.1)
-    return out
+def fleet(new_york_fleet: Path) -> Path:
+    return new_york_fleet
 
 
 @pytest.fixture(scope="module")
