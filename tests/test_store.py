@@ -181,12 +181,32 @@ def test_a_hole_between_two_exports_stays_a_hole(tmp_path: Path, exports: dict[s
         assert march.status == "unknown" and march.users is None
 
 
+@pytest.mark.usefixtures("workers_read")
 def test_parallel_ingest_equals_serial(tmp_path: Path, exports: dict[str, Path]) -> None:
     files = list(exports.values())
     with Store.open(tmp_path / "a.sqlite3") as serial, Store.open(tmp_path / "b.sqlite3") as parallel:
         serial.ingest(files, jobs=1)
         parallel.ingest(files, jobs=2)
         assert _from_store(serial) == _from_store(parallel)
+
+
+def test_a_small_ingest_starts_no_pool(tmp_path: Path, exports: dict[str, Path],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool takes about a second to start: inputs under ``POOL_MIN_BYTES`` are read in the calling process,
+    whatever ``jobs`` says; above it, the pool is used."""
+    import evtrack.reading
+
+    def no_pool(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a pool was started")
+
+    monkeypatch.setattr(evtrack.reading, "process_pool", no_pool)
+    files = list(exports.values())
+    assert sum(f.stat().st_size for f in files) < evtrack.reading.POOL_MIN_BYTES
+    with Store.open(tmp_path / "a.sqlite3") as store:
+        assert len(store.ingest(files, jobs=2).ingested) == len(files)
+    monkeypatch.setattr(evtrack.reading, "POOL_MIN_BYTES", 0)
+    with Store.open(tmp_path / "b.sqlite3") as store, pytest.raises(AssertionError, match="a pool was started"):
+        store.ingest(files, jobs=2)
 
 
 def test_bad_inputs_are_reported_and_remembered_not_stored(tmp_path: Path, exports: dict[str, Path]) -> None:

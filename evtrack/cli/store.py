@@ -109,7 +109,9 @@ def ingest(
                      help="Check chunk CRC32s and skip (and report) chunks that fail, rather than trusting them."),
     ] = True,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Files read in parallel (default: number of cores).")
+        int | None,
+        typer.Option("--jobs", "-j", min=1,
+                     help="Files read in parallel (default: number of cores; inputs under 16 MiB without workers)."),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any file could not be read.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary on stderr.")] = False,
