@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["COLUMNS", "ENCODED_COLUMNS", "LSM", "RCM", "SECURITY", "SYSTEM", "BatchBuilder", "Evidence", "Kind",
-           "classify", "decoded", "empty_table", "encode", "encoded_schema", "is_ip", "is_remote_ip", "logon_schema",
-           "needed_for_report", "normalise", "normalise_row", "observation_only", "parse_ip",
-           "row_needed_for_report"]
+           "as_report_reads", "classify", "decoded", "empty_table", "encode", "encoded_schema", "is_ip",
+           "is_remote_ip", "logon_schema", "needed_for_report", "normalise", "normalise_row", "observation_only",
+           "parse_ip", "row_needed_for_report"]
 
 
 def _columns() -> list[tuple[str, Any]]:
@@ -109,6 +109,20 @@ def decoded(table: pa.Table) -> pa.Table:
               for f in table.schema]
     schema = pa.schema(fields, metadata=table.schema.metadata)
     return table if schema.equals(table.schema) else table.cast(schema)
+
+
+def as_report_reads(table: pa.Table) -> pa.Table:
+    """``table`` as a report reads it: a dictionary column whose dictionary holds a null (evtrack never makes one:
+    :func:`encode` keeps nulls out of it and Parquet cannot store one; another report input might) plain again,
+    since Arrow cannot unify such dictionaries. The table itself when there is none."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        column = table.column(index)
+        if pa.types.is_dictionary(field.type) and any(chunk.dictionary.null_count for chunk in column.chunks):
+            table = table.set_column(index, pa.field(field.name, field.type.value_type, field.nullable),
+                                     column.cast(field.type.value_type))
+    return table
 
 
 COLUMNS: tuple[str, ...] = (

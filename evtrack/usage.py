@@ -24,6 +24,7 @@ from evtrack.concurrency import peak as peak_overlap
 from evtrack.coverage import ChannelSpan
 from evtrack.crosscheck import SourceLedger, any_between, host_cover
 from evtrack.crosscheck import covered as _covered
+from evtrack.events import as_report_reads
 from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions, Identity, IdentityResolver, Observation, host_key
 from evtrack.licence import DAY_US, Peak, active_at, licence_peak, sliding_peak
@@ -228,7 +229,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
 
     tz = settings.zone.info
     spec = settings.spec
-    table = source.table
+    table = as_report_reads(source.table)
 
     hosts = HostNames([*(span.host for span in source.coverage),
                        *(h for h in pc.unique(table["host"]).to_pylist() if h), *settings.expected_hosts])
