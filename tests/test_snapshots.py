@@ -356,6 +356,20 @@ def test_bad_rows_are_reported_and_skipped(tmp_path: Path) -> None:
     assert stats.records == 2  # erin's row and the poll
 
 
+def test_a_poll_cut_short_by_a_crash_keeps_its_rows_and_says_where_the_zeros_begin(tmp_path: Path) -> None:
+    """A file whose end a crash left zero-filled: the rows before are read, the damaged line is named and counted
+    as lost (so a report on it is a lower bound), the same on every Python (3.10's csv refuses NUL bytes)."""
+    text = ('"UserName","SessionId","SessionState","HostServer","CreateTime","PolledAt"\r\n'
+            '"erin","6","STATE_ACTIVE","rdsh01","1/14/2026 9:08:00 AM","2026-01-14T15:10:00Z"\r\n'
+            '"fred","7","STATE_ACT' + "\0" * 40)
+    events, stats, _ = read_broker(write(tmp_path / "s.csv", text))
+    assert [(e.event_id, e.data.get("UserName")) for e in events] == [
+        (POLL, None), (SESSION_LISTED, "erin"), (SESSION_CREATED, "erin")]
+    assert issues(stats) == [("line 3", "NUL bytes: the file is damaged here; row skipped", 1)]
+    zeroed = write(tmp_path / "zeros.csv", "\0" * 512)  # nothing but zeros: not taken for a broker export
+    assert not broker_csv.looks_like(zeroed.read_bytes(), zeroed)
+
+
 def test_encodings_utf16_le_be_with_and_without_bom(tmp_path: Path) -> None:
     expected = brief(read_broker(write(tmp_path / "ascii.csv", PS51_EN_US))[0])
     for name, data in (("le-bom", codecs.BOM_UTF16_LE + PS51_EN_US.encode("utf-16-le")),

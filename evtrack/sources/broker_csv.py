@@ -99,6 +99,8 @@ def _header(text: str) -> tuple[list[str], str, int] | None:
     for number, line in enumerate(_lines(text)[:3], start=1):
         if line.startswith("#TYPE") or not line.strip():
             continue
+        if "\0" in line:  # no header holds NUL bytes (and Python 3.10's csv refuses them)
+            return None
         for delimiter in _DELIMITERS:
             names = next(csv.reader([line], delimiter=delimiter), [])
             found = {name.strip() for name in names}
@@ -192,6 +194,10 @@ def _polls(path: Path, text: str, columns: list[str], delimiter: str, header_lin
            fallback_poller: str, stats: FileStats, how_to_fix: str) -> list[_Poll]:
     """The file's polls, in order of first appearance, each with its user-session rows."""
     lines = _lines(text)[header_line:]
+    for number, text_line in enumerate(lines, start=header_line + 1):
+        if "\0" in text_line:  # a file cut short by a crash ends in zeros: those rows are lost, and said
+            stats.add_issue(f"line {number}", "NUL bytes: the file is damaged here; row skipped", 1)
+    lines = [text_line if "\0" not in text_line else "\n" for text_line in lines]  # numbers stay the file's
     reader = csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delimiter)
     has_polled_at = POLLED_AT in columns
     file_time: int | None = None
