@@ -133,10 +133,8 @@ COLUMNS: tuple[str, ...] = (
 
 
 def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
+    """Stripped text, None for nothing or blanks (one expression: it runs several times per evidence record)."""
+    return (value.strip() or None) if value else None
 
 
 def _int(value: str | None) -> int | None:
@@ -205,11 +203,6 @@ def normalise_row(raw: RawEvent, source: str) -> tuple[Any, ...] | None:
     return maker.row(raw, source)
 
 
-def _text(value: str | None) -> str | None:
-    """:func:`_clean` inlined where it is hot."""
-    return (value.strip() or None) if value else None
-
-
 class _Maker:
     """How one catalogue entry becomes a row. The verdict and the kind depend only on (logon type, address,
     session name, status), which repeat: memoised per entry (bounded)."""
@@ -243,19 +236,19 @@ class _Maker:
         if fields.qualified_user:
             user, domain = _split_user(get(fields.user)) if fields.user else (None, None)
         else:
-            user = _text(get(fields.user)) if fields.user else None
-            domain = _text(get(fields.domain)) if fields.domain else None
+            user = _clean(get(fields.user)) if fields.user else None
+            domain = _clean(get(fields.domain)) if fields.domain else None
         logon_type = _int(get(fields.logon_type)) if fields.logon_type else None
         if logon_type is not None and not -128 <= logon_type <= 127:
             logon_type = None
-        address = _text(get(fields.address)) if fields.address else None
-        session_name = _text(get(fields.session_name)) if fields.session_name else None
+        address = _clean(get(fields.address)) if fields.address else None
+        session_name = _clean(get(fields.session_name)) if fields.session_name else None
         kind, rdp, reason = self._verdict(logon_type, address, session_name,
                                           get(fields.status) if fields.status else None)
         return (
             raw.time_us,
             # the session host a gateway names (its Resource), else the host that wrote the record
-            (_text(get(fields.host)) if fields.host else None) or raw.computer,
+            (_clean(get(fields.host)) if fields.host else None) or raw.computer,
             raw.channel,
             raw.provider,
             raw.event_id,
@@ -264,9 +257,9 @@ class _Maker:
             logon_type,
             user,
             domain,
-            _text(get(fields.sid)) if fields.sid else None,
+            _clean(get(fields.sid)) if fields.sid else None,
             address,
-            _text(get(fields.client_name)) if fields.client_name else None,
+            _clean(get(fields.client_name)) if fields.client_name else None,
             _int(get(fields.session_id)) if fields.session_id else None,
             _logon_id(get(fields.logon_id)) if fields.logon_id else None,
             session_name,

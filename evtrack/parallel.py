@@ -87,7 +87,7 @@ def share(units: Sequence[U], work: Callable[[U], R], *, sizes: Sequence[int], w
     done: list[R | None] = [None] * len(units)
     feeder: _Feeder[U, R] = _Feeder(pool, workers, work, units, left, lock)
     feeder.start()
-    finished = 0
+    finished = False
 
     def collect(block: bool) -> None:
         nonlocal finished
@@ -97,7 +97,7 @@ def share(units: Sequence[U], work: Callable[[U], R], *, sizes: Sequence[int], w
             except queue.Empty:
                 return
             if item is None:
-                finished = 1
+                finished = True
                 return
             if isinstance(item, BaseException):
                 raise item

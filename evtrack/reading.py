@@ -319,6 +319,10 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
     result = FileResult(stats)
     source = str(path)
     builder = BatchBuilder(batch_rows)
+
+    def batch() -> pa.RecordBatch:
+        return encode(builder.flush()) if slim else builder.flush()
+
     with contextlib.suppress(OSError):  # before detection: a file that fails there still has its size
         stats.size = path.stat().st_size
     try:
@@ -348,12 +352,12 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
                     continue
                 builder.add_row(row)
                 if builder.full():
-                    result.batches.append(encode(builder.flush()) if slim else builder.flush())
+                    result.batches.append(batch())
     except SourceError as exc:
         result.error = exc.reason
         result.not_a_log = isinstance(exc, NotAnEventLog)
     if builder.rows:
-        result.batches.append(encode(builder.flush()) if slim else builder.flush())
+        result.batches.append(batch())
     return result if chunks is not None else _settle(result)
 
 
@@ -423,9 +427,9 @@ def _range_bytes(size: int, chunks: tuple[int, int]) -> int:
     return max(0, high - low) + (min(size, FILE_HEADER_SIZE) if first == 0 else 0)
 
 
-def _unit_bytes(unit: tuple[Path, tuple[int, int] | None]) -> int:
-    """How much of a file a unit of work reads (0 when it cannot be told: such units go last)."""
-    path, chunks = unit
+def unit_bytes(path: Path, chunks: tuple[int, int] | None = None) -> int:
+    """How much of a file a unit of work reads: the file, or a range of its chunks (0 when it cannot be told:
+    such units go last)."""
     try:
         size = path.stat().st_size
     except OSError:
@@ -514,6 +518,12 @@ def process_pool(workers: int, method: str | None = None) -> ProcessPoolExecutor
 #: With several jobs, inputs smaller than this are read in the calling process alone: a pool takes about a second
 #: to start, longer than reading them.
 POOL_MIN_BYTES = 16 * 2**20
+
+
+def worth_a_pool(jobs: int, sizes: Sequence[int]) -> bool:
+    """Whether units of work of these sizes (:func:`unit_bytes`) are read by a pool of processes: several jobs,
+    several units, and :data:`POOL_MIN_BYTES` at least."""
+    return jobs > 1 and len(sizes) > 1 and sum(sizes) >= POOL_MIN_BYTES
 #: The calling process reads while the pool of ``jobs`` workers starts (:func:`evtrack.parallel.share`); tests turn
 #: it off to make the workers read everything.
 CALLER_READS = True
@@ -544,8 +554,8 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
     units = plan_units(inputs.files, engine, jobs)
     read_unit = functools.partial(_read_unit, engine=engine, verify_checksums=verify_checksums, slim=slim,
                                   plan=plan)
-    sizes = [_unit_bytes(unit) for unit in units]
-    if jobs > 1 and len(units) > 1 and sum(sizes) >= POOL_MIN_BYTES:
+    sizes = [unit_bytes(path, chunks) for path, chunks in units]
+    if worth_a_pool(jobs, sizes):
         finished = share(units, read_unit, sizes=sizes, workers=jobs,
                          pool=functools.partial(process_pool, jobs, start_method),
                          on_result=progress, caller_works=CALLER_READS)

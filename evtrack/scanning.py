@@ -6,9 +6,8 @@ pool of processes; :class:`evtrack.distributed.DaskScanner` on a Dask cluster.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -54,14 +53,6 @@ class FileScanner(Protocol):
         ...
 
 
-def _total_bytes(paths: Iterable[Path]) -> int:
-    total = 0
-    for path in paths:
-        with contextlib.suppress(OSError):
-            total += path.stat().st_size
-    return total
-
-
 class LocalScanner:
     """Hash every file here, then read the new ones here (``jobs`` = 1) or in a pool of processes."""
 
@@ -77,7 +68,7 @@ class LocalScanner:
              plan: ReadPlan) -> Iterator[ScannedFile]:
         from concurrent.futures import Executor
 
-        from evtrack.reading import POOL_MIN_BYTES, process_pool, read_file
+        from evtrack.reading import process_pool, read_file, unit_bytes, worth_a_pool
 
         todo: list[tuple[Path, str]] = []
         for path in files:
@@ -91,8 +82,8 @@ class LocalScanner:
             else:
                 todo.append((path, digest))
         pool: Executor | None = None
-        if self.jobs > 1 and len(todo) > 1 and _total_bytes(path for path, _ in todo) >= POOL_MIN_BYTES:
-            pool = process_pool(min(self.jobs, len(todo)))  # a pool takes about a second to start: not for less
+        if worth_a_pool(self.jobs, [unit_bytes(path) for path, _ in todo]):
+            pool = process_pool(min(self.jobs, len(todo)))
         try:
             if pool is not None:
                 futures = [pool.submit(read_file, path, engine, verify_checksums, plan=plan) for path, _ in todo]

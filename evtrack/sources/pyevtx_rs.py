@@ -91,12 +91,16 @@ def _value(value: Any) -> str | None:
     return str(value)
 
 
+def _flat(fields: dict[str, Any], keys: frozenset[str]) -> dict[str, str | None]:
+    """The fields of a flat payload object (EventData) named in ``keys``, as text."""
+    return {name: value if type(value) is str else _value(value) for name, value in fields.items() if name in keys}
+
+
 def _payload(event: dict[str, Any], keys: frozenset[str]) -> dict[str, str | None]:
     """The payload fields named in ``keys`` (the plan's), as text."""
     event_data = event.get("EventData")
     if isinstance(event_data, dict):
-        return {name: value if type(value) is str else _value(value)
-                for name, value in event_data.items() if name in keys}
+        return _flat(event_data, keys)
     data: dict[str, str | None] = {}
     user_data = event.get("UserData")
     if isinstance(user_data, dict):
@@ -199,11 +203,7 @@ def _wanted_event(text: str, fields: tuple[int, str, str, str, str], keys: froze
     provider = text[p + len(_PROVIDER_MARK) : text.find('"', p + len(_PROVIDER_MARK))] if p >= 0 else ""
     if "\\" in provider:
         return _event_from_json(text, keys)
-    if offset == 12:  # EventData: a flat object (as _payload reads it, without the wrapping)
-        data = {name: value if type(value) is str else _value(value)
-                for name, value in payload.items() if name in keys}
-    else:
-        data = _payload({"UserData": payload}, keys)
+    data = _flat(payload, keys) if offset == 12 else _payload({"UserData": payload}, keys)
     return RawEvent(parse_system_time(time_text), event_id, int(record_id), channel, computer, provider, data)
 
 
