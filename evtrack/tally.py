@@ -1,10 +1,12 @@
 """The RDP evidence of one report, tallied as it streams past: per person, device, host and evidence source.
 
 :func:`evtrack.rows.evidence_table` gives the evidence rows sorted and each record once; :meth:`Tally.add` reads
-them in bounded batches. Each row is looked at once and leaves only compact facts behind: its time in its
-person's time array and in the source ledger (8 bytes each), its device's arrays (20 bytes), and, per person and
-local day, the first and last record as positions in the evidence rows (made into a :class:`Ref` only for the
-proofs a report shows). No Python object per event outlives its batch.
+them in bounded batches, in numpy: Python works once per distinct value of a batch (host, account, device,
+channel) and once per group (a person and day, a person and source, a device), never once per row. Each row
+leaves only compact facts behind: its time in its person's time array and in the source ledger (8 bytes each),
+its device's arrays (20 bytes), and, per person and local day, the first and last record as positions in the
+evidence rows (made into a :class:`Ref` only for the proofs a report shows). No Python object per event outlives
+its batch. ``tests/test_tally.py`` keeps the row-by-row loop this replaced as its specification.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from evtrack.crosscheck import SourceLedger, sorted_times, source_label
 from evtrack.hosts import HostNames
 from evtrack.identity import Identity, IdentityResolver
 from evtrack.report import DeviceUsage, MisdatedEvidence
-from evtrack.rows import EVIDENCE_COLUMNS, Selection, cluster, device, without_reconnects
-from evtrack.sources.base import plausible_time, us_to_datetime
+from evtrack.rows import Selection, cluster, device, without_reconnects
+from evtrack.sources.base import MIN_PLAUSIBLE_US, latest_plausible, us_to_datetime
 from evtrack.windows import local_date
 
 if TYPE_CHECKING:
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
 
     import numpy as np
     import pyarrow as pa
+
+#: Rows per batch the tally reads: its Python work is per group of a batch (a person and day, a person and source,
+#: a device), so larger batches do less of it; the columns of 64k rows are a few MB.
+TALLY_ROWS = 65_536
 
 #: Local midnights fall on whole quarter hours in every zone since 1972 (offsets are multiples of 15 minutes), so
 #: one quarter hour never straddles two local days.
@@ -129,12 +135,87 @@ class Excluded:
     last: int
 
 
+class _Columns:
+    """The columns of one batch of evidence rows as numpy codes and their distinct values, each made once."""
+
+    def __init__(self, batch: pa.Table) -> None:
+        self._batch = batch
+        self.count = batch.num_rows
+        self._encoded: dict[str, tuple[np.ndarray, list[Any]]] = {}
+        self._numbers: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> tuple[np.ndarray, list[Any]]:
+        """(code per row, distinct values): ``values[codes[row]]`` is the row's value (None for a null)."""
+        found = self._encoded.get(name)
+        if found is None:
+            import numpy as np
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            column = self._batch.column(name).combine_chunks()
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            encoded = pc.dictionary_encode(column, null_encoding="encode")
+            found = self._encoded[name] = (encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+                                           encoded.dictionary.to_pylist())
+        return found
+
+    def value(self, name: str, row: int) -> Any:
+        codes, values = self[name]
+        return values[codes[row]]
+
+    def numbers(self, name: str) -> np.ndarray:
+        """An integer column as int64 (-1 for a null)."""
+        found = self._numbers.get(name)
+        if found is None:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            found = self._numbers[name] = pc.fill_null(self._batch.column(name).cast(pa.int64()), -1).to_numpy()
+        return found
+
+
+def _distinct(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their combination of ``codes`` (non-negative integers, one array per column): the group of
+    each row, groups numbered in the order of their first row, and the first row of each group."""
+    import numpy as np
+
+    _, combined = np.unique(np.asarray(codes[0], dtype=np.int64), return_inverse=True)
+    for more in codes[1:]:
+        if not len(combined):
+            break
+        more = np.asarray(more, dtype=np.int64)
+        _, combined = np.unique(combined * (int(more.max()) + 1) + more, return_inverse=True)
+    _, firsts, inverse = np.unique(combined.ravel(), return_index=True, return_inverse=True)
+    order = np.argsort(firsts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.ravel()], firsts[order]
+
+
+def _runs(groups: np.ndarray) -> list[np.ndarray]:
+    """The rows of each group, in row order, by increasing group number (for groups that have rows)."""
+    import numpy as np
+
+    order = np.argsort(groups, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(groups[order])) + 1) if len(order) else []
+
+
+def _extend(target: array[int], values: np.ndarray) -> None:
+    """Append numpy integers to a compact array, without a Python int per value."""
+    import numpy as np
+
+    target.frombytes(np.ascontiguousarray(values, dtype=np.dtype(target.typecode)).tobytes())
+
+
 class Devices:
     """Client devices of counted evidence: per device, parallel arrays of the time, name, address and user."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[array[int], array[int], array[int], array[int]]] = {}
-        self._slots: dict[tuple[str, str | None, str | None], tuple[tuple[array[int], ...], int, int]] = {}
+        self._numbers: dict[str, int] = {}
+        """Device key -> its number: an index into :attr:`_seen`."""
+        self._seen: list[tuple[array[int], array[int], array[int], array[int]]] = []
+        self._slots: dict[tuple[str, str | None, str | None], tuple[int, int, int]] = {}
         self._codes: dict[str, int] = {}
         self._text: list[str] = []
         self._sorted: dict[str, np.ndarray] = {}
@@ -142,7 +223,8 @@ class Devices:
     def __bool__(self) -> bool:
         return bool(self._seen)
 
-    def _code(self, text: str | None) -> int:
+    def code(self, text: str | None) -> int:
+        """A number for a name, address or user (-1 for None)."""
         if text is None:
             return -1
         code = self._codes.get(text)
@@ -151,26 +233,31 @@ class Devices:
             self._text.append(text)
         return code
 
-    def add(self, device: tuple[str, str | None, str | None], moment: int, user: str) -> None:
-        """Evidence of ``user`` at ``moment`` from ``device`` (key, client name, address: see
-        :func:`evtrack.rows.device`)."""
-        slot = self._slots.get(device)
-        if slot is None:
+    def slot(self, device: tuple[str, str | None, str | None]) -> tuple[int, int, int]:
+        """(the device's number, the client name's code, the address's code) of a device as
+        :func:`evtrack.rows.device` gives it (key, client name, address)."""
+        found = self._slots.get(device)
+        if found is None:
             key, name, address = device
-            seen = self._seen.get(key)
-            if seen is None:
-                seen = self._seen[key] = (array("q"), array("i"), array("i"), array("i"))
-            slot = self._slots[device] = (seen, self._code(name), self._code(address))
-        arrays, name_code, address_code = slot
-        arrays[0].append(moment)
-        arrays[1].append(name_code)
-        arrays[2].append(address_code)
-        arrays[3].append(self._code(user))
+            number = self._numbers.get(key)
+            if number is None:
+                number = self._numbers[key] = len(self._seen)
+                self._seen.append((array("q"), array("i"), array("i"), array("i")))
+            found = self._slots[device] = (number, self.code(name), self.code(address))
+        return found
+
+    def extend(self, number: int, moments: np.ndarray, names: np.ndarray, addresses: np.ndarray,
+               users: np.ndarray) -> None:
+        """Evidence from device ``number`` (:meth:`slot`): per record its time, and the codes (:meth:`code`) of its
+        client name, address and user."""
+        for target, values in zip(self._seen[number], (moments, names, addresses, users), strict=True):
+            _extend(target, values)
 
     def settle(self) -> None:
         import numpy as np
 
-        self._sorted = {key: np.sort(np.frombuffer(seen[0], dtype=np.int64)) for key, seen in self._seen.items()}
+        self._sorted = {key: np.sort(np.frombuffer(self._seen[number][0], dtype=np.int64))
+                        for key, number in self._numbers.items()}
 
     def seen_between(self, start: int, end: int) -> int:
         """How many devices have evidence in ``[start, end)``."""
@@ -183,8 +270,8 @@ class Devices:
         import numpy as np
 
         rows = []
-        for key in sorted(self._seen):
-            moments, *codes = self._seen[key]
+        for key in sorted(self._numbers):
+            moments, *codes = self._seen[self._numbers[key]]
             times = np.frombuffer(moments, dtype=np.int64)
             names, addresses, users = (np.frombuffer(values, dtype=np.intc) for values in codes)
             inside = (times >= lo) & (times < hi)
@@ -230,10 +317,13 @@ class Tally:
         self._labels: dict[tuple[str, str | None], str] = {}
         self._scope: dict[int, tuple[Identity, bool]] = {}
         self._identities: dict[tuple[str | None, str | None, str | None], Identity | None] = {}
+        self._persons: list[Person] = []
+        """The people of :attr:`people` in order, numbered by their position (see :meth:`_people_of`)."""
+        self._number: dict[str, int] = {}
 
     def read(self) -> Tally:
         """Add every evidence row, in bounded batches, and settle."""
-        for offset, batch in self.evidence.batches():
+        for offset, batch in self.evidence.batches(TALLY_ROWS):
             self.add(batch, offset)
         self.settle()
         return self
@@ -271,73 +361,260 @@ class Tally:
         return code
 
     def add(self, batch: pa.Table, offset: int) -> None:
-        """Tally one batch of evidence rows; ``offset`` is the position of its first row."""
-        host_key, counted, local_day = self._hosts.key, self._counted, self._local_day
-        people, proofs, ledger, host_people = self.people, self.proofs, self.ledger, self.host_people
-        resolve = self._resolve
-        columns: list[list[Any]] = [batch.column(name).to_pylist() for name in EVIDENCE_COLUMNS]
-        for position, (time, name, user, domain, sid, kind, reason, event_id, channel, record_id, address, client,
-                       source) in enumerate(zip(*columns, strict=True), offset):
-            if not plausible_time(time, self._now_us):
-                self.suspicious += 1
+        """Tally one batch of evidence rows; ``offset`` is the position of its first row.
+
+        The work per row is numpy's: Python runs once per distinct value (host, account, device, channel) and
+        per group (person and day, person and source, ...) of the batch, never once per row."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        rows = _Columns(batch)
+        if not rows.count:
+            return
+        times = pc.fill_null(batch.column("time"), MIN_PLAUSIBLE_US - 1).to_numpy()
+        plausible = (times >= MIN_PLAUSIBLE_US) & (times <= latest_plausible(self._now_us))
+        self.suspicious += rows.count - int(plausible.sum())
+        host_codes, host_values = rows["host"]
+        host_keys = [self._hosts.key(name) for name in host_values]
+        host_code = np.array([self._host_codes.setdefault(key, len(self._host_codes)) for key in host_keys],
+                             dtype=np.int64)[host_codes]
+        counted = np.array([self._counted(key) for key in host_keys], dtype=bool)[host_codes] & plausible
+        for code in np.unique(host_codes[plausible & ~counted]).tolist():
+            self.uncounted_hosts.add(host_keys[code])
+        moments = self._placed(rows, times, counted)
+        identity_codes, identities = self._identities_of(rows, moments, plausible, host_keys)
+        known = np.array([identity is not None for identity in identities], dtype=bool)[identity_codes] & plausible
+        self._tally_uncounted(rows, known & ~counted, identity_codes, identities, host_keys)
+        excluded = np.array([identity is not None and identity.excluded is not None for identity in identities],
+                            dtype=bool)[identity_codes] & known & counted
+        self._tally_excluded(np.flatnonzero(excluded), identity_codes, identities, moments)
+        left = np.flatnonzero(known & counted & ~excluded)
+        scoped = np.array([identity is not None and identity.excluded is None and self._scoped(identity)
+                           for identity in identities], dtype=bool)[identity_codes[left]]
+        for code in np.unique(identity_codes[left[~scoped]]).tolist():
+            self.out_of_scope.add(identities[code].key)
+        chosen = left[scoped]
+        if len(chosen):
+            person_of = self._people_of(identity_codes[chosen], identities)
+            self._tally_people(rows, chosen, person_of, moments[chosen], chosen + offset, host_code[chosen],
+                               host_keys, host_codes)
+
+    def _placed(self, rows: _Columns, times: np.ndarray, counted: np.ndarray) -> np.ndarray:
+        """When the report counts each row: its time, or where a misdated record was placed (noted in
+        :attr:`misdated`, in row order)."""
+        import numpy as np
+
+        moments: np.ndarray = times.copy()
+        if not self._misdated_ids:
+            return moments
+        record_ids = rows.numbers("record_id")
+        candidates = np.flatnonzero(counted & np.isin(record_ids, np.fromiter(self._misdated_ids, dtype=np.int64)))
+        for row in candidates.tolist():
+            name, channel, record_id, time = (rows.value("host", row), rows.value("channel", row) or "",
+                                              int(record_ids[row]), int(times[row]))
+            placed = self._misdated.get((name, channel.lower(), record_id, time))
+            if placed is None:
                 continue
-            host = host_key(name)
-            if not counted(host):
-                self.uncounted_hosts.add(host)
-                found = resolve(user, domain, sid, host, time)
-                if found is not None and found.excluded is None:
-                    host_people[host].add(found.key)
-                continue
-            moment = time
-            if record_id in self._misdated_ids:
-                placed = self._misdated.get((name, channel.lower(), record_id, time))
-                if placed is not None:
-                    self.misdated.append(MisdatedEvidence(
-                        host=host, channel=channel, record_id=record_id, event_id=event_id,
-                        user=f"{domain}\\{user}" if domain else (user or ""), time=us_to_datetime(time),
-                        placed=us_to_datetime(placed)))
-                    moment = placed
-            identity = resolve(user, domain, sid, host, moment)
-            if identity is None:
-                continue
-            key = identity.key
-            if identity.excluded is not None:
-                left_out = self.excluded.get(key)
-                if left_out is None:
-                    self.excluded[key] = Excluded(identity, 1, moment, moment)
-                else:
-                    left_out.identity = identity
-                    left_out.events += 1
-                    left_out.first, left_out.last = min(left_out.first, moment), max(left_out.last, moment)
-                continue
-            if not self._scoped(identity):
-                self.out_of_scope.add(key)
-                continue
-            person = people.get(key)
+            user, domain = rows.value("user", row), rows.value("domain", row)
+            self.misdated.append(MisdatedEvidence(
+                host=self._hosts.key(name), channel=channel, record_id=record_id,
+                event_id=int(rows.numbers("event_id")[row]), user=f"{domain}\\{user}" if domain else (user or ""),
+                time=us_to_datetime(time), placed=us_to_datetime(placed)))
+            moments[row] = placed
+        return moments
+
+    def _identities_of(self, rows: _Columns, moments: np.ndarray, plausible: np.ndarray, host_keys: list[str]
+                       ) -> tuple[np.ndarray, list[Identity | None]]:
+        """Each row's person, as a code into the list returned (None: no person). Resolved once per account
+        (user, domain, SID) and host; per row only where a name was held by several SIDs (then the answer
+        depends on the host and the time)."""
+        import numpy as np
+
+        users, domains, sids, hosts = (rows[name] for name in ("user", "domain", "sid", "host"))
+        codes: list[int] = []
+        identities: list[Identity | None] = []
+        numbered: dict[int, int] = {}
+
+        def number(identity: Identity | None) -> int:
+            code = numbered.get(id(identity))
+            if code is None:
+                code = numbered[id(identity)] = len(identities)
+                identities.append(identity)
+            return code
+
+        number(None)  # code 0: no person (and every row the contested path leaves out)
+
+        if self._resolver.contested_names:
+            resolve = self._resolver.resolve
+            for row in np.flatnonzero(plausible).tolist():
+                codes.append(number(resolve(users[1][users[0][row]], domains[1][domains[0][row]],
+                                            sids[1][sids[0][row]], host_keys[hosts[0][row]], int(moments[row]))))
+            per_row = np.zeros(rows.count, dtype=np.int64)
+            per_row[plausible] = codes
+            return per_row, identities
+        accounts, firsts = _distinct(users[0], domains[0], sids[0])
+        for row in firsts.tolist():
+            codes.append(number(self._resolve(users[1][users[0][row]], domains[1][domains[0][row]],
+                                              sids[1][sids[0][row]], host_keys[hosts[0][row]], int(moments[row]))))
+        return np.array(codes, dtype=np.int64)[accounts], identities
+
+    def _tally_uncounted(self, rows: _Columns, mask: np.ndarray, identity_codes: np.ndarray,
+                         identities: list[Identity | None], host_keys: list[str]) -> None:
+        """People with evidence on hosts the settings do not count (the per-host table still shows them)."""
+        import numpy as np
+
+        host_codes = rows["host"][0]
+        picked = np.flatnonzero(mask)
+        _, firsts = _distinct(host_codes[picked], identity_codes[picked])
+        for row in picked[firsts].tolist():
+            identity = identities[identity_codes[row]]
+            if identity is not None and identity.excluded is None:
+                self.host_people[host_keys[host_codes[row]]].add(identity.key)
+
+    def _tally_excluded(self, chosen: np.ndarray, identity_codes: np.ndarray, identities: list[Identity | None],
+                        moments: np.ndarray) -> None:
+        """Evidence of people the settings leave out: per person, how much, when, and the last form seen."""
+        import numpy as np
+
+        if not len(chosen):
+            return
+        numbers: dict[str, int] = {}
+        key_of = np.array([numbers.setdefault(identity.key if identity is not None else "", len(numbers))
+                           for identity in identities], dtype=np.int64)
+        groups, _ = _distinct(key_of[identity_codes[chosen]])
+        for rows in _runs(groups):
+            picked = chosen[rows]
+            identity = identities[identity_codes[picked[-1]]]
+            assert identity is not None
+            first, last, events = int(moments[picked].min()), int(moments[picked].max()), len(picked)
+            left_out = self.excluded.get(identity.key)
+            if left_out is None:
+                self.excluded[identity.key] = Excluded(identity, events, first, last)
+            else:
+                left_out.identity = identity
+                left_out.events += events
+                left_out.first, left_out.last = min(left_out.first, first), max(left_out.last, last)
+
+    def _people_of(self, identity_codes: np.ndarray, identities: list[Identity | None]) -> np.ndarray:
+        """The person (an index into :attr:`_persons`) of each row; people new to the tally are added in the order
+        of their first row."""
+        import numpy as np
+
+        index: dict[int, int] = {}
+        _, firsts = _distinct(identity_codes)
+        for code in identity_codes[firsts].tolist():
+            identity = identities[code]
+            assert identity is not None
+            person = self.people.get(identity.key)
             if person is None:
-                person = people[key] = Person(identity)
-            person.times.append(moment)
-            day = local_day(moment)
+                person = self.people[identity.key] = Person(identity)
+                self._number[identity.key] = len(self._persons)
+                self._persons.append(person)
+            index[code] = self._number[identity.key]
+        lookup = np.zeros(len(identities), dtype=np.int64)
+        for code, number in index.items():
+            lookup[code] = number
+        found: np.ndarray = lookup[identity_codes]
+        return found
+
+    def _tally_people(self, rows: _Columns, chosen: np.ndarray, person_of: np.ndarray, moments: np.ndarray,
+                      positions: np.ndarray, host_code: np.ndarray, host_keys: list[str], host_codes: np.ndarray
+                      ) -> None:
+        """The counted evidence ``chosen`` (rows of the batch, at ``positions``) of the people ``person_of``."""
+        import numpy as np
+
+        persons, hosts = self._persons, list(self._host_codes)
+        for group in _runs(person_of):
+            _extend(persons[person_of[group[0]]].times, moments[group])
+        self._prove(person_of, moments, positions)
+        _, firsts = _distinct(person_of, host_code)
+        for row in firsts.tolist():
+            person = persons[person_of[row]]
+            person.hosts.add(hosts[host_code[row]])
+            self.host_people[hosts[host_code[row]]].add(person.identity.key)
+        reason_codes, reasons = rows["reason"]
+        _, firsts = _distinct(person_of, reason_codes[chosen])
+        for row in firsts.tolist():
+            persons[person_of[row]].reasons.add(reasons[reason_codes[chosen[row]]])
+        channel_codes, channels = rows["channel"]
+        source_codes, sources = rows["source"]
+        labels, firsts = _distinct(channel_codes[chosen], source_codes[chosen])
+        label_names = [self._label(channels[channel_codes[chosen[row]]] or "", sources[source_codes[chosen[row]]])
+                       for row in firsts.tolist()]
+        by_person = self.ledger.by_person
+        groups, firsts = _distinct(person_of, labels)
+        for row, group in zip(firsts.tolist(), _runs(groups), strict=True):
+            _extend(by_person[persons[person_of[row]].identity.key][label_names[labels[row]]], moments[group])
+        _, firsts = _distinct(host_code, channel_codes[chosen])
+        for row in firsts.tolist():
+            self.ledger.channels[hosts[host_code[row]]].add((channels[channel_codes[chosen[row]]] or "").lower())
+        self._tally_devices(rows, chosen, person_of, moments)
+        kind_codes, kinds = rows["kind"]
+        kind = np.array([{"logon": 1, "reconnect": 2}.get(value or "", 0) for value in kinds],
+                        dtype=np.int8)[kind_codes[chosen]]
+        starting = np.flatnonzero(kind > 0)
+        if not len(starting):
+            return
+        event_ids = rows.numbers("event_id")[chosen[starting]]
+        logs, firsts = _distinct(channel_codes[chosen[starting]], event_ids)
+        log_codes = np.array([self._log(channels[channel_codes[chosen[starting[row]]]] or "", int(event_ids[row]))
+                              for row in firsts.tolist()], dtype=np.int64)[logs]
+        triples = np.column_stack((host_code[starting], moments[starting], log_codes))
+        for group in _runs(person_of[starting]):
+            person = persons[person_of[starting[group[0]]]]
+            for flag, flat in ((1, person.starts), (2, person.reconnects)):
+                picked = group[kind[starting[group]] == flag]
+                if len(picked):
+                    _extend(flat, triples[picked].ravel())
+            _extend(person.renewals, moments[starting[group]])
+
+    def _prove(self, person_of: np.ndarray, moments: np.ndarray, positions: np.ndarray) -> None:
+        """Per person and local day, the first and last record (the earliest of equal first times, the latest of
+        equal last times)."""
+        import numpy as np
+
+        quarters, at = np.unique(moments // _QUARTER_US, return_inverse=True)
+        days = np.array([self._local_day(int(quarter) * _QUARTER_US) for quarter in quarters.tolist()],
+                        dtype=np.int64)[at]
+        order = np.lexsort((positions, moments, days, person_of))
+        keys = np.column_stack((person_of[order], days[order]))
+        starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)])
+        ends = np.r_[starts[1:], len(order)] - 1
+        proofs, persons = self.proofs, self._persons
+        for first, last in zip(order[starts].tolist(), order[ends].tolist(), strict=True):
+            person, day = persons[person_of[first]], int(days[first])
+            low, low_at, high, high_at = int(moments[first]), int(positions[first]), int(moments[last]), \
+                int(positions[last])
             slot = person.proof_days.get(day)
             if slot is None:
                 person.proof_days[day] = len(proofs)
-                proofs.extend((moment, position, moment, position))
-            elif moment < proofs[slot]:
-                proofs[slot], proofs[slot + 1] = moment, position
-            elif moment >= proofs[slot + 2]:
-                proofs[slot + 2], proofs[slot + 3] = moment, position
-            person.hosts.add(host)
-            person.reasons.add(reason)
-            ledger.add(key, self._label(channel, source), host, channel, moment)
-            host_people[host].add(key)
-            found_device = device(client, address)
-            if found_device is not None:
-                self.devices.add(found_device, moment, key)
-            if kind == "logon" or kind == "reconnect":
-                host_code = self._host_codes.setdefault(host, len(self._host_codes))
-                (person.starts if kind == "logon" else person.reconnects).extend(
-                    (host_code, moment, self._log(channel, event_id)))
-                person.renewals.append(moment)
+                proofs.extend((low, low_at, high, high_at))
+                continue
+            if low < proofs[slot]:
+                proofs[slot], proofs[slot + 1] = low, low_at
+            if high >= proofs[slot + 2]:
+                proofs[slot + 2], proofs[slot + 3] = high, high_at
+
+    def _tally_devices(self, rows: _Columns, chosen: np.ndarray, person_of: np.ndarray, moments: np.ndarray) -> None:
+        """The client devices of the counted evidence (see :func:`evtrack.rows.device`)."""
+        import numpy as np
+
+        client_codes, clients = rows["client_name"]
+        address_codes, addresses = rows["address"]
+        pairs, firsts = _distinct(client_codes[chosen], address_codes[chosen])
+        found = [device(clients[client_codes[chosen[row]]], addresses[address_codes[chosen[row]]])
+                 for row in firsts.tolist()]
+        if not any(found):
+            return
+        devices = self.devices
+        slots = np.array([devices.slot(one) if one is not None else (-1, -1, -1) for one in found],
+                         dtype=np.int64).reshape(-1, 3)[pairs]
+        users = np.array([devices.code(person.identity.key) for person in self._persons], dtype=np.int64)[person_of]
+        seen = np.flatnonzero(slots[:, 0] >= 0)
+        for group in _runs(slots[seen, 0]):
+            picked = seen[group]
+            devices.extend(int(slots[picked[0], 0]), moments[picked], slots[picked, 1], slots[picked, 2],
+                           users[picked])
 
     def _items(self, flat: array[int]) -> list[tuple[str, int, str]]:
         hosts = list(self._host_codes)

@@ -130,7 +130,12 @@ def plausible_time(time_us: int | None, now_us: int | None = None) -> bool:
         import time
 
         now_us = time.time_ns() // 1000
-    return MIN_PLAUSIBLE_US <= time_us <= now_us + _DAY_US
+    return MIN_PLAUSIBLE_US <= time_us <= latest_plausible(now_us)
+
+
+def latest_plausible(now_us: int) -> int:
+    """The latest timestamp :func:`plausible_time` takes at ``now_us``: a day of clock skew past it."""
+    return now_us + _DAY_US
 
 
 def datetime_to_us(moment: datetime) -> int:
