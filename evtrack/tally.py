@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from evtrack.concurrency import Sessions
+
 #: Rows per batch the tally reads: its Python work is per group of a batch (a person and day, a person and source,
 #: a device), so larger batches do less of it; the columns of 64k rows are a few MB.
 TALLY_ROWS = 65_536
@@ -615,6 +617,48 @@ class Tally:
             picked = seen[group]
             devices.extend(int(slots[picked[0], 0]), moments[picked], slots[picked, 1], slots[picked, 2],
                            users[picked])
+
+    def sessions(self, connected: Sessions) -> np.ndarray:
+        """Which ``connected`` sessions are of counted people (resolved by the account that connected them; not
+        left out, in scope; a session whose account no event names still counts). A closed one of a person with
+        evidence is also kept as that person's carried interval (:attr:`Person.carried_start`)."""
+        import numpy as np
+
+        count = len(connected)
+        if not count:
+            return np.zeros(0, dtype=bool)
+        identities: list[Identity | None] = []
+        numbered: dict[int, int] = {}
+
+        def number(index: int) -> int:
+            user, domain = connected.accounts[int(connected.account[index])]
+            identity = self._resolver.resolve(user, domain, None, connected.hosts[int(connected.host[index])],
+                                              int(connected.start[index]))
+            code = numbered.get(id(identity))
+            if code is None:
+                code = numbered[id(identity)] = len(identities)
+                identities.append(identity)
+            return code
+
+        if self._resolver.contested_names:  # the answer depends on the host and the time: per session
+            codes = np.array([number(index) for index in range(count)], dtype=np.int64)
+        else:
+            accounts, firsts = _distinct(connected.account)
+            codes = np.array([number(index) for index in firsts.tolist()], dtype=np.int64)[accounts]
+        unnamed = np.array([user is None for user, _ in connected.accounts], dtype=bool)[connected.account]
+        counts = np.array([identity is not None and identity.excluded is None and self._scoped(identity)
+                           for identity in identities], dtype=bool)[codes]
+        counted: np.ndarray = np.where(np.array([identity is None for identity in identities])[codes], unnamed,
+                                       counts)
+        person_of = np.array([self._number.get(identity.key, -1) if identity is not None else -1
+                              for identity in identities], dtype=np.int64)[codes]
+        carried = np.flatnonzero(counts & ~connected.open_ended & (person_of >= 0))
+        for group in _runs(person_of[carried]):
+            person, picked = self._persons[person_of[carried[group[0]]]], carried[group]
+            _extend(person.carried_start, connected.start[picked])
+            _extend(person.carried_end, connected.end[picked])
+            _extend(person.carried_by, connected.opened_by[picked])
+        return counted
 
     def _items(self, flat: array[int]) -> list[tuple[str, int, str]]:
         hosts = list(self._host_codes)

@@ -265,22 +265,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     host_cover_all = cover.all
     connected = connected_intervals(
         session_rows, {host: intervals[-1][1] for host, intervals in host_cover_all.items() if intervals}, hosts.key)
-    counted_sessions = np.zeros(len(connected), dtype=bool)
-    for index in range(len(connected)):  # sessions of counted people only (scope, exclusions)
-        interval = connected.interval(index)
-        identity = resolver.resolve(interval.user, interval.domain, None, interval.host, interval.start)
-        if identity is None:
-            # a session whose account no event names: still a session
-            counted_sessions[index] = interval.user is None
-            continue
-        if identity.excluded is not None or not _in_scope(identity, resolver, settings):
-            continue
-        counted_sessions[index] = True
-        if not interval.open_ended and identity.key in people:
-            person = people[identity.key]
-            person.carried_start.append(interval.start)
-            person.carried_end.append(interval.end)
-            person.carried_by.append(interval.opened_by)
+    counted_sessions = tally.sessions(connected)  # sessions of counted people only (scope, exclusions)
     session_host = connected.host[counted_sessions]
     session_start, session_end = connected.start[counted_sessions], connected.end[counted_sessions]
     host_sessions = {connected.hosts[code]: (session_start[session_host == code], session_end[session_host == code])
