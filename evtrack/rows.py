@@ -47,12 +47,17 @@ def take(table: pa.Table, rows: np.ndarray) -> pa.Table:
     bounds = np.searchsorted(chunks, np.arange(len(batches) + 1))
     parts = [batches[c].take(pa.array(ordered[bounds[c]:bounds[c + 1]] - starts[c]))
              for c in range(len(batches)) if bounds[c + 1] > bounds[c]]
-    taken = decoded(pa.Table.from_batches(parts, schema=table.schema)).combine_chunks()
-    if np.array_equal(order, np.arange(len(order))):
-        return taken
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return taken.take(pa.array(inverse))
+    taken = pa.Table.from_batches(parts, schema=table.schema)
+    if not np.array_equal(order, np.arange(len(order))):
+        # put back in the order asked while still encoded (moving an index is cheaper than moving a string)
+        try:
+            taken = taken.unify_dictionaries()
+        except pa.ArrowInvalid:  # a dictionary holding a null cannot be unified: moved as plain values
+            taken = decoded(taken)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        taken = taken.combine_chunks().take(pa.array(inverse))
+    return decoded(taken).combine_chunks()
 
 
 #: A null integer as a key: after every value.
