@@ -148,10 +148,20 @@ def observations(table: pa.Table) -> list[Observation]:
     import pyarrow.compute as pc
 
     keys = Keys(table)
-    columns = ("user", "domain", "sid", "host")
-    rows = _ordered(keys, np.flatnonzero(pc.is_valid(table["user"]).to_numpy(zero_copy_only=False)), columns)
-    accounts = take(table.select(list(columns)), rows[_first_of_runs(keys, rows, columns)])
-    users, domains, sids, hosts = (accounts[name].to_pylist() for name in columns)
+    rows = np.flatnonzero(pc.is_valid(table["user"]).to_numpy(zero_copy_only=False))
+    # an account as two keys, (user, domain) and (SID, host), each one number: a rank is below the table's row
+    # count + 1, so a pair of them fits in an int64 for any table that fits in memory
+    pairs = [keys[first][rows].astype(np.int64) * len(keys.words(second)) + keys[second][rows]
+             for first, second in (("user", "domain"), ("sid", "host"))]
+    order = np.lexsort((pairs[1], pairs[0]))
+    accounts, places = pairs[0][order], pairs[1][order]
+    distinct = np.ones(len(order), dtype=bool)
+    distinct[1:] = (accounts[1:] != accounts[:-1]) | (places[1:] != places[:-1])
+    user_ranks, domain_ranks = np.divmod(accounts[distinct], len(keys.words("domain")))
+    sid_ranks, host_ranks = np.divmod(places[distinct], len(keys.words("host")))
+    users, domains, sids, hosts = ([keys.words(name)[rank] for rank in ranks.tolist()] for name, ranks in
+                                   (("user", user_ranks), ("domain", domain_ranks), ("sid", sid_ranks),
+                                    ("host", host_ranks)))
     short = {host: host_key(host or "") for host in set(hosts)}  # one string per host, not per account
     return [Observation(user, domain, sid, short[host])
             for user, domain, sid, host in zip(users, domains, sids, hosts, strict=True)]
