@@ -142,6 +142,11 @@ def _ordered(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return ordered
 
 
+def _values(words: list[str | None], ranks: np.ndarray) -> list[Any]:
+    """The values of a string column's ranks (:meth:`Keys.words`; None for a null), as ``to_pylist`` gives them."""
+    return [words[rank] for rank in ranks.tolist()]
+
+
 def observations(table: pa.Table) -> list[Observation]:
     """Every account (user, domain, SID, host) the table names, once, in order."""
     import numpy as np
@@ -159,7 +164,7 @@ def observations(table: pa.Table) -> list[Observation]:
     distinct[1:] = (accounts[1:] != accounts[:-1]) | (places[1:] != places[:-1])
     user_ranks, domain_ranks = np.divmod(accounts[distinct], len(keys.words("domain")))
     sid_ranks, host_ranks = np.divmod(places[distinct], len(keys.words("host")))
-    users, domains, sids, hosts = ([keys.words(name)[rank] for rank in ranks.tolist()] for name, ranks in
+    users, domains, sids, hosts = (_values(keys.words(name), ranks) for name, ranks in
                                    (("user", user_ranks), ("domain", domain_ranks), ("sid", sid_ranks),
                                     ("host", host_ranks)))
     short = {host: host_key(host or "") for host in set(hosts)}  # one string per host, not per account
