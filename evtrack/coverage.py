@@ -10,10 +10,13 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evtrack.catalogue import CLEARED_EVENTS, COVERED_CHANNELS, KDC_EVENTS, POLLED_CHANNELS, SECURITY, Role, lookup
 from evtrack.sources.base import MIN_PLAUSIBLE_US, RawEvent, plausible_time
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,6 +527,35 @@ def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, in
         else:
             merged.append((start, end))
     return tuple(merged)
+
+
+def merge_arrays(starts: np.ndarray, ends: np.ndarray, groups: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`merge_intervals` over numpy arrays (int64) of the intervals' starts and ends, within each group
+    (``groups``: a non-negative integer per interval, e.g. a person's index; intervals of two groups never merge;
+    None: one group). Returns the merged (starts, ends, groups), sorted by group, then start.
+
+    As in :func:`merge_intervals`, an interval joins the run before it when it starts no later than one microsecond
+    after the furthest end so far (in its group); a run ends at the furthest end among its own intervals."""
+    import numpy as np
+
+    count = len(starts)
+    groups = np.zeros(count, dtype=np.int64) if groups is None else groups.astype(np.int64)
+    if not count:
+        return starts, ends, groups
+    order = np.lexsort((ends, starts, groups))
+    starts, ends, groups = starts[order], ends[order], groups[order]
+    # the furthest end so far in the group: a running maximum of the ends' ranks, each raised by group * count so
+    # that no rank of an earlier group can exceed one of a later group
+    by_end = np.argsort(ends, kind="stable")
+    rank = np.empty(count, dtype=np.int64)
+    rank[by_end] = np.arange(count)
+    furthest = np.maximum.accumulate(groups * count + rank) - groups * count
+    reach = ends[by_end[furthest]]
+    first = np.ones(count, dtype=bool)
+    first[1:] = (groups[1:] != groups[:-1]) | (starts[1:] > reach[:-1] + 1)
+    index = np.flatnonzero(first)
+    return starts[index], np.maximum.reduceat(ends, index), groups[index]
 
 
 def poll_interval(times: Iterable[int]) -> int | None:

@@ -154,24 +154,30 @@ class IdentityResolver:
     def __init__(self, observations: Iterable[Observation], *, aliases: Mapping[str, str] | None = None,
                  exclusions: Exclusions | None = None, default_domain: str | None = None) -> None:
         self._exclusions = exclusions or Exclusions()
-        obs = [o for o in observations if builtin_reason(o.user, o.domain, o.sid) is None]
-        self._hosts = {o.host for o in obs}
-        self._domain_map = self._domain_aliases(obs, aliases or {})
-        self._netbios = {d.strip().upper() for o in obs if (d := o.domain) and "." not in d and "@" not in o.user}
+        # an account is usually seen on many hosts: the work below is done once per distinct (user, domain, SID),
+        # in the order first seen, with how often it was seen (the forms' counts); only the hosts need every row
+        observations = list(observations)
+        distinct = Counter((o.user, o.domain, o.sid) for o in observations)
+        never = {account for account in distinct if builtin_reason(*account) is not None}
+        accounts = {account: seen for account, seen in distinct.items() if account not in never}
+        self._hosts = {o.host for o in observations if (o.user, o.domain, o.sid) not in never}
+        self._domain_map = self._domain_aliases(accounts, aliases or {})
+        self._netbios = {d.strip().upper() for user, d, _ in accounts if d and "." not in d and "@" not in user}
         self._netbios |= set(self._domain_map.values())
         self._uf = _UnionFind()
         self.conflicts: set[str] = set()
         """Names seen with more than one SID: separate accounts (counted apart); sightings without a SID go to
         the first."""
         self._forms: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-        named: list[tuple[tuple[str, ...], Observation]] = []
-        for o in obs:
-            node = self._name_node(o.user, o.domain)
+        named: list[tuple[tuple[str, ...], tuple[str, str | None, str | None], int]] = []
+        for account, seen in accounts.items():
+            user, domain, sid = account
+            node = self._name_node(user, domain)
             self._uf.find(node)
-            named.append((node, o))
-            joined = not o.sid or bool(_WELL_KNOWN_SID_RE.match(o.sid)) or self._uf.union(node, ("sid", o.sid.upper()))
+            named.append((node, account, seen))
+            joined = not sid or bool(_WELL_KNOWN_SID_RE.match(sid)) or self._uf.union(node, ("sid", sid.upper()))
             if not joined:
-                self.conflicts.add(f"{o.domain}\\{o.user}" if o.domain else o.user)
+                self.conflicts.add(f"{domain}\\{user}" if domain else user)
         # attach names without a domain when exactly one domain-qualified person has that sam name
         by_sam: dict[str, set[str]] = defaultdict(set)
         for node in list(self._uf.parent):
@@ -191,18 +197,18 @@ class IdentityResolver:
                     self._uf.union(node, self._qualified[node])
                 else:
                     self._unresolved.add(node)
-        for node, o in named:
-            raw = f"{o.domain}\\{o.user}" if o.domain else o.user
-            owner = self._sid_node(o.sid) or node
-            self._forms[self._uf.find(owner)][raw] += 1
+        for node, (user, domain, sid), seen in named:
+            raw = f"{domain}\\{user}" if domain else user
+            owner = self._sid_node(sid) or node
+            self._forms[self._uf.find(owner)][raw] += seen
         self._members: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
         for node in self._uf.parent:
             self._members[self._uf.find(node)].append(node)
         self._cache: dict[tuple[str, ...], Identity] = {}
         self._name_sids: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for node, o in named:
-            if o.sid and not _WELL_KNOWN_SID_RE.match(o.sid.strip()):
-                self._name_sids[node].add(o.sid.strip().upper())
+        for node, (_user, _domain, sid), _seen in named:
+            if sid and not _WELL_KNOWN_SID_RE.match(sid.strip()):
+                self._name_sids[node].add(sid.strip().upper())
         self._contested_names = frozenset(n[-1] for n, sids in self._name_sids.items() if len(sids) > 1)
         self._resolved: dict[tuple[str | None, str | None, str | None], Identity | None] = {}
         self._timeline: dict[tuple[str, ...], list[tuple[int, str, str]]] = {}
@@ -245,28 +251,30 @@ class IdentityResolver:
 
     # -- domains -------------------------------------------------------------------------------------------------
     @staticmethod
-    def _domain_aliases(obs: list[Observation], configured: Mapping[str, str]) -> dict[str, str]:
-        """Lower-case domain form → canonical upper-case NetBIOS name."""
+    def _domain_aliases(accounts: Iterable[tuple[str, str | None, str | None]],
+                        configured: Mapping[str, str]) -> dict[str, str]:
+        """Lower-case domain form → canonical upper-case NetBIOS name, from the (user, domain, SID) accounts."""
         mapping = {k.strip().lower(): v.strip().upper() for k, v in configured.items()}
+        pairs = list(dict.fromkeys((domain, sid) for _, domain, sid in accounts if domain))  # in the order seen
         by_domain_sid: dict[str, set[str]] = defaultdict(set)
         by_sid: dict[str, set[str]] = defaultdict(set)
-        for o in obs:
-            if not o.domain or not o.sid:
+        for domain, sid in pairs:
+            if not sid:
                 continue
-            by_sid[o.sid.upper()].add(o.domain.strip().lower())
-            match = _DOMAIN_SID_RE.match(o.sid.strip())
+            by_sid[sid.upper()].add(domain.strip().lower())
+            match = _DOMAIN_SID_RE.match(sid.strip())
             if match:
-                by_domain_sid[match.group(1).upper()].add(o.domain.strip().lower())
+                by_domain_sid[match.group(1).upper()].add(domain.strip().lower())
         for group in [*by_sid.values(), *by_domain_sid.values()]:
             netbios = sorted(d for d in group if "." not in d)
             if len(netbios) == 1:
                 for form in group:
                     if "." in form:
                         mapping.setdefault(form, netbios[0].upper())
-        netbios_seen = {o.domain.strip().lower() for o in obs if o.domain and "." not in o.domain}
-        for o in obs:
-            if o.domain and "." in o.domain:
-                form = o.domain.strip().lower()
+        netbios_seen = {domain.strip().lower() for domain, _ in pairs if "." not in domain}
+        for domain, _ in pairs:
+            if "." in domain:
+                form = domain.strip().lower()
                 first = form.split(".", 1)[0]
                 if form not in mapping and first in netbios_seen:
                     mapping[form] = first.upper()

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from evtrack.coverage import merge_intervals
+from evtrack.coverage import merge_arrays
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DAY_US = 86_400_000_000
-
-
-def merged(times: Iterable[int], before: int, after: int) -> list[tuple[int, int]]:
-    """Half-open intervals ``[t - before, t + after)`` for each time, merged where they overlap or touch."""
-    return list(merge_intervals((moment - before, moment + after) for moment in times))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,22 +32,33 @@ class Peak:
     """The first instant (µs) at which that count is reached, None when it is 0."""
 
 
-def peak(per_person: Iterable[Sequence[tuple[int, int]]], lo: int, hi: int) -> Peak:
-    """The most people whose (merged, half-open) intervals hold one instant of ``[lo, hi)``, and when first."""
-    points: list[tuple[int, int]] = []
-    for intervals in per_person:
-        for start, end in intervals:
-            start, end = max(start, lo), min(end, hi)
-            if end > start:
-                points.append((start, 1))
-                points.append((end, -1))
-    points.sort()  # at one instant, ends (-1) come before starts (+1): half-open intervals
-    best, when, current = 0, None, 0
-    for moment, delta in points:
-        current += delta
-        if current > best:
-            best, when = current, moment
-    return Peak(best, when)
+def _sweep(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int) -> Peak:
+    """The most of the half-open intervals ``[start, end)`` (int64 arrays; one person's never overlap) that hold one
+    instant of ``[lo, hi)``, and the first such instant: a sweep over their ends, in numpy."""
+    import numpy as np
+
+    starts, ends = np.maximum(starts, lo), np.minimum(ends, hi)
+    inside = ends > starts
+    moments = np.concatenate((starts[inside], ends[inside]))
+    if not len(moments):
+        return Peak(0, None)
+    count = int(inside.sum())
+    deltas = np.concatenate((np.ones(count, dtype=np.int64), np.full(count, -1, dtype=np.int64)))
+    order = np.lexsort((deltas, moments))  # at one instant, ends (-1) come before starts (+1): half-open intervals
+    active = np.cumsum(deltas[order])
+    first_best = int(np.argmax(active))  # the first position of the maximum
+    return Peak(int(active[first_best]), int(moments[order][first_best]))
+
+
+def _flat(per_person: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every person's values as one int64 array, and the person (index) of each."""
+    import numpy as np
+
+    counts = [len(values) for values in per_person]
+    if not sum(counts):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    values = np.concatenate([np.asarray(values, dtype=np.int64) for values in per_person if len(values)])
+    return values, np.repeat(np.arange(len(counts), dtype=np.int64), counts)
 
 
 def active_at(per_person: Iterable[Sequence[int]], moment: int, validity: int) -> int:
@@ -64,20 +74,35 @@ def active_at(per_person: Iterable[Sequence[int]], moment: int, validity: int) -
 
 
 def licence_peak(per_person: Iterable[Sequence[int]], lo: int, hi: int, validity: int) -> Peak:
-    """The exact peak of the licence-server view over ``[lo, hi)``."""
-    return peak((merged(times, 0, validity) for times in per_person), lo, hi)
+    """The exact peak of the licence-server view over ``[lo, hi)``: each person's times ``t`` held over
+    ``[t, t + validity)``, merged where they overlap or touch (:func:`evtrack.coverage.merge_arrays`)."""
+    times, person = _flat(list(per_person))
+    starts, ends, _ = merge_arrays(times, times + validity, person)
+    return _sweep(starts, ends, lo, hi)
 
 
 def sliding_peak(per_person: Iterable[tuple[Sequence[int], Sequence[tuple[int, int]]]], lo: int, hi: int,
                  days: int) -> Peak:
     """The most distinct people with a time, or a connected session ``[a, b)``, in one ``[s, s + days)`` inside
     ``[lo, hi)``; ``moment`` is the first such start ``s``. A range shorter than ``days`` has one window, the range
-    itself."""
+    itself. Evidence at ``t`` counts for the starts ``[t - days + 1 µs, t + 1 µs)``, a session for
+    ``[max(a, lo) - days + 1 µs, min(b, hi))``; each person's starts are merged where they overlap or touch
+    (:func:`evtrack.coverage.merge_arrays`)."""
+    import itertools
+
+    import numpy as np
+
     length = days * DAY_US
     last_start = max(lo, hi - length)
-    people = []
-    for times, sessions in per_person:
-        spans = [(t - length + 1, t + 1) for t in times if lo <= t < hi]
-        spans += [(max(a, lo) - length + 1, min(b, hi)) for a, b in sessions if a < hi and b > lo]
-        people.append(list(merge_intervals(spans)))
-    return peak(people, lo, last_start + 1)
+    people = list(per_person)
+    times, time_person = _flat([times for times, _ in people])
+    inside = (times >= lo) & (times < hi)
+    times, time_person = times[inside], time_person[inside]
+    bounds, session_person = _flat([list(itertools.chain.from_iterable(sessions)) for _, sessions in people])
+    first, last, session_person = bounds[0::2], bounds[1::2], session_person[0::2]
+    inside = (first < hi) & (last > lo)
+    first, last, session_person = first[inside], last[inside], session_person[inside]
+    starts, ends, _ = merge_arrays(np.concatenate((times - length + 1, np.maximum(first, lo) - length + 1)),
+                                   np.concatenate((times + 1, np.minimum(last, hi))),
+                                   np.concatenate((time_person, session_person)))
+    return _sweep(starts, ends, lo, last_start + 1)

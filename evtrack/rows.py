@@ -47,12 +47,17 @@ def take(table: pa.Table, rows: np.ndarray) -> pa.Table:
     bounds = np.searchsorted(chunks, np.arange(len(batches) + 1))
     parts = [batches[c].take(pa.array(ordered[bounds[c]:bounds[c + 1]] - starts[c]))
              for c in range(len(batches)) if bounds[c + 1] > bounds[c]]
-    taken = decoded(pa.Table.from_batches(parts, schema=table.schema)).combine_chunks()
-    if np.array_equal(order, np.arange(len(order))):
-        return taken
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return taken.take(pa.array(inverse))
+    taken = pa.Table.from_batches(parts, schema=table.schema)
+    if not np.array_equal(order, np.arange(len(order))):
+        # put back in the order asked while still encoded (moving an index is cheaper than moving a string)
+        try:
+            taken = taken.unify_dictionaries()
+        except pa.ArrowInvalid:  # a dictionary holding a null cannot be unified: moved as plain values
+            taken = decoded(taken)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        taken = taken.combine_chunks().take(pa.array(inverse))
+    return decoded(taken).combine_chunks()
 
 
 #: A null integer as a key: after every value.
@@ -137,16 +142,31 @@ def _ordered(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return ordered
 
 
+def _values(words: list[str | None], ranks: np.ndarray) -> list[Any]:
+    """The values of a string column's ranks (:meth:`Keys.words`; None for a null), as ``to_pylist`` gives them."""
+    return [words[rank] for rank in ranks.tolist()]
+
+
 def observations(table: pa.Table) -> list[Observation]:
     """Every account (user, domain, SID, host) the table names, once, in order."""
     import numpy as np
     import pyarrow.compute as pc
 
     keys = Keys(table)
-    columns = ("user", "domain", "sid", "host")
-    rows = _ordered(keys, np.flatnonzero(pc.is_valid(table["user"]).to_numpy(zero_copy_only=False)), columns)
-    accounts = take(table.select(list(columns)), rows[_first_of_runs(keys, rows, columns)])
-    users, domains, sids, hosts = (accounts[name].to_pylist() for name in columns)
+    rows = np.flatnonzero(pc.is_valid(table["user"]).to_numpy(zero_copy_only=False))
+    # an account as two keys, (user, domain) and (SID, host), each one number: a rank is below the table's row
+    # count + 1, so a pair of them fits in an int64 for any table that fits in memory
+    pairs = [keys[first][rows].astype(np.int64) * len(keys.words(second)) + keys[second][rows]
+             for first, second in (("user", "domain"), ("sid", "host"))]
+    order = np.lexsort((pairs[1], pairs[0]))
+    accounts, places = pairs[0][order], pairs[1][order]
+    distinct = np.ones(len(order), dtype=bool)
+    distinct[1:] = (accounts[1:] != accounts[:-1]) | (places[1:] != places[:-1])
+    user_ranks, domain_ranks = np.divmod(accounts[distinct], len(keys.words("domain")))
+    sid_ranks, host_ranks = np.divmod(places[distinct], len(keys.words("host")))
+    users, domains, sids, hosts = (_values(keys.words(name), ranks) for name, ranks in
+                                   (("user", user_ranks), ("domain", domain_ranks), ("sid", sid_ranks),
+                                    ("host", host_ranks)))
     short = {host: host_key(host or "") for host in set(hosts)}  # one string per host, not per account
     return [Observation(user, domain, sid, short[host])
             for user, domain, sid, host in zip(users, domains, sids, hosts, strict=True)]

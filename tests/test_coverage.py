@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evtrack.coverage import CoverageBuilder, bridges, misdated, place_misdated
+from evtrack.coverage import CoverageBuilder, bridges, merge_arrays, merge_intervals, misdated, place_misdated
 from evtrack.pipeline import run_report
 from evtrack.sources.base import RawEvent
 from evtrack.usage import ReportSettings
@@ -231,3 +231,24 @@ def test_blocks_and_single_records_give_the_same_coverage() -> None:
     assert span.first_us == base and span.records == 100 and not span.gaps
     assert [(m.record_id, m.time_us) for m in span.misdated] == [(150, int(times[50]))]
     assert int(times[49]) <= span.misdated[0].placed_us <= int(times[51])
+
+
+_INTERVALS = st.lists(st.tuples(st.integers(-20, 20), st.integers(-20, 20)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_INTERVALS, max_size=4))
+def test_merge_arrays_is_merge_intervals_per_group(groups: list[list[tuple[int, int]]]) -> None:
+    """The numpy merge (the peaks' hot path) gives merge_intervals' runs for every group, touching, adjacent,
+    nested, repeated and even inverted intervals included, and never joins two groups."""
+    starts = np.array([a for intervals in groups for a, _ in intervals], dtype=np.int64)
+    ends = np.array([b for intervals in groups for _, b in intervals], dtype=np.int64)
+    owner = np.array([g for g, intervals in enumerate(groups) for _ in intervals], dtype=np.int64)
+    merged_starts, merged_ends, merged_owner = merge_arrays(starts, ends, owner)
+    expected = [(g, a, b) for g, intervals in enumerate(groups) for a, b in merge_intervals(intervals)]
+    assert list(zip(merged_owner.tolist(), merged_starts.tolist(), merged_ends.tolist(), strict=True)) == expected
+
+
+def test_merge_arrays_joins_adjacent_microseconds_only() -> None:
+    starts, ends, _ = merge_arrays(np.array([10, 0, 22]), np.array([20, 9, 30]))
+    assert (starts.tolist(), ends.tolist()) == ([0, 22], [20, 30])  # [0, 9] + [10, 20] touch; 21 lies between

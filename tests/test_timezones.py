@@ -137,3 +137,18 @@ def test_zone_text_is_parsed_in_one_place() -> None:
         if re.search(r"\bZoneInfo\(|tzlocal", path.read_text(encoding="utf-8")):
             offenders.append(relative)
     assert offenders == []
+
+
+def test_microseconds_and_datetimes_convert_exactly_both_ways() -> None:
+    """Times before 1970 too (where Windows' clock functions refuse), at microsecond precision."""
+    from datetime import datetime, timezone
+
+    from evtrack.sources.base import datetime_to_us, us_to_datetime
+
+    assert us_to_datetime(1_717_200_000_123_456) == datetime(2024, 6, 1, 0, 0, 0, 123_456, tzinfo=timezone.utc)
+    assert us_to_datetime(-1) == datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone.utc)
+    for moment in (-62_135_596_800_000_000, -1, 0, 1, 1_717_200_000_123_456, 253_402_300_799_999_999):
+        assert datetime_to_us(us_to_datetime(moment)) == moment
+        assert us_to_datetime(moment).tzinfo is timezone.utc
+    with pytest.raises(OverflowError):
+        us_to_datetime(253_402_300_800_000_000)  # the first microsecond of year 10000

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -138,16 +138,20 @@ def latest_plausible(now_us: int) -> int:
     return now_us + _DAY_US
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def datetime_to_us(moment: datetime) -> int:
     """An aware datetime to microseconds since the Unix epoch (exact: integer arithmetic only)."""
-    delta = moment.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = moment.astimezone(timezone.utc) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def us_to_datetime(time_us: int) -> datetime:
-    """Microseconds since the Unix epoch to an aware UTC datetime (exact: integer arithmetic only)."""
-    seconds, micros = divmod(time_us, 1_000_000)
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+    """Microseconds since the Unix epoch to an aware UTC datetime (exact: integer arithmetic only, and no call to
+    the platform's clock functions, which refuse times before 1970 on Windows); OverflowError outside years 1 to
+    9999."""
+    return _EPOCH + timedelta(microseconds=time_us)
 
 
 class _NoPayload(dict[str, "str | None"]):
