@@ -50,6 +50,14 @@ def _sweep(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int) -> Peak:
     return Peak(int(active[first_best]), int(moments[order][first_best]))
 
 
+def _held(starts: np.ndarray, ends: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's half-open intervals ``[start, end)`` merged where they overlap or touch: as the closed
+    intervals of whole microseconds ``[start, end - 1]`` they are (merged as ``[start, end]``, two intervals one
+    microsecond apart would become one, and a person active where they are not)."""
+    merged, last, _ = merge_arrays(starts, ends - 1, person)
+    return merged, last + 1
+
+
 def _flat(per_person: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Every person's values as one int64 array, and the person (index) of each."""
     import numpy as np
@@ -75,10 +83,9 @@ def active_at(per_person: Iterable[Sequence[int]], moment: int, validity: int) -
 
 def licence_peak(per_person: Iterable[Sequence[int]], lo: int, hi: int, validity: int) -> Peak:
     """The exact peak of the licence-server view over ``[lo, hi)``: each person's times ``t`` held over
-    ``[t, t + validity)``, merged where they overlap or touch (:func:`evtrack.coverage.merge_arrays`)."""
+    ``[t, t + validity)``, merged where they overlap or touch (:func:`_held`)."""
     times, person = _flat(list(per_person))
-    starts, ends, _ = merge_arrays(times, times + validity, person)
-    return _sweep(starts, ends, lo, hi)
+    return _sweep(*_held(times, times + validity, person), lo, hi)
 
 
 def sliding_peak(per_person: Iterable[tuple[Sequence[int], Sequence[tuple[int, int]]]], lo: int, hi: int,
@@ -87,7 +94,7 @@ def sliding_peak(per_person: Iterable[tuple[Sequence[int], Sequence[tuple[int, i
     ``[lo, hi)``; ``moment`` is the first such start ``s``. A range shorter than ``days`` has one window, the range
     itself. Evidence at ``t`` counts for the starts ``[t - days + 1 µs, t + 1 µs)``, a session for
     ``[max(a, lo) - days + 1 µs, min(b, hi))``; each person's starts are merged where they overlap or touch
-    (:func:`evtrack.coverage.merge_arrays`)."""
+    (:func:`_held`)."""
     import itertools
 
     import numpy as np
@@ -102,7 +109,6 @@ def sliding_peak(per_person: Iterable[tuple[Sequence[int], Sequence[tuple[int, i
     first, last, session_person = bounds[0::2], bounds[1::2], session_person[0::2]
     inside = (first < hi) & (last > lo)
     first, last, session_person = first[inside], last[inside], session_person[inside]
-    starts, ends, _ = merge_arrays(np.concatenate((times - length + 1, np.maximum(first, lo) - length + 1)),
-                                   np.concatenate((times + 1, np.minimum(last, hi))),
-                                   np.concatenate((time_person, session_person)))
+    starts, ends = _held(np.concatenate((times - length + 1, np.maximum(first, lo) - length + 1)),
+                         np.concatenate((times + 1, np.minimum(last, hi))), np.concatenate((time_person, session_person)))
     return _sweep(starts, ends, lo, last_start + 1)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from evtrack.hosts import HostNames, HostSelection
 from evtrack.identity import Exclusions
-from evtrack.licence import DAY_US, licence_peak, sliding_peak
+from evtrack.licence import DAY_US, Peak, active_at, licence_peak, sliding_peak
 from evtrack.report import Report
 from evtrack.usage import ReportSettings, build_report
 
@@ -45,6 +48,56 @@ def test_exact_peaks_by_hand() -> None:
     # a session connected from day 100 to day 150 puts its person in any stretch that overlaps it
     assert sliding_peak([([], [(100 * day, 150 * day)]), ([149 * day], [])], 0, 200 * day, 30).count == 2
     assert sliding_peak([([], [(100 * day, 150 * day)]), ([181 * day], [])], 0, 200 * day, 30).count == 1
+
+
+def test_a_one_microsecond_gap_is_a_gap() -> None:
+    """Validity 10 µs: a signs in at 0 and 11 (active [0, 10) and [11, 21): not at 10), b at 1, c at 10. Never
+    more than two at once (a and b on [1, 10), b and c at 10, a and c from 11); a's two stretches must not be
+    joined across the microsecond between them, which made it three at 10."""
+    people = [[0, 11], [1], [10]]
+    assert [active_at(people, moment, 10) for moment in (0, 1, 9, 10, 11, 19, 20, 21)] == [1, 2, 2, 2, 2, 2, 1, 0]
+    assert licence_peak(people, 0, 100, 10) == Peak(2, 1)
+    # the same in sliding one-day windows: a's evidence at 0 and one day + 1 µs later leaves the window that starts
+    # at 1 µs empty of a; b (at 1 µs) and c (at one day) are both in it
+    day = DAY_US
+    assert sliding_peak([([0, day + 1], []), ([1], []), ([day], [])], 0, 10 * day, 1).count == 2
+
+
+_RENEWALS = st.lists(st.lists(st.integers(0, 16), max_size=3).map(sorted), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_RENEWALS, st.integers(1, 6), st.integers(0, 8), st.integers(1, 24))
+def test_the_licence_peak_is_the_most_active_at_any_moment(people: list[list[int]], validity: int, lo: int,
+                                                           length: int) -> None:
+    """The sweep against brute force: active_at at every microsecond of [lo, hi)."""
+    hi = lo + length
+    counts = [active_at(people, moment, validity) for moment in range(lo, hi)]
+    best = max(counts)
+    peak = licence_peak(people, lo, hi, validity)
+    assert peak.count == best
+    assert peak.moment == (lo + counts.index(best) if best else None)
+
+
+_EIGHTHS = st.lists(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 2)), max_size=3), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EIGHTHS, st.integers(0, 8), st.integers(1, 24))
+def test_the_sliding_peak_is_the_most_people_in_any_window(people: list[list[tuple[int, int]]], lo: int,
+                                                          length: int) -> None:
+    """The sweep against brute force, in one-day windows, times a few µs past eighths of a day (so two of them
+    can be a day and 1 µs apart): every start where the answer can change (1 µs after a time, a day less 1 µs
+    before it; the range's first and last)."""
+    day, step = DAY_US, DAY_US // 8
+    lo, hi = lo * step, (lo + length) * step
+    times = [sorted(k * step + extra for k, extra in person) for person in people]
+    peak = sliding_peak([(person, []) for person in times], lo, hi, 1)
+    last_start = max(lo, hi - day)
+    inside = [[t for t in person if lo <= t < hi] for person in times]
+    starts = [s for s in {lo, last_start, *(t + shift for person in inside for t in person for shift in (1 - day, 1))}
+              if lo <= s <= last_start]
+    assert peak.count == max(sum(any(s <= t < s + day for t in person) for person in inside) for s in starts)
 
 
 def test_sliding_peaks_are_in_the_report_with_their_coverage() -> None:
