@@ -1,6 +1,6 @@
 """Connected intervals (evtrack.concurrency) straight from a small session table, worked out by hand: the same
 whether the table is plain or a slim read's (dictionary-encoded batch by batch, each batch its own dictionaries),
-and wherever the batches the rows are followed in end."""
+and whatever the size of the batches the rows are followed in."""
 
 from __future__ import annotations
 
