@@ -6,7 +6,9 @@ interval ``[connect, end)``. Sessions are followed by LocalSessionManager's Sess
 and 4778 connect, 4779 disconnects, 4634/4647 end; the two 4624 of a UAC split token are one session). A session
 still connected when the host's logs end is closed there, and counted, so the report can say so.
 
-The session rows are read in two passes (transitions, then sessions), in bounded batches; what is kept is one
+Each row's transition is asked of the event catalogue once per distinct (channel, event id, logon type, address,
+rdp), and the rows that cannot change a session are set aside, with Arrow and numpy over the columns as integers
+(a few per row). The rest are followed in order, as Python objects a bounded batch at a time; what is kept is one
 entry per open session and, per session, a few integers in parallel arrays (:class:`Sessions`), never a Python
 object per event.
 """
@@ -14,21 +16,21 @@ object per event.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evtrack.catalogue import LSM, Transition, lookup
 from evtrack.identity import host_key
+from evtrack.rows import BATCH_ROWS, Keys, Selection, take
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from evtrack.rows import Selection
-
 CONNECT, DISCONNECT, END = Transition.CONNECT, Transition.DISCONNECT, Transition.END
 _MERGE_US = 10_000_000
 _CODES: dict[str | None, int] = {None: 0, CONNECT: 1, DISCONNECT: 2, END: 3}
+_CONNECTS = _CODES[CONNECT]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,30 +85,127 @@ def _transition(row: Mapping[str, Any]) -> str | None:
     return definition.transition(row["logon_type"], row["address"], bool(row["rdp"]))
 
 
-def _columns(rows: Selection, names: tuple[str, ...]) -> Iterator[tuple[int, list[list[Any]]]]:
-    """(position of the first row, one Python list per column) per bounded batch of ``rows``."""
-    for offset, batch in rows.batches(columns=names):
-        yield offset, [batch[name].to_pylist() for name in names]
+def _numbered(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value as a number below the count of distinct values (equal values, equal numbers), and that count."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(pa.array(values))
+    numbers: np.ndarray = encoded.indices.to_numpy()
+    return numbers, len(encoded.dictionary)
 
 
-def _transitions(table: Selection, host_of: Callable[[str], str]) -> tuple[array[int], set[str]]:
-    """Each row's transition as a code (0: none), and the hosts with a LocalSessionManager log of sessions."""
-    memo: dict[tuple[Any, ...], int] = {}
-    codes = array("b")
-    lsm_hosts: set[str] = set()
-    for _, (channels, event_ids, logon_types, addresses, rdps, hosts) in _columns(
-            table, ("channel", "event_id", "logon_type", "address", "rdp", "host")):
-        for channel, event_id, logon_type, address, rdp, host in zip(
-                channels, event_ids, logon_types, addresses, rdps, hosts, strict=True):
-            key = (channel, event_id, logon_type, address, rdp)
-            code = memo.get(key)
-            if code is None:
-                code = memo[key] = _CODES[_transition({"channel": channel, "event_id": event_id, "logon_type":
-                                                       logon_type, "address": address, "rdp": rdp})]
-            codes.append(code)
-            if code and (channel or "").lower() == LSM:
-                lsm_hosts.add(host_of(host or ""))
-    return codes, lsm_hosts
+def _combinations(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(a row holding each distinct combination of ``names`` among ``rows``, each row's combination as an index
+    into it), compared as values (:class:`evtrack.rows.Keys`: a null equals a null only)."""
+    import numpy as np
+
+    combination, count = np.zeros(len(rows), dtype=np.int64), 1
+    for name in names:
+        numbers, size = _numbered(keys[name][rows])
+        if count * size >= 2**62:  # numbered again, to stay inside int64
+            combination, count = _numbered(combination)
+        combination, count = combination * size + numbers, count * size
+    combination, count = _numbered(combination)
+    holder = np.zeros(count, dtype=np.int64)
+    holder[combination] = np.arange(len(rows))  # any row of a combination holds it
+    return holder, combination
+
+
+def _transitions(rows: Selection, keys: Keys) -> np.ndarray:
+    """Each row's transition as a code (0: none): :func:`_transition` asked once per distinct (channel, event id,
+    logon type, address, rdp) of the rows, on a row that holds it."""
+    import numpy as np
+
+    names = ("channel", "event_id", "logon_type", "address", "rdp")
+    holders, combination = _combinations(keys, rows.rows, names)
+    held = take(rows.table.select(list(names)), rows.rows[holders]).to_pylist()
+    codes: np.ndarray = np.array([_CODES[_transition(row)] for row in held], dtype=np.int8)[combination]
+    return codes
+
+
+def _valid(rows: Selection, name: str) -> np.ndarray:
+    """Per position, whether the row has a ``name``."""
+    import pyarrow.compute as pc
+
+    valid: np.ndarray = pc.is_valid(rows.table[name]).to_numpy(zero_copy_only=False)[rows.rows]
+    return valid
+
+
+def _numbers(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+    """Each value as the index of its first appearance among the distinct values, and those values."""
+    import numpy as np
+
+    found: dict[Any, int] = {}
+    return np.array([found.setdefault(value, len(found)) for value in values], dtype=np.int64), list(found)
+
+
+@dataclass(frozen=True)
+class _Followed:
+    """The rows that may change a session, with what following them reads, as numpy integers by followed row."""
+
+    positions: np.ndarray
+    """In the selection (:attr:`Sessions.rows`), in reading order."""
+    times: np.ndarray
+    hosts: tuple[str, ...]
+    """Host keys, by host code: in the order their first followed row comes."""
+    host: np.ndarray
+    """The host code."""
+    lsm: np.ndarray
+    """From LocalSessionManager, followed by session id; else from Security, followed by logon id."""
+    session_id: np.ndarray
+    transition: np.ndarray
+    """:data:`_CODES` (never 0 here)."""
+    user: np.ndarray
+    """The user name stripped and in lower case, as a number (0: no name)."""
+    account: np.ndarray
+    """The (user, domain) the row gives, as a number (:meth:`account_of`)."""
+    logon_account: np.ndarray
+    """For a Security 4624, its account in lower case as a number (the two 4624 of a UAC split token have the
+    same); -1 for the other rows."""
+    users: list[str | None]
+    domains: list[str | None]
+
+    def account_of(self, number: int) -> tuple[str | None, str | None]:
+        return self.users[number // len(self.domains)], self.domains[number % len(self.domains)]
+
+
+def _followed(rows: Selection, host_of: Callable[[str], str]) -> _Followed:
+    """The rows with a transition that name their session: a LocalSessionManager row with a session id, or a
+    Security row with a logon id of a host with no LocalSessionManager row that has a transition."""
+    import numpy as np
+
+    keys = Keys(rows.table)
+    transition = _transitions(rows, keys)
+    lsm = np.array([(name or "").lower() == LSM for name in keys.words("channel")])[keys["channel"][rows.rows]]
+    # host_of asked once per host name the rows hold
+    names, name_of_row = np.unique(keys["host"][rows.rows], return_inverse=True)
+    words = keys.words("host")
+    key_of_name, key_names = _numbers([host_of(words[name] or "") for name in names.tolist()])
+    host_key = key_of_name[name_of_row]
+    lsm_hosts = np.unique(host_key[(transition != 0) & lsm])
+    named = np.where(lsm, _valid(rows, "session_id"), _valid(rows, "logon_id") & ~np.isin(host_key, lsm_hosts))
+    positions = np.flatnonzero((transition != 0) & named)
+    row_numbers = rows.rows[positions]
+    seen, first = np.unique(host_key[positions], return_index=True)
+    ordered = seen[np.argsort(first)]
+    code_of_key = np.zeros(len(key_names), dtype=np.int64)
+    code_of_key[ordered] = np.arange(len(ordered))
+    users, domains = keys.words("user"), keys.words("domain")
+    user, domain = keys["user"][row_numbers].astype(np.int64), keys["domain"][row_numbers]
+    account = user * len(domains) + domain
+    logon = ~lsm[positions] & (keys["event_id"][row_numbers] == 4624)
+    distinct, account_of_logon = np.unique(account[logon], return_inverse=True)
+    lowered = [f"{(domains[a % len(domains)] or '').lower()}\\{(users[a // len(domains)] or '').lower()}"
+               for a in distinct.tolist()]
+    logon_account = np.full(len(positions), -1, dtype=np.int64)
+    logon_account[logon] = _numbers(lowered)[0][account_of_logon]
+    return _Followed(
+        positions=positions, times=rows.placed[positions] if rows.placed is not None else keys["time"][row_numbers],
+        hosts=tuple(key_names[key] for key in ordered.tolist()), host=code_of_key[host_key[positions]],
+        lsm=lsm[positions], session_id=keys["session_id"][row_numbers], transition=transition[positions],
+        user=_numbers(["", *((name or "").strip().lower() for name in users)])[0][1:][user],
+        account=account, logon_account=logon_account, users=users, domains=domains)
 
 
 def connected_intervals(rows: Selection, coverage_end: Mapping[str, int],
@@ -116,82 +215,79 @@ def connected_intervals(rows: Selection, coverage_end: Mapping[str, int],
     ``coverage_end`` uses."""
     import numpy as np
 
-    codes, lsm_hosts = _transitions(rows, host_of)
-    transitions = (None, CONNECT, DISCONNECT, END)
-    host_codes: dict[str, int] = {}
-    account_codes: dict[tuple[str | None, str | None], int] = {}
-    out: dict[str, array[int]] = {name: array("q") for name in ("host", "start", "end", "account", "open", "by")}
+    followed = _followed(rows, host_of)
+    hosts = followed.hosts
+    out_host, out_start, out_end, out_account, out_open, out_by = (array("q") for _ in range(6))
 
-    def add(host: int, start: int, end: int, opened: tuple[int, int, str, int], open_ended: bool) -> None:
-        for name, value in (("host", host), ("start", start), ("end", end), ("account", opened[3]),
-                            ("open", open_ended), ("by", opened[1])):
-            out[name].append(value)
+    def add(host: int, start: int, end: int, opened: tuple[int, int, int, int], open_ended: bool) -> None:
+        out_host.append(host)
+        out_start.append(start)
+        out_end.append(end)
+        out_account.append(opened[3])
+        out_open.append(open_ended)
+        out_by.append(opened[1])
 
-    alias: dict[tuple[str, str], str] = {}
-    last_logon: dict[tuple[str, str], tuple[int, str]] = {}
-    #: per host code: session key -> (connected at, row, user in lower case, account code)
-    open_since: dict[int, dict[str, tuple[int, int, str, int]]] = {}
-    names = ("time", "host", "channel", "event_id", "session_id", "logon_id", "user", "domain")
-    for offset, columns in _columns(rows, names):
-        for index, (moment, name, channel_name, event_id, session_id, logon_id, user, domain) in enumerate(
-                zip(*columns, strict=True), offset):
-            transition = transitions[codes[index]]
-            if transition is None:
-                continue
-            host = host_of(name or "")
-            channel = (channel_name or "").lower()
-            if channel == LSM:
-                if session_id is None:
-                    continue
-                key = f"lsm:{session_id}"
+    account_codes: dict[int, int] = {}
+    alias: dict[tuple[int, str], str] = {}
+    last_logon: dict[tuple[int, int], tuple[int, str]] = {}
+    #: per host code: session key -> (connected at, row, user, account code). A host's sessions are all
+    #: LocalSessionManager ones (keyed by session id) or all Security ones (by logon id), never both.
+    open_since: list[dict[int | str, tuple[int, int, int, int]]] = [{} for _ in hosts]
+    for start in range(0, len(followed.positions), BATCH_ROWS):  # Python objects for a batch at a time
+        part = slice(start, start + BATCH_ROWS)
+        positions, lsm = followed.positions[part], followed.lsm[part]
+        logon_ids = (take(rows.table.select(["logon_id"]), rows.rows[positions])["logon_id"].to_pylist()
+                     if not lsm.all() else [None] * len(positions))
+        for index, moment, code, from_lsm, session_id, logon_id, user, account, logon_account, transition in zip(
+                positions.tolist(), followed.times[part].tolist(), followed.host[part].tolist(), lsm.tolist(),
+                followed.session_id[part].tolist(), logon_ids, followed.user[part].tolist(),
+                followed.account[part].tolist(), followed.logon_account[part].tolist(),
+                followed.transition[part].tolist(), strict=True):
+            key: int | str
+            if from_lsm:
+                key = session_id
             else:
-                if host in lsm_hosts or logon_id is None:
-                    continue
-                account = f"{(domain or '').lower()}\\{(user or '').lower()}"
-                if event_id == 4624:
-                    previous = last_logon.get((host, account))
+                if logon_account >= 0:
+                    previous = last_logon.get((code, logon_account))
                     if previous is not None and moment - previous[0] <= _MERGE_US:
-                        alias[(host, logon_id)] = previous[1]  # UAC split token: the same session
+                        alias[(code, logon_id)] = previous[1]  # UAC split token: the same session
                     else:
-                        last_logon[(host, account)] = (moment, logon_id)
-                key = "sec:" + alias.get((host, logon_id), logon_id)
-            code = host_codes.setdefault(host, len(host_codes))
-            sessions = open_since.setdefault(code, {})
+                        last_logon[(code, logon_account)] = (moment, logon_id)
+                key = alias.get((code, logon_id), logon_id)
+            sessions = open_since[code]
             opened = sessions.get(key)
-            lowered = (user or "").strip().lower()
-            if opened is not None and opened[2] and lowered and opened[2] != lowered:
+            if opened is not None and opened[2] and user and opened[2] != user:
                 # the id was reused by another user (after a reboot, or a crash that logged no end): the session
                 # open under it ended unseen, no later than now -- never closed by someone else's logoff
                 del sessions[key]
                 if moment > opened[0]:
                     add(code, opened[0], moment, opened, True)
                 opened = None
-            if transition == CONNECT:
+            if transition == _CONNECTS:
                 if key not in sessions:
-                    sessions[key] = (moment, index, lowered, account_codes.setdefault((user, domain),
-                                                                                     len(account_codes)))
+                    sessions[key] = (moment, index, user, account_codes.setdefault(account, len(account_codes)))
             elif opened is not None:
                 del sessions[key]
                 if moment > opened[0]:
                     add(code, opened[0], moment, opened, False)
     closed_at_end = 0
-    for host, code in host_codes.items():
+    for code, host in enumerate(hosts):
         end = coverage_end.get(host)
-        for opened in open_since.get(code, {}).values():
+        for opened in open_since[code].values():
             stop = max(end or opened[0], opened[0])
             if stop > opened[0]:
                 add(code, opened[0], stop, opened, True)
             closed_at_end += 1
-    hosts = tuple(host_codes)
-    host_index = np.frombuffer(out["host"], dtype=np.int64)
-    starts, stops = np.frombuffer(out["start"], dtype=np.int64), np.frombuffer(out["end"], dtype=np.int64)
+    host_index = np.frombuffer(out_host, dtype=np.int64)
+    starts, stops = np.frombuffer(out_start, dtype=np.int64), np.frombuffer(out_end, dtype=np.int64)
     rank = np.argsort(np.argsort(np.array(hosts, dtype=object), kind="stable"), kind="stable")
     order = np.lexsort((stops, starts, rank[host_index] if hosts else host_index))
     return Sessions(
         hosts=hosts, host=host_index[order].astype(np.int32), start=starts[order], end=stops[order],
-        account=np.frombuffer(out["account"], dtype=np.int64)[order].astype(np.int32),
-        accounts=tuple(account_codes), open_ended=np.frombuffer(out["open"], dtype=np.int64)[order].astype(bool),
-        opened_by=np.frombuffer(out["by"], dtype=np.int64)[order], rows=rows, closed_at_coverage_end=closed_at_end,
+        account=np.frombuffer(out_account, dtype=np.int64)[order].astype(np.int32),
+        accounts=tuple(followed.account_of(number) for number in account_codes),
+        open_ended=np.frombuffer(out_open, dtype=np.int64)[order].astype(bool),
+        opened_by=np.frombuffer(out_by, dtype=np.int64)[order], rows=rows, closed_at_coverage_end=closed_at_end,
     )
 
 
