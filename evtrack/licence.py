@@ -110,5 +110,6 @@ def sliding_peak(per_person: Iterable[tuple[Sequence[int], Sequence[tuple[int, i
     inside = (first < hi) & (last > lo)
     first, last, session_person = first[inside], last[inside], session_person[inside]
     starts, ends = _held(np.concatenate((times - length + 1, np.maximum(first, lo) - length + 1)),
-                         np.concatenate((times + 1, np.minimum(last, hi))), np.concatenate((time_person, session_person)))
+                         np.concatenate((times + 1, np.minimum(last, hi))),
+                         np.concatenate((time_person, session_person)))
     return _sweep(starts, ends, lo, last_start + 1)
