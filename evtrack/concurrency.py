@@ -85,8 +85,9 @@ def _transition(row: Mapping[str, Any]) -> str | None:
     return definition.transition(row["logon_type"], row["address"], bool(row["rdp"]))
 
 
-def _numbered(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each value as a number below the count of distinct values (equal values, equal numbers), and that count."""
+def _codes_of(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value as a number below the count of distinct values (equal values, equal numbers), and that count
+    (hashed by Arrow: no sort)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -102,11 +103,11 @@ def _combinations(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> tuple[n
 
     combination, count = np.zeros(len(rows), dtype=np.int64), 1
     for name in names:
-        numbers, size = _numbered(keys[name][rows])
+        numbers, size = _codes_of(keys[name][rows])
         if count * size >= 2**62:  # numbered again, to stay inside int64
-            combination, count = _numbered(combination)
+            combination, count = _codes_of(combination)
         combination, count = combination * size + numbers, count * size
-    combination, count = _numbered(combination)
+    combination, count = _codes_of(combination)
     holder = np.zeros(count, dtype=np.int64)
     holder[combination] = np.arange(len(rows))  # any row of a combination holds it
     return holder, combination
@@ -132,7 +133,7 @@ def _valid(rows: Selection, name: str) -> np.ndarray:
     return valid
 
 
-def _numbers(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+def _distinct(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     """Each value as the index of its first appearance among the distinct values, and those values."""
     import numpy as np
 
@@ -167,7 +168,12 @@ class _Followed:
     domains: list[str | None]
 
     def account_of(self, number: int) -> tuple[str | None, str | None]:
-        return self.users[number // len(self.domains)], self.domains[number % len(self.domains)]
+        return _account(number, self.users, self.domains)
+
+
+def _account(number: int, users: list[str | None], domains: list[str | None]) -> tuple[str | None, str | None]:
+    """The (user, domain) of an account number: user rank * number of domains + domain rank."""
+    return users[number // len(domains)], domains[number % len(domains)]
 
 
 def _followed(rows: Selection, host_of: Callable[[str], str]) -> _Followed:
@@ -181,7 +187,7 @@ def _followed(rows: Selection, host_of: Callable[[str], str]) -> _Followed:
     # host_of asked once per host name the rows hold
     names, name_of_row = np.unique(keys["host"][rows.rows], return_inverse=True)
     words = keys.words("host")
-    key_of_name, key_names = _numbers([host_of(words[name] or "") for name in names.tolist()])
+    key_of_name, key_names = _distinct([host_of(words[name] or "") for name in names.tolist()])
     host_key = key_of_name[name_of_row]
     lsm_hosts = np.unique(host_key[(transition != 0) & lsm])
     named = np.where(lsm, _valid(rows, "session_id"), _valid(rows, "logon_id") & ~np.isin(host_key, lsm_hosts))
@@ -194,17 +200,19 @@ def _followed(rows: Selection, host_of: Callable[[str], str]) -> _Followed:
     users, domains = keys.words("user"), keys.words("domain")
     user, domain = keys["user"][row_numbers].astype(np.int64), keys["domain"][row_numbers]
     account = user * len(domains) + domain
+    # users compared by name stripped and in lower case (0: no name); a 4624's account by domain\user in lower case
+    lowered_users = _distinct(["", *((name or "").strip().lower() for name in users)])[0][1:]
     logon = ~lsm[positions] & (keys["event_id"][row_numbers] == 4624)
     distinct, account_of_logon = np.unique(account[logon], return_inverse=True)
-    lowered = [f"{(domains[a % len(domains)] or '').lower()}\\{(users[a // len(domains)] or '').lower()}"
-               for a in distinct.tolist()]
+    lowered = [f"{(where or '').lower()}\\{(who or '').lower()}"
+               for who, where in (_account(number, users, domains) for number in distinct.tolist())]
     logon_account = np.full(len(positions), -1, dtype=np.int64)
-    logon_account[logon] = _numbers(lowered)[0][account_of_logon]
+    logon_account[logon] = _distinct(lowered)[0][account_of_logon]
     return _Followed(
         positions=positions, times=rows.placed[positions] if rows.placed is not None else keys["time"][row_numbers],
         hosts=tuple(key_names[key] for key in ordered.tolist()), host=code_of_key[host_key[positions]],
         lsm=lsm[positions], session_id=keys["session_id"][row_numbers], transition=transition[positions],
-        user=_numbers(["", *((name or "").strip().lower() for name in users)])[0][1:][user],
+        user=lowered_users[user],
         account=account, logon_account=logon_account, users=users, domains=domains)
 
 
@@ -217,19 +225,12 @@ def connected_intervals(rows: Selection, coverage_end: Mapping[str, int],
 
     followed = _followed(rows, host_of)
     hosts = followed.hosts
-    out_host, out_start, out_end, out_account, out_open, out_by = (array("q") for _ in range(6))
-
-    def add(host: int, start: int, end: int, opened: tuple[int, int, int, int], open_ended: bool) -> None:
-        out_host.append(host)
-        out_start.append(start)
-        out_end.append(end)
-        out_account.append(opened[3])
-        out_open.append(open_ended)
-        out_by.append(opened[1])
-
+    #: per session: host code, start, end, account code, open ended, row that connected it
+    closed = array("q")
     account_codes: dict[int, int] = {}
-    alias: dict[tuple[int, str], str] = {}
-    last_logon: dict[tuple[int, int], tuple[int, str]] = {}
+    #: per host code: logon id -> the logon id of its session (UAC split token); Security account -> last 4624
+    aliases: list[dict[str, str]] = [{} for _ in hosts]
+    last_logons: list[dict[int, tuple[int, str]]] = [{} for _ in hosts]
     #: per host code: session key -> (connected at, row, user, account code). A host's sessions are all
     #: LocalSessionManager ones (keyed by session id) or all Security ones (by logon id), never both.
     open_since: list[dict[int | str, tuple[int, int, int, int]]] = [{} for _ in hosts]
@@ -247,13 +248,14 @@ def connected_intervals(rows: Selection, coverage_end: Mapping[str, int],
             if from_lsm:
                 key = session_id
             else:
+                alias = aliases[code]
                 if logon_account >= 0:
-                    previous = last_logon.get((code, logon_account))
+                    previous = last_logons[code].get(logon_account)
                     if previous is not None and moment - previous[0] <= _MERGE_US:
-                        alias[(code, logon_id)] = previous[1]  # UAC split token: the same session
+                        alias[logon_id] = previous[1]  # UAC split token: the same session
                     else:
-                        last_logon[(code, logon_account)] = (moment, logon_id)
-                key = alias.get((code, logon_id), logon_id)
+                        last_logons[code][logon_account] = (moment, logon_id)
+                key = alias.get(logon_id, logon_id)
             sessions = open_since[code]
             opened = sessions.get(key)
             if opened is not None and opened[2] and user and opened[2] != user:
@@ -261,7 +263,7 @@ def connected_intervals(rows: Selection, coverage_end: Mapping[str, int],
                 # open under it ended unseen, no later than now -- never closed by someone else's logoff
                 del sessions[key]
                 if moment > opened[0]:
-                    add(code, opened[0], moment, opened, True)
+                    closed.extend((code, opened[0], moment, opened[3], True, opened[1]))
                 opened = None
             if transition == _CONNECTS:
                 if key not in sessions:
@@ -269,25 +271,25 @@ def connected_intervals(rows: Selection, coverage_end: Mapping[str, int],
             elif opened is not None:
                 del sessions[key]
                 if moment > opened[0]:
-                    add(code, opened[0], moment, opened, False)
+                    closed.extend((code, opened[0], moment, opened[3], False, opened[1]))
     closed_at_end = 0
     for code, host in enumerate(hosts):
         end = coverage_end.get(host)
         for opened in open_since[code].values():
             stop = max(end or opened[0], opened[0])
             if stop > opened[0]:
-                add(code, opened[0], stop, opened, True)
+                closed.extend((code, opened[0], stop, opened[3], True, opened[1]))
             closed_at_end += 1
-    host_index = np.frombuffer(out_host, dtype=np.int64)
-    starts, stops = np.frombuffer(out_start, dtype=np.int64), np.frombuffer(out_end, dtype=np.int64)
+    sessions_closed = np.frombuffer(closed, dtype=np.int64).reshape(-1, 6)
+    host_index, starts, stops, account_index, open_ended, opened_by = sessions_closed.T
     rank = np.argsort(np.argsort(np.array(hosts, dtype=object), kind="stable"), kind="stable")
     order = np.lexsort((stops, starts, rank[host_index] if hosts else host_index))
     return Sessions(
         hosts=hosts, host=host_index[order].astype(np.int32), start=starts[order], end=stops[order],
-        account=np.frombuffer(out_account, dtype=np.int64)[order].astype(np.int32),
+        account=account_index[order].astype(np.int32),
         accounts=tuple(followed.account_of(number) for number in account_codes),
-        open_ended=np.frombuffer(out_open, dtype=np.int64)[order].astype(bool),
-        opened_by=np.frombuffer(out_by, dtype=np.int64)[order], rows=rows, closed_at_coverage_end=closed_at_end,
+        open_ended=open_ended[order].astype(bool), opened_by=opened_by[order], rows=rows,
+        closed_at_coverage_end=closed_at_end,
     )
 
 
