@@ -34,8 +34,10 @@ if TYPE_CHECKING:
     from evtrack.concurrency import Sessions
 
 #: Rows per batch the tally reads: its Python work is per group of a batch (a person and day, a person and source,
-#: a device), so larger batches do less of it; the columns of 64k rows are a few MB.
-TALLY_ROWS = 65_536
+#: a device), so larger batches do less of it, and hold more at once. Measured on the dense sets (benchmarks/README.md,
+#: "Dense logs, third pass"): 8,192 rows 1.06 s, 32,768 0.60 s, 65,536 0.43 s of CPU on the 150 MB set; peak RSS on
+#: the 300 MB set 256, 265 and 271 MB.
+TALLY_ROWS = 32_768
 
 #: Local midnights fall on whole quarter hours in every zone since 1972 (offsets are multiples of 15 minutes), so
 #: one quarter hour never straddles two local days.
