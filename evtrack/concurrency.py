@@ -96,20 +96,21 @@ def _codes_of(values: np.ndarray) -> tuple[np.ndarray, int]:
     return numbers, len(encoded.dictionary)
 
 
-def _combinations(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(a row holding each distinct combination of ``names`` among ``rows``, each row's combination as an index
-    into it), compared as values (:class:`evtrack.rows.Keys`: a null equals a null only)."""
+def _combinations(keys: Keys, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(a row holding each distinct combination of ``names`` among the rows of ``keys``, each row's combination as
+    an index into it), compared as values (:class:`evtrack.rows.Keys`: a null equals a null only)."""
     import numpy as np
 
-    combination, count = np.zeros(len(rows), dtype=np.int64), 1
+    count_rows = len(keys[names[0]])
+    combination, count = np.zeros(count_rows, dtype=np.int64), 1
     for name in names:
-        numbers, size = _codes_of(keys[name][rows])
+        numbers, size = _codes_of(keys[name])
         if count * size >= 2**62:  # numbered again, to stay inside int64
             combination, count = _codes_of(combination)
         combination, count = combination * size + numbers, count * size
     combination, count = _codes_of(combination)
     holder = np.zeros(count, dtype=np.int64)
-    holder[combination] = np.arange(len(rows))  # any row of a combination holds it
+    holder[combination] = np.arange(count_rows)  # any row of a combination holds it
     return holder, combination
 
 
@@ -119,7 +120,7 @@ def _transitions(rows: Selection, keys: Keys) -> np.ndarray:
     import numpy as np
 
     names = ("channel", "event_id", "logon_type", "address", "rdp")
-    holders, combination = _combinations(keys, rows.rows, names)
+    holders, combination = _combinations(keys, names)
     held = take(rows.table.select(list(names)), rows.rows[holders]).to_pylist()
     codes: np.ndarray = np.array([_CODES[_transition(row)] for row in held], dtype=np.int8)[combination]
     return codes
@@ -181,37 +182,36 @@ def _followed(rows: Selection, host_of: Callable[[str], str]) -> _Followed:
     Security row with a logon id of a host with no LocalSessionManager row that has a transition."""
     import numpy as np
 
-    keys = Keys(rows.table)
+    keys = Keys(rows.table, rows.rows)  # by position: kept for the session rows only, not the whole table
     transition = _transitions(rows, keys)
-    lsm = np.array([(name or "").lower() == LSM for name in keys.words("channel")])[keys["channel"][rows.rows]]
+    lsm = np.array([(name or "").lower() == LSM for name in keys.words("channel")])[keys["channel"]]
     # host_of asked once per host name the rows hold
-    names, name_of_row = np.unique(keys["host"][rows.rows], return_inverse=True)
+    names, name_of_row = np.unique(keys["host"], return_inverse=True)
     words = keys.words("host")
     key_of_name, key_names = _distinct([host_of(words[name] or "") for name in names.tolist()])
     host_key = key_of_name[name_of_row]
     lsm_hosts = np.unique(host_key[(transition != 0) & lsm])
     named = np.where(lsm, _valid(rows, "session_id"), _valid(rows, "logon_id") & ~np.isin(host_key, lsm_hosts))
     positions = np.flatnonzero((transition != 0) & named)
-    row_numbers = rows.rows[positions]
     seen, first = np.unique(host_key[positions], return_index=True)
     ordered = seen[np.argsort(first)]
     code_of_key = np.zeros(len(key_names), dtype=np.int64)
     code_of_key[ordered] = np.arange(len(ordered))
     users, domains = keys.words("user"), keys.words("domain")
-    user, domain = keys["user"][row_numbers].astype(np.int64), keys["domain"][row_numbers]
+    user, domain = keys["user"][positions].astype(np.int64), keys["domain"][positions]
     account = user * len(domains) + domain
     # users compared by name stripped and in lower case (0: no name); a 4624's account by domain\user in lower case
     lowered_users = _distinct(["", *((name or "").strip().lower() for name in users)])[0][1:]
-    logon = ~lsm[positions] & (keys["event_id"][row_numbers] == 4624)
+    logon = ~lsm[positions] & (keys["event_id"][positions] == 4624)
     distinct, account_of_logon = np.unique(account[logon], return_inverse=True)
     lowered = [f"{(where or '').lower()}\\{(who or '').lower()}"
                for who, where in (_account(number, users, domains) for number in distinct.tolist())]
     logon_account = np.full(len(positions), -1, dtype=np.int64)
     logon_account[logon] = _distinct(lowered)[0][account_of_logon]
     return _Followed(
-        positions=positions, times=rows.placed[positions] if rows.placed is not None else keys["time"][row_numbers],
+        positions=positions, times=rows.placed[positions] if rows.placed is not None else keys["time"][positions],
         hosts=tuple(key_names[key] for key in ordered.tolist()), host=code_of_key[host_key[positions]],
-        lsm=lsm[positions], session_id=keys["session_id"][row_numbers], transition=transition[positions],
+        lsm=lsm[positions], session_id=keys["session_id"][positions], transition=transition[positions],
         user=lowered_users[user],
         account=account, logon_account=logon_account, users=users, domains=domains)
 

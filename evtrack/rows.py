@@ -67,17 +67,20 @@ _NULL = 2**63 - 1
 class Keys:
     """Columns of one table as numpy integers that sort and compare as the values do (a string by its rank, a
     null after every value and equal to a null): rows are ordered and matched without copying a string. A
-    dictionary-encoded column ranks by its values, exactly as the plain column would."""
+    dictionary-encoded column ranks by its values, exactly as the plain column would. With ``rows`` (row numbers),
+    the keys of those rows only, in that order: what is kept per column is as long as ``rows``, not the table."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, rows: np.ndarray | None = None) -> None:
         self.table = table
+        self._rows = rows
         self._cache: dict[str, np.ndarray] = {}
         self._words: dict[str, list[str | None]] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         found = self._cache.get(name)
         if found is None:
-            found = self._cache[name] = self._key(name)
+            found = self._key(name)
+            found = self._cache[name] = found if self._rows is None else found[self._rows]
         return found
 
     def words(self, name: str) -> list[str | None]:
