@@ -146,7 +146,7 @@ class _Columns:
         self._batch = batch
         self.count = batch.num_rows
         self._encoded: dict[str, tuple[np.ndarray, list[Any]]] = {}
-        self._numbers: dict[str, np.ndarray] = {}
+        self._numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __getitem__(self, name: str) -> tuple[np.ndarray, list[Any]]:
         """(code per row, distinct values): ``values[codes[row]]`` is the row's value (None for a null)."""
@@ -168,28 +168,30 @@ class _Columns:
         codes, values = self[name]
         return values[codes[row]]
 
-    def numbers(self, name: str) -> np.ndarray:
-        """An integer column as int64 (-1 for a null)."""
+    def numbers(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """An integer column as int64 values (0 for a null), and where it has a value."""
         found = self._numbers.get(name)
         if found is None:
             import pyarrow as pa
             import pyarrow.compute as pc
 
-            found = self._numbers[name] = pc.fill_null(self._batch.column(name).cast(pa.int64()), -1).to_numpy()
+            column = self._batch.column(name).cast(pa.int64())
+            found = self._numbers[name] = (pc.fill_null(column, 0).to_numpy(),
+                                           pc.is_valid(column).to_numpy(zero_copy_only=False))
         return found
 
 
 def _distinct(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows grouped by their combination of ``codes`` (non-negative integers, one array per column): the group of
-    each row, groups numbered in the order of their first row, and the first row of each group."""
+    """Rows grouped by their combination of ``codes`` (integers, one array per column): the group of each row,
+    groups numbered in the order of their first row, and the first row of each group."""
     import numpy as np
 
     _, combined = np.unique(np.asarray(codes[0], dtype=np.int64), return_inverse=True)
     for more in codes[1:]:
         if not len(combined):
             break
-        more = np.asarray(more, dtype=np.int64)
-        _, combined = np.unique(combined * (int(more.max()) + 1) + more, return_inverse=True)
+        _, more = np.unique(np.asarray(more, dtype=np.int64), return_inverse=True)  # any integers: 0, 1, ...
+        _, combined = np.unique(combined * (int(more.max()) + 1) + more.ravel(), return_inverse=True)
     _, firsts, inverse = np.unique(combined.ravel(), return_index=True, return_inverse=True)
     order = np.argsort(firsts, kind="stable")
     rank = np.empty_like(order)
@@ -317,7 +319,7 @@ class Tally:
         self.proofs = array("q")
         """Four values per person and day: the first record's time and row, the last record's time and row."""
         self._host_codes: dict[str, int] = {}
-        self._logs: dict[tuple[str, int], int] = {}
+        self._logs: dict[tuple[str, int | None], int] = {}
         self._labels: dict[tuple[str, str | None], str] = {}
         self._scope: dict[int, tuple[Identity, bool]] = {}
         self._identities: dict[tuple[str | None, str | None, str | None], Identity | None] = {}
@@ -358,7 +360,7 @@ class Tally:
             found = self._identities[account] = self._resolver.resolve(user, domain, sid, host, moment)
             return found
 
-    def _log(self, channel: str, event_id: int) -> int:
+    def _log(self, channel: str, event_id: int | None) -> int:
         code = self._logs.get((channel, event_id))
         if code is None:
             code = self._logs[(channel, event_id)] = len(self._logs)
@@ -411,8 +413,9 @@ class Tally:
         moments: np.ndarray = times.copy()
         if not self._misdated_ids:
             return moments
-        record_ids = rows.numbers("record_id")
-        candidates = np.flatnonzero(counted & np.isin(record_ids, np.fromiter(self._misdated_ids, dtype=np.int64)))
+        record_ids, has_id = rows.numbers("record_id")
+        candidates = np.flatnonzero(counted & has_id
+                                    & np.isin(record_ids, np.fromiter(self._misdated_ids, dtype=np.int64)))
         for row in candidates.tolist():
             name, channel, record_id, time = (rows.value("host", row), rows.value("channel", row) or "",
                                               int(record_ids[row]), int(times[row]))
@@ -422,7 +425,7 @@ class Tally:
             user, domain = rows.value("user", row), rows.value("domain", row)
             self.misdated.append(MisdatedEvidence(
                 host=self._hosts.key(name), channel=channel, record_id=record_id,
-                event_id=int(rows.numbers("event_id")[row]), user=f"{domain}\\{user}" if domain else (user or ""),
+                event_id=rows.value("event_id", row), user=f"{domain}\\{user}" if domain else (user or ""),
                 time=us_to_datetime(time), placed=us_to_datetime(placed)))
             moments[row] = placed
         return moments
@@ -559,10 +562,11 @@ class Tally:
         starting = np.flatnonzero(kind > 0)
         if not len(starting):
             return
-        event_ids = rows.numbers("event_id")[chosen[starting]]
-        logs, firsts = _distinct(channel_codes[chosen[starting]], event_ids)
-        log_codes = np.array([self._log(channels[channel_codes[chosen[starting[row]]]] or "", int(event_ids[row]))
-                              for row in firsts.tolist()], dtype=np.int64)[logs]
+        event_codes, event_ids = rows["event_id"]
+        logs, firsts = _distinct(channel_codes[chosen[starting]], event_codes[chosen[starting]])
+        log_codes = np.array([self._log(channels[channel_codes[chosen[starting[row]]]] or "",
+                                        event_ids[event_codes[chosen[starting[row]]]]) for row in firsts.tolist()],
+                             dtype=np.int64)[logs]
         triples = np.column_stack((host_code[starting], moments[starting], log_codes))
         for group in _runs(person_of[starting]):
             person = persons[person_of[starting[group[0]]]]

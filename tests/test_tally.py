@@ -182,6 +182,7 @@ _LOGS = st.sampled_from([("Security", 4624, "logon"), ("Security", 4778, "reconn
                          ("Microsoft-Windows-TerminalServices-LocalSessionManager/Operational", 25, "reconnect"),
                          ("Microsoft-Windows-TerminalServices-LocalSessionManager/Operational", 24, "disconnect"),
                          ("Microsoft-Windows-TerminalServices-Gateway/Operational", 302, "logon"),
+                         ("Microsoft-Windows-TerminalServices-LocalSessionManager/Operational", None, "logon"),
                          ("BrokerPoll", 1, None)])
 
 
@@ -226,11 +227,12 @@ def test_batches_leave_the_facts_a_row_by_row_tally_leaves(rows: list[dict[str, 
                                                            misdate: bool, out_of_scope: str,
                                                            sessions: list[tuple[Any, ...]]) -> None:
     misdated = {}
-    if misdate:  # place every record 77 at another time (a host with a wrong clock)
+    if misdate:  # place every record 77 at another time (a host with a wrong clock), and mark those without an id
         for row in rows:
-            if row["record_id"] == 77 and row["host"] and row["time"] is not None:
-                time = int(row["time"].timestamp() * 1_000_000)
-                misdated[(row["host"], row["channel"].lower(), 77, time)] = time + 2 * DAY + 1
+            if row["record_id"] in (77, None) and row["host"] and row["time"] is not None:
+                time = int(row["time"].timestamp() * 1_000_000)  # a record without an id is NO_ID (-1) there
+                record_id = -1 if row["record_id"] is None else 77
+                misdated[(row["host"], row["channel"].lower(), record_id, time)] = time + 2 * DAY + 1
     reference, tally = _tallies(rows, misdated=misdated, tz=tz, batch_rows=batch_rows, out_of_scope=out_of_scope)
     connected = _sessions(sessions)
     assert tally.sessions(connected).tolist() == reference.sessions(connected).tolist()
