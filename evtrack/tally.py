@@ -329,8 +329,14 @@ class Tally:
 
     def read(self) -> Tally:
         """Add every evidence row, in bounded batches, and settle."""
+        import pyarrow as pa
+
         for offset, batch in self.evidence.batches(TALLY_ROWS):
             self.add(batch, offset)
+            del batch
+            # Arrow's allocator keeps what a batch freed for reuse, which the numpy work between batches cannot
+            # use: handed back, the peak of the dense 300 MB set drops by ~30 MB (benchmarks/README.md)
+            pa.default_memory_pool().release_unused()
         self.settle()
         return self
 
