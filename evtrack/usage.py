@@ -602,7 +602,8 @@ def _user_rows(people: Mapping[str, Person], user_windows: Mapping[str, list[str
         renewed = [t for t in p.renewals if t < period_hi]
         starts = [t for t in p.session_starts if period_lo <= t < period_hi]
         reconnects = [t for t in p.reconnect_starts if period_lo <= t < period_hi]
-        reasons = set(p.reasons) | ({"session_carried_over"} if key in carried else set())
+        # the evidence rules that counted the person (a row from another tool's dataset may name none)
+        reasons = {reason for reason in p.reasons if reason} | ({"session_carried_over"} if key in carried else set())
         found = _directory_user(p.identity, settings.directory)
         rows.append(UserUsage(
             key=key, display_name=p.identity.display, sid=p.identity.sid, aliases=p.identity.aliases,

@@ -1,5 +1,6 @@
-"""Missing record and event ids in the tally: found by a cold review of the vectorised tally, each a report that
-differed from the row-by-row tally it replaced (tests/test_tally.py holds it to that loop)."""
+"""Missing values in the evidence rows (record and event ids, the rule): found by a cold review of the vectorised
+tally, each a report that differed from the row-by-row tally it replaced (tests/test_tally.py holds it to that
+loop), or failed with both."""
 
 from __future__ import annotations
 
@@ -74,3 +75,13 @@ def test_a_start_without_an_event_id_keeps_its_own_log() -> None:
 
     assert [user.sessions for user in built.users] == [1]
     assert [window.sessions for window in built.windows] == [1]
+
+
+def test_a_row_without_a_rule_still_counts_and_names_the_other_rules() -> None:
+    """An events dataset written by another tool may leave ``reason`` empty: the person still counts, and the
+    report lists the rules that are named (it failed sorting None against them)."""
+    rows = [ev(utc(2024, 3, 1, 9), record_id=1), ev(utc(2024, 3, 1, 10), record_id=2, reason=None)]  # type: ignore[arg-type]
+
+    built = build_report(source(rows, [span(utc(2024, 3, 1), utc(2024, 3, 2))]), ReportSettings(created_at=CREATED))
+
+    assert [(user.key, user.evidence) for user in built.users] == [(rows[0]["sid"], ("4624_lt10",))]
