@@ -207,6 +207,21 @@ def _runs(groups: np.ndarray) -> list[np.ndarray]:
     return np.split(order, np.flatnonzero(np.diff(groups[order])) + 1) if len(order) else []
 
 
+class _Numbered:
+    """The distinct people (identity objects, None for nobody) a batch resolves to, numbered as they come."""
+
+    def __init__(self) -> None:
+        self.identities: list[Identity | None] = []
+        self._numbers: dict[int, int] = {}
+
+    def __call__(self, identity: Identity | None) -> int:
+        number = self._numbers.get(id(identity))
+        if number is None:
+            number = self._numbers[id(identity)] = len(self.identities)
+            self.identities.append(identity)
+        return number
+
+
 def _extend(target: array[int], values: np.ndarray) -> None:
     """Append numpy integers to a compact array, without a Python int per value."""
     import numpy as np
@@ -408,8 +423,7 @@ class Tally:
         chosen = left[scoped]
         if len(chosen):
             person_of = self._people_of(identity_codes[chosen], identities)
-            self._tally_people(rows, chosen, person_of, moments[chosen], chosen + offset, host_code[chosen],
-                               host_keys, host_codes)
+            self._tally_people(rows, chosen, person_of, moments[chosen], chosen + offset, host_code[chosen])
 
     def _placed(self, rows: _Columns, times: np.ndarray, counted: np.ndarray) -> np.ndarray:
         """When the report counts each row: its time, or where a misdated record was placed (noted in
@@ -439,22 +453,13 @@ class Tally:
     def _identities_of(self, rows: _Columns, moments: np.ndarray, plausible: np.ndarray, host_keys: list[str]
                        ) -> tuple[np.ndarray, list[Identity | None]]:
         """Each row's person, as a code into the list returned (None: no person). Resolved once per account
-        (user, domain, SID) and host; per row only where a name was held by several SIDs (then the answer
-        depends on the host and the time)."""
+        (user, domain, SID); per row only where a name was held by several SIDs (then the answer depends on the
+        host and the time)."""
         import numpy as np
 
         users, domains, sids, hosts = (rows[name] for name in ("user", "domain", "sid", "host"))
         codes: list[int] = []
-        identities: list[Identity | None] = []
-        numbered: dict[int, int] = {}
-
-        def number(identity: Identity | None) -> int:
-            code = numbered.get(id(identity))
-            if code is None:
-                code = numbered[id(identity)] = len(identities)
-                identities.append(identity)
-            return code
-
+        number = _Numbered()
         number(None)  # code 0: no person (and every row the contested path leaves out)
 
         if self._resolver.contested_names:
@@ -464,12 +469,12 @@ class Tally:
                                             sids[1][sids[0][row]], host_keys[hosts[0][row]], int(moments[row]))))
             per_row = np.zeros(rows.count, dtype=np.int64)
             per_row[plausible] = codes
-            return per_row, identities
+            return per_row, number.identities
         accounts, firsts = _distinct(users[0], domains[0], sids[0])
         for row in firsts.tolist():
             codes.append(number(self._resolve(users[1][users[0][row]], domains[1][domains[0][row]],
                                               sids[1][sids[0][row]], host_keys[hosts[0][row]], int(moments[row]))))
-        return np.array(codes, dtype=np.int64)[accounts], identities
+        return np.array(codes, dtype=np.int64)[accounts], number.identities
 
     def _tally_uncounted(self, rows: _Columns, mask: np.ndarray, identity_codes: np.ndarray,
                          identities: list[Identity | None], host_keys: list[str]) -> None:
@@ -513,7 +518,7 @@ class Tally:
         of their first row."""
         import numpy as np
 
-        index: dict[int, int] = {}
+        lookup = np.zeros(len(identities), dtype=np.int64)
         _, firsts = _distinct(identity_codes)
         for code in identity_codes[firsts].tolist():
             identity = identities[code]
@@ -523,16 +528,12 @@ class Tally:
                 person = self.people[identity.key] = Person(identity)
                 self._number[identity.key] = len(self._persons)
                 self._persons.append(person)
-            index[code] = self._number[identity.key]
-        lookup = np.zeros(len(identities), dtype=np.int64)
-        for code, number in index.items():
-            lookup[code] = number
+            lookup[code] = self._number[identity.key]
         found: np.ndarray = lookup[identity_codes]
         return found
 
     def _tally_people(self, rows: _Columns, chosen: np.ndarray, person_of: np.ndarray, moments: np.ndarray,
-                      positions: np.ndarray, host_code: np.ndarray, host_keys: list[str], host_codes: np.ndarray
-                      ) -> None:
+                      positions: np.ndarray, host_code: np.ndarray) -> None:
         """The counted evidence ``chosen`` (rows of the batch, at ``positions``) of the people ``person_of``."""
         import numpy as np
 
@@ -639,24 +640,19 @@ class Tally:
         count = len(connected)
         if not count:
             return np.zeros(0, dtype=bool)
-        identities: list[Identity | None] = []
-        numbered: dict[int, int] = {}
+        numbered = _Numbered()
 
         def number(index: int) -> int:
             user, domain = connected.accounts[int(connected.account[index])]
-            identity = self._resolver.resolve(user, domain, None, connected.hosts[int(connected.host[index])],
-                                              int(connected.start[index]))
-            code = numbered.get(id(identity))
-            if code is None:
-                code = numbered[id(identity)] = len(identities)
-                identities.append(identity)
-            return code
+            return numbered(self._resolver.resolve(user, domain, None, connected.hosts[int(connected.host[index])],
+                                                   int(connected.start[index])))
 
         if self._resolver.contested_names:  # the answer depends on the host and the time: per session
             codes = np.array([number(index) for index in range(count)], dtype=np.int64)
         else:
             accounts, firsts = _distinct(connected.account)
             codes = np.array([number(index) for index in firsts.tolist()], dtype=np.int64)[accounts]
+        identities = numbered.identities
         unnamed = np.array([user is None for user, _ in connected.accounts], dtype=bool)[connected.account]
         counts = np.array([identity is not None and identity.excluded is None and self._scoped(identity)
                            for identity in identities], dtype=bool)[codes]
