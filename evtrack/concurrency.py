@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from evtrack.catalogue import LSM, Transition, lookup
 from evtrack.identity import host_key
-from evtrack.rows import BATCH_ROWS, Keys, Selection, take
+from evtrack.rows import BATCH_ROWS, Keys, Selection, groups_of, take
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,42 +85,13 @@ def _transition(row: Mapping[str, Any]) -> str | None:
     return definition.transition(row["logon_type"], row["address"], bool(row["rdp"]))
 
 
-def _codes_of(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each value as a number below the count of distinct values (equal values, equal numbers), and that count
-    (hashed by Arrow: no sort)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    encoded = pc.dictionary_encode(pa.array(values))
-    numbers: np.ndarray = encoded.indices.to_numpy()
-    return numbers, len(encoded.dictionary)
-
-
-def _combinations(keys: Keys, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(a row holding each distinct combination of ``names`` among the rows of ``keys``, each row's combination as
-    an index into it), compared as values (:class:`evtrack.rows.Keys`: a null equals a null only)."""
-    import numpy as np
-
-    count_rows = len(keys[names[0]])
-    combination, count = np.zeros(count_rows, dtype=np.int64), 1
-    for name in names:
-        numbers, size = _codes_of(keys[name])
-        if count * size >= 2**62:  # numbered again, to stay inside int64
-            combination, count = _codes_of(combination)
-        combination, count = combination * size + numbers, count * size
-    combination, count = _codes_of(combination)
-    holder = np.zeros(count, dtype=np.int64)
-    holder[combination] = np.arange(count_rows)  # any row of a combination holds it
-    return holder, combination
-
-
 def _transitions(rows: Selection, keys: Keys) -> np.ndarray:
     """Each row's transition as a code (0: none): :func:`_transition` asked once per distinct (channel, event id,
     logon type, address, rdp) of the rows, on a row that holds it."""
     import numpy as np
 
     names = ("channel", "event_id", "logon_type", "address", "rdp")
-    holders, combination = _combinations(keys, names)
+    combination, holders = groups_of(*(keys[name] for name in names))
     held = take(rows.table.select(list(names)), rows.rows[holders]).to_pylist()
     codes: np.ndarray = np.array([_CODES[_transition(row)] for row in held], dtype=np.int8)[combination]
     return codes

@@ -123,6 +123,24 @@ class Keys:
         return ranks
 
 
+def groups_of(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their combination of ``codes`` (integers, one array per column): the group of each row,
+    groups numbered in the order of their first row, and the first row of each group."""
+    import numpy as np
+
+    _, combined = np.unique(np.asarray(codes[0], dtype=np.int64), return_inverse=True)
+    for more in codes[1:]:
+        if not len(combined):
+            break
+        _, more = np.unique(np.asarray(more, dtype=np.int64), return_inverse=True)  # any integers: 0, 1, ...
+        _, combined = np.unique(combined * (int(more.max()) + 1) + more.ravel(), return_inverse=True)
+    _, firsts, inverse = np.unique(combined.ravel(), return_index=True, return_inverse=True)
+    order = np.argsort(firsts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.ravel()], firsts[order]
+
+
 def _first_of_runs(keys: Keys, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """True where a row of ``rows`` differs from the row before it on some of ``names``."""
     import numpy as np

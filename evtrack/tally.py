@@ -21,7 +21,7 @@ from evtrack.crosscheck import SourceLedger, sorted_times, source_label
 from evtrack.hosts import HostNames
 from evtrack.identity import Identity, IdentityResolver
 from evtrack.report import DeviceUsage, MisdatedEvidence
-from evtrack.rows import Selection, cluster, device, without_reconnects
+from evtrack.rows import Selection, cluster, device, groups_of, without_reconnects
 from evtrack.sources.base import MIN_PLAUSIBLE_US, latest_plausible, us_to_datetime
 from evtrack.windows import local_date
 
@@ -179,24 +179,6 @@ class _Columns:
             found = self._numbers[name] = (pc.fill_null(column, 0).to_numpy(),
                                            pc.is_valid(column).to_numpy(zero_copy_only=False))
         return found
-
-
-def _distinct(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows grouped by their combination of ``codes`` (integers, one array per column): the group of each row,
-    groups numbered in the order of their first row, and the first row of each group."""
-    import numpy as np
-
-    _, combined = np.unique(np.asarray(codes[0], dtype=np.int64), return_inverse=True)
-    for more in codes[1:]:
-        if not len(combined):
-            break
-        _, more = np.unique(np.asarray(more, dtype=np.int64), return_inverse=True)  # any integers: 0, 1, ...
-        _, combined = np.unique(combined * (int(more.max()) + 1) + more.ravel(), return_inverse=True)
-    _, firsts, inverse = np.unique(combined.ravel(), return_index=True, return_inverse=True)
-    order = np.argsort(firsts, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inverse.ravel()], firsts[order]
 
 
 def _runs(groups: np.ndarray) -> list[np.ndarray]:
@@ -470,7 +452,7 @@ class Tally:
             per_row = np.zeros(rows.count, dtype=np.int64)
             per_row[plausible] = codes
             return per_row, number.identities
-        accounts, firsts = _distinct(users[0], domains[0], sids[0])
+        accounts, firsts = groups_of(users[0], domains[0], sids[0])
         for row in firsts.tolist():
             codes.append(number(self._resolve(users[1][users[0][row]], domains[1][domains[0][row]],
                                               sids[1][sids[0][row]], host_keys[hosts[0][row]], int(moments[row]))))
@@ -483,7 +465,7 @@ class Tally:
 
         host_codes = rows["host"][0]
         picked = np.flatnonzero(mask)
-        _, firsts = _distinct(host_codes[picked], identity_codes[picked])
+        _, firsts = groups_of(host_codes[picked], identity_codes[picked])
         for row in picked[firsts].tolist():
             identity = identities[identity_codes[row]]
             if identity is not None and identity.excluded is None:
@@ -499,7 +481,7 @@ class Tally:
         numbers: dict[str, int] = {}
         key_of = np.array([numbers.setdefault(identity.key if identity is not None else "", len(numbers))
                            for identity in identities], dtype=np.int64)
-        groups, _ = _distinct(key_of[identity_codes[chosen]])
+        groups, _ = groups_of(key_of[identity_codes[chosen]])
         for rows in _runs(groups):
             picked = chosen[rows]
             identity = identities[identity_codes[picked[-1]]]
@@ -519,7 +501,7 @@ class Tally:
         import numpy as np
 
         lookup = np.zeros(len(identities), dtype=np.int64)
-        _, firsts = _distinct(identity_codes)
+        _, firsts = groups_of(identity_codes)
         for code in identity_codes[firsts].tolist():
             identity = identities[code]
             assert identity is not None
@@ -541,25 +523,25 @@ class Tally:
         for group in _runs(person_of):
             _extend(persons[person_of[group[0]]].times, moments[group])
         self._prove(person_of, moments, positions)
-        _, firsts = _distinct(person_of, host_code)
+        _, firsts = groups_of(person_of, host_code)
         for row in firsts.tolist():
             person = persons[person_of[row]]
             person.hosts.add(hosts[host_code[row]])
             self.host_people[hosts[host_code[row]]].add(person.identity.key)
         reason_codes, reasons = rows["reason"]
-        _, firsts = _distinct(person_of, reason_codes[chosen])
+        _, firsts = groups_of(person_of, reason_codes[chosen])
         for row in firsts.tolist():
             persons[person_of[row]].reasons.add(reasons[reason_codes[chosen[row]]])
         channel_codes, channels = rows["channel"]
         source_codes, sources = rows["source"]
-        labels, firsts = _distinct(channel_codes[chosen], source_codes[chosen])
+        labels, firsts = groups_of(channel_codes[chosen], source_codes[chosen])
         label_names = [self._label(channels[channel_codes[chosen[row]]] or "", sources[source_codes[chosen[row]]])
                        for row in firsts.tolist()]
         by_person = self.ledger.by_person
-        groups, firsts = _distinct(person_of, labels)
+        groups, firsts = groups_of(person_of, labels)
         for row, group in zip(firsts.tolist(), _runs(groups), strict=True):
             _extend(by_person[persons[person_of[row]].identity.key][label_names[labels[row]]], moments[group])
-        _, firsts = _distinct(host_code, channel_codes[chosen])
+        _, firsts = groups_of(host_code, channel_codes[chosen])
         for row in firsts.tolist():
             self.ledger.channels[hosts[host_code[row]]].add((channels[channel_codes[chosen[row]]] or "").lower())
         self._tally_devices(rows, chosen, person_of, moments)
@@ -570,7 +552,7 @@ class Tally:
         if not len(starting):
             return
         event_codes, event_ids = rows["event_id"]
-        logs, firsts = _distinct(channel_codes[chosen[starting]], event_codes[chosen[starting]])
+        logs, firsts = groups_of(channel_codes[chosen[starting]], event_codes[chosen[starting]])
         log_codes = np.array([self._log(channels[channel_codes[chosen[starting[row]]]] or "",
                                         event_ids[event_codes[chosen[starting[row]]]]) for row in firsts.tolist()],
                              dtype=np.int64)[logs]
@@ -616,7 +598,7 @@ class Tally:
 
         client_codes, clients = rows["client_name"]
         address_codes, addresses = rows["address"]
-        pairs, firsts = _distinct(client_codes[chosen], address_codes[chosen])
+        pairs, firsts = groups_of(client_codes[chosen], address_codes[chosen])
         found = [device(clients[client_codes[chosen[row]]], addresses[address_codes[chosen[row]]])
                  for row in firsts.tolist()]
         if not any(found):
@@ -650,7 +632,7 @@ class Tally:
         if self._resolver.contested_names:  # the answer depends on the host and the time: per session
             codes = np.array([number(index) for index in range(count)], dtype=np.int64)
         else:
-            accounts, firsts = _distinct(connected.account)
+            accounts, firsts = groups_of(connected.account)
             codes = np.array([number(index) for index in firsts.tolist()], dtype=np.int64)[accounts]
         identities = numbered.identities
         unnamed = np.array([user is None for user, _ in connected.accounts], dtype=bool)[connected.account]
