@@ -5,6 +5,11 @@ EventID, Version, Level, Task, Opcode, Keywords, TimeCreated, EventRecordID, Cor
 Computer, Security) whose last substitution is a BinXML value holding a second template instance for the
 payload (``EventData/Data Name=...`` or ``UserData/<Element xmlns=...>``). Templates are compiled once per
 chunk (inline on first use, referenced afterwards); per record only the substitution values are packed.
+
+Two details of Windows' layout, checked on every record of the real logs in ``../shared/evtx``: each record's
+size is a multiple of 8 (zero bytes before the trailing size copy); the payload value starts with its template
+instance on Windows 10 and 11 (the aptsim-w10, rathbun-w11 and velociraptor logs) and with a fragment header
+first in older logs (most of the szechuan Security log): ``fragment_payload`` writes the older shape.
 """
 
 from __future__ import annotations
@@ -239,12 +244,15 @@ class EvtxWriter:
     ...     w.add(EventSpec(etype, time, record_id, "HOST.contoso.local", values))
     """
 
-    def __init__(self, path: Path | str, *, renumber: bool = False) -> None:
+    def __init__(self, path: Path | str, *, renumber: bool = False, fragment_payload: bool = False) -> None:
         self.path = Path(path)
         self.renumber = renumber
         """Number the records 1, 2, ... in the record and chunk headers (the file's own sequence, as in a WEF
         collector's ForwardedEvents log, whose records keep their origin's ``EventRecordID`` in the XML); by default
         the headers carry each record's EventRecordID, as in a live log."""
+        self._payload_head = FRAGMENT_HEADER if fragment_payload else b""
+        """What the payload value starts with before its template instance: nothing (Windows 10 and 11) or a
+        fragment header (older Windows)."""
         self._fh: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self._fh.write(bytes(FILE_HEADER_SIZE))
         self._chunk = _Chunk()
@@ -316,7 +324,8 @@ class EvtxWriter:
             blobs.append(blob)
         # The payload is the last value: its chunk offset is known once everything before it is.
         payload_pos = pos + 28 + len(ti) + 4 + 18 * 4 + sum(map(len, blobs))
-        inner_ti = template_instance(compiled.payload, tables, payload_pos + 4)
+        head = self._payload_head
+        inner_ti = template_instance(compiled.payload, tables, payload_pos + len(head))
         ptypes: list[int] = []
         pblobs: list[bytes] = []
         for vtype, value in zip(compiled.types, spec.values, strict=False):
@@ -331,15 +340,16 @@ class EvtxWriter:
             raise ValueError(
                 f"event {compiled.etype.event_id}: {len(spec.values)} values for {len(compiled.types)} fields"
             )
-        payload = FRAGMENT_HEADER + inner_ti + _subst_array(ptypes, pblobs)
+        payload = head + inner_ti + _subst_array(ptypes, pblobs)
         types.append(VT.BINXML)
         blobs.append(payload)
         body = FRAGMENT_HEADER + ti + _subst_array(types, blobs)
-        size = 24 + len(body) + 4
+        padding = -(24 + len(body) + 4) % 8  # Windows keeps every record 8-byte aligned
+        size = 24 + len(body) + padding + 4
         if pos + size > CHUNK_SIZE:
             tables.rollback(mark)
             return None
-        return _REC_HEADER.pack(RECORD_MAGIC, size, number, filetime) + body + _U32.pack(size)
+        return _REC_HEADER.pack(RECORD_MAGIC, size, number, filetime) + body + bytes(padding) + _U32.pack(size)
 
     def add(self, spec: EventSpec) -> None:
         """Append one record (record ids should increase, as Windows writes them; this is not enforced)."""

@@ -130,12 +130,13 @@ def _write_host(
     first_ids = {SEC: rng.randrange(10_000, 900_000), LSM: rng.randrange(100, 5000), RCM: rng.randrange(10, 2000)}
     stats: list[WriteStats] = []
     streams = host_streams(wl, plan)
+    older = host.index % 2 == 1  # every second host lays records out as older Windows does (EvtxWriter)
     for channel in CHANNELS:
         path = out_dir / f"{host.name}-{channel}.evtx"
-        writer = EvtxWriter(path)
+        writer = EvtxWriter(path, fragment_payload=older)
         re_writer = None
         if channel == SEC and plan.reexport is not None:
-            re_writer = EvtxWriter(out_dir / f"{host.name}-{channel}-reexport.evtx")
+            re_writer = EvtxWriter(out_dir / f"{host.name}-{channel}-reexport.evtx", fragment_payload=older)
         rid = first_ids[channel]
         start = plan.security_start if channel == SEC else None
         pending_clear = plan.clear_ft if channel == SEC else None

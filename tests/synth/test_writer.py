@@ -179,3 +179,71 @@ def test_templates_are_shared_within_a_chunk(tmp_path: Path) -> None:
 def test_wrong_value_count_is_rejected(tmp_path: Path) -> None:
     with EvtxWriter(tmp_path / "x.evtx") as w, pytest.raises(ValueError):
         w.add(EventSpec(sh.LSM21, T0, 1, "H", ("a", 1)))
+
+
+def _layout(path: Path) -> list[tuple[int, int, bytes]]:
+    """(record size, zero bytes before its trailing size copy, the first bytes of its payload value) of every
+    record: the payload is the outer template instance's last substitution value (its BinXML)."""
+    data = path.read_bytes()
+    out = []
+    for base in range(4096, len(data), 65536):
+        chunk = data[base : base + 65536]
+        if chunk[:8] != b"ElfChnk\x00":
+            continue
+        free, pos = struct.unpack_from("<I", chunk, 48)[0], 512
+        while pos < free:
+            magic, size = struct.unpack_from("<II", chunk, pos)
+            assert magic == 0x2A2A and struct.unpack_from("<I", chunk, pos + size - 4)[0] == size
+            ti = pos + 28  # after the record header and the fragment header
+            definition = struct.unpack_from("<I", chunk, ti + 6)[0]
+            after = ti + 10
+            if definition == after:  # defined inline: skip it
+                after += 24 + struct.unpack_from("<I", chunk, after + 20)[0]
+            count = struct.unpack_from("<I", chunk, after)[0]
+            sizes = [struct.unpack_from("<H", chunk, after + 4 + 4 * k)[0] for k in range(count)]
+            value = after + 4 + 4 * count + sum(sizes[:-1])
+            tail = chunk[value + sizes[-1] : pos + size - 4]
+            out.append((size, len(tail) if not any(tail) else -1, chunk[value : value + 5]))
+            pos += size
+    return out
+
+
+@pytest.mark.parametrize("fragment_payload", [False, True])
+def test_records_are_laid_out_as_windows_does(tmp_path: Path, fragment_payload: bool) -> None:
+    """Every record is 8-byte aligned, padded with zeros before its trailing size copy (as every record of the
+    real logs in ../shared/evtx is); the payload value starts with its template instance (Windows 10 and 11) or,
+    with ``fragment_payload``, with a fragment header first (older Windows). Both engines read either shape back
+    exactly."""
+    specs = _specs(300, seed=11)
+    path = tmp_path / "layout.evtx"
+    with EvtxWriter(path, fragment_payload=fragment_payload) as w:
+        for s in specs:
+            w.add(s)
+    layout = _layout(path)
+    assert len(layout) == len(specs)
+    assert all(size % 8 == 0 and 0 <= padding < 8 for size, padding, _ in layout)
+    assert any(padding for _, padding, _ in layout)  # sizes vary: some records needed padding
+    start = b"\x0f\x01\x01\x00\x0c" if fragment_payload else b"\x0c\x01"
+    assert all(head.startswith(start) for _, _, head in layout)
+    rs, errors = read_rs(path)
+    py, bad = read_py(path)
+    assert errors == [] and bad == 0
+    for spec, a, b in zip(specs, rs, py, strict=True):
+        _check(spec, parse_xml(a))
+        _check(spec, parse_xml(b), time_slack_us=5)
+
+
+def test_the_layout_matches_the_real_logs(shared_evtx: Path) -> None:
+    """What the layout test above asserts is what Windows writes: every record of these real logs is 8-byte
+    aligned and its payload starts in one of the two shapes."""
+    shapes: set[bytes] = set()
+    checked = 0
+    for name in ("velociraptor_rdpauth_localsessionmanager.evtx", "dfir-museum_rathbun-w11_security.evtx",
+                 "dfir-museum_szechuan_security.evtx",
+                 "dfir-museum_szechuan_microsoft-windows-terminalservices-remoteconnectionmanager-operational.evtx"):
+        for size, _, head in _layout(shared_evtx / name):
+            assert size % 8 == 0
+            shapes.add(head[:2] if head[:1] == b"\x0c" else head)
+            checked += 1
+    assert checked > 5000
+    assert shapes == {b"\x0c\x01", b"\x0f\x01\x01\x00\x0c"}
