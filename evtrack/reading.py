@@ -361,10 +361,19 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
     return result if chunks is not None else _settle(result)
 
 
+#: What a file's records that name no Channel become: every event evtrack reads is known by its channel, so they
+#: are not read; said once per file, never dropped without a word.
+NO_CHANNEL = ("record(s) name no Channel (an export or a tool that left it out?): evtrack cannot tell which log "
+              "they belong to and does not read them")
+
+
 def _settle(result: FileResult) -> FileResult:
     """A whole file from which not one record could be read, while its reader named what went wrong (a file cut
-    short, every chunk damaged), is a failed file, not an empty log."""
+    short, every chunk damaged), is a failed file, not an empty log. Records that name no Channel are said."""
     stats = result.stats
+    unplaced = stats.per_channel.get("", 0)
+    if unplaced:
+        stats.add_issue("file", f"{unplaced} {NO_CHANNEL}", 0)
     if result.error is None and stats.records == 0 and stats.issues:
         first = stats.issues[0]
         more = len(stats.issues) - 1
