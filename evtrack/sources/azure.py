@@ -323,7 +323,7 @@ class _Rows:
     def read(self, row: Row, table: Table) -> RawEvent | None:
         """The event a row gives (None: no event, or skipped with an issue)."""
         if not row.values:
-            self.skip(row, "not as many fields as the header has columns")
+            self.skip(row, row.problem or "not as many fields as the header has columns")
             return None
         if table is not Table.COVERAGE:
             table = _TYPES.get(row.values.get("Type") or "", table)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import datetime_to_us
+from evtrack.sources.base import CUT_INSIDE_QUOTES, csv_records, datetime_to_us
 from evtrack.sources.snapshots import MONTH_FIRST_CULTURES, local_to_us
 from evtrack.sources.xmlfile import parse_system_time
 
@@ -72,6 +72,8 @@ class Row:
     where: str
     """``line 12`` (CSV: the line the row starts on) or ``row 3`` (JSON: 1-based, in file order)."""
     values: dict[str, str | None]
+    problem: str | None = None
+    """Why the row cannot be read at all (its values are then empty), when it is not a count of fields."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,15 +344,11 @@ def _api_text(value: Any) -> str | None:
     return None if text == "" else text
 
 
-def _csv_records(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(line the record starts on, fields) for each record; blank lines are skipped."""
+def _csv_records(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, list[str] | None]]:
+    """(line the record starts on, fields) for each record; blank lines are skipped; a last record the file ends
+    inside a quoted value of is None (:func:`evtrack.sources.base.csv_records`)."""
     with path.open(encoding=encoding, newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        line = 1
-        for record in reader:
-            if record and any(record):
-                yield line, record
-            line = reader.line_num + 1
+        yield from csv_records(handle, delimiter)
 
 
 def _open_csv(path: Path, encoding: str, culture: str | None, local_zone: tzinfo | None) -> Export:
@@ -364,6 +362,8 @@ def _open_csv(path: Path, encoding: str, culture: str | None, local_zone: tzinfo
         raise SourceError(path, "an empty CSV file (no header)") from None
     except csv.Error as exc:
         raise SourceError(path, f"malformed CSV header: {exc}") from None
+    if header is None:
+        raise SourceError(path, "the file ends inside its header's quoted value: cut short, export it again")
     header[0] = header[0].lstrip("\ufeff")
     columns: list[str] = []
     utc_flags: dict[str, bool] = {}
@@ -383,9 +383,12 @@ def _open_csv(path: Path, encoding: str, culture: str | None, local_zone: tzinfo
                   local_times, frozenset(local))
 
 
-def _csv_rows(path: Path, records: Iterator[tuple[int, list[str]]], columns: list[str]) -> Iterator[Row]:
+def _csv_rows(path: Path, records: Iterator[tuple[int, list[str] | None]], columns: list[str]) -> Iterator[Row]:
     try:
         for line, record in records:
+            if record is None:
+                yield Row(f"line {line}", {}, CUT_INSIDE_QUOTES)
+                continue
             if len(record) != len(columns):
                 yield Row(f"line {line}", {})
                 continue
@@ -422,7 +425,7 @@ def _day_order(path: Path, encoding: str, delimiter: str, time_columns: list[int
         next(records, None)
         for _line, record in records:
             for index in time_columns:
-                if index >= len(record):
+                if record is None or index >= len(record):
                     continue
                 match = _PORTAL_TIME_RE.match(record[index].strip())
                 if match is None or len(match.group(1)) == 4:

@@ -7,8 +7,10 @@ could not read. Nothing here applies an RDP rule: that is :mod:`evtrack.events`.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from enum import Enum
@@ -54,6 +56,48 @@ def truncated_header(size: int) -> str:
 def truncated_chunk(present: int) -> str:
     """The reason both engines give for a last chunk the file ends inside."""
     return f"truncated chunk ({present:,} of {CHUNK_SIZE:,} bytes): the file was cut short"
+
+
+#: Why a CSV row is skipped whose quoted value the file ends inside.
+CUT_INSIDE_QUOTES = ("the file ends inside this row's quoted value: cut short (an interrupted copy or download?); "
+                     "row skipped, export it again")
+
+
+def csv_records(lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str] | None]]:
+    """(line the record starts on, its fields) for each CSV record of ``lines`` (read with ``newline=""``); blank
+    lines are skipped. The last record is None when the file ends inside one of its quoted values: the csv module
+    returns such a value as if it were whole, and a file cut short there would lose what followed without a word.
+    A malformed record raises ``csv.Error`` as the csv module does."""
+    consumed: list[str] = []
+
+    def remember() -> Iterator[str]:
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(remember(), delimiter=delimiter)
+    line = 1
+    pending: tuple[int, list[str]] | None = None
+    raw = ""
+    for record in reader:
+        if pending is not None:
+            yield pending
+            pending = None
+        if record and any(record):
+            pending, raw = (line, record), "".join(consumed)
+        consumed.clear()
+        line = reader.line_num + 1
+    if pending is not None:
+        yield (pending[0], None) if _ends_inside_quotes(raw, delimiter) else pending
+
+
+def _ends_inside_quotes(text: str, delimiter: str) -> bool:
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def missing_chunks(size: int, header: bytes) -> tuple[int, str] | None:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evtrack.errors import SourceError
-from evtrack.sources.base import CoverageSink, FileStats, RawEvent, Reader, ReadPlan
+from evtrack.sources.base import CUT_INSIDE_QUOTES, CoverageSink, FileStats, RawEvent, Reader, ReadPlan, csv_records
 from evtrack.sources.snapshots import (
     BROKER_CHANNEL,
     BROKER_PROVIDER,
@@ -198,7 +198,7 @@ def _polls(path: Path, text: str, columns: list[str], delimiter: str, header_lin
         if "\0" in text_line:  # a file cut short by a crash ends in zeros: those rows are lost, and said
             stats.add_issue(f"line {number}", "NUL bytes: the file is damaged here; row skipped", 1)
     lines = [text_line if "\0" not in text_line else "\n" for text_line in lines]  # numbers stay the file's
-    reader = csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delimiter)
+    records = csv_records(io.StringIO("".join(lines), newline=""), delimiter)
     has_polled_at = POLLED_AT in columns
     file_time: int | None = None
     if not has_polled_at:
@@ -206,8 +206,11 @@ def _polls(path: Path, text: str, columns: list[str], delimiter: str, header_lin
                                       stamp_is_assumption=True, how_to_fix=how_to_fix)
     polls: dict[tuple[int, str], _Poll] = {}
     naive_said = False
-    for record in reader:
-        line = header_line + reader.line_num
+    for start, record in records:
+        line = header_line + start
+        if record is None:
+            stats.add_issue(f"line {line}", CUT_INSIDE_QUOTES, 1)
+            continue
         if not any(value.strip() for value in record):
             continue
         if len(record) != len(columns):
