@@ -101,9 +101,13 @@ def detect_kind(path: Path) -> InputKind:
         return InputKind.EVTX
     if head and looks_like_xml_events(head[:4096]):
         return InputKind.XML
-    for kind, module in CONTENT_READERS.items():
-        if importlib.import_module(module).looks_like(head, path):
+    modules = {kind: importlib.import_module(module) for kind, module in CONTENT_READERS.items()}
+    for kind, module in modules.items():
+        if module.looks_like(head, path):
             return kind
+    for kind, module in modules.items():  # says it is one (its name, its #TYPE line) but cannot be read as one
+        if module.claims(head, path):
+            return kind  # its reader names what is wrong: a failed input, never a file ignored without a word
     if not head:
         reason = "not an event log: the file is empty"
     elif not any(head[: FILE_HEADER_SIZE + len(CHUNK_MAGIC)]):

@@ -144,6 +144,24 @@ def _claims(names: list[str]) -> bool:
             or {"Computer", "Channel", "Records"} <= found)
 
 
+#: Columns only the Log Analytics results evtrack reads have (beside TimeGenerated): a header with one of them
+#: says it is such a result even when a column evtrack needs is missing (:func:`claims`).
+_TELLING = frozenset({"EventID", "SessionHostName", "CorrelationId", "Records", "EventLog", "RawEventData"})
+
+
+def claims(head: bytes, path: Path) -> bool:
+    """Whether a file says it is one of the Azure Monitor results evtrack reads although :func:`looks_like` does
+    not take it (a column it needs is missing): a TimeGenerated column and one of :data:`_TELLING`. Its reader then
+    names the missing column: a failed input, not a file a folder scan ignores."""
+    del path
+    text = decode_head(head)
+    if not text or text.startswith("<"):
+        return False
+    found = json_column_names(text)
+    names = found[1] if found is not None else [strip_suffix(name)[0] for name in header_names(text) or []]
+    return "TimeGenerated" in names and not _TELLING.isdisjoint(names)
+
+
 def looks_like(head: bytes, path: Path) -> bool:
     """Whether ``head`` (a file's first bytes) starts an Azure export: decided by its column names or JSON keys."""
     del path  # content only

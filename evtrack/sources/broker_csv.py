@@ -119,6 +119,28 @@ def looks_like(head: bytes, path: Path) -> bool:
     return _header(head_text(head)) is not None
 
 
+def claims(head: bytes, path: Path) -> bool:
+    """Whether a file says it is a ``Get-RDUserSession`` export although :func:`looks_like` found no readable
+    header: its ``#TYPE`` line names RDUserSession, or it is named ``rdusersession_<broker>_<stamp>.csv``."""
+    first = next((line for line in _lines(head_text(head))[:2] if line.strip()), "")
+    return (first.startswith("#TYPE") and "RDUserSession" in first) or bool(_EMPTY_NAME_RE.fullmatch(path.name))
+
+
+def _missing(text: str) -> str:
+    """What the first header-like line lacks of the columns a poll needs (for the error that names them)."""
+    line = next((line for line in _lines(text)[:3] if line.strip() and not line.startswith("#TYPE")), "")
+    best: list[str] | None = None
+    for delimiter in _DELIMITERS:
+        found = {name.strip() for name in next(csv.reader([line], delimiter=delimiter), [])}
+        missing = [column for column in REQUIRED_COLUMNS if column not in found]
+        if not any(column in found for column in HOST_COLUMNS):
+            missing.append(" or ".join(HOST_COLUMNS))
+        if best is None or len(missing) < len(best):
+            best = missing
+    assert best is not None
+    return ", ".join(best)
+
+
 @dataclass(slots=True)
 class _Poll:
     time_us: int
@@ -156,8 +178,9 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
         stats.add_issue("file", f"bytes that are not {decoded.encoding} were replaced by U+FFFD", 0)
     header = _header(decoded.text)
     if header is None:
-        raise SourceError(path, "not a Get-RDUserSession export: no header with the columns "
-                                f"{', '.join(REQUIRED_COLUMNS)} and {' or '.join(HOST_COLUMNS)}")
+        raise SourceError(path, f"a Get-RDUserSession export without the columns it needs ({_missing(decoded.text)}; "
+                                f"it needs {', '.join(REQUIRED_COLUMNS)} and {' or '.join(HOST_COLUMNS)}): export "
+                                "every column again (Get-RDUserSession | Export-Csv)")
     columns, delimiter, header_line = header
     polls = _polls(path, decoded.text, columns, delimiter, header_line, name, fallback_poller, stats, how_to_fix)
     created = [DateValue(row.created, poll.time_us, f"line {row.line} CreateTime")

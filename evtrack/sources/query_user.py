@@ -43,6 +43,7 @@ from evtrack.sources.snapshots import (
     QUERY_USER_PROVIDER,
     SESSION_CREATED,
     SESSION_LISTED,
+    STAMP_PATTERN,
     DateValue,
     LocalStamp,
     SnapshotName,
@@ -149,6 +150,17 @@ def looks_like(head: bytes, path: Path) -> bool:
     lines = head_text(head).splitlines()
     first = next((line for line in lines if line.strip()), "")
     return bool(NO_USER.match(first)) or _find_header(lines) is not None
+
+
+def claims(head: bytes, path: Path) -> bool:
+    """Whether a file is named as a poll (``quser_<HOST>_<yyyyMMddTHHmmssZ>.txt``) although it holds no query user
+    output: what ``quser`` printed when it failed (``Error [5]:Access is denied.``), or nothing. Its reader says
+    what it holds: a failed poll, never a file a folder scan ignores."""
+    del head
+    return bool(_POLL_NAME_RE.fullmatch(path.name))
+
+
+_POLL_NAME_RE = re.compile(rf"{FILE_PREFIX}_.+_{STAMP_PATTERN}\.txt", re.IGNORECASE)
 
 
 def _decoded(raw: bytes, stats: FileStats) -> tuple[list[str], _Header | None]:
