@@ -1,0 +1,106 @@
+"""An auditor's attacks on ``evtrack report --check`` that found a wrong answer. Each test builds its input with
+evtrack.synth (through tests/exports.py) and asserts the honest answer worked out by hand in its docstring; each is
+``xfail(strict=True)`` until the defect is fixed, so the suite stays green and a fix shows up as an XPASS."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evtrack.cli import app
+
+from .exports import Rec, noise, write
+from .factories import utc
+
+runner = CliRunner()
+HALF_HOUR = timedelta(minutes=30)
+ALICE = "S-1-5-21-1-2-3-1105"
+BOB = "S-1-5-21-1-2-3-1106"
+FILE_HEADER = 4096
+CHUNK = 65536
+
+
+def numbered(records: Sequence[Rec]) -> list[Rec]:
+    """The records in time order with consecutive EventRecordIDs from 1, as one log writes them."""
+    ordered = sorted(records, key=lambda r: r.time)
+    return [dataclasses.replace(r, record_id=i) for i, r in enumerate(ordered, start=1)]
+
+
+def cli(*args: str) -> tuple[int, dict[str, object]]:
+    result = runner.invoke(app, ["report", *args, "-f", "json", "-q", "--created-at", "2024-06-01"])
+    assert result.exit_code in (0, 3, 4), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def security_log(tmp_path: Path, logons: Sequence[Rec], start: datetime, end: datetime) -> tuple[Path, list[Rec]]:
+    """One host's Security log: a noise record every 30 minutes from ``start`` to ``end`` and the ``logons``."""
+    records = numbered([*noise(start, end, HALF_HOUR, 1), *logons])
+    return write(tmp_path / "RDSH01-Security", records, "evtx"), records
+
+
+def chunk_holding(path: Path, record_id: int) -> int:
+    """The index of the chunk whose header names ``record_id`` among its records."""
+    data = path.read_bytes()
+    for index in range((len(data) - FILE_HEADER) // CHUNK):
+        first, last = struct.unpack_from("<QQ", data, FILE_HEADER + index * CHUNK + 8)
+        if first <= record_id <= last:
+            return index
+    raise AssertionError(f"no chunk holds record {record_id}")
+
+
+@pytest.mark.xfail(strict=True, reason="--check exits 0 when no installed count is set: nothing was judged")
+def test_check_without_an_installed_count_is_no_pass(tmp_path: Path) -> None:
+    """``--check`` promises exit 0 only when the estimate is within the installed count and coverage is complete.
+    With no installed count at all (no --installed, no EVTRACK_INSTALLED, no config: a scheduled task started in
+    another working folder loses evtrack.toml) nothing is judged: the verdict is "no installed count".
+
+    By hand: a Security log from 2023-12-31 to 2024-04-01 00:10 UTC, alice logs on 15 January: January to March
+    are complete, 1 user each where she is seen. There is no number to be within, so the honest exit code is not 0
+    (an error, or 4 "cannot judge"). evtrack exits 0."""
+    path, _ = security_log(tmp_path, [Rec("4624", utc(2024, 1, 15, 9), 0, sid=ALICE)],
+                           utc(2023, 12, 31), utc(2024, 4, 1, 0, 10))
+    code, data = cli(str(path), "--check")
+    assert data["verdict"] == "no installed count"
+    assert code != 0
+
+
+@pytest.mark.xfail(strict=True, reason="a chunk lost in the first full month moves the verdict's period past it: "
+                   "exit 0 and 'coverage complete' while that month's count is a lower bound (and here over)")
+def test_a_lost_chunk_in_the_first_full_month_is_no_pass(tmp_path: Path) -> None:
+    """One session host, Security log only, a record every 30 minutes from 2023-12-31 00:00 to 2024-04-01 00:10 UTC
+    (so December and April are only cut into by the export; January, February and March are covered end to end).
+    alice logs on (4624 type 10) on 15 January, 15 February and 15 March; bob once, on 20 January. One installed CAL.
+
+    Then the chunk that holds bob's logon is damaged (bytes flipped: its CRC32 fails), as a bad copy does. evtrack
+    rightly skips that chunk and leaves a hole in January (January: 1 user, partial).
+
+    By hand: January's true count is 2 (alice, bob) > 1 installed; evtrack cannot know bob, but it knows January
+    lost records, so January is a lower bound inside the span of the logs (not a month an export only cuts into)
+    and the verdict over January-March must be "within (lower bound)" with --check exiting 4 (never 0), and the
+    report must not say coverage is complete. evtrack rests the verdict on February-March only (the first month
+    it finds complete), says "within", coverage complete, and exits 0."""
+    logons = [Rec("4624", utc(2024, 1, 15, 9, 5), 0, sid=ALICE), Rec("4624", utc(2024, 2, 15, 9, 5), 0, sid=ALICE),
+              Rec("4624", utc(2024, 3, 15, 9, 5), 0, sid=ALICE),
+              Rec("4624", utc(2024, 1, 20, 9, 5), 0, user="bob", sid=BOB)]
+    path, records = security_log(tmp_path, logons, utc(2023, 12, 31), utc(2024, 4, 1, 0, 10))
+    bob = next(r.record_id for r in records if r.user == "bob" and r.what == "4624")
+    index = chunk_holding(path, bob)
+    data = bytearray(path.read_bytes())
+    spot = FILE_HEADER + index * CHUNK + 1024
+    data[spot:spot + 8] = bytes(b ^ 0xFF for b in data[spot:spot + 8])
+    path.write_bytes(bytes(data))
+
+    code, report = cli(str(path), "--installed", "1", "--check")
+    windows = {w["label"]: w for w in report["windows"]}  # type: ignore[attr-defined]
+    assert windows["2024-01"]["status"] == "partial" and windows["2024-01"]["users"] == 1
+    assert windows["2024-02"]["status"] == windows["2024-03"]["status"] == "complete"
+    assert "2024-01" in report["verdict_windows"]  # type: ignore[operator]
+    assert report["coverage_complete"] is False
+    assert code == 4
