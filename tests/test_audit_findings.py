@@ -104,3 +104,34 @@ def test_a_lost_chunk_in_the_first_full_month_is_no_pass(tmp_path: Path) -> None
     assert "2024-01" in report["verdict_windows"]  # type: ignore[operator]
     assert report["coverage_complete"] is False
     assert code == 4
+
+
+@pytest.mark.xfail(strict=True, reason="an events dataset with a month= partition missing reports that month "
+                   "complete with 0 users and --check exits 0; the sidecar's row count is not checked")
+def test_an_events_dataset_missing_a_month_partition_is_no_pass(tmp_path: Path) -> None:
+    """A Security log from 2023-12-31 to 2024-04-01 00:10 UTC (January-March covered end to end); alice logs on
+    15 January, 15 February and 15 March. One installed CAL. `evtrack events -f parquet -o DIR/` writes the
+    dataset (month=2023-12 ... month=2024-04) with _evtrack_coverage.json, whose ``rows`` counts every row.
+    Then the month=2024-02 folder is lost (a partial copy, a retention job, an `aws s3 sync` that stopped).
+
+    By hand: February had 1 user (alice); the rows that prove it are gone, while the sidecar still says the logs
+    cover February and holds more rows than the dataset now has. The honest answer is not "February: complete,
+    0 users" with exit 0: February is unknown (or the dataset is refused as incomplete), and --check does not
+    exit 0. evtrack reads the remaining partitions, says February is complete with 0 users, and exits 0."""
+    logons = [Rec("4624", utc(2024, month, 15, 9, 5), 0, sid=ALICE) for month in (1, 2, 3)]
+    path, _ = security_log(tmp_path, logons, utc(2023, 12, 31), utc(2024, 4, 1, 0, 10))
+    dataset = tmp_path / "events"
+    made = runner.invoke(app, ["events", str(path), "-f", "parquet", "-o", f"{dataset}/", "-q"])
+    assert made.exit_code == 0, made.output
+    whole = runner.invoke(app, ["report", "--events", str(dataset), "--installed", "1", "-f", "json", "-q"])
+    assert {w["label"]: w["users"] for w in json.loads(whole.stdout)["windows"]}["2024-02"] == 1
+    for part in (dataset / "month=2024-02").iterdir():
+        part.unlink()
+    (dataset / "month=2024-02").rmdir()
+
+    result = runner.invoke(app, ["report", "--events", str(dataset), "--installed", "1", "--check", "-f", "json",
+                                 "-q", "--created-at", "2024-06-01"])
+    if result.exit_code in (0, 3, 4):
+        february = {w["label"]: w for w in json.loads(result.stdout)["windows"]}["2024-02"]
+        assert not (february["status"] == "complete" and february["users"] == 0)
+    assert result.exit_code != 0
