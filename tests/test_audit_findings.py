@@ -135,3 +135,37 @@ def test_an_events_dataset_missing_a_month_partition_is_no_pass(tmp_path: Path) 
         february = {w["label"]: w for w in json.loads(result.stdout)["windows"]}["2024-02"]
         assert not (february["status"] == "complete" and february["users"] == 0)
     assert result.exit_code != 0
+
+
+@pytest.mark.xfail(strict=True, reason="a file cut short in the last month: that month is partial and left out of "
+                   "the verdict as if the export ended there; --check exits 0 with coverage complete")
+@pytest.mark.parametrize("shape", ["evtx", "xml"])
+def test_a_file_cut_short_is_no_pass(tmp_path: Path, shape: str) -> None:
+    """The only session host's Security log, a record every 30 minutes from 2023-12-31 00:00 to 2024-04-01 00:10
+    UTC; alice logs on 15 January, 15 February and 15 March; bob once, on 25 March. One installed CAL. The copy of
+    the file stopped part-way through the record before bob's logon (.evtx: inside the chunk that holds it; XML: in
+    the middle of an element), and evtrack names the file as cut short / malformed on stderr.
+
+    By hand: March truly has 2 users (alice, bob) > 1 installed. The export ran to 1 April; it is the copy that
+    lost the rest, which evtrack knows. So March is a lower bound that the verdict must not silently drop as a
+    month "the exports only cut into": January-March judged, verdict "within (lower bound)" (bob is unseeable),
+    coverage not complete, --check exits 4, never 0. evtrack rests the verdict on January-February, says within,
+    coverage complete, and exits 0."""
+    logons = [*(Rec("4624", utc(2024, month, 15, 9, 5), 0, sid=ALICE) for month in (1, 2, 3)),
+              Rec("4624", utc(2024, 3, 25, 9, 5), 0, user="bob", sid=BOB)]
+    records = numbered([*noise(utc(2023, 12, 31), utc(2024, 4, 1, 0, 10), HALF_HOUR, 1), *logons])
+    bob = next(r.record_id for r in records if r.user == "bob" and r.what == "4624")
+    path = write(tmp_path / "RDSH01-Security", records, shape)
+    data = path.read_bytes()
+    if shape == "evtx":
+        cut = FILE_HEADER + chunk_holding(path, bob) * CHUNK + CHUNK // 2
+    else:
+        cut = data.index(f">{bob - 1}</EventRecordID>".encode()) - 200
+    path.write_bytes(data[:cut])
+
+    code, report = cli(str(path), "--installed", "1", "--check")
+    windows = {w["label"]: w for w in report["windows"]}  # type: ignore[attr-defined]
+    assert windows["2024-03"]["status"] == "partial" and windows["2024-03"]["users"] == 1
+    assert "2024-03" in report["verdict_windows"]  # type: ignore[operator]
+    assert report["coverage_complete"] is False
+    assert code == 4
