@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from evtrack.cli import app
 
+from .conftest import LSM_CHANNEL
 from .exports import Rec, noise, write
 from .factories import utc
 
@@ -169,3 +170,34 @@ def test_a_file_cut_short_is_no_pass(tmp_path: Path, shape: str) -> None:
     assert "2024-03" in report["verdict_windows"]  # type: ignore[operator]
     assert report["coverage_complete"] is False
     assert code == 4
+
+
+@pytest.mark.xfail(strict=True, reason="with --scope domain:X a user whose domain is unknown ('(domain?)') is dropped "
+                   "as out of scope and the verdict stays a clean 'within' (exit 0)")
+def test_a_user_of_unknown_domain_is_not_silently_out_of_scope(tmp_path: Path) -> None:
+    """One host, Security and LocalSessionManager logs from 2023-12-01 to 2024-04-01 01:00 UTC (a record every 6
+    hours). CORP\\alice (with her SID) logs on 5 February (4624 type 10 and its LSM 21). An LSM 21 from
+    10.0.0.5 names the bare account ``bob`` on 12 February: no DOMAIN\\bob appears anywhere, so evtrack keeps him
+    apart as "?\\bob" (domain?), and without a scope counts him: February 2 users, over 1 installed (right).
+
+    With ``--scope domain:CORP`` and 1 installed CAL: bob may well be CORP\\bob (a bare name is the usual form in
+    `query user` polls and some LSM events). By hand, February's CORP users are 1 (alice) or 2 (alice, bob), so the
+    honest verdict is at best "within (lower bound)" with --check exiting 4 — or bob counted (over by 1, exit 3).
+    evtrack drops bob as out of scope (a note says "1 user(s) ... outside the scope"), says "within", exits 0."""
+    six_hours = timedelta(hours=6)
+    start, end = utc(2023, 12, 1), utc(2024, 4, 1, 1)
+    sec = numbered([*noise(start, end, six_hours, 1),
+                    Rec("4624", utc(2024, 2, 5, 9), 0, domain="CORP", sid=ALICE)])
+    lsm = numbered([*noise(start, end, six_hours, 1, channel=LSM_CHANNEL),
+                    Rec("lsm21", utc(2024, 2, 5, 9, 0, 5), 0, domain="CORP", channel=LSM_CHANNEL),
+                    Rec("lsm21", utc(2024, 2, 12, 9), 0, user="bob", domain="", session=5, channel=LSM_CHANNEL)])
+    paths = [str(write(tmp_path / "sec", sec, "evtx")), str(write(tmp_path / "lsm", lsm, "evtx"))]
+    period = ["--from", "2024-01-01", "--to", "2024-03-31", "--installed", "1", "--check"]
+
+    code, unscoped = cli(*paths, *period)
+    assert code == 3 and {w["label"]: w["users"] for w in unscoped["windows"]}["2024-02"] == 2  # type: ignore[attr-defined]
+
+    code, scoped = cli(*paths, *period, "--scope", "domain:CORP")
+    assert {w["label"]: w["users"] for w in scoped["windows"]}["2024-02"] == 1  # type: ignore[attr-defined]
+    assert scoped["verdict"] != "within"
+    assert code != 0
