@@ -234,3 +234,33 @@ def test_a_user_missing_from_the_directory_is_not_silently_out_of_an_ou_scope(tm
     assert {w["label"]: w["users"] for w in sales["windows"]}["2024-02"] == 1  # type: ignore[attr-defined]
     assert sales["verdict"] != "within"
     assert code != 0
+
+
+@pytest.mark.xfail(strict=True, reason="a hole between two exports inside the logs' span (records lost to a "
+                   "rollover) in the first full month moves the verdict's period past it; --check exits 0")
+def test_a_hole_between_exports_in_the_first_full_month_is_no_pass(tmp_path: Path) -> None:
+    """One host's Security log, exported twice: the first file runs from 2023-12-31 00:00 to 2024-01-10 00:00 UTC
+    (EventRecordIDs 1..N), the second from 2024-01-20 00:00 to 2024-04-01 00:10 (ids from N + 800: the log rolled
+    over between the exports and 799 records were never exported). A record every 30 minutes in each; alice logs on
+    5 January, 15 February and 15 March; bob on 15 January, inside the lost stretch (so no file holds him). One
+    installed CAL.
+
+    By hand: January truly has 2 users (alice, bob) > 1 installed. The ids do not join, so 10-20 January is a
+    hole and January is partial with 1 user (evtrack gets this right). The hole lies inside the span the logs
+    cover (2023-12-31 .. 2024-04-01): January is not a month "the exports only cut into" at the edge of the data,
+    so it must stay in the verdict: "within (lower bound)", coverage not complete, --check exit 4. evtrack judges
+    only February-March, says within, coverage complete, and exits 0."""
+    first = numbered([*noise(utc(2023, 12, 31), utc(2024, 1, 10), HALF_HOUR, 1),
+                      Rec("4624", utc(2024, 1, 5, 9, 5), 0, sid=ALICE)])
+    rest = numbered([*noise(utc(2024, 1, 20), utc(2024, 4, 1, 0, 10), HALF_HOUR, 1),
+                     *(Rec("4624", utc(2024, month, 15, 9, 5), 0, sid=ALICE) for month in (2, 3))])
+    rest = [dataclasses.replace(r, record_id=r.record_id + first[-1].record_id + 799) for r in rest]
+    paths = [write(tmp_path / "Security-1", first, "evtx"), write(tmp_path / "Security-2", rest, "evtx")]
+
+    code, report = cli(*map(str, paths), "--installed", "1", "--check")
+    windows = {w["label"]: w for w in report["windows"]}  # type: ignore[attr-defined]
+    assert windows["2024-01"]["status"] == "partial" and windows["2024-01"]["users"] == 1
+    assert windows["2024-02"]["status"] == windows["2024-03"]["status"] == "complete"
+    assert "2024-01" in report["verdict_windows"]  # type: ignore[operator]
+    assert report["coverage_complete"] is False
+    assert code == 4
