@@ -264,3 +264,36 @@ def test_a_hole_between_exports_in_the_first_full_month_is_no_pass(tmp_path: Pat
     assert "2024-01" in report["verdict_windows"]  # type: ignore[operator]
     assert report["coverage_complete"] is False
     assert code == 4
+
+
+@pytest.mark.xfail(strict=True, reason="a compressed export in the folder (RDSH02-Security.evtx.gz) is 'ignored (not "
+                   "an event log)': its host vanishes from the report and --check exits 0")
+def test_a_compressed_export_in_the_folder_is_no_pass(tmp_path: Path) -> None:
+    """A folder with two session hosts' Security logs, a record every 2 hours from 2023-12-31 to 2024-04-01 01:00
+    UTC: RDSH01-Security.evtx (alice logs on 5 February) and RDSH02's log gzipped as it was shipped,
+    RDSH02-Security.evtx.gz (bob logs on 6 February). One installed CAL.
+
+    By hand: February has 2 users (alice on RDSH01, bob on RDSH02) > 1 installed. evtrack may read the .gz (over by
+    1, exit 3) or name it as an export it cannot read (a failed input: RDSH02 not covered, exit 4); either way
+    --check must not exit 0, and the file must be among the report's inputs. evtrack counts it as "ignored (not
+    event logs)" on stderr only, leaves it out of the report's inputs, never learns RDSH02 exists, reports
+    February complete with 1 user and exits 0."""
+    import gzip
+
+    two_hours = timedelta(hours=2)
+    start, end = utc(2023, 12, 31), utc(2024, 4, 1, 1)
+    rdsh01 = numbered([*noise(start, end, two_hours, 1), Rec("4624", utc(2024, 2, 5, 9, 5), 0, sid=ALICE)])
+    rdsh02 = numbered([*noise(start, end, two_hours, 1, host="RDSH02.contoso.local"),
+                       Rec("4624", utc(2024, 2, 6, 9, 5), 0, host="RDSH02.contoso.local", user="bob", sid=BOB)])
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write(folder / "RDSH01-Security", rdsh01, "evtx")
+    shipped = write(tmp_path / "RDSH02-Security", rdsh02, "evtx")
+    (folder / "RDSH02-Security.evtx.gz").write_bytes(gzip.compress(shipped.read_bytes()))
+
+    result = runner.invoke(app, ["report", str(folder), "--installed", "1", "--check", "-f", "json", "-q",
+                                 "--created-at", "2024-06-01"])
+    assert result.exit_code != 0
+    if result.exit_code in (3, 4):
+        report = json.loads(result.stdout)
+        assert any(str(i["path"]).endswith("RDSH02-Security.evtx.gz") for i in report["inputs"])
