@@ -297,3 +297,35 @@ def test_a_compressed_export_in_the_folder_is_no_pass(tmp_path: Path) -> None:
     if result.exit_code in (3, 4):
         report = json.loads(result.stdout)
         assert any(str(i["path"]).endswith("RDSH02-Security.evtx.gz") for i in report["inputs"])
+
+
+@pytest.mark.xfail(strict=True, reason="an Azure coverage export stating April covered, with no evidence export row "
+                   "in April at all, gives April 'complete, 0 users' and --check exits 0")
+def test_azure_coverage_without_any_evidence_rows_is_not_zero_users(tmp_path: Path) -> None:
+    """`evtrack sample --sources azure` (6 users, 2 hosts, January-April 2024, seed 1): the SecurityEvent evidence
+    comes as two exports (SecurityEvent-1.csv: January-February, SecurityEvent-2.json: March-April, logons of
+    every type) and one coverage export (coverage.json: Records per host and hour, January-April). From all three
+    evtrack's April count is 6, as in ground_truth.json. Then SecurityEvent-2.json is left out (one of two exports
+    forgotten, or exported with last month's range).
+
+    By hand: the coverage export says both hosts logged Security records in every hour of April, yet no evidence
+    export holds a single April row of any kind (not even a network logon). April's users are not known: the
+    honest status is unknown (or at least partial, a lower bound), never "complete, 0 users", and --check does not
+    exit 0. evtrack reports April complete with 0 users (March complete with 4 of 6) and exits 0."""
+    from datetime import date
+
+    from evtrack.synth import write_sample
+
+    write_sample(tmp_path, users=6, hosts=2, start=date(2024, 1, 1), end=date(2024, 4, 30), seed=1,
+                 noise_ratio=0.3, sources="azure")
+    truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
+    assert truth["months"]["2024-04"]["user_count"] == 6
+    azure = tmp_path / "azure"
+    code, whole = cli(str(azure), "--installed", "6", "--check")
+    assert {w["label"]: w["users"] for w in whole["windows"]}["2024-04"] == 6  # type: ignore[attr-defined]
+    (azure / "SecurityEvent-2.json").unlink()
+
+    code, report = cli(str(azure), "--installed", "6", "--check")
+    april = {w["label"]: w for w in report["windows"]}["2024-04"]  # type: ignore[attr-defined]
+    assert not (april["status"] == "complete" and april["users"] == 0)
+    assert code != 0
