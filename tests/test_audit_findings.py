@@ -57,7 +57,7 @@ def chunk_holding(path: Path, record_id: int) -> int:
 
 
 @pytest.mark.xfail(strict=True, reason="--check exits 0 when no installed count is set: nothing was judged")
-def test_check_without_an_installed_count_is_no_pass(tmp_path: Path) -> None:
+def test_check_without_an_installed_count_is_no_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--check`` promises exit 0 only when the estimate is within the installed count and coverage is complete.
     With no installed count at all (no --installed, no EVTRACK_INSTALLED, no config: a scheduled task started in
     another working folder loses evtrack.toml) nothing is judged: the verdict is "no installed count".
@@ -67,9 +67,13 @@ def test_check_without_an_installed_count_is_no_pass(tmp_path: Path) -> None:
     (an error, or 4 "cannot judge"). evtrack exits 0."""
     path, _ = security_log(tmp_path, [Rec("4624", utc(2024, 1, 15, 9), 0, sid=ALICE)],
                            utc(2023, 12, 31), utc(2024, 4, 1, 0, 10))
-    code, data = cli(str(path), "--check")
-    assert data["verdict"] == "no installed count"
-    assert code != 0
+    monkeypatch.chdir(tmp_path)  # no evtrack.toml here
+    for name in ("EVTRACK_INSTALLED", "EVTRACK_CONFIG", "EVTRACK_KEYPACKS"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["report", str(path), "--check", "-f", "json", "-q"])
+    if result.exit_code == 0:
+        assert json.loads(result.stdout)["verdict"] == "no installed count"
+    assert result.exit_code != 0
 
 
 @pytest.mark.xfail(strict=True, reason="a chunk lost in the first full month moves the verdict's period past it: "
