@@ -20,7 +20,7 @@ from evtrack.cli.common import (
     resolve,
     write_or_print,
 )
-from evtrack.cli.errors import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OVER, escape, fail, stderr
+from evtrack.cli.errors import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OVER, EXIT_USAGE, escape, fail, stderr
 from evtrack.cli.options import (
     PER_HELP,
     AliasOpt,
@@ -95,7 +95,8 @@ def report(
     per: Annotated[Per, typer.Option("--per", help=PER_HELP)] = Per.user,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 3 when over the installed count, 4 when log coverage is incomplete.")
+        bool, typer.Option("--check", help="Exit 3 when over the installed count, 4 when log coverage is "
+                                            "incomplete, 2 when there is no installed count to judge against.")
     ] = False,
     config: ConfigOpt = None,
     scope: ScopeOpt = None,
@@ -181,6 +182,9 @@ def report(
         raise typer.Exit(EXIT_ERROR)
     if strict and built.warnings:
         raise typer.Exit(EXIT_ERROR)
+    if check and built.installed is None:
+        fail("--check needs the installed Per User CAL count to judge against (--installed N, EVTRACK_INSTALLED, "
+             "installed in evtrack.toml, or --keypacks): nothing was judged", EXIT_USAGE)
     if check:
         raise typer.Exit(_check_code(built))
 
