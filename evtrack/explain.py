@@ -307,6 +307,10 @@ def _not_counted(query: str, built: Report, source: ReportSource, settings: Repo
                           f"{_when(timed[0]['time'], settings)}, last {_when(timed[-1]['time'], settings)}.", timed)
         if settings.domains or settings.ous:
             domains = sorted({r["domain"] for r in timed if r["domain"]})
+            if not domains and not settings.ous:
+                return answer(OUT_OF_SCOPE, f"{query} cannot be placed in or out of the scope ({built.scope}): its "
+                              "RDP evidence names no domain, so it is not counted and the report's counts are lower "
+                              "bounds.", timed)
             return answer(OUT_OF_SCOPE, f"{query} is outside the scope ({built.scope}): its RDP evidence names the "
                           f"domain {', '.join(domains) or '(none)'}.", timed)
         return answer(NOT_RDP, f"{query} has RDP evidence that the report does not count (a time it judged "

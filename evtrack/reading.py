@@ -108,6 +108,10 @@ def detect_kind(path: Path) -> InputKind:
     for kind, module in modules.items():  # says it is one (its name, its #TYPE line) but cannot be read as one
         if module.claims(head, path):
             return kind  # its reader names what is wrong: a failed input, never a file ignored without a word
+    archive = _archive(head, path)
+    if archive is not None:  # it may well hold logs: a failed input, never ignored (a host would vanish unsaid)
+        raise SourceError(path, f"a {archive} archive: evtrack reads no archives; extract it and give the files "
+                                "inside (or move it out of the folder)")
     if not head:
         reason = "not an event log: the file is empty"
     elif not any(head[: FILE_HEADER_SIZE + len(CHUNK_MAGIC)]):
@@ -119,6 +123,19 @@ def detect_kind(path: Path) -> InputKind:
     if path.suffix.lower() == ".evtx":
         raise SourceError(path, reason)
     raise NotAnEventLog(path, reason)
+
+
+#: Archive formats by their magic bytes. ZIP counts only named ``*.zip``: Office documents are ZIP files too.
+_ARCHIVES = ((b"\x1f\x8b", "gzip"), (b"7z\xbc\xaf\x27\x1c", "7-Zip"), (b"BZh", "bzip2"),
+             (b"\xfd7zXZ\x00", "xz"), (b"Rar!\x1a\x07", "RAR"), (b"MSCF\x00\x00\x00\x00", "cabinet"))
+
+
+def _archive(head: bytes, path: Path) -> str | None:
+    """The kind of archive a file is (by its first bytes), or None."""
+    found = next((name for magic, name in _ARCHIVES if head.startswith(magic)), None)
+    if found is None and path.suffix.lower() == ".zip" and head[:2] == b"PK":
+        found = "ZIP"
+    return found
 
 
 def _damaged_evtx(head: bytes) -> bool:

@@ -295,7 +295,7 @@ class Tally:
     """Everything a report keeps of its RDP evidence, filled batch by batch (:meth:`add`), then :meth:`settle`."""
 
     def __init__(self, evidence: Selection, *, resolver: IdentityResolver, hosts: HostNames,
-                 counted: Callable[[str], bool], in_scope: Callable[[Identity], bool],
+                 counted: Callable[[str], bool], in_scope: Callable[[Identity], bool | None],
                  misdated: Mapping[tuple[str, str, int, int], int], tz: ZoneInfo, now_us: int,
                  kinds: Mapping[str, str]) -> None:
         self.evidence = evidence
@@ -306,6 +306,8 @@ class Tally:
         self.people: dict[str, Person] = {}
         self.excluded: dict[str, Excluded] = {}
         self.out_of_scope: set[str] = set()
+        self.undecided_scope: set[str] = set()
+        """People whose records cannot tell whether they are in the scope (``in_scope`` said None)."""
         self.host_people: dict[str, set[str]] = defaultdict(set)
         self.uncounted_hosts: set[str] = set()
         self.suspicious = 0
@@ -318,7 +320,7 @@ class Tally:
         self._host_codes: dict[str, int] = {}
         self._logs: dict[tuple[str, int | None], int] = {}
         self._labels: dict[tuple[str, str | None], str] = {}
-        self._scope: dict[int, tuple[Identity, bool]] = {}
+        self._scope: dict[int, tuple[Identity, bool | None]] = {}
         self._identities: dict[tuple[str | None, str | None, str | None], Identity | None] = {}
         self._persons: list[Person] = []
         """The people of :attr:`people` in order, numbered by their position (see :meth:`_people_of`)."""
@@ -344,7 +346,7 @@ class Tally:
             found = self._labels[(channel, source)] = source_label(channel, self._kinds.get(source or ""))
         return found
 
-    def _scoped(self, identity: Identity) -> bool:
+    def _scoped(self, identity: Identity) -> bool | None:
         found = self._scope.get(id(identity))
         if found is None:
             found = self._scope[id(identity)] = (identity, self._in_scope(identity))
@@ -398,10 +400,14 @@ class Tally:
                             dtype=bool)[identity_codes] & known & counted
         self._tally_excluded(np.flatnonzero(excluded), identity_codes, identities, moments)
         left = np.flatnonzero(known & counted & ~excluded)
-        scoped = np.array([identity is not None and identity.excluded is None and self._scoped(identity)
-                           for identity in identities], dtype=bool)[identity_codes[left]]
-        for code in np.unique(identity_codes[left[~scoped]]).tolist():
+        verdicts = [self._scoped(identity) if identity is not None and identity.excluded is None else False
+                    for identity in identities]
+        scoped = np.array([v is True for v in verdicts], dtype=bool)[identity_codes[left]]
+        undecided = np.array([v is None for v in verdicts], dtype=bool)[identity_codes[left]]
+        for code in np.unique(identity_codes[left[~scoped & ~undecided]]).tolist():
             self.out_of_scope.add(identities[code].key)
+        for code in np.unique(identity_codes[left[undecided]]).tolist():
+            self.undecided_scope.add(identities[code].key)
         chosen = left[scoped]
         if len(chosen):
             person_of = self._people_of(identity_codes[chosen], identities)

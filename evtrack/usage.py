@@ -189,7 +189,10 @@ def _directory_user(identity: Identity, directory: Directory | None) -> Director
     return directory.lookup(sam, identity.domain, identity.sid)
 
 
-def _in_scope(identity: Identity, resolver: IdentityResolver, settings: ReportSettings) -> bool:
+def _in_scope(identity: Identity, resolver: IdentityResolver, settings: ReportSettings) -> bool | None:
+    """True in the scope, False outside it, None when the records cannot tell: a name of no known domain under a
+    domain scope, a user the directory export does not hold under an OU scope (deleted, or created since it was
+    exported). Such a user is not counted, and the counts are lower bounds: never dropped as outside."""
     if not settings.domains and not settings.ous:
         return True
     wanted = {resolver.canonical_domain(d) for d in settings.domains}
@@ -200,8 +203,8 @@ def _in_scope(identity: Identity, resolver: IdentityResolver, settings: ReportSe
         from evtrack.directory import in_ou
 
         found = _directory_user(identity, settings.directory)
-        return found is not None and any(in_ou(found, ou) for ou in settings.ous)
-    return False
+        return None if found is None else any(in_ou(found, ou) for ou in settings.ous)
+    return None if identity.domain is None else False
 
 
 def scope_label(domains: tuple[str, ...], ous: tuple[str, ...] = ()) -> str:
@@ -295,6 +298,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     seen_before: set[str] = set()
     proofs: dict[str, list[Proof]] = defaultdict(list)
     resting: set[str] = set()
+    holed: list[bool] = []
+    """Per window: a host's logs leave part of it uncovered between their first and last records (records lost,
+    exports that do not join): damage, never a window the exports only cut into."""
     for window in windows:
         start, end = datetime_to_us(window.start), datetime_to_us(window.end)
         complete: list[str] = []
@@ -302,9 +308,14 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         unknown: list[str] = []
         rests = ledger.rests_on(cover, start, end)
         resting |= set(rests)
+        hole = False
         for host, intervals in host_cover_all.items():
             covered = _covered(intervals, start, end)
             (complete if covered >= end - start else partial if covered > 0 else unknown).append(host)
+            if intervals:
+                inside = min(end, intervals[-1][1]) - max(start, intervals[0][0])
+                hole = hole or covered < inside
+        holed.append(hole)
         direct = {k for k, p in people.items() if any_between(p.times, start, end)}
         carried = {k for k, p in people.items() if k not in direct and p.connected_between(start, end)}
         keys = sorted(direct | carried)
@@ -350,12 +361,15 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
 
     # the windows the verdict rests on: all of an explicit period; without --from/--to, not the windows at either
     # end that the exports only cut into (a routine monthly run over logs of the last full months can pass), unless
-    # they are over the installed count anyway
+    # they are over the installed count anyway; a window is never left out for damage: a hole inside a host's logs
+    # (``holed``), or a log that lost records (``damaged``: where a file was cut short, its end is no export's end)
+    damaged = [i for i in source.inputs if i.skipped and not i.error and i.kind in RECORD_COVERED_KINDS]
     in_verdict = [True] * len(window_rows)
     if not explicit and any(w.status == STATUS_COMPLETE for w in window_rows):
         first = next(i for i, w in enumerate(window_rows) if w.status == STATUS_COMPLETE)
         last = max(i for i, w in enumerate(window_rows) if w.status == STATUS_COMPLETE)
-        in_verdict = [first <= i <= last for i in range(len(window_rows))]
+        in_verdict = [first <= i <= last or holed[i] or (bool(damaged) and w.status != STATUS_UNKNOWN)
+                      for i, w in enumerate(window_rows)]
     over_window = [w.users is not None and settings.installed is not None and w.users > settings.installed
                    for w in window_rows]
     in_verdict = [a or b for a, b in zip(in_verdict, over_window, strict=True)]
@@ -427,7 +441,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     # leaves a hole): the time those rows fall in still reads as covered
     lost = [i for i in source.inputs if i.skipped and not i.error and i.kind not in RECORD_COVERED_KINDS]
     lower_bound = (any(w.status != STATUS_COMPLETE or w.rests_on for w in verdict_rows) or not lookback_complete
-                   or bool(failed) or bool(lost) or bool(misdated_rows) or bool(suspicious))
+                   or bool(failed) or bool(lost) or bool(damaged) or bool(misdated_rows) or bool(suspicious)
+                   or bool(tally.undecided_scope))
     if not any(w.users is not None for w in verdict_rows) and not people:
         verdict = "unknown"
     elif settings.installed is None:
@@ -442,6 +457,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     )
     if tally.out_of_scope:
         notes.append(f"{len(tally.out_of_scope)} user(s) with RDP evidence are outside the scope and not counted.")
+    if tally.undecided_scope:
+        names = ", ".join(sorted(tally.undecided_scope)[:10])
+        notes.append(f"{len(tally.undecided_scope)} user(s) with RDP evidence cannot be placed in or out of the scope "
+                     f"({names}: a name of no known domain, or a user the directory export does not hold): not "
+                     "counted, so the counts are lower bounds.")
     if (settings.domains or settings.ous) and not people:
         warnings.append(f"The scope ({scope_label(settings.domains, settings.ous)}) matches no user with RDP "
                         "evidence: check the domain or OU names.")
@@ -505,6 +525,11 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     )
     if failed:
         notes.append(f"{failed} input file(s) could not be read: the logs they hold are missing from this estimate.")
+    if damaged:
+        notes.append(f"{sum(i.skipped for i in damaged)} record(s) of {len(damaged)} log file(s) could not be read "
+                     "(" + ", ".join(sorted(i.path for i in damaged)[:5]) + "): what they held is missing, so the "
+                     "counts are lower bounds, and the windows at the ends of the logs are judged too (a file cut "
+                     "short ends where the copy stopped, not where the export did).")
     if lost:
         notes.append(f"{sum(i.skipped for i in lost)} row(s) of {len(lost)} export(s) or snapshot(s) could not be read "
                      "(" + ", ".join(sorted(i.path for i in lost)[:5]) + "): the time they fall in still reads as "

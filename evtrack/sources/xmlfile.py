@@ -379,7 +379,8 @@ def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: 
             yield from _events(collector, stats, plan)
     except (_TooDeep, DefusedXmlException, SyntaxError, UnicodeDecodeError, OSError) as exc:
         yield from _events(collector, stats, plan)  # the events completed before the damage
-        stats.add_issue("file", _refusal(exc, encoding), 0)
+        damage = isinstance(exc, (SyntaxError, UnicodeDecodeError))  # what follows it is lost: one record at least
+        stats.add_issue("file", _refusal(exc, encoding) + ("; what follows is lost" if damage else ""), int(damage))
 
 
 def _refusal(exc: Exception, encoding: str) -> str:
