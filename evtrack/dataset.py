@@ -222,6 +222,23 @@ def _filter(time_range: tuple[datetime, datetime] | None, partitioned_by_month: 
     return expression
 
 
+def _check_rows(dataset: Any, written: int, location: str | Path) -> None:
+    """Refuse a dataset that holds other than the rows its sidecar says were written: a month= folder lost (a
+    partial copy, a retention job, a sync that stopped) would read as months of 0 users the coverage vouches for.
+    Counted from the Parquet footers, not the data."""
+    import pyarrow as pa
+
+    try:
+        held = dataset.count_rows()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DatasetError(f"{location}: cannot read the dataset: {exc}") from None
+    if held != written:
+        what = "missing" if held < written else "not what evtrack wrote"
+        raise DatasetError(f"{location}: holds {held:,} rows where its {SIDECAR} says {written:,} were written: part "
+                           f"of the dataset is {what} (a month= folder lost or added, a partial copy?); write it again "
+                           "with evtrack events -o DIR/")
+
+
 def read_events_dataset(location: str | Path, *, time_range: tuple[datetime, datetime] | None = None
                         ) -> DatasetRead:
     """The report's input from a dataset folder or URL; ``time_range`` (UTC, half-open) is pushed down to the scan
@@ -248,6 +265,8 @@ def read_events_dataset(location: str | Path, *, time_range: tuple[datetime, dat
         dataset = pads.dataset(root, format=parquet, partitioning=partitioning, filesystem=filesystem)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DatasetError(f"{location}: cannot open the dataset: {exc}") from None
+    if sidecar is not None:
+        _check_rows(dataset, int(sidecar["rows"]), location)
     available = set(dataset.schema.names)
     schema = encoded_schema()
     columns = [name for name in schema.names if name in available]
