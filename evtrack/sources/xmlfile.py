@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,8 @@ class _EventCollector:
         self._event_depth = 0
         self.events = 0
         """``<Event>`` elements opened so far."""
+        self.closed = 0
+        """``<Event>`` elements closed so far (built, or dropped for their size)."""
         self.callbacks = 0
         self.ready: list[Element] = []
         self.oversized: list[int] = []
@@ -255,12 +257,14 @@ class _EventCollector:
         if self._discarding:
             if self._depth < self._event_depth:
                 self._discarding = False
+                self.closed += 1
             return
         if self._stack:
             self._flush_text()
             element = self._stack.pop()
             if not self._stack:
                 self.ready.append(element)
+                self.closed += 1
 
     def data(self, text: str) -> None:
         self.callbacks += 1
@@ -323,7 +327,10 @@ def _events(collector: _EventCollector, stats: FileStats, plan: ReadPlan) -> Ite
 
 def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: bool = True) -> Iterator[RawEvent]:
     """Stream the events of an XML export, each with the payload ``plan`` asks for (see
-    :func:`event_from_element`). A malformed document stops the file with a counted issue."""
+    :func:`event_from_element`). Where the document turns malformed, the events after the one it broke in are read
+    one by one (:func:`_event_by_event`): the malformed event is a counted issue, the good ones are kept; a
+    document that declares a DTD, or breaks where no whole event follows (a file cut short), stops the file with a
+    counted issue."""
     del verify_checksums  # XML has no checksums
     stats.kind = InputKind.XML
     stats.engine = "xml"
@@ -379,8 +386,71 @@ def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: 
             yield from _events(collector, stats, plan)
     except (_TooDeep, DefusedXmlException, SyntaxError, UnicodeDecodeError, OSError) as exc:
         yield from _events(collector, stats, plan)  # the events completed before the damage
+        if isinstance(exc, SyntaxError) and not isinstance(exc, DefusedXmlException):
+            # one malformed event (a bare &, a character XML forbids): the good events after it are read one by one
+            resumed = yield from _event_by_event(path, encoding, collector.closed, stats, plan)
+            if resumed:
+                return
         damage = isinstance(exc, (SyntaxError, UnicodeDecodeError))  # what follows it is lost: one record at least
         stats.add_issue("file", _refusal(exc, encoding) + ("; what follows is lost" if damage else ""), int(damage))
+
+
+_EVENT_START_RE = re.compile(r"<Event[\s>/]")
+_EVENT_END = "</Event>"
+
+
+def _event_by_event(path: Path, encoding: str, done: int, stats: FileStats, plan: ReadPlan
+                    ) -> Generator[RawEvent, None, bool]:
+    """After the document broke: the events after the first ``done`` ones, each parsed on its own (a malformed one
+    is an issue, one record lost). Returns whether it found the broken event whole (else the file ends inside it:
+    cut short, and the caller says so)."""
+    number = 0
+    found = False
+    buffer = ""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    try:
+        with path.open("rb") as handle:
+            while True:
+                raw = handle.read(_READ_SIZE)
+                buffer += decoder.decode(raw, final=not raw)
+                if "<!DOCTYPE" in buffer or "<!ENTITY" in buffer:
+                    return False  # a document type declaration: the whole document is refused, never taken apart
+                while True:
+                    start = _EVENT_START_RE.search(buffer)
+                    end = buffer.find(_EVENT_END, start.start()) if start else -1
+                    if start is None or end < 0:
+                        break
+                    number += 1
+                    text, buffer = buffer[start.start() : end + len(_EVENT_END)], buffer[end + len(_EVENT_END) :]
+                    if number <= done:
+                        continue
+                    found = True
+                    yield from _one_event(text, number, stats, plan)
+                if start is None:
+                    buffer = buffer[-16:]  # no event starts here: keep only what may begin a start tag
+                elif len(buffer) - start.start() > 2 * MAX_EVENT_CHARS:
+                    buffer = buffer[start.start() + 1 :]  # an event that never ends: not one to read
+                if not raw:
+                    break
+    except (OSError, UnicodeDecodeError):
+        return False
+    if found and _EVENT_START_RE.search(buffer):
+        stats.add_issue("file", "the file ends inside an event: cut short; that event is lost", 1)
+    return found
+
+
+def _one_event(text: str, number: int, stats: FileStats, plan: ReadPlan) -> Iterator[RawEvent]:
+    """One ``<Event>`` element's text, parsed on its own (the namespace it declares, the same limits)."""
+    collector = _EventCollector()
+    collector.events = collector.closed = number - 1
+    parser: Any = DefusedXMLParser(target=collector, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    try:
+        parser.feed(text)
+        parser.close()
+    except (_TooDeep, DefusedXmlException, SyntaxError) as exc:
+        stats.add_issue(f"event {number}", f"{_refusal(exc, 'utf-8')}: event skipped", 1)
+        return
+    yield from _events(collector, stats, plan)
 
 
 def _refusal(exc: Exception, encoding: str) -> str:
