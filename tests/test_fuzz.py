@@ -756,7 +756,7 @@ def test_the_guard_survives_a_truncated_chunk(tmp_path: Path) -> None:
     whole = evtx_file([_bomb_record(2, 3)])
     truncated = "truncated chunk ({:,} of 65,536 bytes): the file was cut short"
     for cut, first_issue in ((0x1000 + 0x200 + 40, truncated.format(0x228)), (0x1000 + 0x220, truncated.format(0x220)),
-                             (0x1000 + 0x300, REFUSED + " (and 1 more issue)")):
+                             (0x1000 + 0x300, REFUSED)):  # cut after the chunk's records (free space 0x2bb): no loss
         path = tmp_path / f"cut-{cut}.evtx"
         path.write_bytes(whole[:cut])
         explosive_chunks(path)

@@ -93,8 +93,6 @@ def test_a_broker_csv_cut_inside_its_last_value_is_said(tmp_path: Path) -> None:
 # -- a whole file's good records dropped for damage elsewhere ----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="an .evtx cut in the unused end of its last chunk loses the whole chunk, "
-                   "although every record of it is there and its data CRC32 verifies")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_an_evtx_cut_in_the_unused_end_of_its_last_chunk_keeps_every_record(tmp_path: Path, engine: str) -> None:
     """`head -c 133022 RDGW01-Gateway.evtx` (135,168 bytes; chunk 1's records end at byte 34,232 of the chunk):
@@ -171,8 +169,6 @@ def test_an_azure_export_without_a_required_column_is_a_failed_input_naming_it(t
 # -- issues that say the wrong thing -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a chunk whose header magic is damaged is an issue with skipped 0: the "
-                   "summary says '0 skipped' while the chunk's records are gone (only coverage shows the gap)")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_chunk_with_a_damaged_header_counts_the_records_it_held(tmp_path: Path, engine: str) -> None:
     """A sample Security.evtx with chunk 4's magic overwritten: "records: 623 read, 0 skipped" (724 before)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -100,11 +101,22 @@ def _ends_inside_quotes(text: str, delimiter: str) -> bool:
     return False
 
 
+def chunk_header_records(header: bytes) -> int:
+    """How many records a chunk's header (its first 48 bytes or more) says it holds; 0 when it cannot say. A header
+    whose magic is damaged still says it when the rest reads as a chunk header: its header size 128 (offset 40)
+    and its first and last record numbers (offsets 8 and 16) a plausible run (libevtx's EVTX notes, "Chunk
+    header"). A damaged chunk's records are lost: the count says how many."""
+    if len(header) < 48:
+        return 0
+    first, last = struct.unpack_from("<QQ", header, 8)
+    if header[:8] != CHUNK_MAGIC and struct.unpack_from("<I", header, 40)[0] != 0x80:
+        return 0
+    return int(last - first + 1) if 0 <= last - first < CHUNK_SIZE else 0
+
+
 def missing_chunks(size: int, header: bytes) -> tuple[int, str] | None:
     """When the file ends (on a chunk boundary) before the last chunk its header names: the first missing chunk
     and why. A header naming fewer chunks than the file holds is usual (a "dirty" log) and not reported."""
-    import struct
-
     if len(header) < 0x2C or size < FILE_HEADER_SIZE:
         return None
     (named,) = struct.unpack_from("<H", header, 0x2A)

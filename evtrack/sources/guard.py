@@ -167,12 +167,18 @@ class ChunkView(io.RawIOBase):
     Chunk ``n`` of the view is chunk ``first + n`` of the file. pyevtx-rs reads as many chunks as the file is
     long, whatever the header says, so a worker can read one range of a large file."""
 
-    def __init__(self, path: Path, masked: list[int], first: int = 0, last: int | None = None) -> None:
+    def __init__(self, path: Path, masked: list[int], first: int = 0, last: int | None = None, *,
+                 pad: bool = False) -> None:
+        """``pad``: the file ends inside its last chunk, after that chunk's records (in its unused space): the view
+        holds the chunk whole, zeros where the file ends, so that pyevtx-rs reads it (its checksums cover the
+        records, which are all there)."""
         super().__init__()
         self._handle = path.open("rb")
         size = self._handle.seek(0, io.SEEK_END)
         self._base = FILE_HEADER_SIZE + first * CHUNK_SIZE
         end = size if last is None else min(size, FILE_HEADER_SIZE + last * CHUNK_SIZE)
+        if pad and (end - FILE_HEADER_SIZE) % CHUNK_SIZE:
+            end += CHUNK_SIZE - (end - FILE_HEADER_SIZE) % CHUNK_SIZE
         self._size = max(FILE_HEADER_SIZE, end - self._base + FILE_HEADER_SIZE) if size > FILE_HEADER_SIZE else size
         self._pos = 0
         self._masked = [
@@ -211,9 +217,7 @@ class ChunkView(io.RawIOBase):
             position = start + done
             part = want - done if position >= FILE_HEADER_SIZE else min(want - done, FILE_HEADER_SIZE - position)
             self._handle.seek(self._real(position))
-            data = self._handle.read(part)
-            if not data:
-                break
+            data = self._handle.read(part) or bytes(part)  # past the file's end: the padding (``pad``)
             view[done : done + len(data)] = data
             done += len(data)
         end = start + done

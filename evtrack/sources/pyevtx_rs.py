@@ -30,6 +30,7 @@ from typing import Any
 
 from evtrack.errors import SourceError
 from evtrack.sources.base import (
+    CHUNK_HEADER_SIZE,
     CHUNK_SIZE,
     EVTX_MAGIC,
     FILE_HEADER_SIZE,
@@ -39,6 +40,7 @@ from evtrack.sources.base import (
     RawEvent,
     Reader,
     ReadPlan,
+    chunk_header_records,
     missing_chunks,
     truncated_chunk,
     truncated_header,
@@ -64,17 +66,14 @@ _MAX_CONSECUTIVE_ERRORS = 100_000
 
 
 def chunk_record_count(path: Path, chunk_index: int) -> int:
-    """How many records a chunk's header says it holds (0 when its header is unreadable)."""
+    """How many records a chunk's header says it holds (:func:`~evtrack.sources.base.chunk_header_records`)."""
     try:
         with path.open("rb") as handle:
             handle.seek(FILE_HEADER_SIZE + chunk_index * CHUNK_SIZE)
-            header = handle.read(40)
+            header = handle.read(48)
     except OSError:
         return 0
-    if len(header) < 40 or header[:8] != b"ElfChnk\x00":
-        return 0
-    first, last = struct.unpack_from("<QQ", header, 8)
-    return int(last - first + 1) if 0 <= last - first < CHUNK_SIZE else 0
+    return chunk_header_records(header)
 
 
 def _value(value: Any) -> str | None:
@@ -351,8 +350,12 @@ def read_pyevtx_rs(path: Path, stats: FileStats, *, plan: ReadPlan, verify_check
             raise SourceError(path, f"cannot open as .evtx: {truncated_header(size)}")
         withheld = scan_chunks(path, first, last)
         refused = [index for index, _ in withheld]
-        source: Any = ChunkView(path, refused, first, last) if refused or chunks is not None else str(path)
         cut = _cut_short(path, size, header, first, last)
+        pad = cut is not None and _records_whole(path, size)
+        if pad:
+            cut = None  # cut in the unused end of its last chunk: every record is there, and read
+        source: Any = (ChunkView(path, refused, first, last, pad=pad) if refused or chunks is not None or pad
+                       else str(path))
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from exc
     for index, reason in withheld:  # pyevtx-rs names them where they stand: coverage breaks there
@@ -370,6 +373,20 @@ def read_pyevtx_rs(path: Path, stats: FileStats, *, plan: ReadPlan, verify_check
         yield from _fast(path, stats, records, refused, first, coverage, slim, plan)
     if cut is not None:  # pyevtx-rs stops before a chunk the file ends inside, and says nothing
         stats.add_issue(*cut)
+
+
+def _records_whole(path: Path, size: int) -> bool:
+    """Whether a file that ends inside its last chunk ends after that chunk's records: its header is whole, with
+    the chunk magic, and its free-space offset (where the records end; libevtx's EVTX notes, "Chunk header") lies
+    within the bytes present."""
+    present = (size - FILE_HEADER_SIZE) % CHUNK_SIZE
+    if present < CHUNK_HEADER_SIZE:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(size - present)
+        head = handle.read(CHUNK_HEADER_SIZE)
+    free_space = struct.unpack_from("<I", head, 48)[0]
+    return head[:8] == b"ElfChnk\x00" and CHUNK_HEADER_SIZE <= free_space <= present
 
 
 def _cut_short(path: Path, size: int, header: bytes, first: int, last: int | None) -> tuple[str, str, int] | None:

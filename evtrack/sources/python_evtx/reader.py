@@ -39,6 +39,7 @@ from evtrack.sources.base import (
     RawEvent,
     Reader,
     ReadPlan,
+    chunk_header_records,
     missing_chunks,
     truncated_chunk,
     truncated_header,
@@ -73,8 +74,7 @@ def _record_event(
 
 
 def _chunk_record_count(data: bytes) -> int:
-    first, last = struct.unpack_from("<QQ", data, 8)
-    return int(last - first + 1) if 0 <= last - first < CHUNK_SIZE else 0
+    return chunk_header_records(data[:48])
 
 
 def _chunk_problem(data: bytes, verify_checksums: bool) -> str | None:
@@ -234,19 +234,20 @@ def read_python_evtx(
             blank = []
             limit = len(data)
             if limit < CHUNK_SIZE:
-                # The file ends inside this chunk. Its checksums cannot hold; without verification, the records
-                # that are wholly in the file are still read.
+                # The file ends inside this chunk. Where it ends after the chunk's records (in its unused space), they
+                # are all there and its checksums hold: read. Else its checksums cannot hold; without verification,
+                # the records that are wholly in the file are still read.
                 if not any(data):
                     return
-                if limit < CHUNK_HEADER_SIZE or data[:8] != CHUNK_MAGIC or verify_checksums:
+                whole = limit >= CHUNK_HEADER_SIZE and CHUNK_HEADER_SIZE <= U32(data, 48)[0] <= limit
+                if limit < CHUNK_HEADER_SIZE or data[:8] != CHUNK_MAGIC or (verify_checksums and not whole):
                     skipped = _chunk_record_count(data) if limit >= 24 and data[:8] == CHUNK_MAGIC else 0
                     stats.add_issue(f"chunk {index}", truncated_chunk(limit), skipped)
                     return
                 data += bytes(CHUNK_SIZE - limit)
             problem = _chunk_problem(data, verify_checksums)
             if problem is not None:
-                skipped = _chunk_record_count(data) if data[:8] == CHUNK_MAGIC else 0
-                stats.add_issue(f"chunk {index}", problem, skipped)
+                stats.add_issue(f"chunk {index}", problem, _chunk_record_count(data))
                 if coverage is not None:  # its records are lost, even when its header cannot say how many
                     coverage.break_segments()
                 continue
