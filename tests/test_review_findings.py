@@ -118,3 +118,23 @@ def test_an_event_cut_short_inside_an_xml_stream_loses_only_itself(tmp_path: Pat
     path.write_text(text[:cut_at] + text[text.index("<Event ", cut_at):], encoding="utf-8")
     result = read_inputs([path])
     assert (result.records, result.skipped) == (5, 1)
+
+
+@pytest.mark.xfail(strict=True, reason="broker_csv.claims takes a poll named rdusersession_<broker>_<stamp>.csv that "
+                   "holds only a UTF-8 BOM as a broken export (a failed input), where its reader reads a 0-byte or "
+                   "whitespace-only one as a poll that saw no session")
+def test_a_bom_only_broker_poll_is_a_poll_that_saw_no_session(tmp_path: Path) -> None:
+    """Two polls of RDCB01 named as evtrack poll names them: one of 0 bytes, one of the 3 bytes EF BB BF (what
+    PowerShell 5.1 writes with `Out-File -Encoding utf8` / `Set-Content -Encoding UTF8` of nothing). The reader
+    reads the empty one (and one of only blanks or newlines) as a poll that listed no session: 1 record. The
+    BOM-only one holds the same nothing, so by hand: 2 files read, 1 record each, no failed input. Before
+    a922448 it was ignored as 'not an event log' (a poll lost without a word); now it is a failed input 'without the
+    columns it needs (UserName, ...)', which makes every report a lower bound and --strict fail."""
+    empty = tmp_path / "rdusersession_RDCB01_20240120T120000Z.csv"
+    empty.write_bytes(b"")
+    bom = tmp_path / "rdusersession_RDCB01_20240120T121500Z.csv"
+    bom.write_bytes(b"\xef\xbb\xbf")
+    result = read_inputs([tmp_path])
+    assert [(stats.path.name, stats.records) for stats in sorted(result.files, key=lambda s: s.path.name)] == [
+        (empty.name, 1), (bom.name, 1)]
+    assert result.file_errors == ()
