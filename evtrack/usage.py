@@ -136,6 +136,9 @@ class ReportSource:
     notes: Sequence[str] = ()
     """What the report must say about how this input was read (e.g. only part of a dataset): appended to its
     notes."""
+    evidence_paths: frozenset[str] | None = None
+    """The inputs that hold records of an evidence channel (Security, LocalSessionManager, ...), where the input
+    knows (files read now); None: not known (the store, a dataset), when any log counts."""
 
 
 def _proof(ref: Ref, window: str, which: str, tz: ZoneInfo, carried_over: bool = False) -> Proof:
@@ -363,7 +366,8 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     # end that the exports only cut into (a routine monthly run over logs of the last full months can pass), unless
     # they are over the installed count anyway; a window is never left out for damage: a hole inside a host's logs
     # (``holed``), or a log that lost records (``damaged``: where a file was cut short, its end is no export's end)
-    damaged = [i for i in source.inputs if i.skipped and not i.error and i.kind in RECORD_COVERED_KINDS]
+    damaged = [i for i in source.inputs if i.skipped and not i.error and i.kind in RECORD_COVERED_KINDS
+               and (source.evidence_paths is None or i.path in source.evidence_paths)]
     in_verdict = [True] * len(window_rows)
     if not explicit and any(w.status == STATUS_COMPLETE for w in window_rows):
         first = next(i for i, w in enumerate(window_rows) if w.status == STATUS_COMPLETE)

@@ -512,7 +512,7 @@ def test_no_user_exists_is_a_poll_without_sessions(tmp_path: Path) -> None:
 def test_a_failed_query_is_no_poll(tmp_path: Path) -> None:
     path = write(tmp_path / "quser_RDSH01_20260114T091000Z.txt", "Error [5]:Access is denied.\r\n")
     assert not query_user.looks_like(path.read_bytes(), path)
-    with pytest.raises(SourceError, match="not query user output"):
+    with pytest.raises(SourceError, match="not query user output evtrack can read"):
         read_quser(path)
 
 

@@ -146,7 +146,8 @@ def _claims(names: list[str]) -> bool:
 
 #: Columns only the Log Analytics results evtrack reads have (beside TimeGenerated): a header with one of them
 #: says it is such a result even when a column evtrack needs is missing (:func:`claims`).
-_TELLING = frozenset({"EventID", "SessionHostName", "CorrelationId", "Records", "EventLog", "RawEventData"})
+_TELLING = frozenset({"EventID", "SessionHostName", "Records", "EventLog", "RawEventData"})
+#: (CorrelationId is not one: Entra ID's SigninLogs and AuditLogs, AzureActivity have it too.)
 
 
 def claims(head: bytes, path: Path) -> bool:

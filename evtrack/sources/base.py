@@ -80,14 +80,19 @@ def csv_records(lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, lis
     line = 1
     pending: tuple[int, list[str]] | None = None
     raw = ""
-    for record in reader:
-        if pending is not None:
+    try:
+        for record in reader:
+            if pending is not None:
+                yield pending
+                pending = None
+            if record and any(record):
+                pending, raw = (line, record), "".join(consumed)
+            consumed.clear()
+            line = reader.line_num + 1
+    except csv.Error:
+        if pending is not None:  # the record before the malformed one is whole: it is not lost with it
             yield pending
-            pending = None
-        if record and any(record):
-            pending, raw = (line, record), "".join(consumed)
-        consumed.clear()
-        line = reader.line_num + 1
+        raise
     if pending is not None:
         yield (pending[0], None) if _ends_inside_quotes(raw, delimiter) else pending
 

@@ -32,6 +32,7 @@ re-save by Excel) makes the row untrusted: reported, skipped.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -167,7 +168,7 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
     fallback_poller = name.host or DEFAULT_POLLER
     how_to_fix = (f"add a {POLLED_AT} column (ISO 8601 UTC) or name the file "
                   f"{FILE_PREFIX}_<broker>_<yyyyMMddTHHmmssZ>.csv")
-    if not raw.strip(b"\x00 \r\n\t"):
+    if not raw.strip(b"\x00 \r\n\t").removeprefix(codecs.BOM_UTF8).removeprefix(codecs.BOM_UTF16_LE):
         if name.stamp_us is None:
             raise SourceError(path, "the file is empty and its name does not say when the poll ran: "
                                     f"name it {FILE_PREFIX}_<broker>_<yyyyMMddTHHmmssZ>.csv")

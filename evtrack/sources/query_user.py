@@ -276,8 +276,9 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = _DEFAULT_PLAN, verify
         first = next((line.strip() for line in lines if line.strip()), "")
         no_user = NO_USER.match(first)
         if no_user is None:
-            raise SourceError(path, f"not query user output (it starts {first[:60]!r}); "
-                                    "a failed query (Error [5]: Access is denied, ...) is no poll")
+            raise SourceError(path, f"not query user output evtrack can read (it starts {first[:60]!r}): a failed "
+                                    "query (Error [5]: Access is denied, ...) is no poll, and 'No User exists' is "
+                                    "read in English only")
         if no_user.group("who") != "*":
             raise SourceError(path, f"a query for user {no_user.group('who')!r}, not for all sessions: no poll")
         poll_us = _poll_time(path, name, stats, how_to_fix)

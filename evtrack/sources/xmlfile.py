@@ -421,6 +421,14 @@ def _event_by_event(path: Path, encoding: str, done: int, stats: FileStats, plan
                     if start is None or end < 0:
                         break
                     number += 1
+                    following = _EVENT_START_RE.search(buffer, start.start() + 1, end)
+                    if following is not None:  # this event was cut where the next one starts: it alone is lost
+                        buffer = buffer[following.start() :]
+                        if number > done:
+                            found = True
+                            stats.add_issue(f"event {number}", "cut short where the next event starts: event "
+                                                               "skipped", 1)
+                        continue
                     text, buffer = buffer[start.start() : end + len(_EVENT_END)], buffer[end + len(_EVENT_END) :]
                     if number <= done:
                         continue
