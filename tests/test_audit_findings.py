@@ -57,6 +57,18 @@ def chunk_holding(path: Path, record_id: int) -> int:
     raise AssertionError(f"no chunk holds record {record_id}")
 
 
+def _january_partial_and_judged(*paths: str) -> None:
+    """With one installed CAL: January partial with 1 user (records lost in it), February and March complete, and
+    January judged all the same: coverage not complete, --check exits 4."""
+    code, report = cli(*paths, "--installed", "1", "--check")
+    windows = {w["label"]: w for w in report["windows"]}  # type: ignore[attr-defined]
+    assert windows["2024-01"]["status"] == "partial" and windows["2024-01"]["users"] == 1
+    assert windows["2024-02"]["status"] == windows["2024-03"]["status"] == "complete"
+    assert "2024-01" in report["verdict_windows"]  # type: ignore[operator]
+    assert report["coverage_complete"] is False
+    assert code == 4
+
+
 def test_check_without_an_installed_count_is_no_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--check`` promises exit 0 only when the estimate is within the installed count and coverage is complete.
     With no installed count at all (no --installed, no EVTRACK_INSTALLED, no config: a scheduled task started in
@@ -100,13 +112,7 @@ def test_a_lost_chunk_in_the_first_full_month_is_no_pass(tmp_path: Path) -> None
     data[spot:spot + 8] = bytes(b ^ 0xFF for b in data[spot:spot + 8])
     path.write_bytes(bytes(data))
 
-    code, report = cli(str(path), "--installed", "1", "--check")
-    windows = {w["label"]: w for w in report["windows"]}  # type: ignore[attr-defined]
-    assert windows["2024-01"]["status"] == "partial" and windows["2024-01"]["users"] == 1
-    assert windows["2024-02"]["status"] == windows["2024-03"]["status"] == "complete"
-    assert "2024-01" in report["verdict_windows"]  # type: ignore[operator]
-    assert report["coverage_complete"] is False
-    assert code == 4
+    _january_partial_and_judged(str(path))
 
 
 def test_an_events_dataset_missing_a_month_partition_is_no_pass(tmp_path: Path) -> None:
@@ -248,13 +254,7 @@ def test_a_hole_between_exports_in_the_first_full_month_is_no_pass(tmp_path: Pat
     rest = [dataclasses.replace(r, record_id=r.record_id + first[-1].record_id + 799) for r in rest]
     paths = [write(tmp_path / "Security-1", first, "evtx"), write(tmp_path / "Security-2", rest, "evtx")]
 
-    code, report = cli(*map(str, paths), "--installed", "1", "--check")
-    windows = {w["label"]: w for w in report["windows"]}  # type: ignore[attr-defined]
-    assert windows["2024-01"]["status"] == "partial" and windows["2024-01"]["users"] == 1
-    assert windows["2024-02"]["status"] == windows["2024-03"]["status"] == "complete"
-    assert "2024-01" in report["verdict_windows"]  # type: ignore[operator]
-    assert report["coverage_complete"] is False
-    assert code == 4
+    _january_partial_and_judged(*map(str, paths))
 
 
 def test_a_compressed_export_in_the_folder_is_no_pass(tmp_path: Path) -> None:
