@@ -97,6 +97,8 @@ def sidecar_dict(source: ReportSource, partitioning: tuple[str, ...]) -> dict[st
         "inputs": [{**asdict(item), "ingested_at": iso(item.ingested_at) if item.ingested_at else None}
                    for item in source.inputs],
         "coverage": [_span_to_dict(span) for span in source.coverage],
+        # the inputs that hold an evidence channel, where the source knows (absent: any damaged log counts)
+        **({"evidence_inputs": sorted(source.evidence_paths)} if source.evidence_paths is not None else {}),
     }
 
 
@@ -295,6 +297,7 @@ def read_events_dataset(location: str | Path, *, time_range: tuple[datetime, dat
         engine=sidecar["engine"] if sidecar else DEFAULT_ENGINE,
         records_read=sidecar["records_read"] if sidecar else 0,
         records_skipped=sidecar["records_skipped"] if sidecar else 0,
+        evidence_paths=frozenset(sidecar["evidence_inputs"]) if sidecar and "evidence_inputs" in sidecar else None,
     )
     return DatasetRead(source, sidecar is not None, table.num_rows, time_range)
 

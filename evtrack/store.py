@@ -603,9 +603,15 @@ class Store:
         engines = sorted(row[0] for row in self._db.execute("SELECT DISTINCT engine FROM files"))
         records, skipped = self._db.execute("SELECT ifnull(sum(records), 0), ifnull(sum(skipped), 0) FROM files"
                                             ).fetchone()
+        from evtrack.catalogue import EVIDENCE_CHANNELS
+
+        evidence = frozenset(path for path, channel in self._db.execute(
+            "SELECT DISTINCT files.path, spans.channel FROM spans JOIN files ON files.id = spans.file_id")
+            if channel.lower() in EVIDENCE_CHANNELS)
         return ReportSource(
             table=self.events_table(encoded=True), coverage=tuple(self.coverage()), inputs=self.inputs(),
             engine=", ".join(engines) if engines else DEFAULT_ENGINE, records_read=records, records_skipped=skipped,
+            evidence_paths=evidence,
         )
 
     # saved reports ------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from evtrack.synth.evtx_writer import EventType, Provider
 
 from .exports import Rec, as_spec
 from .factories import utc
-from .test_audit_findings import ALICE, cli, security_log
+from .test_audit_findings import ALICE, app, cli, runner, security_log
 
 T0 = datetime(2024, 1, 20, 9, tzinfo=timezone.utc)
 #: A Sentinel / Entra ID sign-in log as the Log Analytics portal exports it: TimeGenerated and CorrelationId, as
@@ -73,6 +73,14 @@ def test_a_damaged_log_evtrack_takes_no_evidence_from_leaves_the_verdict_alone(t
     assert read.skipped > 0 and read.file_errors == ()  # the damage is said
     code, report = cli(str(folder), "--installed", "1", "--check")
     assert (code, report["verdict"], report["coverage_complete"]) == (0, "within", True)
+    # the same from a store and from an events dataset, which know which inputs hold an evidence channel too
+    store, dataset = tmp_path / "evtrack.sqlite3", tmp_path / "events"
+    assert runner.invoke(app, ["ingest", str(folder), "--store", str(store), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["events", str(folder), "-f", "parquet", "-o", f"{dataset}/", "-q"]).exit_code == 0
+    for other in (["--store", str(store)], ["--events", str(dataset)]):
+        code, built = cli(*other, "--installed", "1", "--check")
+        assert (code, built["verdict"], built["coverage_complete"]) == (0, "within", True)
+        assert built["notes"] == report["notes"]
 
 
 def test_a_malformed_csv_row_loses_no_good_row_before_it(tmp_path: Path) -> None:
