@@ -341,6 +341,7 @@ def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: 
         handle = path.open("rb")
     except OSError as exc:
         raise SourceError(path, f"cannot open: {exc.strerror or exc}") from exc
+    at: int | None = None
     try:
         with handle:
             head = handle.read(4)
@@ -349,13 +350,16 @@ def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: 
             decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
             started = False
             silent_reads = 0
+            fed = 0
             while True:
                 raw = handle.read(_READ_SIZE)
+                fed += len(raw)
                 undecodable: UnicodeDecodeError | None = None
                 try:
                     text = decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as exc:  # parse what comes before the bad bytes, then stop
                     undecodable = exc
+                    at = fed - len(exc.object) + exc.start  # its offset in the file (the decoder held some back)
                     text = exc.object[: exc.start].decode(_PLAIN.get(encoding, encoding), errors="ignore")
                 if not started:
                     text = text.lstrip("\ufeff")
@@ -392,7 +396,7 @@ def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: 
             if resumed:
                 return
         damage = isinstance(exc, (SyntaxError, UnicodeDecodeError))  # what follows it is lost: one record at least
-        stats.add_issue("file", _refusal(exc, encoding) + ("; what follows is lost" if damage else ""), int(damage))
+        stats.add_issue("file", _refusal(exc, encoding, at) + ("; what follows is lost" if damage else ""), int(damage))
 
 
 _EVENT_START_RE = re.compile(r"<Event[\s>/]")
@@ -461,14 +465,14 @@ def _one_event(text: str, number: int, stats: FileStats, plan: ReadPlan) -> Iter
     yield from _events(collector, stats, plan)
 
 
-def _refusal(exc: Exception, encoding: str) -> str:
-    """Why an XML document stops being read, for its issue."""
+def _refusal(exc: Exception, encoding: str, at: int | None = None) -> str:
+    """Why an XML document stops being read, for its issue (``at``: where undecodable bytes start in the file)."""
     if isinstance(exc, _TooDeep):
         return f"refused XML: elements nested deeper than {MAX_DEPTH} levels"
     if isinstance(exc, DefusedXmlException):
         return f"refused XML: {type(exc).__name__} (DTDs and entities are not allowed)"
     if isinstance(exc, UnicodeDecodeError):
-        return f"not {encoding} text: {exc.reason} at byte {exc.start}"
+        return f"not {encoding} text: {exc.reason} at byte {exc.start if at is None else at:,}"
     if isinstance(exc, SyntaxError):  # xml.etree.ElementTree.ParseError
         return f"malformed XML: {exc}"
     return f"cannot read: {getattr(exc, 'strerror', None) or exc}"
