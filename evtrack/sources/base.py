@@ -119,6 +119,16 @@ def chunk_header_records(header: bytes) -> int:
     return int(last - first + 1) if 0 <= last - first < CHUNK_SIZE else 0
 
 
+def chunk_records_whole(chunk: bytes) -> bool:
+    """Whether the bytes of a chunk the file ends inside hold all of its records: its header whole, with the chunk
+    magic, and its free-space offset (where its records end; libevtx's EVTX notes, "Chunk header") within them. The
+    file was cut in the chunk's unused space: its checksums hold, and it is read padded with zeros."""
+    if len(chunk) < CHUNK_HEADER_SIZE or chunk[:8] != CHUNK_MAGIC:
+        return False
+    free_space: int = struct.unpack_from("<I", chunk, 48)[0]
+    return CHUNK_HEADER_SIZE <= free_space <= len(chunk)
+
+
 def missing_chunks(size: int, header: bytes) -> tuple[int, str] | None:
     """When the file ends (on a chunk boundary) before the last chunk its header names: the first missing chunk
     and why. A header naming fewer chunks than the file holds is usual (a "dirty" log) and not reported."""

@@ -23,14 +23,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from evtrack.errors import SourceError
 from evtrack.sources.base import (
-    CHUNK_HEADER_SIZE,
     CHUNK_SIZE,
     EVTX_MAGIC,
     FILE_HEADER_SIZE,
@@ -41,6 +39,7 @@ from evtrack.sources.base import (
     Reader,
     ReadPlan,
     chunk_header_records,
+    chunk_records_whole,
     missing_chunks,
     truncated_chunk,
     truncated_header,
@@ -350,10 +349,7 @@ def read_pyevtx_rs(path: Path, stats: FileStats, *, plan: ReadPlan, verify_check
             raise SourceError(path, f"cannot open as .evtx: {truncated_header(size)}")
         withheld = scan_chunks(path, first, last)
         refused = [index for index, _ in withheld]
-        cut = _cut_short(path, size, header, first, last)
-        pad = cut is not None and _records_whole(path, size)
-        if pad:
-            cut = None  # cut in the unused end of its last chunk: every record is there, and read
+        cut, pad = _cut_short(path, size, header, first, last)
         source: Any = (ChunkView(path, refused, first, last, pad=pad) if refused or chunks is not None or pad
                        else str(path))
     except OSError as exc:
@@ -375,41 +371,32 @@ def read_pyevtx_rs(path: Path, stats: FileStats, *, plan: ReadPlan, verify_check
         stats.add_issue(*cut)
 
 
-def _records_whole(path: Path, size: int) -> bool:
-    """Whether a file that ends inside its last chunk ends after that chunk's records: its header is whole, with
-    the chunk magic, and its free-space offset (where the records end; libevtx's EVTX notes, "Chunk header") lies
-    within the bytes present."""
-    present = (size - FILE_HEADER_SIZE) % CHUNK_SIZE
-    if present < CHUNK_HEADER_SIZE:
-        return False
-    with path.open("rb") as handle:
-        handle.seek(size - present)
-        head = handle.read(CHUNK_HEADER_SIZE)
-    free_space = struct.unpack_from("<I", head, 48)[0]
-    return head[:8] == b"ElfChnk\x00" and CHUNK_HEADER_SIZE <= free_space <= present
-
-
-def _cut_short(path: Path, size: int, header: bytes, first: int, last: int | None) -> tuple[str, str, int] | None:
+def _cut_short(path: Path, size: int, header: bytes, first: int, last: int | None
+               ) -> tuple[tuple[str, str, int] | None, bool]:
     """The issue (where, reason, records lost) of a file that ends inside its last chunk, or before the last chunk
-    its header names, when that end falls in the range read (``first`` to ``last``); None if it does not."""
+    its header names, when that end falls in the range read (``first`` to ``last``); None if it does not. And
+    whether the file ends in its last chunk's unused space, after all of its records
+    (:func:`~evtrack.sources.base.chunk_records_whole`): nothing is lost, no issue, the chunk is read padded."""
     slots = chunk_count(size)
     if last is not None and last < slots:
-        return None  # another range holds the end of the file
+        return None, False  # another range holds the end of the file
     present = (size - FILE_HEADER_SIZE) % CHUNK_SIZE
     if present:
         index = slots - 1
         if index < first:
-            return None
+            return None, False
         with path.open("rb") as handle:
             handle.seek(FILE_HEADER_SIZE + index * CHUNK_SIZE)
             tail = handle.read(present)
         if not any(tail):
-            return None  # unused space at the end of the file
-        return f"chunk {index}", truncated_chunk(present), chunk_record_count(path, index)
+            return None, False  # unused space at the end of the file
+        if chunk_records_whole(tail):
+            return None, True
+        return (f"chunk {index}", truncated_chunk(present), chunk_header_records(tail)), False
     missing = missing_chunks(size, header)
     if missing is None:
-        return None
-    return f"chunk {missing[0]}", missing[1], 0
+        return None, False
+    return (f"chunk {missing[0]}", missing[1], 0), False
 
 
 def _lost(path: Path, stats: FileStats, exc: BaseException, refused: list[int], first: int) -> int:

@@ -40,6 +40,7 @@ from evtrack.sources.base import (
     Reader,
     ReadPlan,
     chunk_header_records,
+    chunk_records_whole,
     missing_chunks,
     truncated_chunk,
     truncated_header,
@@ -71,10 +72,6 @@ def _record_event(
         return None
     except Exception:  # anything unexpected in the fast path: the slower paths decide
         return slow_event(chunk, offset, size, stats, number)
-
-
-def _chunk_record_count(data: bytes) -> int:
-    return chunk_header_records(data[:48])
 
 
 def _chunk_problem(data: bytes, verify_checksums: bool) -> str | None:
@@ -122,7 +119,7 @@ def _chunk_events(chunk: Chunk, stats: FileStats, reading: _Reading | None = Non
     wanted = chunk.wanted
     while offset < free_space:
         if offset + RECORD_HEADER_SIZE > limit:
-            skipped = max(_chunk_record_count(data) - read, 1)
+            skipped = max(chunk_header_records(data) - read, 1)
             stats.add_issue(f"chunk {chunk.index}", f"file ends inside the chunk, at offset 0x{limit:x}", skipped)
             return
         if offset + RECORD_HEADER_SIZE > CHUNK_SIZE:
@@ -140,7 +137,7 @@ def _chunk_events(chunk: Chunk, stats: FileStats, reading: _Reading | None = Non
             stats.add_issue(f"record {number}", f"invalid record size {size} at chunk offset 0x{offset:x}", 1)
             return
         if offset + size > limit:
-            skipped = max(_chunk_record_count(data) - read, 1)
+            skipped = max(chunk_header_records(data) - read, 1)
             stats.add_issue(f"chunk {chunk.index}", f"file ends inside record {number}", skipped)
             return
         event = _record_event(chunk, offset, size, stats, number, slim)
@@ -239,15 +236,15 @@ def read_python_evtx(
                 # the records that are wholly in the file are still read.
                 if not any(data):
                     return
-                whole = limit >= CHUNK_HEADER_SIZE and CHUNK_HEADER_SIZE <= U32(data, 48)[0] <= limit
-                if limit < CHUNK_HEADER_SIZE or data[:8] != CHUNK_MAGIC or (verify_checksums and not whole):
-                    skipped = _chunk_record_count(data) if limit >= 24 and data[:8] == CHUNK_MAGIC else 0
+                if limit < CHUNK_HEADER_SIZE or data[:8] != CHUNK_MAGIC or (
+                        verify_checksums and not chunk_records_whole(data)):
+                    skipped = chunk_header_records(data) if limit >= 24 and data[:8] == CHUNK_MAGIC else 0
                     stats.add_issue(f"chunk {index}", truncated_chunk(limit), skipped)
                     return
                 data += bytes(CHUNK_SIZE - limit)
             problem = _chunk_problem(data, verify_checksums)
             if problem is not None:
-                stats.add_issue(f"chunk {index}", problem, _chunk_record_count(data))
+                stats.add_issue(f"chunk {index}", problem, chunk_header_records(data))
                 if coverage is not None:  # its records are lost, even when its header cannot say how many
                     coverage.break_segments()
                 continue
