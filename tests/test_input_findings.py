@@ -224,3 +224,14 @@ def test_a_malformed_event_then_a_cut_end_reads_every_whole_event_between(tmp_pa
     assert (result.records, result.skipped) == (7, 2)
     assert [(issue.where, issue.skipped) for issue in result.issues] == [("event 5", 1), ("file", 1)]
     assert result.issues[1].reason == "the file ends inside an event: cut short; that event is lost"
+
+
+def test_a_poll_named_file_whose_header_holds_nul_bytes_is_a_failed_input(tmp_path: Path) -> None:
+    """A file named as a Get-RDUserSession poll whose header line holds NUL bytes (a crash zeroed it): no header
+    holds NUL bytes, so it is a failed input that names the columns a poll needs, never a traceback (Python
+    3.10's csv refuses NUL bytes)."""
+    poll = tmp_path / "rdusersession_RDCB01.contoso.local_20240120T120000Z.csv"
+    poll.write_bytes(b'"UserName","Session\x00\x00","SessionState"\r\n"bob","3","STATE_ACTIVE"\r\n')
+    result = read_inputs([tmp_path], plan=UTC_PLAN)
+    assert [issue.path for issue in result.file_errors] == [poll]
+    assert "a Get-RDUserSession export without the columns it needs (UserName, " in result.file_errors[0].reason

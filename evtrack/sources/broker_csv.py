@@ -95,19 +95,35 @@ def _lines(text: str) -> list[str]:
     return io.StringIO(text.lstrip("\ufeff"), newline="").readlines()
 
 
-def _header(text: str) -> tuple[list[str], str, int] | None:
-    """The column names, the delimiter and the header's line number (1-based), from the first lines."""
+def _header_line(text: str) -> tuple[int, str] | None:
+    """The line a header would be on (1-based) and its text: the first of the first lines that is neither blank nor
+    ``#TYPE``. None when there is none, or it holds NUL bytes (no header does, and Python 3.10's csv refuses them)."""
     for number, line in enumerate(_lines(text)[:3], start=1):
         if line.startswith("#TYPE") or not line.strip():
             continue
-        if "\0" in line:  # no header holds NUL bytes (and Python 3.10's csv refuses them)
-            return None
-        for delimiter in _DELIMITERS:
-            names = next(csv.reader([line], delimiter=delimiter), [])
-            found = {name.strip() for name in names}
-            if all(column in found for column in REQUIRED_COLUMNS) and any(c in found for c in HOST_COLUMNS):
-                return [name.strip() for name in names], delimiter, number
+        return None if "\0" in line else (number, line)
+    return None
+
+
+def _lacking(line: str, delimiter: str) -> tuple[list[str], list[str]]:
+    """A header line's column names split at ``delimiter``, and the columns a poll needs that it lacks."""
+    names = [name.strip() for name in next(csv.reader([line], delimiter=delimiter), [])]
+    missing = [column for column in REQUIRED_COLUMNS if column not in names]
+    if not any(column in names for column in HOST_COLUMNS):
+        missing.append(" or ".join(HOST_COLUMNS))
+    return names, missing
+
+
+def _header(text: str) -> tuple[list[str], str, int] | None:
+    """The column names, the delimiter and the header's line number (1-based), from the first lines."""
+    found = _header_line(text)
+    if found is None:
         return None
+    number, line = found
+    for delimiter in _DELIMITERS:
+        names, missing = _lacking(line, delimiter)
+        if not missing:
+            return names, delimiter, number
     return None
 
 
@@ -128,18 +144,12 @@ def claims(head: bytes, path: Path) -> bool:
 
 
 def _missing(text: str) -> str:
-    """What the first header-like line lacks of the columns a poll needs (for the error that names them)."""
-    line = next((line for line in _lines(text)[:3] if line.strip() and not line.startswith("#TYPE")), "")
-    best: list[str] | None = None
-    for delimiter in _DELIMITERS:
-        found = {name.strip() for name in next(csv.reader([line], delimiter=delimiter), [])}
-        missing = [column for column in REQUIRED_COLUMNS if column not in found]
-        if not any(column in found for column in HOST_COLUMNS):
-            missing.append(" or ".join(HOST_COLUMNS))
-        if best is None or len(missing) < len(best):
-            best = missing
-    assert best is not None
-    return ", ".join(best)
+    """What the header line lacks of the columns a poll needs, read with the delimiter that leaves least missing
+    (for the error that names them)."""
+    found = _header_line(text)
+    line = found[1] if found is not None else ""
+    fewest = min((_lacking(line, delimiter)[1] for delimiter in _DELIMITERS), key=lambda missing: len(missing))
+    return ", ".join(fewest)
 
 
 @dataclass(slots=True)
