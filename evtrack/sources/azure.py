@@ -150,33 +150,38 @@ _TELLING = frozenset({"EventID", "SessionHostName", "Records", "EventLog", "RawE
 #: (CorrelationId is not one: Entra ID's SigninLogs and AuditLogs, AzureActivity have it too.)
 
 
+def _names(head: bytes) -> tuple[Shape | None, list[str]] | None:
+    """A file's column names (datetime suffixes removed) and its JSON shape (None: a CSV header), from its first
+    bytes; None when it is neither."""
+    text = decode_head(head)
+    if not text or text.startswith("<"):
+        return None
+    found = json_column_names(text)
+    if found is not None:
+        return found
+    header = header_names(text)
+    return None if header is None else (None, [strip_suffix(name)[0] for name in header])
+
+
 def claims(head: bytes, path: Path) -> bool:
     """Whether a file says it is one of the Azure Monitor results evtrack reads although :func:`looks_like` does
     not take it (a column it needs is missing): a TimeGenerated column and one of :data:`_TELLING`. Its reader then
     names the missing column: a failed input, not a file a folder scan ignores."""
     del path
-    text = decode_head(head)
-    if not text or text.startswith("<"):
-        return False
-    found = json_column_names(text)
-    names = found[1] if found is not None else [strip_suffix(name)[0] for name in header_names(text) or []]
-    return "TimeGenerated" in names and not _TELLING.isdisjoint(names)
+    found = _names(head)
+    return found is not None and "TimeGenerated" in found[1] and not _TELLING.isdisjoint(found[1])
 
 
 def looks_like(head: bytes, path: Path) -> bool:
     """Whether ``head`` (a file's first bytes) starts an Azure export: decided by its column names or JSON keys."""
     del path  # content only
-    text = decode_head(head)
-    if not text or text.startswith("<"):
+    found = _names(head)
+    if found is None:
         return False
-    found = json_column_names(text)
-    if found is not None:
-        shape, names = found
-        if shape is Shape.AZ_JSON and AZ_TABLE_KEY not in names:
-            return False
-        return _claims(names)
-    header = header_names(text)
-    return header is not None and _claims([strip_suffix(name)[0] for name in header])
+    shape, names = found
+    if shape is Shape.AZ_JSON and AZ_TABLE_KEY not in names:
+        return False
+    return _claims(names)
 
 
 def read(path: Path, stats: FileStats, *, plan: ReadPlan = ReadPlan(), verify_checksums: bool = True,  # noqa: B008
