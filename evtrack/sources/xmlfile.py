@@ -390,7 +390,7 @@ def read_xml(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: 
             yield from _events(collector, stats, plan)
     except (_TooDeep, DefusedXmlException, SyntaxError, UnicodeDecodeError, OSError) as exc:
         yield from _events(collector, stats, plan)  # the events completed before the damage
-        if isinstance(exc, SyntaxError) and not isinstance(exc, DefusedXmlException):
+        if isinstance(exc, SyntaxError):  # (a refused DTD or entity is a DefusedXmlException, never this)
             # one malformed event (a bare &, a character XML forbids): the good events after it are read one by one
             resumed = yield from _event_by_event(path, encoding, collector.closed, stats, plan)
             if resumed:
