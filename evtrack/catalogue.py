@@ -88,6 +88,11 @@ POLLED_CHANNELS = frozenset(c.channel for c in CHANNELS if c.covers is Covers.PO
 COLLECTOR_CHANNELS = frozenset(c.channel for c in CHANNELS if c.collector)
 
 
+def is_evidence_channel(channel: str) -> bool:
+    """Whether a log (in any case) is one of :data:`EVIDENCE_CHANNELS`."""
+    return channel.lower() in EVIDENCE_CHANNELS
+
+
 def channel_source(channel: str) -> str:
     """The evidence source a log belongs to (``session host logs``, ``Connection Broker polls``...)."""
     found = CHANNEL_BY_KEY.get(channel.lower())

@@ -66,10 +66,9 @@ def input_files(result: ReadResult) -> tuple[InputFile, ...]:
 
 def source_from_read(result: ReadResult) -> ReportSource:
     """The neutral report source of files already read."""
-    from evtrack.catalogue import EVIDENCE_CHANNELS
+    from evtrack.catalogue import is_evidence_channel
 
-    evidence = frozenset(str(stats.path) for stats in result.files
-                         if any(channel.lower() in EVIDENCE_CHANNELS for channel in stats.per_channel))
+    evidence = frozenset(str(stats.path) for stats in result.files if any(map(is_evidence_channel, stats.per_channel)))
     return ReportSource(
         table=result.table, coverage=result.coverage, inputs=input_files(result), engine=result.engine,
         records_read=result.records, records_skipped=result.skipped, observations=result.observations,

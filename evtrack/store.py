@@ -597,17 +597,16 @@ class Store:
 
     def report_source(self) -> ReportSource:
         """What :func:`evtrack.usage.build_report` needs, from the store instead of the files."""
+        from evtrack.catalogue import is_evidence_channel
         from evtrack.reading import DEFAULT_ENGINE
         from evtrack.usage import ReportSource
 
         engines = sorted(row[0] for row in self._db.execute("SELECT DISTINCT engine FROM files"))
         records, skipped = self._db.execute("SELECT ifnull(sum(records), 0), ifnull(sum(skipped), 0) FROM files"
                                             ).fetchone()
-        from evtrack.catalogue import EVIDENCE_CHANNELS
-
         evidence = frozenset(path for path, channel in self._db.execute(
             "SELECT DISTINCT files.path, spans.channel FROM spans JOIN files ON files.id = spans.file_id")
-            if channel.lower() in EVIDENCE_CHANNELS)
+            if is_evidence_channel(channel))
         return ReportSource(
             table=self.events_table(encoded=True), coverage=tuple(self.coverage()), inputs=self.inputs(),
             engine=", ".join(engines) if engines else DEFAULT_ENGINE, records_read=records, records_skipped=skipped,
