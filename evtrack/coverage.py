@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from evtrack.catalogue import CLEARED_EVENTS, COVERED_CHANNELS, KDC_EVENTS, POLLED_CHANNELS, SECURITY, Role, lookup
-from evtrack.sources.base import MIN_PLAUSIBLE_US, RawEvent, plausible_time
+from evtrack.sources.base import MIN_PLAUSIBLE_US, RawBatch, RawEvent, plausible_time
 
 if TYPE_CHECKING:
     import numpy as np
@@ -323,6 +323,17 @@ class CoverageBuilder:
                 self._cleared.setdefault((event.computer, cleared), set()).add(event.time_us)
         else:
             self._cleared.setdefault(key, set()).add(event.time_us)
+
+    def note_clears(self, batch: RawBatch) -> None:
+        """:meth:`note_clear` of each record of ``batch`` (found by event id first: few records are)."""
+        import numpy as np
+
+        ids = batch.event_id.to_numpy(zero_copy_only=False)
+        for index in np.flatnonzero(np.isin(ids, list(_CLEARED_IDS))).tolist():
+            data = {name: column[index].as_py() for name, column in batch.data.items()}
+            self.note_clear(RawEvent(batch.time_us[index].as_py(), int(ids[index]), batch.record_id[index].as_py(),
+                                     batch.channel[index].as_py(), batch.computer[index].as_py(),
+                                     batch.provider[index].as_py(), data))
 
     def break_segments(self) -> None:
         """Records were lost here (a skipped chunk or record): what comes next starts a new covered segment, so the

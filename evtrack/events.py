@@ -7,6 +7,7 @@ gives an event's evidence verdict, :func:`observation_only` and :func:`needed_fo
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from evtrack.catalogue import (
@@ -24,15 +25,15 @@ from evtrack.catalogue import (
     lookup,
     parse_ip,
 )
-from evtrack.sources.base import RawEvent
+from evtrack.sources.base import RawBatch, RawEvent
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["COLUMNS", "ENCODED_COLUMNS", "LSM", "RCM", "SECURITY", "SYSTEM", "BatchBuilder", "Evidence", "Kind",
            "as_report_reads", "classify", "decoded", "empty_table", "encode", "encoded_schema", "is_ip",
-           "is_remote_ip", "logon_schema", "needed_for_report", "normalise", "normalise_row", "observation_only",
-           "parse_ip", "row_needed_for_report"]
+           "is_remote_ip", "logon_schema", "needed_for_report", "normalise", "normalise_batch", "normalise_row",
+           "observation_only", "parse_ip", "row_needed_for_report"]
 
 
 def _columns() -> list[tuple[str, Any]]:
@@ -197,10 +198,7 @@ def normalise_row(raw: RawEvent, source: str) -> tuple[Any, ...] | None:
     definition = lookup(raw.channel, raw.event_id)
     if definition is None or definition.kind is None:
         return None
-    maker = _MAKERS.get(id(definition))
-    if maker is None or maker.definition is not definition:
-        maker = _MAKERS[id(definition)] = _Maker(definition)
-    return maker.row(raw, source)
+    return _maker(definition).row(raw, source)
 
 
 class _Maker:
@@ -275,6 +273,156 @@ class _Maker:
 _MAKERS: dict[int, _Maker] = {}
 
 
+def _maker(definition: EventDef) -> _Maker:
+    maker = _MAKERS.get(id(definition))
+    if maker is None or maker.definition is not definition:
+        maker = _MAKERS[id(definition)] = _Maker(definition)
+    return maker
+
+
+def normalise_batch(batch: RawBatch, source: str) -> pa.RecordBatch:
+    """:func:`normalise_row` of every record of ``batch``, as one batch of :func:`logon_schema` rows in the batch's
+    order (records the catalogue makes no row of left out). Equal to the rows one at a time, row for row (tested),
+    but Python runs once per distinct value of a field and once per distinct (logon type, address, session name,
+    status) of an entry, not once per record: the fast readers' records come this way."""
+    import numpy as np
+    import pyarrow as pa
+
+    schema = logon_schema()
+    channels = batch.channel.dictionary_encode()
+    # (channel, event id) of each record as one integer: event ids are 16-bit (readers check)
+    groups = (channels.indices.to_numpy(zero_copy_only=False).astype(np.int64) << 16) | \
+        batch.event_id.to_numpy(zero_copy_only=False).astype(np.int64)
+    keys, inverse = np.unique(groups, return_inverse=True)
+    names = channels.dictionary.to_pylist()
+    parts: list[pa.RecordBatch] = []
+    order: list[Any] = []
+    for index, key in enumerate(keys.tolist()):
+        definition = lookup(names[key >> 16], key & 0xFFFF)
+        if definition is None or definition.kind is None:
+            continue
+        at = np.flatnonzero(inverse == index)
+        parts.append(pa.RecordBatch.from_arrays(_group_columns(batch, pa.array(at), _maker(definition), source),
+                                                schema=schema))
+        order.append(at)
+    if not parts:
+        return pa.RecordBatch.from_pylist([], schema=schema)
+    table = pa.Table.from_batches(parts, schema=schema)
+    if len(parts) > 1:
+        table = table.take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
+    return table.combine_chunks().to_batches()[0]
+
+
+def _mapped(values: pa.Array | None, function: Any, kind: pa.DataType, rows: int) -> pa.Array:
+    """``function`` of each value (None where there is none), worked out once per distinct value."""
+    import pyarrow as pa
+
+    if values is None:
+        nothing = function(None)
+        return pa.nulls(rows, kind) if nothing is None else pa.array([nothing] * rows, kind)
+    encoded = values.dictionary_encode()
+    distinct = [function(value) for value in encoded.dictionary.to_pylist()]
+    mapped = pa.array(distinct, kind).take(encoded.indices)
+    if encoded.indices.null_count and function(None) is not None:
+        mapped = mapped.fill_null(pa.scalar(function(None), kind))
+    return mapped
+
+
+def _logon_type(value: str | None) -> int | None:
+    number = _int(value)
+    return number if number is not None and -128 <= number <= 127 else None
+
+
+def _group_columns(batch: RawBatch, at: pa.Array, maker: _Maker, source: str) -> list[pa.Array]:
+    """The :data:`COLUMNS` of the records at ``at``, all of one catalogue entry (``maker``'s) and one channel."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = len(at)
+    definition, fields = maker.definition, maker.fields
+    text = pa.string()
+
+    def field(name: str | None) -> pa.Array | None:
+        column = batch.data.get(name) if name else None
+        return None if column is None else column.take(at)
+
+    def cleaned(name: str | None) -> pa.Array:
+        return _mapped(field(name), _clean, text, rows) if name else pa.nulls(rows, text)
+
+    if fields.qualified_user:
+        qualified = field(fields.user) if fields.user else None
+        user = _mapped(qualified, lambda value: _split_user(value)[0], text, rows)
+        domain = _mapped(qualified, lambda value: _split_user(value)[1], text, rows)
+    else:
+        user, domain = cleaned(fields.user), cleaned(fields.domain)
+    logon_type = _mapped(field(fields.logon_type), _logon_type, pa.int8(), rows) if fields.logon_type \
+        else pa.nulls(rows, pa.int8())
+    address, session_name = cleaned(fields.address), cleaned(fields.session_name)
+    status = field(fields.status) if fields.status else None
+    status = pa.nulls(rows, text) if status is None else status
+    # the verdict, once per distinct (logon type, address, session name, status)
+    decoders, codes = [], []
+    for column in (logon_type, address, session_name, status):
+        encoded = column.dictionary_encode()
+        decoders.append([None, *encoded.dictionary.to_pylist()])
+        codes.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) + 1)
+    if math.prod(len(decoder) for decoder in decoders) < 2**62:  # one number per combination
+        combined = np.zeros(rows, np.int64)
+        for decoder, code in zip(decoders, codes, strict=True):
+            combined = combined * len(decoder) + code
+        distinct, which = np.unique(combined, return_inverse=True)
+        combinations = []
+        for number in distinct.tolist():
+            row = []
+            for decoder in reversed(decoders):
+                number, code = divmod(number, len(decoder))
+                row.append(code)
+            combinations.append(row[::-1])
+    else:
+        stacked, which = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+        combinations = stacked.tolist()
+    verdicts = [maker._verdict(*(decoder[code] for decoder, code in zip(decoders, row, strict=True)))
+                for row in combinations]
+    pick = pa.array(which.reshape(-1))
+    kind = pa.array([v[0] for v in verdicts], text).take(pick)
+    rdp = pa.array([v[1] for v in verdicts], pa.bool_()).take(pick)
+    reason = pa.array([v[2] for v in verdicts], text).take(pick)
+    computer = batch.computer.take(at)
+    host = pc.coalesce(cleaned(fields.host), computer) if fields.host else computer
+    channel = batch.channel.take(at)
+    if fields.detail:
+        detail = cleaned(fields.detail)
+    elif definition.kind is Kind.LOG_CLEARED:
+        name = channel[0].as_py()
+        detail = pa.array(["Security" if name.lower() == SECURITY else name] * rows, text)
+    else:
+        detail = pa.nulls(rows, text)
+    return [
+        batch.time_us.take(at).cast(pa.timestamp("us", tz="UTC")),
+        host,
+        channel,
+        batch.provider.take(at),
+        batch.event_id.take(at).cast(pa.int32()),
+        batch.record_id.take(at),
+        kind,
+        logon_type,
+        user,
+        domain,
+        cleaned(fields.sid),
+        address,
+        cleaned(fields.client_name),
+        _mapped(field(fields.session_id), _int, pa.int64(), rows) if fields.session_id else pa.nulls(rows, pa.int64()),
+        _mapped(field(fields.logon_id), _logon_id, text, rows) if fields.logon_id else pa.nulls(rows, text),
+        session_name,
+        _mapped(field(fields.elevated), _elevated, pa.bool_(), rows) if fields.elevated else pa.nulls(rows, pa.bool_()),
+        rdp,
+        reason,
+        detail,
+        pa.array([source] * rows, text),
+    ]
+
+
 def _detail(raw: RawEvent, definition: EventDef) -> str | None:
     """What a log-cleared row says was cleared: the log named in the payload (System 104), else its own log."""
     if definition.fields.detail:
@@ -316,10 +464,13 @@ class BatchBuilder:
     def __init__(self, batch_rows: int = 65_536) -> None:
         self.batch_rows = batch_rows
         self._rows: list[tuple[Any, ...]] = []
+        self._batches: list[pa.RecordBatch] = []
+        """Rows already in columns (:meth:`add_batch`), before ``_rows``."""
+        self._batched = 0
 
     @property
     def rows(self) -> int:
-        return len(self._rows)
+        return self._batched + len(self._rows)
 
     def add(self, row: dict[str, Any]) -> None:
         self._rows.append(tuple(row[name] for name in COLUMNS))
@@ -327,10 +478,19 @@ class BatchBuilder:
     def add_row(self, row: tuple[Any, ...]) -> None:
         self._rows.append(row)
 
-    def full(self) -> bool:
-        return len(self._rows) >= self.batch_rows
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """Rows in columns (:func:`logon_schema`), after the rows added so far."""
+        if not batch.num_rows:
+            return
+        if self._rows:
+            self._batches.append(self._columns())
+        self._batches.append(batch)
+        self._batched += batch.num_rows
 
-    def flush(self) -> pa.RecordBatch:
+    def full(self) -> bool:
+        return self.rows >= self.batch_rows
+
+    def _columns(self) -> pa.RecordBatch:
         import pyarrow as pa
 
         schema = logon_schema()
@@ -339,6 +499,19 @@ class BatchBuilder:
         arrays = [pa.array(list(values), type=f.type) for values, f in zip(columns, schema, strict=True)]
         self._rows = []
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def flush(self) -> pa.RecordBatch:
+        """Every row added since the last flush, as one batch."""
+        import pyarrow as pa
+
+        if not self._batches:
+            return self._columns()
+        if self._rows:
+            self._batches.append(self._columns())
+        parts, self._batches, self._batched = self._batches, [], 0
+        if len(parts) == 1:
+            return parts[0]
+        return pa.Table.from_batches(parts, schema=logon_schema()).combine_chunks().to_batches()[0]
 
 
 def empty_table() -> pa.Table:

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from evtrack import catalogue
 from evtrack.coverage import ChannelSpan, CoverageBuilder
 from evtrack.errors import NotAnEventLog, SourceError
-from evtrack.events import ACCOUNT_AT, BatchBuilder, encode, normalise_row, row_needed_for_report
+from evtrack.events import (
+    ACCOUNT_AT,
+    BatchBuilder,
+    encode,
+    normalise_batch,
+    normalise_row,
+    observation_only,
+    row_needed_for_report,
+)
 from evtrack.parallel import share
 from evtrack.sources.base import (
     CHUNK_MAGIC,
@@ -35,6 +43,7 @@ from evtrack.sources.base import (
     FILE_HEADER_SIZE,
     FileStats,
     InputKind,
+    RawBatch,
     RawEvent,
     Reader,
     ReadIssue,
@@ -311,10 +320,14 @@ def ignorable(result: FileResult, inputs: Inputs) -> bool:
     return result.not_a_log and result.stats.path in inputs.from_directories
 
 
-def _with_coverage(events: Iterator[RawEvent], coverage: CoverageBuilder, stats: FileStats) -> Iterator[RawEvent]:
-    """Feed every record to ``coverage``; where the reader lost records since the last one, start a new segment."""
+def _with_coverage(events: Iterator[RawEvent | RawBatch], coverage: CoverageBuilder, stats: FileStats
+                   ) -> Iterator[RawEvent]:
+    """Feed every record to ``coverage``; where the reader lost records since the last one, start a new segment.
+    (Only a reader that fills the coverage itself yields :class:`RawBatch` runs.)"""
     seen_issues = 0
     for event in events:
+        if isinstance(event, RawBatch):
+            raise TypeError("a reader that yields RawBatch runs must fill the coverage itself (fills_coverage)")
         if len(stats.issues) > seen_issues:
             if any(issue.skipped for issue in stats.issues[seen_issues:]):
                 coverage.break_segments()
@@ -365,6 +378,12 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
             raws = _with_coverage(reader.read(path, stats, **options), result.coverage, stats)
         user, domain, sid, host = ACCOUNT_AT
         for raw in raws:
+            if isinstance(raw, RawBatch):  # records as columns: rows as columns
+                rows = normalise_batch(raw, source)
+                builder.add_batch(_kept(rows, result.observations) if slim else rows)
+                if builder.full():
+                    result.batches.append(batch())
+                continue
             row = normalise_row(raw, source)
             if row is not None:
                 if slim and not row_needed_for_report(row):
@@ -380,6 +399,25 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
     if builder.rows:
         result.batches.append(batch())
     return result if chunks is not None else _settle(result)
+
+
+def _kept(rows: pa.RecordBatch, observations: set[tuple[str, str | None, str | None, str]]) -> pa.RecordBatch:
+    """The rows of a slim read (:func:`evtrack.events.row_needed_for_report`, once per distinct channel, event id
+    and logon type); the accounts of the others go to ``observations``."""
+    import numpy as np
+    import pyarrow as pa
+
+    columns = ("channel", "event_id", "logon_type")
+    keys = list(zip(*(rows.column(name).to_pylist() for name in columns), strict=True))
+    needed = {key: not observation_only(*key) for key in set(keys)}
+    keep = np.fromiter((needed[key] for key in keys), bool, len(keys)) | \
+        rows.column("rdp").fill_null(False).to_numpy(zero_copy_only=False)
+    if keep.all():
+        return rows
+    left = rows.filter(pa.array(~keep))
+    accounts = zip(*(left.column(name).to_pylist() for name in ("user", "domain", "sid", "host")), strict=True)
+    observations.update(account for account in accounts if account[0] is not None)
+    return rows.filter(pa.array(keep))
 
 
 #: What a file's records that name no Channel become: every event evtrack reads is known by its channel, so they

@@ -16,7 +16,7 @@ from evtrack.catalogue import SECURITY, EventDef, Evidence, Fields, Kind, Transi
 from evtrack.coverage import CoverageBuilder
 from evtrack.pipeline import source_from_read
 from evtrack.reading import ENGINES, get_reader, read_file, read_inputs
-from evtrack.sources.base import FileStats, InputKind, RawEvent, ReadPlan
+from evtrack.sources.base import FileStats, InputKind, RawEvent, ReadPlan, one_by_one
 from evtrack.synth import VT, EventSpec, EventType, EvtxWriter
 from evtrack.synth.shapes import AUDIT_SUCCESS, SECURITY_AUDITING
 from evtrack.usage import ReportSettings, build_report
@@ -117,7 +117,7 @@ def _made_up_raws(path: Path, engine: str, plan: ReadPlan) -> list[RawEvent]:
     """The made-up records the reader of ``path`` (``engine`` for an .evtx) yields under ``plan``."""
     reader = get_reader(InputKind.XML if path.suffix == ".xml" else InputKind.EVTX, engine)
     extra: dict[str, Any] = {"coverage": CoverageBuilder()} if reader.fills_coverage else {}
-    return [raw for raw in reader.read(path, FileStats(path), plan=plan, **extra) if raw.event_id == 9999]
+    return [raw for raw in one_by_one(reader.read(path, FileStats(path), plan=plan, **extra)) if raw.event_id == 9999]
 
 
 @pytest.mark.parametrize(("shape", "engine"), [("evtx", "evtx"), ("evtx", "python-evtx"), ("xml", "evtx")])

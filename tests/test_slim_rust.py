@@ -42,13 +42,13 @@ def test_generated_logs(tmp_path: Path) -> None:
     # and the skipping really happens: most network logons are repeats of an account already yielded
     from evtrack.catalogue import read_plan
     from evtrack.coverage import CoverageBuilder
-    from evtrack.sources.base import FileStats
+    from evtrack.sources.base import FileStats, one_by_one
     from evtrack.sources.pyevtx_rs import read_pyevtx_rs
 
     plan = read_plan()
     path = tmp_path / "RDSH01-Security.evtx"
-    every = list(read_pyevtx_rs(path, FileStats(path), plan=plan, coverage=CoverageBuilder()))
-    slim = list(read_pyevtx_rs(path, FileStats(path), plan=plan, coverage=CoverageBuilder(), slim=True))
+    every = list(one_by_one(read_pyevtx_rs(path, FileStats(path), plan=plan, coverage=CoverageBuilder())))
+    slim = list(one_by_one(read_pyevtx_rs(path, FileStats(path), plan=plan, coverage=CoverageBuilder(), slim=True)))
     logons = [e for e in every if e.event_id in (4624, 4634) and e.data.get("LogonType") not in ("7", "10", "12")]
     assert len(logons) > 100
     assert len(every) - len(slim) > len(logons) // 2

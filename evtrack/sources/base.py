@@ -11,7 +11,7 @@ import csv
 import io
 import struct
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from enum import Enum
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from evtrack.errors import SourceError
 
 #: Seconds between the FILETIME epoch (1601-01-01) and the Unix epoch, in 100 ns ticks.
@@ -262,6 +264,74 @@ class RawEvent(NamedTuple):
     Never changed once made."""
 
 
+@dataclass(frozen=True, slots=True)
+class RawBatch:
+    """Records as columns, in file order: what a fast reader yields for a run of evidence records in place of one
+    :class:`RawEvent` each. Every column holds what the RawEvent field of that name would (Arrow arrays of equal
+    length: ``time_us``, ``record_id`` int64 with nulls; ``event_id`` int64; ``channel``, ``computer``,
+    ``provider`` strings); ``data`` one string column per payload key any of the records has (null where a record
+    lacks it), the text :attr:`RawEvent.data` would hold. :func:`evtrack.events.normalise_batch` makes its rows."""
+
+    time_us: pa.Array
+    event_id: pa.Array
+    record_id: pa.Array
+    channel: pa.Array
+    computer: pa.Array
+    provider: pa.Array
+    data: Mapping[str, pa.Array]
+
+    @property
+    def rows(self) -> int:
+        return len(self.event_id)
+
+    def events(self) -> list[RawEvent]:
+        """The records one by one (their ``data``: the fields with a value)."""
+        system = zip(*(column.to_pylist() for column in (self.time_us, self.event_id, self.record_id, self.channel,
+                                                          self.computer, self.provider)), strict=True)
+        payloads = [{name: value for name, value in zip(self.data, values, strict=True) if value is not None}
+                    for values in zip(*(column.to_pylist() for column in self.data.values()), strict=True)] \
+            if self.data else [{} for _ in range(self.rows)]
+        return [RawEvent(*fields, payload or _NO_DATA) for fields, payload in zip(system, payloads, strict=True)]
+
+    def without(self, positions: Sequence[int]) -> RawBatch:
+        """This batch less the records at ``positions``."""
+        import numpy as np
+        import pyarrow as pa
+
+        keep = np.ones(self.rows, bool)
+        keep[list(positions)] = False
+        mask = pa.array(keep)
+        return RawBatch(self.time_us.filter(mask), self.event_id.filter(mask), self.record_id.filter(mask),
+                        self.channel.filter(mask), self.computer.filter(mask), self.provider.filter(mask),
+                        {name: column.filter(mask) for name, column in self.data.items()})
+
+    @staticmethod
+    def of(events: Sequence[RawEvent]) -> RawBatch:
+        """The batch holding ``events`` (a reader's fallback for records it decoded one by one)."""
+        import pyarrow as pa
+
+        keys = dict.fromkeys(key for event in events for key in event.data)
+        text = pa.string()
+        return RawBatch(
+            time_us=pa.array([event.time_us for event in events], pa.int64()),
+            event_id=pa.array([event.event_id for event in events], pa.int64()),
+            record_id=pa.array([event.record_id for event in events], pa.int64()),
+            channel=pa.array([event.channel for event in events], text),
+            computer=pa.array([event.computer for event in events], text),
+            provider=pa.array([event.provider for event in events], text),
+            data={key: pa.array([event.data.get(key) for event in events], text) for key in keys},
+        )
+
+
+def one_by_one(items: Iterable[RawEvent | RawBatch]) -> Iterator[RawEvent]:
+    """A reader's records one by one, its :class:`RawBatch` runs taken apart (:meth:`RawBatch.events`)."""
+    for item in items:
+        if isinstance(item, RawBatch):
+            yield from item.events()
+        else:
+            yield item
+
+
 class InputKind(str, Enum):
     EVTX = "evtx"
     XML = "xml"
@@ -321,6 +391,10 @@ class CoverageSink(Protocol):
 
     def note_clear(self, event: RawEvent) -> None: ...
 
+    def note_clears(self, batch: RawBatch) -> None:
+        """:meth:`note_clear` of each record of ``batch``."""
+        ...
+
     def note_kdc(self, computer: str, channel: str) -> None: ...
 
     def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
@@ -339,13 +413,16 @@ class ReadFunction(Protocol):
     and must not raise for a bad chunk or record: it counts it in ``stats`` and goes on. It raises
     :class:`evtrack.errors.SourceError` only when the file as a whole cannot be opened.
 
+    A reader may yield a run of records as one :class:`RawBatch` (the same records, in the same order, as
+    columns).
+
     ``plan`` (always passed, by keyword) says what to read: which event ids to decode the payload of, which payload
     fields, what a slim read may leave out (see :class:`ReadPlan`). The keywords a :class:`Reader` declares beyond
     ``plan`` and ``verify_checksums`` are passed only when it declares them.
     """
 
     def __call__(self, path: Path, stats: FileStats, *, plan: ReadPlan,
-                 verify_checksums: bool = True) -> Iterator[RawEvent]: ...
+                 verify_checksums: bool = True) -> Iterator[RawEvent | RawBatch]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evtrack.errors import SourceError
 from evtrack.sources.base import (
@@ -35,6 +35,7 @@ from evtrack.sources.base import (
     CoverageSink,
     FileStats,
     InputKind,
+    RawBatch,
     RawEvent,
     Reader,
     ReadPlan,
@@ -46,6 +47,9 @@ from evtrack.sources.base import (
 )
 from evtrack.sources.guard import REFUSED, ChunkView, chunk_count, scan_chunks
 from evtrack.sources.xmlfile import parse_system_time
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ENGINE = "evtx"
 
@@ -184,24 +188,40 @@ _DECODER = json.JSONDecoder()
 _PROVIDER_MARK = '"Provider":{"#attributes":{"Name":"'
 
 
+def _payload_at(text: str) -> tuple[int, bool]:
+    """Where a record's payload object starts (its ``{``), and whether it is UserData (else EventData); -1 when it
+    has neither."""
+    start = text.find('"EventData":{')
+    if start >= 0:
+        return start + 12, False
+    start = text.find('"UserData":{')
+    return (start + 11, True) if start >= 0 else (-1, False)
+
+
+def _provider(text: str) -> str | None:
+    """The provider's name as written, when it needs no unescaping ("" when there is none); else None."""
+    p = text.find(_PROVIDER_MARK)
+    if p < 0:
+        return ""
+    provider = text[p + len(_PROVIDER_MARK) : text.find('"', p + len(_PROVIDER_MARK))]
+    return None if "\\" in provider else provider
+
+
+def _decoded_payload(text: str, start: int, user_data: bool, keys: frozenset[str]) -> dict[str, str | None]:
+    payload, _ = _DECODER.raw_decode(text, start)
+    return _payload({"UserData": payload}, keys) if user_data else _flat(payload, keys)
+
+
 def _wanted_event(text: str, fields: tuple[int, str, str, str, str], keys: frozenset[str]) -> RawEvent:
     """A wanted record, decoding only its payload (EventData or UserData: the fields in ``keys``) as JSON; the
     System fields are the ones already found. Falls back to decoding the whole record when the payload is not
     where expected."""
     event_id, time_text, record_id, channel, computer = fields
-    start = text.find('"EventData":{')
-    offset = 12
-    if start < 0:
-        start = text.find('"UserData":{')
-        offset = 11
-    if start < 0:
+    start, user_data = _payload_at(text)
+    provider = _provider(text)
+    if start < 0 or provider is None:
         return _event_from_json(text, keys)
-    payload, _ = _DECODER.raw_decode(text, start + offset)
-    p = text.find(_PROVIDER_MARK)
-    provider = text[p + len(_PROVIDER_MARK) : text.find('"', p + len(_PROVIDER_MARK))] if p >= 0 else ""
-    if "\\" in provider:
-        return _event_from_json(text, keys)
-    data = _flat(payload, keys) if offset == 12 else _payload({"UserData": payload}, keys)
+    data = _decoded_payload(text, start, user_data, keys)
     return RawEvent(parse_system_time(time_text), event_id, int(record_id), channel, computer, provider, data)
 
 
@@ -290,6 +310,152 @@ class _Block:
         self.keys.clear()
 
 
+class _Pending:
+    """Wanted records of the current block, decoded together into a :class:`RawBatch` when it flushes: each
+    record's payload object (sliced from its JSON) goes, with the others of its event id, through Arrow's JSON
+    reader (:func:`_payload_columns`), so no Python object is made per record. A group Arrow cannot take as
+    columns (a field whose JSON type varies, a value that is not text, a number or true/false) is decoded one
+    record at a time, as :func:`_wanted_event` does; so are records the reader had to decode at once."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, int, bool, int, str, str, str, str, str]] = []
+        """(text, where its payload object starts, whether it is UserData, event id, SystemTime text, record id
+        text, channel, computer, provider) of each record; start -1 for a record decoded one by one."""
+        self.decoded: dict[int, RawEvent | None] = {}
+        """Records decoded one by one, by position (None: it could not be, it is left out)."""
+
+    def add_event(self, event: RawEvent) -> None:
+        self.decoded[len(self.records)] = event
+        self.records.append(("", -1, False, -1, _EPOCH_TEXT, "0", "", "", ""))
+
+    def take(self, keys: frozenset[str], stats: FileStats) -> RawBatch | None:
+        """The records added since the last call, as one batch (None when there are none). A payload that is not
+        JSON after all (pyevtx-rs never writes one) leaves its record out, said in ``stats``."""
+        if not self.records:
+            return None
+        import numpy as np
+        import pyarrow as pa
+
+        text = pa.string()
+        records, decoded = self.records[:], self.decoded
+        self.records.clear()  # in place: the hot loop holds its bound append
+        self.decoded = {}
+        members: dict[tuple[int, bool], list[int]] = {}
+        for index, record in enumerate(records):
+            if record[1] >= 0:
+                members.setdefault((record[3], record[2]), []).append(index)
+        positions: list[list[int]] = []
+        parts: list[dict[str, pa.Array]] = []
+        for (_, user_data), indices in members.items():
+            columns = _payload_columns([records[i][0][records[i][1] : -2] for i in indices], user_data, keys)
+            if columns is None:
+                for i in indices:
+                    record = records[i]
+                    try:
+                        data = _decoded_payload(record[0], record[1], user_data, keys)
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        stats.add_issue(f"record {record[5]}", f"unreadable JSON: {exc}", 1)
+                        decoded[i] = None
+                        continue
+                    decoded[i] = RawEvent(None, record[3], None, "", "", "", data)
+                continue
+            positions.append(indices)
+            parts.append(columns)
+        if decoded:
+            indices = sorted(decoded)
+            payloads = [event.data if event is not None else {} for event in (decoded[i] for i in indices)]
+            names = dict.fromkeys(name for payload in payloads for name in payload)
+            positions.append(indices)
+            parts.append({name: pa.array([payload.get(name) for payload in payloads], text) for name in names})
+        order = pa.array(np.argsort(np.concatenate([np.asarray(p, np.int64) for p in positions]), kind="stable"))
+        data = {}
+        for name in dict.fromkeys(name for part in parts for name in part):
+            data[name] = pa.concat_arrays([part.get(name, pa.nulls(len(where), text))
+                                           for where, part in zip(positions, parts, strict=True)]).take(order)
+        _, _, _, event_ids, times, record_ids, channels, computers, providers = zip(*records, strict=True)
+        system = [_times(times), pa.array(record_ids, text).cast(pa.int64()), pa.array(event_ids, pa.int64()),
+                   pa.array(channels, text), pa.array(computers, text), pa.array(providers, text)]
+        alone = {i: event for i, event in decoded.items() if records[i][1] < 0 and event is not None}
+        if alone:  # records decoded one by one from the start: their System fields are their RawEvent's
+            values = [column.to_pylist() for column in system]
+            for i, event in alone.items():
+                for column, value in zip(values, (event.time_us, event.record_id, event.event_id, event.channel,
+                                                  event.computer, event.provider), strict=True):
+                    column[i] = value
+            system = [pa.array(column, kind.type) for column, kind in zip(values, system, strict=True)]
+        time_us, record_id, event_id, channel, computer, provider = system
+        batch = RawBatch(time_us, event_id, record_id, channel, computer, provider, data)
+        lost = [i for i, event in decoded.items() if event is None]
+        return batch if not lost else batch.without(lost)
+
+
+_EPOCH_TEXT = "1970-01-01T00:00:00.000000Z"  # a placeholder, replaced (see _Pending.add_event)
+#: The one form of SystemTime whose vectorised conversion is known to equal :func:`parse_system_time`'s.
+_STRICT_TIME = r"^[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:[0-5]\d\.\d{6}Z$"
+
+
+def _times(texts: Sequence[str]) -> pa.Array:
+    """:func:`parse_system_time` of each text (int64 µs), converted together when all are in the usual form."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = pa.array(texts, pa.string())
+    if pc.all(pc.match_substring_regex(column, _STRICT_TIME)).as_py():
+        try:
+            return pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pa.array([parse_system_time(text) for text in texts], pa.int64())
+
+
+def _payload_columns(payloads: list[str], user_data: bool, keys: frozenset[str]) -> dict[str, pa.Array] | None:
+    """The fields in ``keys`` of these payload objects (each one compact JSON object, as pyevtx-rs writes them),
+    as text columns: what :func:`_flat` (EventData) or :func:`_payload` (UserData: the first element in it) would
+    give for each. None when Arrow's JSON reader cannot take them so (see :class:`_Pending`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    block = "\n".join(payloads).encode()
+    try:
+        table = pj.read_json(pa.BufferReader(block), read_options=pj.ReadOptions(use_threads=False,
+                                                                                  block_size=len(block) + 1))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != len(payloads):
+        return None
+    if user_data:
+        elements = [name for name in table.column_names if name != "#attributes"]
+        if not elements:
+            return {}
+        if len(elements) > 1 or not pa.types.is_struct(table.schema.field(elements[0]).type):
+            return None
+        element = table.column(elements[0]).combine_chunks()
+        fields = {element.type.field(i).name: pc.struct_field(element, [i]) for i in range(element.type.num_fields)}
+    else:
+        fields = {name: table.column(name).combine_chunks() for name in table.column_names}
+    columns = {}
+    for name, values in fields.items():
+        if name in keys:
+            column = _as_text(values)
+            if column is None:
+                return None
+            columns[name] = column
+    return columns
+
+
+def _as_text(values: pa.Array) -> pa.Array | None:
+    """A column of JSON values as :func:`_value` gives each: text as it is, integers in decimal, ``true`` and
+    ``false``; None for any other type (a float, an object, a list: the records are then decoded one by one)."""
+    import pyarrow as pa
+
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind) \
+            or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return values.cast(pa.string())
+    return None
+
+
 def _observed_account(text: str, start: int, event_id: int, channel: str, plan: ReadPlan,
                       known: dict[tuple[int, str], bool]) -> str | None:
     """For a 4624/4634 that a slim read keeps only as an account: the raw ``TargetUserSid`` ..
@@ -327,7 +493,7 @@ def _observed_account(text: str, start: int, event_id: int, channel: str, plan: 
 
 def read_pyevtx_rs(path: Path, stats: FileStats, *, plan: ReadPlan, verify_checksums: bool = True,
                    coverage: CoverageSink | None = None, slim: bool = False,
-                   chunks: tuple[int, int] | None = None) -> Iterator[RawEvent]:
+                   chunks: tuple[int, int] | None = None) -> Iterator[RawEvent | RawBatch]:
     """Yield the records pyevtx-rs can read from ``path``; bad chunks and records go to ``stats``. The payload
     (the plan's :attr:`~ReadPlan.payload_keys`) is decoded for the plan's :attr:`~ReadPlan.wanted_ids` only.
 
@@ -459,12 +625,14 @@ def _header_id(record: Any) -> Any:
 
 
 def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first: int, coverage: CoverageSink,
-          slim: bool, plan: ReadPlan) -> Iterator[RawEvent]:
+          slim: bool, plan: ReadPlan) -> Iterator[RawEvent | RawBatch]:
     """The hot loop: five ``str.find`` per record for its System fields, the payload only for wanted ones.
 
     A record is taken apart here only when it has the usual compact shape and the same Channel and Computer as
     the record before (``key``); anything else goes through :func:`_shape`, and failing that the general path."""
     block = _Block()
+    pending = _Pending()
+    pend = pending.records.append
     times_append, ids_append, keys_append = block.times.append, block.ids.append, block.keys.append
     observed: set[tuple[str, str]] = set()
     kdc_keys: set[str] = set()
@@ -477,6 +645,12 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
     def lost() -> None:
         block.flush(stats, coverage)
         coverage.break_segments()  # what the lost records spanned is a hole, not covered
+
+    def taken() -> Iterator[RawBatch]:
+        batch = pending.take(keys, stats)
+        if batch is not None:
+            coverage.note_clears(batch)
+            yield batch
 
     for record in _resilient(path, stats, records, refused, first, lost):
         try:
@@ -497,6 +671,7 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
             if shape is None:
                 event = _unusual(text, record, stats, coverage, block, plan)
                 if event is not None:
+                    yield from taken()  # the records before it first
                     yield event
                 continue
             key = shape
@@ -504,9 +679,9 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                 key = "\0"
                 event = _unusual(text, record, stats, coverage, block, plan)
                 if event is not None:
+                    yield from taken()  # the records before it first
                     yield event
                 continue
-        wanted = None
         if eid in wanted_ids:
             channel, computer = block._pairs[key]
             skip = False
@@ -516,13 +691,22 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                 if account is not None:
                     skip = (key, account) in observed  # its only use, the account, is already observed
             if not skip:
-                try:
-                    wanted = _wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel, computer), keys)
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                    stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
-                    continue
+                start, user_data = text.find('"EventData":{') + 12, False  # as _payload_at and _provider, inline
+                if start < 12:
+                    start, user_data = text.find('"UserData":{') + 11, True
+                p = text.find(_PROVIDER_MARK) + len(_PROVIDER_MARK)
+                provider = text[p : text.find('"', p)] if p >= len(_PROVIDER_MARK) else ""
+                if start >= 12 and "\\" not in provider:
+                    pend((text, start, user_data, int(eid), text[t + 14 : t + 41], rid, channel, computer, provider))
+                else:
+                    try:
+                        pending.add_event(_wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel,
+                                                               computer), keys))
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
+                        continue
                 if account is not None:
-                    observed.add((key, account))  # only once its account has really been yielded
+                    observed.add((key, account))  # only once its account has been taken
         elif eid in kdc_ids:
             kdc_keys.add(key)
         count += 1
@@ -533,10 +717,9 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
         if not room:
             block.flush(stats, coverage)
             room = _BLOCK
-        if wanted is not None:
-            coverage.note_clear(wanted)
-            yield wanted
+            yield from taken()
     block.flush(stats, coverage)
+    yield from taken()
     for found in kdc_keys:
         channel, computer = block._pairs[found]
         coverage.note_kdc(computer, channel)
