@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from evtrack.reading import DEFAULT_ENGINE, ProgressCallback, ReadResult, read_inputs
 from evtrack.report import InputFile, Report
-from evtrack.sources.base import ReadPlan
+from evtrack.sources.base import ReadPlan, file_sha256
 from evtrack.usage import ReportSettings, ReportSource, build_report
 
 if TYPE_CHECKING:
@@ -33,12 +33,11 @@ class ReportInput(Protocol):
         ...
 
 
-def _fingerprint(path: Path) -> tuple[int | None, str | None]:
-    """The size and SHA-256 of a file's bytes, so a reader can check a report was made from these files."""
-    from evtrack.scanning import file_sha256
-
+def _fingerprint(path: Path, sha256: str | None = None) -> tuple[int | None, str | None]:
+    """The size and SHA-256 of a file's bytes (``sha256`` when the read took it already), so a reader can check a
+    report was made from these files."""
     try:
-        return path.stat().st_size, file_sha256(path)
+        return path.stat().st_size, sha256 or file_sha256(path)
     except OSError:
         return None, None
 
@@ -53,7 +52,7 @@ def input_files(result: ReadResult) -> tuple[InputFile, ...]:
             size=size, sha256=digest,
         )
         for stats in result.files
-        for size, digest in [_fingerprint(stats.path)]
+        for size, digest in [_fingerprint(stats.path, stats.sha256)]
     ]
     rows += [
         InputFile(path=str(issue.path), kind="", engine="", records=0, skipped=0, issues=(), error=issue.reason,
@@ -94,7 +93,7 @@ class FilesInput:
     def read(self, plan: ReadPlan | None = None) -> ReadResult:
         """Read the files with ``plan`` (None: the catalogue's, without an input zone or culture)."""
         result = read_inputs(self.paths, engine=self.engine, verify_checksums=self.verify_checksums, jobs=self.jobs,
-                             progress=self.progress, slim=self.slim, plan=plan)
+                             progress=self.progress, slim=self.slim, plan=plan, fingerprint=True)
         if self.on_read is not None:
             self.on_read(result)
         return result

@@ -48,6 +48,7 @@ from evtrack.sources.base import (
     Reader,
     ReadIssue,
     ReadPlan,
+    file_sha256,
     unreadable,
 )
 from evtrack.sources.xmlfile import looks_like_xml_events
@@ -338,7 +339,7 @@ def _with_coverage(events: Iterator[RawEvent | RawBatch], coverage: CoverageBuil
 
 def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
               batch_rows: int = 65_536, slim: bool = False, chunks: tuple[int, int] | None = None,
-              plan: ReadPlan | None = None) -> FileResult:
+              plan: ReadPlan | None = None, fingerprint: bool = False) -> FileResult:
     """Read one file into rows, stats and coverage. Never raises for bad content: it is in the result.
 
     ``plan`` says what the reader decodes (None: the catalogue's, :func:`evtrack.catalogue.read_plan`). ``slim``
@@ -346,7 +347,8 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
     the others go to ``observations``, so memory stays small on large Security logs; its batches carry the
     repeated strings dictionary-encoded (:func:`evtrack.events.encoded_schema`), smaller to send and to hold.
     ``chunks`` (first, last exclusive) reads only that range of an .evtx (see :func:`join_ranges`); ``stats.size``
-    is then the range's share of the file."""
+    is then the range's share of the file. ``fingerprint`` takes the file's SHA-256 too (``stats.sha256``; not for
+    a range), where the file is read: in a pool's worker, beside the others."""
     if plan is None:
         plan = catalogue.read_plan()
     stats = FileStats(path)
@@ -398,6 +400,9 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
         result.not_a_log = isinstance(exc, NotAnEventLog)
     if builder.rows:
         result.batches.append(batch())
+    if fingerprint and chunks is None:
+        with contextlib.suppress(OSError):
+            stats.sha256 = file_sha256(path)
     return result if chunks is not None else _settle(result)
 
 
@@ -559,7 +564,8 @@ def join_ranges(parts: Sequence[FileResult]) -> FileResult:
 
 #: What every worker needs, imported once by the forkserver so that forked workers start with it (~0.8 s each
 #: otherwise: pyarrow, numpy, the parsers, and pandas, which pyarrow imports when it makes its first array).
-_PRELOAD = ["evtrack.reading", *ENGINES.values(), XML_READER, "evtx", "pyarrow", "pyarrow.compute", "numpy", "pandas"]
+_PRELOAD = ["evtrack.reading", *ENGINES.values(), XML_READER, "evtx", "pyarrow", "pyarrow.compute", "pyarrow.json",
+            "numpy", "pandas"]
 
 
 def pool_context(method: str | None = None) -> multiprocessing.context.BaseContext:
@@ -598,18 +604,20 @@ CALLER_READS = True
 
 
 def _read_unit(unit: tuple[Path, tuple[int, int] | None], *, engine: str, verify_checksums: bool, slim: bool,
-               plan: ReadPlan) -> FileResult:
+               plan: ReadPlan, fingerprint: bool = False) -> FileResult:
     """:func:`read_file` of one unit of :func:`plan_units` (module level: it pickles to workers)."""
     path, chunks = unit
-    return read_file(path, engine, verify_checksums, slim=slim, chunks=chunks, plan=plan)
+    return read_file(path, engine, verify_checksums, slim=slim, chunks=chunks, plan=plan, fingerprint=fingerprint)
 
 
 def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE, verify_checksums: bool = True,
                 jobs: int = 1, progress: ProgressCallback | None = None, slim: bool = False,
-                start_method: str | None = None, plan: ReadPlan | None = None) -> ReadResult:
+                start_method: str | None = None, plan: ReadPlan | None = None, fingerprint: bool = False
+                ) -> ReadResult:
     """Read every input with one read ``plan`` (None: the catalogue's, :func:`evtrack.catalogue.read_plan`); the
     result does not depend on ``jobs``, on the pool's ``start_method`` (see :func:`pool_context`) or on the order
-    files finish in (the table's values: how a slim read's dictionaries are cut follows its batches)."""
+    files finish in (the table's values: how a slim read's dictionaries are cut follows its batches).
+    ``fingerprint``: each file's SHA-256 too (:attr:`FileStats.sha256`), taken where it is read."""
     import pyarrow as pa
 
     from evtrack.events import encoded_schema, logon_schema
@@ -621,7 +629,7 @@ def read_inputs(arguments: Sequence[str | Path], *, engine: str = DEFAULT_ENGINE
     inputs = expand_inputs(arguments)
     units = plan_units(inputs.files, engine, jobs)
     read_unit = functools.partial(_read_unit, engine=engine, verify_checksums=verify_checksums, slim=slim,
-                                  plan=plan)
+                                  plan=plan, fingerprint=fingerprint)
     sizes = [unit_bytes(path, chunks) for path, chunks in units]
     if worth_a_pool(jobs, sizes):
         finished = share(units, read_unit, sizes=sizes, workers=jobs,

@@ -6,23 +6,16 @@ pool of processes; :class:`evtrack.distributed.DaskScanner` on a Dask cluster.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from evtrack.sources.base import file_sha256
+
 if TYPE_CHECKING:
     from evtrack.reading import FileResult, Inputs
     from evtrack.sources.base import ReadPlan
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 

@@ -90,6 +90,28 @@ def test_large_files_are_split_and_reports_do_not_change(security: Path, tmp_pat
         (s.path, s.records, s.size, s.issues, dict(s.per_channel)) for s in two.files]
 
 
+def test_each_input_is_fingerprinted_where_it_is_read(security: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report lists each input's SHA-256: taken by whoever read the whole file (a worker, or the caller), and
+    afterwards for a file read in ranges; the same digests either way, and only when asked."""
+    import evtrack.reading
+    from evtrack.pipeline import input_files
+    from evtrack.sources.base import file_sha256
+
+    monkeypatch.setattr(evtrack.reading, "SPLIT_MIN_CHUNKS", 4)
+    monkeypatch.setattr(evtrack.reading, "POOL_MIN_BYTES", 0)
+    folder = tmp_path / "logs"
+    shutil.copytree(security.parent, folder)
+    files = sorted(folder.glob("*.evtx"))
+    split = {path for path, chunks in plan_units(files, "evtx", 4) if chunks is not None}
+    assert split and len(split) < len(files)
+    result = read_inputs([folder], jobs=4, slim=True, fingerprint=True)
+    assert {s.path: s.sha256 for s in result.files} == {
+        path: None if path in split else file_sha256(path) for path in files}
+    assert [(i.path, i.sha256) for i in input_files(result)] == [(str(p), file_sha256(p)) for p in files]
+    assert {s.sha256 for s in read_inputs([folder], jobs=1).files} == {None}
+
+
 @pytest.mark.shared
 def test_real_files_split_like_whole(tmp_path: Path) -> None:
     for path in sorted(SHARED.glob("*.evtx")):

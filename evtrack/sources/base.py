@@ -38,6 +38,17 @@ CHUNK_HEADER_SIZE = 0x200
 RECORD_HEADER_SIZE = 24
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def unreadable(path: Path, exc: OSError) -> SourceError:
     """The error for a file that cannot be opened or read, in the one wording every reader uses."""
     from evtrack.errors import SourceError
@@ -291,7 +302,9 @@ class RawBatch:
         payloads = [{name: value for name, value in zip(self.data, values, strict=True) if value is not None}
                     for values in zip(*(column.to_pylist() for column in self.data.values()), strict=True)] \
             if self.data else [{} for _ in range(self.rows)]
-        return [RawEvent(*fields, payload or _NO_DATA) for fields, payload in zip(system, payloads, strict=True)]
+        return [RawEvent(time_us, event_id, record_id, channel, computer, provider, payload or _NO_DATA)
+                for (time_us, event_id, record_id, channel, computer, provider), payload
+                in zip(system, payloads, strict=True)]
 
     def without(self, positions: Sequence[int]) -> RawBatch:
         """This batch less the records at ``positions``."""
@@ -370,6 +383,8 @@ class FileStats:
     """Records read successfully (wanted or not)."""
     fallbacks: int = 0
     """Records a fast path could not decode and that were read by the slow, full path instead."""
+    sha256: str | None = None
+    """The SHA-256 of the file's bytes, when the read was asked to take it (a report's list of its inputs)."""
     issues: list[ReadIssue] = field(default_factory=list)
     per_channel: Counter[str] = field(default_factory=Counter)
 
