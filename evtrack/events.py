@@ -148,6 +148,12 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def _session_id(value: str | None) -> int | None:
+    """A session id the table can hold (a 64-bit integer); one beyond that is no session id a session host gives."""
+    number = _int(value)
+    return number if number is not None and -(2**63) <= number < 2**63 else None
+
+
 def _logon_id(value: str | None) -> str | None:
     number = _int(value)
     return None if number is None else f"0x{number:x}"
@@ -258,7 +264,7 @@ class _Maker:
             _clean(get(fields.sid)) if fields.sid else None,
             address,
             _clean(get(fields.client_name)) if fields.client_name else None,
-            _int(get(fields.session_id)) if fields.session_id else None,
+            _session_id(get(fields.session_id)) if fields.session_id else None,
             _logon_id(get(fields.logon_id)) if fields.logon_id else None,
             session_name,
             _elevated(get(fields.elevated)) if fields.elevated else None,
@@ -290,15 +296,18 @@ def normalise_batch(batch: RawBatch, source: str) -> pa.RecordBatch:
 
     schema = logon_schema()
     channels = batch.channel.dictionary_encode()
-    # (channel, event id) of each record as one integer: event ids are 16-bit (readers check)
-    groups = (channels.indices.to_numpy(zero_copy_only=False).astype(np.int64) << 16) | \
-        batch.event_id.to_numpy(zero_copy_only=False).astype(np.int64)
+    event_ids = batch.event_id.to_numpy(zero_copy_only=False)
+    # (channel, event id) of each record as one integer; an event id beyond 16 bits is in no catalogue entry (the
+    # general path can hand one on: it makes no row, as normalise_row says)
+    valid = (event_ids >= 0) & (event_ids <= 0xFFFF)
+    groups = np.where(valid, (channels.indices.to_numpy(zero_copy_only=False).astype(np.int64) << 16)
+                      | np.where(valid, event_ids, 0).astype(np.int64), -1)
     keys, inverse = np.unique(groups, return_inverse=True)
     names = channels.dictionary.to_pylist()
     parts: list[pa.RecordBatch] = []
     order: list[Any] = []
     for index, key in enumerate(keys.tolist()):
-        definition = lookup(names[key >> 16], key & 0xFFFF)
+        definition = lookup(names[key >> 16], key & 0xFFFF) if key >= 0 else None
         if definition is None or definition.kind is None:
             continue
         at = np.flatnonzero(inverse == index)
@@ -412,7 +421,8 @@ def _group_columns(batch: RawBatch, at: pa.Array, maker: _Maker, source: str) ->
         cleaned(fields.sid),
         address,
         cleaned(fields.client_name),
-        _mapped(field(fields.session_id), _int, pa.int64(), rows) if fields.session_id else pa.nulls(rows, pa.int64()),
+        _mapped(field(fields.session_id), _session_id, pa.int64(), rows) if fields.session_id
+        else pa.nulls(rows, pa.int64()),
         _mapped(field(fields.logon_id), _logon_id, text, rows) if fields.logon_id else pa.nulls(rows, text),
         session_name,
         _mapped(field(fields.elevated), _elevated, pa.bool_(), rows) if fields.elevated else pa.nulls(rows, pa.bool_()),

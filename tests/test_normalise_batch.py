@@ -4,10 +4,13 @@ other reader's the second, and reports must not tell them apart."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evtrack.catalogue import CATALOGUE
+from evtrack.catalogue import CATALOGUE, read_plan
 from evtrack.events import BatchBuilder, normalise_batch, normalise_row
 from evtrack.sources.base import RawBatch, RawEvent
 
@@ -15,13 +18,14 @@ from evtrack.sources.base import RawBatch, RawEvent
 CHANNELS = ("Security", "System", "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",
             "microsoft-windows-terminalservices-remoteconnectionmanager/operational",
             "Microsoft-Windows-TerminalServices-Gateway/Operational", "Application")
-EVENT_IDS = sorted({d.event_id for d in CATALOGUE} | {1, 4625})
+EVENT_IDS = sorted({d.event_id for d in CATALOGUE} | {1, 4625, 65536 + 21, 2**40})
 KEYS = sorted({key for d in CATALOGUE for key in d.fields.payload_keys()})
 #: Payload texts where a rule could go wrong: blanks, padding, hex, digits Python's int() reads but look odd,
 #: out-of-range logon types, qualified and bare names, addresses local and remote, yes/no tokens.
 TEXTS = (None, "", " ", " x ", "10", " 10 ", "7", "3", "0x1F", "0XaB", "1_0", "\u0663", "-129", "127", "-",
          "%%1842", "%%1843", "YES", "no", "CONTOSO\\alice", "contoso\\\\bob", "\\x", "a\\", "alice",
-         "10.0.0.1", "127.0.0.1", "::1", "fe80::1", "LOCAL", "RDP-Tcp#3", "Console", "0", "5", "S-1-5-21-1-2-3-1001")
+         "10.0.0.1", "127.0.0.1", "::1", "fe80::1", "LOCAL", "RDP-Tcp#3", "Console", "0", "5", "S-1-5-21-1-2-3-1001",
+         "18446744073709551615", "-9223372036854775808")
 
 events = st.builds(
     RawEvent,
@@ -135,3 +139,65 @@ def test_times_converted_together_equal_parse_system_time(texts: list[str]) -> N
     from evtrack.sources.xmlfile import parse_system_time
 
     assert _times(texts).to_pylist() == [parse_system_time(text) for text in texts]
+
+
+# -- review findings (a cold review of the columnar read, hand-made records) ----------------------------------------
+
+LSM_24 = ('{"Event":{"#attributes":{"xmlns":"http://schemas.microsoft.com/win/2004/08/events/event"},"System":{'
+          '"Provider":{"#attributes":{"Name":"Microsoft-Windows-TerminalServices-LocalSessionManager","Guid":'
+          '"5D896912-022D-40AA-A3A8-4FA5515C76D7"}},"EventID":24,"Version":0,"Level":4,"Task":0,"Opcode":0,'
+          '"Keywords":"0x1000000000000000","TimeCreated":{"#attributes":{"SystemTime":"2024-03-01T08:30:06.994805Z"'
+          '}},"EventRecordID":3,"Correlation":null,"Execution":{"#attributes":{"ProcessID":740,"ThreadID":1844}},'
+          '"Channel":"Microsoft-Windows-TerminalServices-LocalSessionManager/Operational","Computer":"RDSH01",'
+          '"Security":{"#attributes":{"UserID":"S-1-5-18"}}},"UserData":{"EventXML":{"#attributes":{"xmlns":'
+          '"Event_NS"},"User":"CONTOSO\\\\alice","SessionID":2,"Address":"10.0.0.7"}}}}')
+
+
+def _odd(system_event_id: int) -> str:
+    """A Security record whose Provider carries an attribute EventID 21 before its real System/EventID (so the
+    loop's text search reads 21, a wanted id) and whose name holds a backslash (so it is decoded in full, its
+    event id the JSON's), with an LSM 21's payload."""
+    return (LSM_24.replace('"Name":"Microsoft-Windows-TerminalServices-LocalSessionManager","Guid"',
+                           '"Name":"Odd\\\\Provider","EventID":21,"Guid"')
+            .replace('"EventID":24,', f'"EventID":{system_event_id},')
+            .replace('"EventRecordID":3,', '"EventRecordID":2,')
+            .replace('"Channel":"Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",'
+                     '"Computer":"RDSH01"', '"Channel":"Security","Computer":"ODD"')
+            .replace("alice", "mallory").replace("10.0.0.7", "203.0.113.9"))
+
+
+@pytest.mark.parametrize("system_event_id", [65536 + 21, 2**64 - 1])
+@pytest.mark.parametrize("with_lsm", [True, False])
+def test_an_event_id_beyond_16_bits_from_a_record_decoded_in_full_makes_no_row(system_event_id: int,
+                                                                               with_lsm: bool) -> None:
+    """Review finding: such a record reached normalise_batch, whose (channel << 16 | event id) grouping read
+    65557 of Security as event 21 of the next channel: an LSM logon for a user who was never there (or an
+    IndexError with no next channel; an OverflowError for 2**64 - 1). It is an out-of-range record, said and
+    skipped, as the general path and python-evtx treat one; the record after it is read as ever."""
+    from evtrack.coverage import CoverageBuilder
+    from evtrack.sources.base import FileStats, one_by_one
+    from evtrack.sources.pyevtx_rs import _OUT_OF_RANGE, _fast
+
+    texts = [_odd(system_event_id), *([LSM_24] if with_lsm else [])]
+    stats = FileStats(Path("odd.evtx"))
+    records = iter([{"data": text, "event_record_id": index} for index, text in enumerate(texts, 1)])
+    events = list(one_by_one(_fast(Path("odd.evtx"), stats, records, [], 0, CoverageBuilder(), False, read_plan())))
+    assert [(e.event_id, e.data.get("User")) for e in events] == ([(24, "CONTOSO\\alice")] if with_lsm else [])
+    assert [(i.where, i.reason) for i in stats.issues] == [("record 1", _OUT_OF_RANGE)]
+
+
+def test_an_event_id_beyond_16_bits_in_a_batch_makes_no_row() -> None:
+    records = [RawEvent(1, event_id, 1, channel, "H", "p", {"User": "CONTOSO\\mallory", "Address": "203.0.113.9"})
+               for event_id, channel in ((65536 + 21, "Security"), (2**40, "Security"), (-1, "Security"),
+                                         (21, CHANNELS[2]))]
+    rows = normalise_batch(RawBatch.of(records), "x").to_pylist()
+    assert rows == one_at_a_time(records, "x") and [row["event_id"] for row in rows] == [21]
+
+
+@pytest.mark.parametrize("session_id", ["18446744073709551615", "9223372036854775808", "-9223372036854775809"])
+def test_a_session_id_beyond_64_bits_is_none_not_a_crash(session_id: str) -> None:
+    """Found beside the review: an LSM SessionID written as a UInt64 above 2**63 ended the read with an
+    OverflowError (one record at a time and as columns)."""
+    records = [RawEvent(1, 21, 1, CHANNELS[2], "H", "p", {"User": "CONTOSO\\a", "SessionID": session_id})]
+    rows = normalise_batch(RawBatch.of(records), "x").to_pylist()
+    assert rows == one_at_a_time(records, "x") and rows[0]["session_id"] is None

@@ -325,6 +325,7 @@ class _Pending:
         """Records decoded one by one, by position (None: it could not be, it is left out)."""
 
     def add_event(self, event: RawEvent) -> None:
+        """A record decoded in full (its System fields from its JSON, in range: :func:`_in_range`)."""
         self.decoded[len(self.records)] = event
         self.records.append(("", -1, False, -1, _EPOCH_TEXT, "0", "", "", ""))
 
@@ -700,11 +701,14 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                     pend((text, start, user_data, int(eid), text[t + 14 : t + 41], rid, channel, computer, provider))
                 else:
                     try:
-                        pending.add_event(_wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel,
-                                                               computer), keys))
+                        event = _wanted_event(text, (int(eid), text[t + 14 : t + 41], rid, channel, computer), keys)
                     except (ValueError, KeyError, TypeError, AttributeError) as exc:
                         stats.add_issue(f"record {_header_id(record)}", f"unreadable JSON: {exc}", 1)
                         continue
+                    if not _in_range(event.event_id, event.record_id):  # its JSON said otherwise than its text
+                        stats.add_issue(f"record {_header_id(record)}", _OUT_OF_RANGE, 1)
+                        continue
+                    pending.add_event(event)
                 if account is not None:
                     observed.add((key, account))  # only once its account has been taken
         elif eid in kdc_ids:
