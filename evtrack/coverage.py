@@ -6,6 +6,7 @@ of 4688 events still proves the host was logging that day. A window the spans do
 
 from __future__ import annotations
 
+import copy
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -56,10 +57,30 @@ class ChannelSpan:
     between their neighbours."""
     kdc: bool = False
     """The log holds Kerberos KDC events (Security 4768/4769): the host is a domain controller."""
+    unconfirmed: tuple[tuple[int, int], ...] = ()
+    """Time an Azure Monitor coverage export states for this log that no evidence export of the log reaches (one
+    left out?): not covered, and a window it touches is judged (see :data:`REACH_MARGIN_US`)."""
 
     @property
     def missing_records(self) -> int:
         return sum(gap.missing for gap in self.gaps)
+
+
+#: Where a builder keeps what an Azure Monitor export states, beside the logs and never in its spans: the hours a
+#: coverage export says a host's log reached the workspace (``stated:`` + log), and the time the evidence exports
+#: of each log reach (``reach:`` + log, no host).
+STATED_PREFIX = "stated:"
+REACH_PREFIX = "reach:"
+#: Stated hours count as covered only this close to a row of an evidence export of the same log. A coverage export
+#: says the workspace received the log, not that an evidence export holds that time: one left out (or exported for
+#: another range) read as months of 0 users. A week either side, so quiet nights, weekends and holidays stay covered;
+#: an export missing for longer leaves the time unconfirmed (:attr:`ChannelSpan.unconfirmed`: partial or unknown).
+REACH_MARGIN_US = 7 * 86_400_000_000
+
+
+def log_of(channel: str) -> str:
+    """The log a builder key names (``stated:Security`` and ``reach:Security`` name ``Security``)."""
+    return channel.removeprefix(STATED_PREFIX).removeprefix(REACH_PREFIX)
 
 
 @dataclass(slots=True)
@@ -84,6 +105,8 @@ class _Acc:
     merged_misdated: list[Misdated] = field(default_factory=list)
     merged_edges: list[tuple[int, int, int, int]] = field(default_factory=list)
     """Each merged file's (first id, time, last id, time): where adjacent exports of one log join."""
+    unconfirmed: list[tuple[int, int]] = field(default_factory=list)
+    """Stated time no evidence export reaches (:meth:`CoverageBuilder._confirmed`)."""
 
     def start(self, epoch: int) -> None:
         """About to add records while the builder is at ``epoch``: open a new segment if records were lost."""
@@ -261,7 +284,7 @@ class CoverageBuilder:
         self._epoch = 0
 
     def _channel(self, computer: str, channel: str) -> _Acc | None:
-        if channel.lower() not in COVERED_CHANNELS:
+        if log_of(channel).lower() not in COVERED_CHANNELS:
             return None
         key = (computer, channel)
         acc = self._acc.get(key)
@@ -299,10 +322,17 @@ class CoverageBuilder:
         acc.times.frombytes(np.ascontiguousarray(times[ok], dtype=np.int64).tobytes())
 
     def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
-        """Time an input states it covers (an hourly count of a workspace's events), without a record each."""
-        acc = self._channel(computer, channel)
+        """Time an input states it covers (an hourly count of a workspace's events), without a record each: kept
+        apart, and covered only where an evidence export of the same log reaches (:meth:`add_reach`)."""
+        acc = self._channel(computer, STATED_PREFIX + channel)
         if acc is not None and end_us > start_us:
             acc.merged_intervals.append((start_us, end_us - 1))  # closed; back-to-back hours merge
+
+    def add_reach(self, channel: str, first_us: int, last_us: int) -> None:
+        """An evidence export holds rows of ``channel`` from ``first_us`` to ``last_us`` (any host)."""
+        acc = self._channel("", REACH_PREFIX + channel)
+        if acc is not None and last_us >= first_us:
+            acc.merged_intervals.append((first_us, last_us))
 
     def note_kdc(self, computer: str, channel: str) -> None:
         """This host's log holds a Kerberos KDC event (4768/4769 in Security)."""
@@ -410,19 +440,44 @@ class CoverageBuilder:
         last = np.ones(len(all_ids), dtype=bool)
         last[:-1] = all_ids[1:] != all_ids[:-1]
         no_id = sorted(set(times[~real].tolist()) | acc.merged_no_id_times)
-        bounds = [*no_id[:1], *no_id[-1:], *(t for interval in acc.merged_intervals for t in interval)]
+        bounds = [*no_id[:1], *no_id[-1:], *(t for interval in acc.merged_intervals for t in interval),
+                  *(t for interval in acc.unconfirmed for t in interval)]
         if len(all_times):
             bounds += [int(all_times.min()), int(all_times.max())]
         edge = _edge(ids, times)
         return (all_ids[last], all_times[last], bounds, no_id, [*envelopes, *acc.merged_intervals],
                 sorted({*wrong, *acc.merged_misdated}), [*([edge] if edge else []), *acc.merged_edges])
 
+    def _confirmed(self) -> dict[tuple[str, str], _Acc]:
+        """The channels, with each host's stated hours of a log added to that log's where an evidence export of
+        the log reaches them (:data:`REACH_MARGIN_US`); the stated hours and the reaches themselves left out."""
+        reach: dict[str, list[tuple[int, int]]] = {}
+        for (_, channel), acc in self._acc.items():
+            if channel.startswith(REACH_PREFIX):
+                reach.setdefault(log_of(channel).lower(), []).extend(
+                    (first - REACH_MARGIN_US, last + REACH_MARGIN_US) for first, last in acc.merged_intervals)
+        result = {key: acc for key, acc in self._acc.items() if log_of(key[1]) == key[1]}
+        for (host, channel), acc in self._acc.items():
+            if not channel.startswith(STATED_PREFIX):
+                continue
+            name = log_of(channel)
+            stated = merge_intervals(acc.merged_intervals)
+            if not stated:
+                continue
+            kept = clip_intervals(stated, merge_intervals(reach.get(name.lower(), ())))
+            mine = result.get((host, name))
+            confirmed = copy.copy(mine) if mine is not None else _Acc()
+            confirmed.merged_intervals = [*confirmed.merged_intervals, *kept]
+            confirmed.unconfirmed = [*confirmed.unconfirmed, *_less(stated, kept)]
+            result[(host, name)] = confirmed
+        return result
+
     def spans(self) -> list[ChannelSpan]:
         """The merged spans, sorted by host and channel; duplicate records (overlapping exports) count once."""
         import numpy as np
 
         result = []
-        for (host, channel), acc in sorted(self._acc.items()):
+        for (host, channel), acc in sorted(self._confirmed().items()):
             ids, latest, bounds, no_id, intervals, wrong, edges = self._records(acc)
             if not bounds:
                 continue
@@ -445,6 +500,7 @@ class CoverageBuilder:
                                else merge_intervals([*intervals, *bridges(edges)])),
                     misdated=tuple(wrong),
                     kdc=(host, channel) in self._kdc,
+                    unconfirmed=merge_intervals(acc.unconfirmed),
                 )
             )
         return result
@@ -526,6 +582,37 @@ def bridges(edges: Iterable[tuple[int, int, int, int]]) -> list[tuple[int, int]]
             if then >= last_time:
                 joined.append((last_time, then))
     return joined
+
+
+def clip_intervals(intervals: Iterable[tuple[int, int]], within: Iterable[tuple[int, int]]
+                   ) -> tuple[tuple[int, int], ...]:
+    """The parts of ``intervals`` (closed, merged, sorted) inside ``within`` (closed, merged, sorted)."""
+    result = []
+    for first, last in intervals:
+        for low, high in within:
+            if high < first:
+                continue
+            if low > last:
+                break
+            result.append((max(first, low), min(last, high)))
+    return tuple(result)
+
+
+def _less(intervals: Iterable[tuple[int, int]], parts: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``intervals`` (closed, merged, sorted) less ``parts`` (closed, sorted, each inside one of them)."""
+    result = []
+    inside = list(parts)
+    for first, last in intervals:
+        at = first
+        for low, high in inside:
+            if high < first or low > last:
+                continue
+            if low > at:
+                result.append((at, low - 1))
+            at = max(at, high + 1)
+        if at <= last:
+            result.append((at, last))
+    return result
 
 
 def merge_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -64,7 +64,9 @@ def host_cover(coverage: Sequence[ChannelSpan], hosts: HostNames, selection: Hos
         if not selection.counts(key, hosts.names(key)):
             continue
         channel = span.channel.lower()
-        intervals = span.intervals or ((span.first_us, span.last_us),)
+        # a span without intervals (from before they were kept) covers its envelope; not one whose time is all
+        # stated time no evidence export reaches
+        intervals = span.intervals or (() if span.unconfirmed else ((span.first_us, span.last_us),))
         if channel in COLLECTOR_CHANNELS:
             collected[channel].extend(intervals)
             collectors[key].extend(intervals)

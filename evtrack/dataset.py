@@ -82,6 +82,7 @@ def _span_from_dict(data: dict[str, Any]) -> ChannelSpan:
         intervals=tuple((int(a), int(b)) for a, b in data["intervals"]),
         misdated=tuple(Misdated(**item) for item in data.get("misdated", ())),
         kdc=bool(data.get("kdc", False)),
+        unconfirmed=tuple((int(a), int(b)) for a, b in data.get("unconfirmed", ())),
     )
 
 

@@ -598,6 +598,7 @@ class Store:
     def report_source(self) -> ReportSource:
         """What :func:`evtrack.usage.build_report` needs, from the store instead of the files."""
         from evtrack.catalogue import is_evidence_channel
+        from evtrack.coverage import log_of
         from evtrack.reading import DEFAULT_ENGINE
         from evtrack.usage import ReportSource
 
@@ -606,7 +607,7 @@ class Store:
                                             ).fetchone()
         evidence = frozenset(path for path, channel in self._db.execute(
             "SELECT DISTINCT files.path, spans.channel FROM spans JOIN files ON files.id = spans.file_id")
-            if is_evidence_channel(channel))
+            if is_evidence_channel(log_of(channel)))
         return ReportSource(
             table=self.events_table(encoded=True), coverage=tuple(self.coverage()), inputs=self.inputs(),
             engine=", ".join(engines) if engines else DEFAULT_ENGINE, records_read=records, records_skipped=skipped,

@@ -12,16 +12,17 @@ import bisect
 import dataclasses
 import functools
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from evtrack import rows as table_rows
+from evtrack.catalogue import is_evidence_channel
 from evtrack.catalogue import read_plan as catalogue_plan
 from evtrack.concurrency import Sessions, connected_intervals
 from evtrack.concurrency import peak as peak_overlap
-from evtrack.coverage import ChannelSpan
+from evtrack.coverage import ChannelSpan, merge_intervals
 from evtrack.crosscheck import SourceLedger, any_between, host_cover
 from evtrack.crosscheck import covered as _covered
 from evtrack.events import as_report_reads
@@ -218,6 +219,13 @@ def scope_label(domains: tuple[str, ...], ous: tuple[str, ...] = ()) -> str:
     return "; ".join(parts)
 
 
+def _unconfirmed(coverage: Sequence[ChannelSpan], counted: Callable[[str], bool]) -> tuple[tuple[int, int], ...]:
+    """Stated time of the counted hosts' evidence logs that no evidence export reaches
+    (:attr:`ChannelSpan.unconfirmed`), merged."""
+    return merge_intervals(interval for span in coverage if span.unconfirmed and is_evidence_channel(span.channel)
+                           and counted(span.host) for interval in span.unconfirmed)
+
+
 def _misdated_lookup(coverage: Sequence[ChannelSpan]) -> dict[tuple[str, str, int, int], int]:
     """(host, channel in lower case, record id, time it carries) → the time its neighbours place it at."""
     return {(span.host, span.channel.lower(), m.record_id, m.time_us): m.placed_us
@@ -277,7 +285,9 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
     host_sessions = {connected.hosts[code]: (session_start[session_host == code], session_end[session_host == code])
                      for code in np.unique(session_host).tolist()}
 
+    unconfirmed = _unconfirmed(source.coverage, lambda name: counted_host(hosts.key(name)))
     cover_edges = [t for intervals in host_cover_all.values() for iv in intervals for t in iv]
+    cover_edges += [t for interval in unconfirmed for t in interval]
     all_times = [t for p in people.values() for t in (p.times[0], p.times[-1])] + cover_edges
     notes: list[str] = []
     warnings: list[str] = list(settings.setting_warnings)
@@ -318,7 +328,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
             if intervals:
                 inside = min(end, intervals[-1][1]) - max(start, intervals[0][0])
                 hole = hole or covered < inside
-        holed.append(hole)
+        holed.append(hole or any(first < end and last >= start for first, last in unconfirmed))
         direct = {k for k, p in people.items() if any_between(p.times, start, end)}
         carried = {k for k, p in people.items() if k not in direct and p.connected_between(start, end)}
         keys = sorted(direct | carried)
@@ -459,6 +469,13 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         round(estimated / settings.installed, 4)
         if estimated is not None and settings.installed else None
     )
+    if unconfirmed:
+        hours = sum(last - first + 1 for first, last in unconfirmed) / 3_600_000_000
+        notes.append(f"An Azure Monitor coverage export says evidence logs were collected between "
+                     f"{us_to_datetime(unconfirmed[0][0]):%Y-%m-%d} and {us_to_datetime(unconfirmed[-1][1]):%Y-%m-%d}"
+                     f" (UTC; {hours:,.0f} hours in all) where no evidence export holds a row within a week (an export"
+                     " left out, or run for another range?): that time is not counted as covered, and every window it"
+                     " touches is judged.")
     if tally.out_of_scope:
         notes.append(f"{len(tally.out_of_scope)} user(s) with RDP evidence are outside the scope and not counted.")
     if tally.undecided_scope:

@@ -289,8 +289,6 @@ def test_a_compressed_export_in_the_folder_is_no_pass(tmp_path: Path) -> None:
                                 "(or move it out of the folder)")
 
 
-@pytest.mark.xfail(strict=True, reason="an Azure coverage export stating April covered, with no evidence export row "
-                   "in April at all, gives April 'complete, 0 users' and --check exits 0")
 def test_azure_coverage_without_any_evidence_rows_is_not_zero_users(tmp_path: Path) -> None:
     """`evtrack sample --sources azure` (6 users, 2 hosts, January-April 2024, seed 1): the SecurityEvent evidence
     comes as two exports (SecurityEvent-1.csv: January-February, SecurityEvent-2.json: March-April, logons of
@@ -301,7 +299,9 @@ def test_azure_coverage_without_any_evidence_rows_is_not_zero_users(tmp_path: Pa
     By hand: the coverage export says both hosts logged Security records in every hour of April, yet no evidence
     export holds a single April row of any kind (not even a network logon). April's users are not known: the
     honest status is unknown (or at least partial, a lower bound), never "complete, 0 users", and --check does not
-    exit 0. evtrack reports April complete with 0 users (March complete with 4 of 6) and exits 0."""
+    exit 0. evtrack reported April complete with 0 users (March complete with 4 of 6) and exited 0. Now the stated
+    hours count only within a week of an evidence export's rows: March is partial (4 of 6), April unknown, a note
+    says why, and --check exits 4; the same from a store and from an events dataset."""
     from datetime import date
 
     from evtrack.synth import write_sample
@@ -319,3 +319,14 @@ def test_azure_coverage_without_any_evidence_rows_is_not_zero_users(tmp_path: Pa
     april = {w["label"]: w for w in report["windows"]}["2024-04"]  # type: ignore[attr-defined]
     assert not (april["status"] == "complete" and april["users"] == 0)
     assert code != 0
+    windows = [(w["label"], w["users"], w["status"]) for w in report["windows"]]  # type: ignore[attr-defined]
+    assert windows == [("2024-01", 6, "complete"), ("2024-02", 6, "complete"), ("2024-03", 4, "partial"),
+                       ("2024-04", None, "unknown")]
+    assert any("no evidence export holds a row within a week" in note for note in report["notes"])  # type: ignore
+    store, dataset = tmp_path / "store.sqlite3", tmp_path / "events"
+    assert runner.invoke(app, ["ingest", str(azure), "--store", str(store), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["events", str(azure), "-f", "parquet", "-o", f"{dataset}/", "-q"]).exit_code == 0
+    for where in (["--store", str(store)], ["--events", str(dataset)]):
+        code, other = cli(*where, "--installed", "6", "--check")
+        assert code == 4
+        assert [(w["label"], w["users"], w["status"]) for w in other["windows"]] == windows  # type: ignore

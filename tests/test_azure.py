@@ -31,10 +31,12 @@ BOM = "\ufeff"
 
 
 class FakeCoverage:
-    """A coverage sink that keeps stated intervals and refuses everything else: evidence rows never cover."""
+    """A coverage sink that keeps stated intervals and the evidence rows' reach, and refuses everything else:
+    evidence rows never cover."""
 
     def __init__(self) -> None:
         self.intervals: list[tuple[str, str, int, int]] = []
+        self.reaches: list[tuple[str, int, int]] = []
 
     def add(self, event: RawEvent) -> None:
         raise AssertionError(f"evidence went to coverage: {event}")
@@ -50,6 +52,9 @@ class FakeCoverage:
 
     def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
         self.intervals.append((computer, channel, start_us, end_us))
+
+    def add_reach(self, channel: str, first_us: int, last_us: int) -> None:
+        self.reaches.append((channel, first_us, last_us))
 
     def break_segments(self) -> None:
         raise AssertionError("break_segments")

@@ -205,6 +205,7 @@ def read(path: Path, stats: FileStats, *, plan: ReadPlan = ReadPlan(), verify_ch
         for row in export.rows:
             event = rows.read(row, table)
             if event is not None:
+                rows.reached(event)
                 yield event
     except MalformedCsv as exc:
         stats.add_issue("file", f"malformed CSV from here on ({exc.reason}): the rest of the file was not read", 0)
@@ -340,6 +341,13 @@ class _Rows:
             self.needed[table] = windows
         self.payload_ids = plan.wanted_ids | GATEWAY_IDS
         self.unknown_states: Counter[str] = Counter()
+        self.reach: dict[str, tuple[int, int]] = {}
+        """Per log, the first and last time of this export's evidence rows."""
+
+    def reached(self, event: RawEvent) -> None:
+        if event.time_us is not None:
+            first, last = self.reach.get(event.channel, (event.time_us, event.time_us))
+            self.reach[event.channel] = (min(first, event.time_us), max(last, event.time_us))
 
     def skip(self, row: Row, reason: str) -> None:
         self.stats.add_issue(row.where, f"{reason}: row skipped", 1)
@@ -471,7 +479,10 @@ class _Rows:
             self.coverage.add_interval(computer, channel, start, start + HOUR_US)
 
     def finish(self) -> None:
-        """Say what was left out without a row-level issue each."""
+        """Say what was left out without a row-level issue each; hand on how far the evidence rows reach."""
+        if self.coverage is not None:
+            for channel, (first, last) in sorted(self.reach.items()):
+                self.coverage.add_reach(channel, first, last)
         for state, count in sorted(self.unknown_states.items()):
             self.stats.add_issue("file", f"{count:,} WVDConnections row{'s' if count > 1 else ''} in state "
                                  f"{state!r}, which evtrack does not know (Started, Connected, Completed): "

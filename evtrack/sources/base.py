@@ -417,6 +417,11 @@ class CoverageSink(Protocol):
         (an hourly count of the events a Log Analytics workspace holds)."""
         ...
 
+    def add_reach(self, channel: str, first_us: int, last_us: int) -> None:
+        """An export of evidence rows holds rows of ``channel`` from ``first_us`` to ``last_us``: stated time
+        counts only where such an export reaches."""
+        ...
+
     def break_segments(self) -> None: ...
 
 
