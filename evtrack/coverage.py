@@ -321,10 +321,12 @@ class CoverageBuilder:
         acc.ids.frombytes(np.ascontiguousarray(ids[ok], dtype=np.int64).tobytes())
         acc.times.frombytes(np.ascontiguousarray(times[ok], dtype=np.int64).tobytes())
 
-    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
+    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int, *,
+                     needs_evidence: bool = True) -> None:
         """Time an input states it covers (an hourly count of a workspace's events), without a record each: kept
-        apart, and covered only where an evidence export of the same log reaches (:meth:`add_reach`)."""
-        acc = self._channel(computer, STATED_PREFIX + channel)
+        apart, and covered only where an evidence export of the same log reaches (:meth:`add_reach`); at once when
+        it ``needs_evidence`` not (an hour the count says held no row: no export can lack one)."""
+        acc = self._channel(computer, STATED_PREFIX + channel if needs_evidence else channel)
         if acc is not None and end_us > start_us:
             acc.merged_intervals.append((start_us, end_us - 1))  # closed; back-to-back hours merge
 

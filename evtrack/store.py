@@ -702,7 +702,7 @@ class Store:
 
         File rows stay, so a pruned file is still "already ingested" and is not added back by a later ingest.
         """
-        from evtrack.coverage import ChannelRecords
+        from evtrack.coverage import REACH_PREFIX, ChannelRecords
 
         cutoff = _us(before)
         clipped = removed = 0
@@ -716,6 +716,8 @@ class Store:
             ).fetchall()
             for file_id, host, channel, untimed, _first, env_last, ids, times, no_id, packed, wrong, kdc in rows:
                 key = (file_id, host, channel)
+                if channel.startswith(REACH_PREFIX):
+                    continue  # how far an evidence export reaches vouches for stated time after the cut too
                 if env_last < cutoff:
                     db.execute("DELETE FROM spans WHERE file_id = ? AND host = ? AND channel = ?", key)
                     removed += 1

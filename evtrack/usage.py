@@ -469,13 +469,15 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         round(estimated / settings.installed, 4)
         if estimated is not None and settings.installed else None
     )
-    if unconfirmed:
-        hours = sum(last - first + 1 for first, last in unconfirmed) / 3_600_000_000
+    shown = [(max(first, period_lo), min(last, period_hi - 1)) for first, last in unconfirmed
+             if first < period_hi and last >= period_lo]
+    if shown:
+        hours = sum(last - first + 1 for first, last in shown) / 3_600_000_000
         notes.append(f"An Azure Monitor coverage export says evidence logs were collected between "
-                     f"{us_to_datetime(unconfirmed[0][0]):%Y-%m-%d} and {us_to_datetime(unconfirmed[-1][1]):%Y-%m-%d}"
-                     f" (UTC; {hours:,.0f} hours in all) where no evidence export holds a row within a week (an export"
-                     " left out, or run for another range?): that time is not counted as covered, and every window it"
-                     " touches is judged.")
+                     f"{us_to_datetime(shown[0][0]):%Y-%m-%d} and {us_to_datetime(shown[-1][1]):%Y-%m-%d} (UTC; "
+                     f"{hours:,.0f} hours in all) where no evidence export holds a row within a week (an export left "
+                     "out, or run for another range?): the coverage export does not count as covering that time, "
+                     "and every window it touches is judged.")
     if tally.out_of_scope:
         notes.append(f"{len(tally.out_of_scope)} user(s) with RDP evidence are outside the scope and not counted.")
     if tally.undecided_scope:

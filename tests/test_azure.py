@@ -50,7 +50,8 @@ class FakeCoverage:
     def note_kdc(self, computer: str, channel: str) -> None:
         raise AssertionError("note_kdc")
 
-    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
+    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int, *,
+                     needs_evidence: bool = True) -> None:
         self.intervals.append((computer, channel, start_us, end_us))
 
     def add_reach(self, channel: str, first_us: int, last_us: int) -> None:

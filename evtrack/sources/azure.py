@@ -345,7 +345,9 @@ class _Rows:
         """Per log, the first and last time of this export's evidence rows."""
 
     def reached(self, event: RawEvent) -> None:
-        if event.time_us is not None:
+        """Note how far this export's evidence rows reach: rows of the ids evtrack reads as evidence only (another
+        query's result read as SecurityEvent, failed logons say, vouches for nothing)."""
+        if event.time_us is not None and (event.event_id in self.payload_ids or event.channel == WVD_CHANNEL):
             first, last = self.reach.get(event.channel, (event.time_us, event.time_us))
             self.reach[event.channel] = (min(first, event.time_us), max(last, event.time_us))
 
@@ -476,7 +478,8 @@ class _Rows:
             return
         self.count(channel)
         if self.coverage is not None and (records > 0 or channel == WVD_CHANNEL):
-            self.coverage.add_interval(computer, channel, start, start + HOUR_US)
+            # an hour the WVD series counts 0 connection rows for holds none an evidence export could lack
+            self.coverage.add_interval(computer, channel, start, start + HOUR_US, needs_evidence=records > 0)
 
     def finish(self) -> None:
         """Say what was left out without a row-level issue each; hand on how far the evidence rows reach."""

@@ -412,9 +412,11 @@ class CoverageSink(Protocol):
 
     def note_kdc(self, computer: str, channel: str) -> None: ...
 
-    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int) -> None:
+    def add_interval(self, computer: str, channel: str, start_us: int, end_us: int, *,
+                     needs_evidence: bool = True) -> None:
         """Time an input states it covers for a host and channel, without records to prove it record by record
-        (an hourly count of the events a Log Analytics workspace holds)."""
+        (an hourly count of the events a Log Analytics workspace holds): covered where an evidence export reaches
+        (:meth:`add_reach`), or at once when it ``needs_evidence`` not (an hour the count says held no row)."""
         ...
 
     def add_reach(self, channel: str, first_us: int, last_us: int) -> None:
