@@ -692,12 +692,9 @@ def _fast(path: Path, stats: FileStats, records: Any, refused: list[int], first:
                 if account is not None:
                     skip = (key, account) in observed  # its only use, the account, is already observed
             if not skip:
-                start, user_data = text.find('"EventData":{') + 12, False  # as _payload_at and _provider, inline
-                if start < 12:
-                    start, user_data = text.find('"UserData":{') + 11, True
-                p = text.find(_PROVIDER_MARK) + len(_PROVIDER_MARK)
-                provider = text[p : text.find('"', p)] if p >= len(_PROVIDER_MARK) else ""
-                if start >= 12 and "\\" not in provider:
+                start, user_data = _payload_at(text)
+                provider = _provider(text)
+                if start >= 0 and provider is not None:
                     pend((text, start, user_data, int(eid), text[t + 14 : t + 41], rid, channel, computer, provider))
                 else:
                     try:
