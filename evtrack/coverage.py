@@ -360,12 +360,10 @@ class CoverageBuilder:
         """:meth:`note_clear` of each record of ``batch`` (found by event id first: few records are)."""
         import numpy as np
 
-        ids = batch.event_id.to_numpy(zero_copy_only=False)
-        for index in np.flatnonzero(np.isin(ids, list(_CLEARED_IDS))).tolist():
-            data = {name: column[index].as_py() for name, column in batch.data.items()}
-            self.note_clear(RawEvent(batch.time_us[index].as_py(), int(ids[index]), batch.record_id[index].as_py(),
-                                     batch.channel[index].as_py(), batch.computer[index].as_py(),
-                                     batch.provider[index].as_py(), data))
+        hits = np.flatnonzero(np.isin(batch.event_id.to_numpy(zero_copy_only=False), list(_CLEARED_IDS)))
+        if len(hits):
+            for event in batch.take(hits.tolist()).events():
+                self.note_clear(event)
 
     def break_segments(self) -> None:
         """Records were lost here (a skipped chunk or record): what comes next starts a new covered segment, so the

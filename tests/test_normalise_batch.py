@@ -201,3 +201,40 @@ def test_a_session_id_beyond_64_bits_is_none_not_a_crash(session_id: str) -> Non
     records = [RawEvent(1, 21, 1, CHANNELS[2], "H", "p", {"User": "CONTOSO\\a", "SessionID": session_id})]
     rows = normalise_batch(RawBatch.of(records), "x").to_pylist()
     assert rows == one_at_a_time(records, "x") and rows[0]["session_id"] is None
+
+
+def test_every_way_a_wanted_record_is_decoded_gives_what_decoding_it_alone_gives() -> None:
+    """One block with each path of the fast read: records Arrow takes as columns, a group Arrow refuses (SessionID a
+    number in one record, text in another: decoded one by one), a record decoded in full at once (a provider name
+    with a backslash), and a log-cleared Security 1102 (noted for coverage). Each comes out as decoding its JSON
+    alone gives it, in file order; the 1102 is noted as cleared."""
+    from evtrack.coverage import CoverageBuilder
+    from evtrack.sources.base import FileStats, one_by_one
+    from evtrack.sources.pyevtx_rs import _event_from_json, _fast
+
+    def lsm(event_id: int, record_id: int, session: str) -> str:
+        return (LSM_24.replace('"EventID":24,', f'"EventID":{event_id},')
+                .replace('"EventRecordID":3,', f'"EventRecordID":{record_id},')
+                .replace('"SessionID":2', f'"SessionID":{session}'))
+
+    cleared = (LSM_24.replace('"Name":"Microsoft-Windows-TerminalServices-LocalSessionManager"',
+                              '"Name":"Microsoft-Windows-Eventlog"')
+               .replace('"EventID":24,', '"EventID":1102,').replace('"EventRecordID":3,', '"EventRecordID":9,')
+               .replace('"Channel":"Microsoft-Windows-TerminalServices-LocalSessionManager/Operational"',
+                        '"Channel":"Security"')
+               .replace('"UserData":{"EventXML":{"#attributes":{"xmlns":"Event_NS"},"User":"CONTOSO\\\\alice",'
+                        '"SessionID":2,"Address":"10.0.0.7"}}',
+                        '"UserData":{"LogFileCleared":{"SubjectUserName":"admin","SubjectDomainName":"CONTOSO"}}'))
+    texts = [lsm(24, 3, "2"), lsm(21, 4, "5"), lsm(21, 5, '"7"'), lsm(24, 6, "3").replace(
+        '"Name":"Microsoft-Windows-TerminalServices-LocalSessionManager"', '"Name":"Odd\\\\Provider"'), cleared,
+        lsm(25, 10, "4")]
+    assert '"Name":"Odd\\\\Provider"' in texts[3] and '"EventID":1102' in texts[4]
+    plan = read_plan()
+    coverage = CoverageBuilder()
+    records = iter([{"data": text, "event_record_id": index} for index, text in enumerate(texts, 1)])
+    stats = FileStats(Path("ways.evtx"))
+    events = list(one_by_one(_fast(Path("ways.evtx"), stats, records, [], 0, coverage, False, plan)))
+    alone = [_event_from_json(text, plan.payload_keys) for text in texts]
+    assert [e._replace(data={k: v for k, v in e.data.items() if v is not None}) for e in alone] == events
+    assert [e.record_id for e in events] == [3, 4, 5, 6, 9, 10] and stats.issues == []
+    assert [span.cleared_us for span in coverage.spans() if span.channel == "Security"] == [(events[4].time_us,)]

@@ -306,21 +306,23 @@ class RawBatch:
                 for (time_us, event_id, record_id, channel, computer, provider), payload
                 in zip(system, payloads, strict=True)]
 
-    def without(self, positions: Sequence[int]) -> RawBatch:
-        """This batch less the records at ``positions``."""
-        import numpy as np
+    def take(self, positions: Sequence[int]) -> RawBatch:
+        """The records at ``positions``, in that order."""
         import pyarrow as pa
 
-        keep = np.ones(self.rows, bool)
-        keep[list(positions)] = False
-        mask = pa.array(keep)
-        return RawBatch(self.time_us.filter(mask), self.event_id.filter(mask), self.record_id.filter(mask),
-                        self.channel.filter(mask), self.computer.filter(mask), self.provider.filter(mask),
-                        {name: column.filter(mask) for name, column in self.data.items()})
+        at = pa.array(positions, pa.int64())
+        return RawBatch(self.time_us.take(at), self.event_id.take(at), self.record_id.take(at),
+                        self.channel.take(at), self.computer.take(at), self.provider.take(at),
+                        {name: column.take(at) for name, column in self.data.items()})
+
+    def without(self, positions: Sequence[int]) -> RawBatch:
+        """This batch less the records at ``positions``."""
+        left = set(positions)
+        return self.take([index for index in range(self.rows) if index not in left])
 
     @staticmethod
     def of(events: Sequence[RawEvent]) -> RawBatch:
-        """The batch holding ``events`` (a reader's fallback for records it decoded one by one)."""
+        """The batch holding ``events``."""
         import pyarrow as pa
 
         keys = dict.fromkeys(key for event in events for key in event.data)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -325,9 +325,11 @@ class _Pending:
         """Records decoded one by one, by position (None: it could not be, it is left out)."""
 
     def add_event(self, event: RawEvent) -> None:
-        """A record decoded in full (its System fields from its JSON, in range: :func:`_in_range`)."""
+        """A record decoded in full (its System fields from its JSON, in range: :func:`_in_range`); its time and
+        record id, numbers already, take their place in the columns in :meth:`take`."""
         self.decoded[len(self.records)] = event
-        self.records.append(("", -1, False, -1, _EPOCH_TEXT, "0", "", "", ""))
+        self.records.append(("", -1, False, event.event_id, _EPOCH_TEXT, "0", event.channel, event.computer,
+                             event.provider))
 
     def take(self, keys: frozenset[str], stats: FileStats) -> RawBatch | None:
         """The records added since the last call, as one batch (None when there are none). A payload that is not
@@ -346,7 +348,7 @@ class _Pending:
             if record[1] >= 0:
                 members.setdefault((record[3], record[2]), []).append(index)
         positions: list[list[int]] = []
-        parts: list[dict[str, pa.Array]] = []
+        parts: list[Mapping[str, pa.Array]] = []
         for (_, user_data), indices in members.items():
             columns = _payload_columns([records[i][0][records[i][1] : -2] for i in indices], user_data, keys)
             if columns is None:
@@ -364,33 +366,29 @@ class _Pending:
             parts.append(columns)
         if decoded:
             indices = sorted(decoded)
-            payloads = [event.data if event is not None else {} for event in (decoded[i] for i in indices)]
-            names = dict.fromkeys(name for payload in payloads for name in payload)
             positions.append(indices)
-            parts.append({name: pa.array([payload.get(name) for payload in payloads], text) for name in names})
+            parts.append(RawBatch.of([decoded[i] or _NOTHING for i in indices]).data)
         order = pa.array(np.argsort(np.concatenate([np.asarray(p, np.int64) for p in positions]), kind="stable"))
         data = {}
         for name in dict.fromkeys(name for part in parts for name in part):
             data[name] = pa.concat_arrays([part.get(name, pa.nulls(len(where), text))
                                            for where, part in zip(positions, parts, strict=True)]).take(order)
         _, _, _, event_ids, times, record_ids, channels, computers, providers = zip(*records, strict=True)
-        system = [_times(times), pa.array(record_ids, text).cast(pa.int64()), pa.array(event_ids, pa.int64()),
-                   pa.array(channels, text), pa.array(computers, text), pa.array(providers, text)]
+        time_us, record_id = _times(times), pa.array(record_ids, text).cast(pa.int64())
         alone = {i: event for i, event in decoded.items() if records[i][1] < 0 and event is not None}
-        if alone:  # records decoded one by one from the start: their System fields are their RawEvent's
-            values = [column.to_pylist() for column in system]
+        if alone:  # records decoded one by one from the start: their time and record id are their RawEvent's
+            moments, numbers = time_us.to_pylist(), record_id.to_pylist()
             for i, event in alone.items():
-                for column, value in zip(values, (event.time_us, event.record_id, event.event_id, event.channel,
-                                                  event.computer, event.provider), strict=True):
-                    column[i] = value
-            system = [pa.array(column, kind.type) for column, kind in zip(values, system, strict=True)]
-        time_us, record_id, event_id, channel, computer, provider = system
-        batch = RawBatch(time_us, event_id, record_id, channel, computer, provider, data)
+                moments[i], numbers[i] = event.time_us, event.record_id
+            time_us, record_id = pa.array(moments, pa.int64()), pa.array(numbers, pa.int64())
+        batch = RawBatch(time_us, pa.array(event_ids, pa.int64()), record_id, pa.array(channels, text),
+                         pa.array(computers, text), pa.array(providers, text), data)
         lost = [i for i, event in decoded.items() if event is None]
         return batch if not lost else batch.without(lost)
 
 
 _EPOCH_TEXT = "1970-01-01T00:00:00.000000Z"  # a placeholder, replaced (see _Pending.add_event)
+_NOTHING = RawEvent(None, 0, None, "", "", "")  # the payload of a record left out (see _Pending.take)
 #: The one form of SystemTime whose vectorised conversion is known to equal :func:`parse_system_time`'s.
 _STRICT_TIME = r"^[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:[0-5]\d\.\d{6}Z$"
 
