@@ -7,7 +7,6 @@ gives an event's evidence verdict, :func:`observation_only` and :func:`needed_fo
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from evtrack.catalogue import (
@@ -356,52 +355,38 @@ def _group_columns(batch: RawBatch, at: pa.Array, maker: _Maker, source: str) ->
         column = batch.data.get(name) if name else None
         return None if column is None else column.take(at)
 
-    def cleaned(name: str | None) -> pa.Array:
-        return _mapped(field(name), _clean, text, rows) if name else pa.nulls(rows, text)
+    def mapped(name: str | None, function: Any, kind: pa.DataType = text) -> pa.Array:
+        return _mapped(field(name), function, kind, rows)  # no field, or none in these records: all None
 
     if fields.qualified_user:
-        qualified = field(fields.user) if fields.user else None
-        user = _mapped(qualified, lambda value: _split_user(value)[0], text, rows)
-        domain = _mapped(qualified, lambda value: _split_user(value)[1], text, rows)
+        user = mapped(fields.user, lambda value: _split_user(value)[0])
+        domain = mapped(fields.user, lambda value: _split_user(value)[1])
     else:
-        user, domain = cleaned(fields.user), cleaned(fields.domain)
-    logon_type = _mapped(field(fields.logon_type), _logon_type, pa.int8(), rows) if fields.logon_type \
-        else pa.nulls(rows, pa.int8())
-    address, session_name = cleaned(fields.address), cleaned(fields.session_name)
-    status = field(fields.status) if fields.status else None
-    status = pa.nulls(rows, text) if status is None else status
+        user, domain = mapped(fields.user, _clean), mapped(fields.domain, _clean)
+    logon_type = mapped(fields.logon_type, _logon_type, pa.int8())
+    address, session_name = mapped(fields.address, _clean), mapped(fields.session_name, _clean)
+    status = field(fields.status)
     # the verdict, once per distinct (logon type, address, session name, status)
     decoders, codes = [], []
-    for column in (logon_type, address, session_name, status):
+    for column in (logon_type, address, session_name, pa.nulls(rows, text) if status is None else status):
         encoded = column.dictionary_encode()
         decoders.append([None, *encoded.dictionary.to_pylist()])
         codes.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) + 1)
-    if math.prod(len(decoder) for decoder in decoders) < 2**62:  # one number per combination
-        combined = np.zeros(rows, np.int64)
-        for decoder, code in zip(decoders, codes, strict=True):
-            combined = combined * len(decoder) + code
-        distinct, which = np.unique(combined, return_inverse=True)
-        combinations = []
-        for number in distinct.tolist():
-            row = []
-            for decoder in reversed(decoders):
-                number, code = divmod(number, len(decoder))
-                row.append(code)
-            combinations.append(row[::-1])
-    else:
-        stacked, which = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
-        combinations = stacked.tolist()
-    verdicts = [maker._verdict(*(decoder[code] for decoder, code in zip(decoders, row, strict=True)))
-                for row in combinations]
-    pick = pa.array(which.reshape(-1))
+    which = np.zeros(rows, np.int64)  # each record's combination, numbered 0.. (one column added at a time)
+    for decoder, code in zip(decoders, codes, strict=True):
+        which = np.unique(which * len(decoder) + code, return_inverse=True)[1].reshape(-1)
+    first = np.unique(which, return_index=True)[1].tolist()  # a record of each combination
+    verdicts = [maker._verdict(*(decoder[code[row]] for decoder, code in zip(decoders, codes, strict=True)))
+                for row in first]
+    pick = pa.array(which)
     kind = pa.array([v[0] for v in verdicts], text).take(pick)
     rdp = pa.array([v[1] for v in verdicts], pa.bool_()).take(pick)
     reason = pa.array([v[2] for v in verdicts], text).take(pick)
     computer = batch.computer.take(at)
-    host = pc.coalesce(cleaned(fields.host), computer) if fields.host else computer
+    host = pc.coalesce(mapped(fields.host, _clean), computer) if fields.host else computer
     channel = batch.channel.take(at)
     if fields.detail:
-        detail = cleaned(fields.detail)
+        detail = mapped(fields.detail, _clean)
     elif definition.kind is Kind.LOG_CLEARED:
         name = channel[0].as_py()
         detail = pa.array(["Security" if name.lower() == SECURITY else name] * rows, text)
@@ -418,14 +403,13 @@ def _group_columns(batch: RawBatch, at: pa.Array, maker: _Maker, source: str) ->
         logon_type,
         user,
         domain,
-        cleaned(fields.sid),
+        mapped(fields.sid, _clean),
         address,
-        cleaned(fields.client_name),
-        _mapped(field(fields.session_id), _session_id, pa.int64(), rows) if fields.session_id
-        else pa.nulls(rows, pa.int64()),
-        _mapped(field(fields.logon_id), _logon_id, text, rows) if fields.logon_id else pa.nulls(rows, text),
+        mapped(fields.client_name, _clean),
+        mapped(fields.session_id, _session_id, pa.int64()),
+        mapped(fields.logon_id, _logon_id),
         session_name,
-        _mapped(field(fields.elevated), _elevated, pa.bool_(), rows) if fields.elevated else pa.nulls(rows, pa.bool_()),
+        mapped(fields.elevated, _elevated, pa.bool_()),
         rdp,
         reason,
         detail,
