@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["COLUMNS", "ENCODED_COLUMNS", "LSM", "RCM", "SECURITY", "SYSTEM", "BatchBuilder", "Evidence", "Kind",
            "as_report_reads", "classify", "decoded", "empty_table", "encode", "encoded_schema", "is_ip",
            "is_remote_ip", "logon_schema", "needed_for_report", "normalise", "normalise_batch", "normalise_row",
-           "observation_only", "parse_ip", "row_needed_for_report"]
+           "observation_only", "parse_ip", "row_needed_for_report", "rows_needed_for_report"]
 
 
 def _columns() -> list[tuple[str, Any]]:
@@ -445,6 +445,17 @@ def needed_for_report(row: dict[str, Any]) -> bool:
 def row_needed_for_report(row: tuple[Any, ...]) -> bool:
     """:func:`needed_for_report` of a row from :func:`normalise_row`."""
     return row[_RDP] or not observation_only(row[_CHANNEL], row[_EVENT_ID], row[_LOGON_TYPE])
+
+
+def rows_needed_for_report(rows: pa.RecordBatch) -> Any:
+    """:func:`row_needed_for_report` of each row of ``rows`` (:func:`logon_schema`), as a numpy bool mask: the rule
+    worked out once per distinct (channel, event id, logon type)."""
+    import numpy as np
+
+    keys = list(zip(*(rows.column(name).to_pylist() for name in ("channel", "event_id", "logon_type")), strict=True))
+    needed = {key: not observation_only(*key) for key in set(keys)}
+    return np.fromiter((needed[key] for key in keys), bool, len(keys)) | \
+        rows.column("rdp").fill_null(False).to_numpy(zero_copy_only=False)
 
 
 _RDP, _CHANNEL, _EVENT_ID, _LOGON_TYPE = (COLUMNS.index(name) for name in ("rdp", "channel", "event_id", "logon_type"))

@@ -33,8 +33,8 @@ from evtrack.events import (
     encode,
     normalise_batch,
     normalise_row,
-    observation_only,
     row_needed_for_report,
+    rows_needed_for_report,
 )
 from evtrack.parallel import share
 from evtrack.sources.base import (
@@ -407,20 +407,15 @@ def read_file(path: Path, engine: str = DEFAULT_ENGINE, verify_checksums: bool =
 
 
 def _kept(rows: pa.RecordBatch, observations: set[tuple[str, str | None, str | None, str]]) -> pa.RecordBatch:
-    """The rows of a slim read (:func:`evtrack.events.row_needed_for_report`, once per distinct channel, event id
-    and logon type); the accounts of the others go to ``observations``."""
-    import numpy as np
+    """The rows of a slim read (:func:`evtrack.events.rows_needed_for_report`); the accounts of the others go to
+    ``observations``, as the row-by-row loop of :func:`read_file` puts them."""
     import pyarrow as pa
 
-    columns = ("channel", "event_id", "logon_type")
-    keys = list(zip(*(rows.column(name).to_pylist() for name in columns), strict=True))
-    needed = {key: not observation_only(*key) for key in set(keys)}
-    keep = np.fromiter((needed[key] for key in keys), bool, len(keys)) | \
-        rows.column("rdp").fill_null(False).to_numpy(zero_copy_only=False)
+    keep = rows_needed_for_report(rows)
     if keep.all():
         return rows
     left = rows.filter(pa.array(~keep))
-    accounts = zip(*(left.column(name).to_pylist() for name in ("user", "domain", "sid", "host")), strict=True)
+    accounts = zip(*(left.column(index).to_pylist() for index in ACCOUNT_AT), strict=True)
     observations.update(account for account in accounts if account[0] is not None)
     return rows.filter(pa.array(keep))
 
