@@ -22,7 +22,7 @@ from evtrack.catalogue import is_evidence_channel
 from evtrack.catalogue import read_plan as catalogue_plan
 from evtrack.concurrency import Sessions, connected_intervals
 from evtrack.concurrency import peak as peak_overlap
-from evtrack.coverage import ChannelSpan, merge_intervals
+from evtrack.coverage import ChannelSpan, clip_intervals, merge_intervals
 from evtrack.crosscheck import SourceLedger, any_between, host_cover
 from evtrack.crosscheck import covered as _covered
 from evtrack.events import as_report_reads
@@ -469,8 +469,7 @@ def build_report(source: ReportSource, settings: ReportSettings) -> Report:
         round(estimated / settings.installed, 4)
         if estimated is not None and settings.installed else None
     )
-    shown = [(max(first, period_lo), min(last, period_hi - 1)) for first, last in unconfirmed
-             if first < period_hi and last >= period_lo]
+    shown = clip_intervals(unconfirmed, ((period_lo, period_hi - 1),))
     if shown:
         hours = sum(last - first + 1 for first, last in shown) / 3_600_000_000
         notes.append(f"An Azure Monitor coverage export says evidence logs were collected between "
